@@ -1,0 +1,140 @@
+"""Per-symbol engine config (YAML), the ``--symbols`` list and the ``--source`` spec.
+
+Every validation error names the field, e.g.
+``config.yaml: symbols.BTCUSDT.size_usd: Input should be greater than 0``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from backend.src.errors import UsageError
+
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
+
+
+class StrategyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Literal["sma_crossover", "momentum"] = "sma_crossover"
+    fast: int = Field(default=10, ge=1, le=10_000)
+    slow: int = Field(default=30, ge=2, le=10_000)
+    lookback: int = Field(default=20, ge=1, le=10_000)  # momentum only
+    threshold: float = Field(default=0.0, ge=0)  # momentum only: minimum return to go long
+
+    @model_validator(mode="after")
+    def _fast_below_slow(self) -> StrategyConfig:
+        if self.fast >= self.slow:
+            raise ValueError("fast must be smaller than slow")
+        return self
+
+
+class SymbolConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    strategy: StrategyConfig = StrategyConfig()
+    size_usd: float = Field(default=1000.0, gt=0)  # notional of one entry
+    initial_equity: float = Field(default=10_000.0, gt=0)
+    fee_bps: float = Field(default=10.0, ge=0, le=1000)  # taker fee, basis points
+    slippage_bps: float = Field(default=5.0, ge=0, le=1000)
+    max_position_usd: float = Field(default=5000.0, gt=0)
+    timeframe: str = Field(default="1m", pattern=r"^\d+[smhd]$")  # synthetic candles stand for this
+    annual_volatility: float = Field(default=0.7, gt=0, le=10)  # synthetic feed
+    start_price: float = Field(default=100.0, gt=0)  # synthetic feed
+    seed: int = 7
+
+
+class EngineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    symbols: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def for_symbol(self, symbol: str) -> SymbolConfig:
+        merged = _deep_merge(self.defaults, self.symbols.get(symbol, {}))
+        return SymbolConfig.model_validate(merged)
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _fmt(err: ValidationError, prefix: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in (prefix, *first["loc"]) if p != "")
+    return f"{loc}: {first['msg']}"
+
+
+def load_engine_config(path: Path | None, symbols: list[str]) -> dict[str, SymbolConfig]:
+    """Read and validate the YAML for every symbol; UsageError names the bad field."""
+    raw: Any = {}
+    name = str(path) if path else "<defaults>"
+    if path is not None:
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise UsageError(f"--config: cannot read {path}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise UsageError(f"--config: {path} is not valid YAML{where}") from exc
+        if not isinstance(raw, dict):
+            raise UsageError(f"--config: {path}: top level must be a mapping")
+    try:
+        cfg = EngineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise UsageError(f"{name}: {_fmt(exc, '')}") from exc
+    out: dict[str, SymbolConfig] = {}
+    for sym in symbols:
+        try:
+            out[sym] = cfg.for_symbol(sym)
+        except ValidationError as exc:
+            where = f"symbols.{sym}" if sym in cfg.symbols else "defaults"
+            raise UsageError(f"{name}: {_fmt(exc, where)}") from exc
+    return out
+
+
+def parse_symbols(value: str) -> list[str]:
+    """``BTCUSDT,ETHUSDT`` -> list; rejects empty, malformed and duplicate entries."""
+    if not value or not value.strip():
+        raise UsageError("--symbols: empty; expected e.g. BTCUSDT,ETHUSDT")
+    out: list[str] = []
+    for part in value.split(","):
+        sym = part.strip().upper().replace("/", "")
+        if not sym:
+            raise UsageError(f"--symbols: empty entry in {value!r}")
+        if not SYMBOL_RE.match(sym):
+            raise UsageError(f"--symbols: malformed symbol {part.strip()!r} (expected letters/digits like BTCUSDT)")
+        if sym in out:
+            raise UsageError(f"--symbols: duplicate symbol {sym}")
+        out.append(sym)
+    return out
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: Literal["synthetic", "replay"]
+    path: Path | None = None
+
+    def __str__(self) -> str:
+        return self.kind if self.path is None else f"{self.kind}:{self.path}"
+
+
+def parse_source(value: str) -> SourceSpec:
+    if value == "synthetic":
+        return SourceSpec("synthetic")
+    if value.startswith("replay:"):
+        raw = value.removeprefix("replay:")
+        if not raw:
+            raise UsageError("--source: replay needs a path, e.g. replay:data/BTCUSDT-5m.csv")
+        return SourceSpec("replay", Path(raw).expanduser())
+    raise UsageError(f"--source: unknown source {value!r} (expected synthetic or replay:PATH)")

@@ -1,0 +1,327 @@
+"""One trading engine: the body of a per-symbol OS process.
+
+candles -> strategy -> order (fenced by the lease generation) -> paper fill -> journal
+(fsync) -> position. A heartbeat + state write goes to Redis every ``heartbeat_interval_s``
+in one Lua call that first checks the lease: a stale engine cannot write anything.
+Redis being down does not stop trading on paper; the journal is the ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+
+import redis
+
+from backend.src.broker import PaperBroker
+from backend.src.config import SourceSpec, SymbolConfig
+from backend.src.errors import EXIT_CRASH, EXIT_FATAL, EXIT_OK, EXIT_ORPHANED, FatalError, RedisUnavailable
+from backend.src.journal import Journal
+from backend.src.keys import Keys
+from backend.src.lease import BEAT, Lease
+from backend.src.market_data import Candle, CandleSource, ReplaySource, SyntheticSource, load_candles
+from backend.src.settings import Settings
+from backend.src.states import EngineState
+from backend.src.strategy import Signal, build_strategy
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Everything an engine process needs, built by the manager and pickled to the child."""
+
+    symbol: str
+    settings: Settings
+    config: SymbolConfig
+    source: SourceSpec  # replay path already resolved to this symbol's file
+    owner: str  # manager identity, used for the lease
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class LeaseLost(FatalError):
+    pass
+
+
+class Engine:
+    def __init__(self, spec: EngineSpec, r: redis.Redis, clock: Clock = time.time) -> None:
+        self.spec, self.symbol, self.r, self.clock = spec, spec.symbol, r, clock
+        self.settings = spec.settings
+        self.keys = Keys(self.settings.namespace)
+        self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"symbol": spec.symbol})
+        self.pid = os.getpid()
+        self.parent = os.getppid()
+        self.stop_requested = False
+        self.status = EngineState.STARTING
+        self.started_at = clock()
+        self.lease = Lease(r, self.keys, spec.symbol, spec.owner, self.pid, self.settings.lease_ttl_s)
+        self.journal = Journal(self.settings.journal_dir / f"{spec.symbol}.jsonl")
+        cfg = spec.config
+        self.broker = PaperBroker(
+            spec.symbol, initial_equity=cfg.initial_equity, fee_bps=cfg.fee_bps, slippage_bps=cfg.slippage_bps
+        )
+        self.broker.rebuild(self.journal.entries)
+        fills = self.journal.of_type("fill")
+        self.last_fill_candle = max((int(e["candle_ts"]) for e in fills), default=-1)
+        self.strategy = build_strategy(cfg.strategy)
+        self.source: CandleSource | None = None
+        self.redis_ok = True
+        self.last_beat = 0.0
+        self.cursor_ts = self.last_fill_candle
+        self.candles = 0
+
+    # ------------------------------------------------------------------ startup
+
+    def acquire_lease(self) -> None:
+        deadline = self.clock() + self.settings.start_timeout_s
+        while True:
+            try:
+                self.lease.acquire(min_generation=self.journal.max_gen + 1)
+                return
+            except RedisUnavailable:
+                if self.clock() > deadline or self.stop_requested:
+                    raise
+                time.sleep(0.2)
+
+    def build_source(self) -> CandleSource:
+        spec, cfg, now = self.spec.source, self.spec.config, self.clock()
+        saved: dict[str, str] = {}
+        try:
+            saved = self.r.hgetall(self.keys.state(self.symbol))  # type: ignore[assignment]
+        except redis.RedisError:
+            pass
+        cursor = max(self.last_fill_candle, int(float(saved.get("cursor_ts", -1) or -1)))
+        self.cursor_ts = cursor
+        if spec.kind == "replay" and spec.path is not None:
+            candles, report = load_candles(spec.path)
+            self.log.info(
+                "replay loaded", extra={"file": str(spec.path), "rows": report.rows,
+                                        "duplicates": report.duplicates, "gaps": report.gaps},
+            )
+            return ReplaySource(candles, speed=self.settings.replay_speed,
+                                after_ts=cursor if cursor >= 0 else None, now=now)
+        price = float(saved.get("last_price", 0) or 0) or self.broker.last_price or cfg.start_price
+        return SyntheticSource(
+            self.symbol, seed=cfg.seed, interval_s=self.settings.synthetic_interval_s,
+            timeframe=cfg.timeframe, annual_volatility=cfg.annual_volatility, price=price, now=now,
+        )
+
+    def start(self) -> None:
+        self.acquire_lease()
+        self.source = self.build_source()
+        self.strategy.warmup(self.source.warmup(self.strategy.warmup_candles))
+        self.status = EngineState.RUNNING
+        self.beat(force=True)
+        self.log.info(
+            "engine running",
+            extra={"generation": self.lease.generation, "position": self.broker.qty,
+                   "equity": round(self.broker.equity, 2), "journal_entries": len(self.journal.entries)},
+        )
+
+    # ------------------------------------------------------------------ trading
+
+    def on_candle(self, candle: Candle) -> None:
+        self.candles += 1
+        self.roll_day(candle)
+        self.broker.mark(candle.close)
+        signal_ = self.strategy.on_candle(candle)
+        self.cursor_ts = max(self.cursor_ts, candle.ts)
+        if signal_ is None or candle.ts <= self.last_fill_candle:
+            return  # warming up, or this candle already traded before a restart
+        self.rebalance(candle, signal_)
+
+    def roll_day(self, candle: Candle) -> None:
+        day = dt.datetime.fromtimestamp(candle.ts / 1000, dt.UTC).date().isoformat()
+        marks = self.journal.of_type("day")
+        if marks and marks[-1]["day"] == day:
+            return
+        if not marks and not self.journal.of_type("fill"):
+            self.broker.day_open_equity = self.broker.equity
+        self.broker.mark(candle.open)
+        equity = self.broker.equity
+        self.journal.append({"type": "day", "day": day, "equity": equity, "price": candle.open}, gen=self.gen)
+        self.broker.day_open_equity = equity
+
+    @property
+    def gen(self) -> int:
+        return self.lease.generation
+
+    def rebalance(self, candle: Candle, sig: Signal) -> None:
+        cfg = self.spec.config
+        target_usd = min(sig.target * cfg.size_usd, cfg.max_position_usd)
+        target_qty = target_usd / candle.close
+        delta = target_qty - self.broker.qty
+        if abs(delta) * candle.close < 0.01 * cfg.size_usd:
+            return
+        self.check_fence()
+        side = "buy" if delta > 0 else "sell"
+        fill = self.broker.quote(
+            side, abs(delta), candle.close, order_id=f"{self.symbol}-{candle.ts}-{self.gen}",
+            candle_ts=candle.ts, now=self.clock(),
+        )
+        self.journal.append(fill.as_entry(), gen=self.gen)  # durable first ...
+        self.broker.apply(fill)  # ... then the position moves
+        self.last_fill_candle = candle.ts
+        self.log.info(
+            "fill", extra={"side": side, "qty": round(fill.qty, 8), "price": fill.price, "fee": round(fill.fee, 6),
+                           "reason": sig.reason, "position": self.broker.qty, "generation": self.gen},
+        )
+        self.beat(force=True)
+
+    def check_fence(self) -> None:
+        """The order path's fencing check: our generation must still own the lease."""
+        try:
+            cur = self.r.get(self.keys.lease(self.symbol))
+        except redis.RedisError:
+            self.redis_ok = False
+            return  # paper trading continues through a Redis outage; the journal flock fences locally
+        if cur is not None and cur != self.lease.token:
+            raise LeaseLost(f"{self.symbol}: lease taken over by {cur!s}; generation {self.gen} is fenced off")
+
+    # ------------------------------------------------------------------ heartbeat
+
+    def state_fields(self) -> dict[str, str | int | float]:
+        b = self.broker
+        lf = b.last_fill
+        return {
+            "status": self.status.value, "pid": self.pid, "generation": self.gen,
+            "started_at": round(self.started_at, 3), "owner": self.spec.owner,
+            "position": round(b.qty, 10), "avg_price": b.avg_price, "last_price": b.last_price,
+            "equity": round(b.equity, 6), "pnl": round(b.pnl, 6), "daily_pnl": round(b.daily_pnl, 6),
+            "realized_pnl": round(b.realized - b.fees, 6), "unrealized_pnl": round(b.unrealized, 6),
+            "cursor_ts": self.cursor_ts, "candles": self.candles, "source": str(self.spec.source.kind),
+            "last_trade": dt.datetime.fromtimestamp(lf.ts, dt.UTC).isoformat().replace("+00:00", "Z") if lf else "",
+            "heartbeat_at": round(self.clock(), 3),
+        }
+
+    def beat(self, force: bool = False) -> None:
+        now = self.clock()
+        if not force and now - self.last_beat < self.settings.heartbeat_interval_s:
+            return
+        self.last_beat = now
+        lease_key, token, ttl_ms, gen = self.lease.renew_args()
+        fields = [str(x) for kv in self.state_fields().items() for x in kv]
+        hb = f"{self.pid}:{gen}:{now:.3f}"
+        hb_ttl = int(self.settings.heartbeat_timeout_s * 2000)
+        try:
+            held = self.r.eval(  # type: ignore[misc]
+                BEAT, 5, lease_key, self.keys.generation(self.symbol), self.keys.heartbeat(self.symbol),
+                self.keys.state(self.symbol), self.keys.engines,
+                token, ttl_ms, gen, hb, hb_ttl, self.symbol, *fields,
+            )
+        except redis.RedisError as exc:
+            if self.redis_ok:
+                self.log.warning("redis unreachable; trading on, journal is the ledger", extra={"error": str(exc)})
+            self.redis_ok = False
+            return
+        if not self.redis_ok:
+            self.log.info("redis back; heartbeats resumed")
+            self.redis_ok = True
+        if not held:
+            raise LeaseLost(f"{self.symbol}: lease lost (generation {gen}); stopping")
+
+    # ------------------------------------------------------------------ loop
+
+    def orphaned(self) -> bool:
+        return os.getppid() != self.parent
+
+    def run(self) -> int:
+        self.start()
+        source = self.source
+        if source is None:
+            raise FatalError(f"{self.symbol}: engine started without a candle source")
+        idle_logged = False
+        while not self.stop_requested:
+            if self.orphaned():
+                self.log.error("supervisor gone; stopping so that no engine trades unsupervised")
+                self.shutdown()
+                return EXIT_ORPHANED
+            now = self.clock()
+            candle = source.poll(now)
+            while candle is not None:
+                self.on_candle(candle)
+                candle = source.poll(self.clock())
+            if source.exhausted and not idle_logged:
+                self.log.info("replay finished; holding position, waiting for stop")
+                idle_logged = True
+            self.beat()
+            time.sleep(0.02)
+        self.shutdown()
+        return EXIT_OK
+
+    def shutdown(self) -> None:
+        self.status = EngineState.STOPPING
+        self.beat(force=True)
+        self.status = EngineState.STOPPED
+        self.beat(force=True)
+        try:
+            self.r.delete(self.keys.heartbeat(self.symbol))
+            self.lease.release()
+        except redis.RedisError:
+            pass
+        self.journal.close()
+        self.log.info("engine stopped", extra={"position": self.broker.qty, "equity": round(self.broker.equity, 2)})
+
+
+def _exit_note(s: Settings, symbol: str, text: str) -> None:
+    """Leave the reason of an abnormal exit for the manager (read once, then deleted)."""
+    try:
+        run = s.data_dir / "run"
+        run.mkdir(parents=True, exist_ok=True)
+        (run / f"{symbol}.exit").write_text(text[:500], encoding="utf-8")
+    except OSError:
+        pass
+
+
+def run_engine(spec: EngineSpec) -> None:
+    """Process entry point (runs in the forked child; never returns)."""
+    import setproctitle  # noqa: PLC0415 - only engine processes retitle themselves
+
+    from backend.src import logging_setup  # noqa: PLC0415
+    from backend.src.redis_launcher import connect  # noqa: PLC0415
+
+    setproctitle.setproctitle(f"levibot engine-{spec.symbol}")
+    os.environ.update(spec.extra_env)
+    s = spec.settings
+    logging_setup.configure(
+        s.log_dir, f"engine-{spec.symbol}", level=s.log_level, retention_days=s.log_retention_days,
+        static={"symbol": spec.symbol},
+    )
+    log = logging.getLogger(__name__)
+    engine: Engine | None = None
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if engine is not None:
+            engine.stop_requested = True
+        else:
+            raise SystemExit(EXIT_OK)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    # Ctrl+C in the manager's terminal reaches the whole process group: only the manager
+    # decides when engines stop (it sends SIGTERM), like supervisord's children.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    code = EXIT_CRASH
+    try:
+        if not s.redis_url:
+            raise FatalError("no redis URL: engines are started by the manager, which always sets one")
+        engine = Engine(spec, connect(s.redis_url))
+        code = engine.run()
+    except FatalError as exc:
+        log.error("fatal: %s", exc, extra={"error_kind": type(exc).__name__})
+        _exit_note(s, spec.symbol, f"{type(exc).__name__}: {exc}")
+        code = EXIT_FATAL
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    except BaseException as exc:
+        log.exception("engine crashed")
+        _exit_note(s, spec.symbol, f"{type(exc).__name__}: {exc}")
+        code = EXIT_CRASH
+    finally:
+        logging.shutdown()
+    os._exit(code)

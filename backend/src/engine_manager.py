@@ -1,0 +1,185 @@
+"""``python -m backend.src.engine_manager --symbols BTCUSDT,ETHUSDT [--source ...] [--config FILE]``
+
+Validates everything before writing anything, takes the data-dir lock, starts (or
+connects to) Redis, reconciles with what a previous run left, then supervises one engine
+process per symbol until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import NoReturn
+
+import redis
+from pydantic import ValidationError
+
+from backend.src import logging_setup
+from backend.src.config import SourceSpec, SymbolConfig, load_engine_config, parse_source, parse_symbols
+from backend.src.errors import EXIT_OK, EXIT_USAGE, RedisUnavailable, UsageError
+from backend.src.manager import Manager
+from backend.src.market_data import load_candles, resolve_replay_file
+from backend.src.procs import ProcessOps
+from backend.src.redis_launcher import EmbeddedRedis, connect, ping, redact
+from backend.src.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        print(f"levibot: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="levibot", description="Supervise one trading engine process per symbol.")
+    p.add_argument("--symbols", required=True, help="comma-separated, e.g. BTCUSDT,ETHUSDT,SOLUSDT")
+    p.add_argument("--source", default="synthetic", help="synthetic | replay:PATH (file, dir or {symbol} template)")
+    p.add_argument("--config", type=Path, default=None, help="per-symbol engine config (YAML)")
+    p.add_argument("--data-dir", type=Path, default=None, help="overrides LEVIBOT_DATA_DIR")
+    p.add_argument("--replay-speed", type=float, default=None, help="simulated seconds per wall second")
+    return p
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    if args.replay_speed is not None:
+        overrides["replay_speed"] = args.replay_speed
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(x) for x in err["loc"]) or "settings"
+        raise UsageError(f"LEVIBOT_{field.upper()}: {err['msg']}") from exc
+
+
+def resolve_sources(spec: SourceSpec, symbols: list[str]) -> dict[str, SourceSpec]:
+    if spec.kind != "replay" or spec.path is None:
+        return dict.fromkeys(symbols, spec)
+    out = {}
+    for sym in symbols:
+        path = resolve_replay_file(spec.path, sym)
+        load_candles(path)  # unreadable or malformed: fail now, before anything starts
+        out[sym] = SourceSpec("replay", path.resolve())
+    return out
+
+
+class DataDirLock:
+    """One manager per data dir: an flock the kernel releases if we die."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "manager.lock"
+        self.fd = -1
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(self.fd, 32).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            raise UsageError(
+                f"another manager (pid {holder}) is already running on data dir {self.path.parent}"
+            ) from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"{os.getpid()}\n".encode())
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class Stopper:
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, _frame: FrameType | None) -> None:
+        self.requested = True
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        # 1. validate everything; nothing is written before this passes
+        settings = load_settings(args)
+        symbols = parse_symbols(args.symbols)
+        configs: dict[str, SymbolConfig] = load_engine_config(args.config, symbols)
+        sources = resolve_sources(parse_source(args.source), symbols)
+        if settings.data_dir.exists() and not settings.data_dir.is_dir():
+            raise UsageError(f"LEVIBOT_DATA_DIR: {settings.data_dir} is not a directory")
+        # 2. exclusive data dir
+        lock = DataDirLock(settings.data_dir)
+        lock.acquire()
+    except UsageError as exc:
+        print(f"levibot: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return supervise(settings, configs, sources)
+    except (UsageError, RedisUnavailable) as exc:
+        log.error("%s", exc)
+        print(f"levibot: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        lock.release()
+
+
+def supervise(settings: Settings, configs: dict[str, SymbolConfig], sources: dict[str, SourceSpec]) -> int:
+    logging_setup.configure(settings.log_dir, "manager", level=settings.log_level,
+                            retention_days=settings.log_retention_days, console=True)
+    embedded: EmbeddedRedis | None = None
+    if settings.redis_url is None:
+        embedded = EmbeddedRedis(settings.redis_dir, settings.embedded_redis_port, die_with_parent=True).start()
+        settings = settings.model_copy(update={"redis_url": embedded.url})
+    url = settings.redis_url or ""
+    os.environ["LEVIBOT_REDIS_URL"] = url  # children (api, workers) inherit it
+    r = connect(url)
+    try:
+        ping(r, url)
+        stopper = Stopper()
+        signal.signal(signal.SIGTERM, stopper)
+        signal.signal(signal.SIGINT, stopper)
+        manager = Manager(settings, r, configs, sources, procs=ProcessOps())
+        manager.check_leases()
+        manager.reconcile()
+        log.info("manager up: %d engines, redis %s, data dir %s", len(configs), redact(url),
+                 settings.data_dir, extra={"symbols": ",".join(configs)})
+        manager.start_all()
+
+        def watch_redis() -> bool:
+            if embedded is not None and not embedded.alive() and not stopper.requested:
+                log.error("embedded redis died; restarting it on port %s", embedded.port)
+                embedded.start()
+            return stopper.requested
+
+        try:
+            manager.run_forever(watch_redis)
+        finally:
+            log.info("shutting down: stopping %d engines", len(configs))
+            manager.shutdown()
+        return EXIT_OK
+    except redis.RedisError as exc:
+        raise RedisUnavailable(f"redis at {redact(url)}: {exc}") from exc
+    finally:
+        r.close()
+        if embedded is not None:
+            embedded.stop()
+
+
+def main_exit() -> NoReturn:
+    """Console-script entry point (``levibot``)."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    main_exit()

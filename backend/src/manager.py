@@ -1,0 +1,426 @@
+"""The supervisor: spawns one engine process per symbol, watches and restarts them.
+
+Single-threaded event loop: engine exits are seen at once through their sentinels (a
+``select`` wakes up the moment a child dies), heartbeats are checked every few hundred
+milliseconds, and a full health sweep runs every ``health_sweep_s``. The manager owns
+nothing a crash can lose: positions live in the engines' journals, state in Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import selectors
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from backend.src.config import SourceSpec, SymbolConfig
+from backend.src.engine import EngineSpec
+from backend.src.errors import EXIT_FATAL, EXIT_OK, EXIT_ORPHANED, UsageError
+from backend.src.keys import Keys
+from backend.src.lease import read_lease
+from backend.src.procs import EngineProcess, ProcessOps, is_engine
+from backend.src.registry import StateStore, read_registry, registry_entry, write_json_atomic
+from backend.src.settings import Settings
+from backend.src.states import EngineState, check_transition
+from backend.src.watchdog import RestartPolicy
+
+S = EngineState
+Clock = Callable[[], float]
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EngineRecord:
+    symbol: str
+    spec: EngineSpec
+    state: EngineState | None = None
+    proc: EngineProcess | None = None
+    failures: int = 0  # consecutive crashes without a stable run
+    restarts: int = 0  # total restarts
+    spawned_at: float = 0.0
+    running_since: float | None = None
+    restart_due: float | None = None
+    crash_at: float | None = None  # wall time the last crash was detected
+    last_hb: float = 0.0
+    last_error: str = ""
+    stop_requested: bool = False
+
+
+def default_owner(data_dir: Path) -> str:
+    return f"{socket.gethostname()}:{data_dir.resolve()}".replace("|", "/")
+
+
+class Manager:
+    def __init__(
+        self,
+        settings: Settings,
+        r: redis.Redis,
+        configs: dict[str, SymbolConfig],
+        sources: dict[str, SourceSpec],
+        *,
+        procs: ProcessOps,
+        clock: Clock = time.time,
+        owner: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = s = settings
+        self.r, self.procs, self.clock = r, procs, clock
+        self.keys = Keys(s.namespace)
+        self.store = StateStore(r, self.keys)
+        self.owner = owner or default_owner(s.data_dir)
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
+        self.policy = RestartPolicy(s.max_restarts, s.backoff_base_s, s.backoff_cap_s, s.backoff_jitter,
+                                    s.stable_after_s)
+        self.records: dict[str, EngineRecord] = {
+            sym: EngineRecord(sym, EngineSpec(sym, s, cfg, sources[sym], self.owner)) for sym, cfg in configs.items()
+        }
+        self.selector = selectors.DefaultSelector()
+        self.shutting_down = False
+        self.redis_back_at = 0.0
+        self._last = {"hb": 0.0, "mirror": 0.0, "sweep": clock(), "presence": 0.0}
+
+    # ------------------------------------------------------------------ state
+
+    def _set(self, rec: EngineRecord, new: EngineState, *, write: bool = True, **fields: object) -> None:
+        old = rec.state
+        check_transition(old, new)
+        rec.state = new
+        log.info("engine %s: %s -> %s", rec.symbol, old.value if old else "-", new.value,
+                 extra={"symbol": rec.symbol, "from": old.value if old else None, "to": new.value, **fields})
+        if write:
+            self.store.write(rec.symbol, status=new.value, restarts=rec.restarts, owner=self.owner,
+                             last_error=rec.last_error, transition_at=f"{self.clock():.3f}", **fields)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def check_leases(self) -> None:
+        """Refuse symbols leased by a live engine of another manager (UsageError)."""
+        for sym in self.records:
+            lease = read_lease(self.r, self.keys, sym)
+            if lease and lease.owner != self.owner:
+                raise UsageError(
+                    f"{sym} is already leased by a live engine elsewhere (manager {lease.owner}, pid {lease.pid})"
+                )
+
+    def reconcile(self) -> None:
+        """Adopt what Redis and the registry say; never trust a bare pid."""
+        states = self.store.read_all(list(self.records))
+        mirror = read_registry(self.settings.registry_path)
+        for sym, rec in self.records.items():
+            st = states.get(sym) or {}
+            rec.restarts = int(st.get("restarts") or 0)
+            candidates = {(int(st["pid"]), float(st.get("started_at") or 0) or None)} if st.get("pid") else set()
+            if (mirror.get(sym) or {}).get("pid"):
+                candidates.add((int(mirror[sym]["pid"]), None))
+            for pid, started in candidates:
+                if is_engine(pid, sym, started):
+                    log.warning("engine %s pid %s from a previous manager still alive; stopping it", sym, pid,
+                                extra={"symbol": sym})
+                    self._wait_gone(pid, sym, started)
+                elif pid:
+                    log.info("recorded pid %s of %s is not a live engine of it; ignored", pid, sym,
+                             extra={"symbol": sym})
+            if st.get("status") in {v.value for v in EngineState}:
+                rec.state = S.STOPPED if st["status"] != S.FAILED.value else S.FAILED
+
+    def _wait_gone(self, pid: int, sym: str, started: float | None) -> None:
+        deadline = time.monotonic() + 3.0  # orphaned engines stop themselves within 2 s
+        while is_engine(pid, sym, started) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if is_engine(pid, sym, started):
+            self.procs.kill_verified(pid, sym, started)
+            while is_engine(pid, sym, started):
+                time.sleep(0.02)
+
+    def _spawn(self, rec: EngineRecord) -> None:
+        rec.restart_due = None
+        rec.proc = self.procs.spawn(rec.spec)
+        rec.spawned_at = rec.last_hb = time.monotonic()
+        rec.running_since = None
+        self.selector.register(rec.proc.sentinel, selectors.EVENT_READ, rec)
+        log.info("spawned engine %s pid %s", rec.symbol, rec.proc.pid, extra={"symbol": rec.symbol})
+
+    def start(self, symbol: str) -> None:
+        rec = self._rec(symbol)
+        if rec.proc is not None and rec.proc.alive():
+            return
+        rec.stop_requested, rec.failures, rec.last_error = False, 0, ""
+        if rec.state not in (None, S.STOPPED, S.FAILED):
+            rec.state = S.STOPPED
+        self._set(rec, S.STARTING, pid="")
+        self._spawn(rec)
+
+    def start_all(self, wait_s: float | None = None) -> bool:
+        for sym in self.records:
+            self.start(sym)
+        if wait_s is None:
+            return True
+        return self.pump_until(lambda: all(r.state is S.RUNNING for r in self.records.values()), wait_s)
+
+    def stop(self, symbol: str, wait: bool = True) -> None:
+        rec = self._rec(symbol)
+        rec.stop_requested = True
+        rec.restart_due = None
+        if rec.proc is None or not rec.proc.alive():
+            if rec.state not in (S.STOPPED, None):
+                self._set(rec, S.STOPPED) if rec.state is not S.FAILED else None
+            return
+        if rec.state is not S.STOPPING:
+            self._set(rec, S.STOPPING)
+        self.procs.terminate(rec.proc)
+        if wait:
+            self._await_exit(rec)
+
+    def _await_exit(self, rec: EngineRecord) -> None:
+        if not self.pump_until(lambda: rec.proc is None, self.settings.stop_timeout_s) and rec.proc is not None:
+            log.warning("engine %s ignored SIGTERM; killing", rec.symbol, extra={"symbol": rec.symbol})
+            self.procs.kill(rec.proc)
+            self.pump_until(lambda: rec.proc is None, 5.0)
+
+    def restart(self, symbol: str) -> None:
+        self.stop(symbol, wait=True)
+        self.start(symbol)
+
+    def health_check(self) -> dict[str, dict[str, object]]:
+        """Every engine: alive or not, and why not."""
+        now = time.monotonic()
+        out: dict[str, dict[str, object]] = {}
+        for sym, rec in self.records.items():
+            alive = rec.proc is not None and rec.proc.alive() and rec.state is S.RUNNING
+            reason = ""
+            if not alive:
+                if rec.state is S.FAILED:
+                    reason = f"failed after {rec.failures - 1} restarts: {rec.last_error}"
+                elif rec.restart_due is not None:
+                    reason = f"restarting in {max(0.0, rec.restart_due - now):.1f}s (failure {rec.failures}): " \
+                             f"{rec.last_error}"
+                elif rec.state in (S.STARTING, S.RESTARTING):
+                    reason = "starting: waiting for first heartbeat"
+                elif rec.stop_requested or rec.state is S.STOPPED:
+                    reason = "stopped by operator"
+                else:
+                    reason = rec.last_error or (rec.state.value if rec.state else "never started")
+            out[sym] = {"alive": alive, "status": rec.state.value if rec.state else None,
+                        "pid": rec.proc.pid if rec.proc else None, "restarts": rec.restarts, "reason": reason}
+        return out
+
+    def _rec(self, symbol: str) -> EngineRecord:
+        try:
+            return self.records[symbol]
+        except KeyError:
+            raise UsageError(f"symbol: {symbol} is not managed here") from None
+
+    # ------------------------------------------------------------------ event loop
+
+    def pump_until(self, cond: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.step(min(left, 0.05))
+        return True
+
+    def step(self, timeout: float = 0.05) -> None:
+        """Wait for engine exits up to ``timeout``, then run due timers."""
+        if self.selector.get_map():
+            for key, _ in self.selector.select(timeout):
+                if isinstance(key.data, EngineRecord):
+                    self._on_exit(key.data)
+                else:
+                    key.data()
+        else:
+            time.sleep(timeout)
+        self.tick()
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now - self._last["hb"] >= min(0.2, self.settings.heartbeat_interval_s):
+            self._last["hb"] = now
+            self._check_heartbeats(now)
+        self._start_due(now)
+        if now - self._last["mirror"] >= 1.0:
+            self._last["mirror"] = now
+            self.store.flush()
+            self.mirror_registry()
+            self._presence()
+        if now - self._last["sweep"] >= self.settings.health_sweep_s:
+            self._last["sweep"] = now
+            self.sweep()
+
+    def _on_exit(self, rec: EngineRecord) -> None:
+        proc = rec.proc
+        if proc is None:
+            return
+        self.selector.unregister(proc.sentinel)
+        proc.process.join(1.0)
+        code = proc.exitcode
+        rec.proc = None
+        reason = self._exit_reason(rec.symbol, code)
+        if rec.stop_requested or self.shutting_down:
+            rec.last_error = "" if code == EXIT_OK else reason
+            self._set(rec, S.STOPPED, pid="")
+            return
+        rec.last_error = reason
+        rec.crash_at = self.clock()
+        if code == EXIT_FATAL:
+            self._set(rec, S.FAILED, pid="")
+            self.store.event("failed", rec.symbol, reason=reason)
+            log.error("engine %s failed: %s", rec.symbol, reason, extra={"symbol": rec.symbol, "alert": True})
+            return
+        rec.failures += 1
+        self._set(rec, S.CRASHED, pid="")
+        self.store.event("crashed", rec.symbol, reason=reason, exit_code=code, failures=rec.failures)
+        if self.policy.exhausted(rec.failures):
+            rec.last_error = f"{reason} ({rec.failures} crashes in a row)"
+            self._set(rec, S.FAILED)
+            self.store.event("failed", rec.symbol, reason=rec.last_error)
+            log.error("engine %s failed permanently after %s restarts", rec.symbol, rec.failures - 1,
+                      extra={"symbol": rec.symbol, "alert": True})
+            return
+        delay = self.policy.delay(rec.failures, self.rng)
+        rec.restarts += 1
+        rec.restart_due = time.monotonic() + delay
+        self._set(rec, S.RESTARTING, next_restart_in_s=round(delay, 3))
+
+    def _exit_reason(self, symbol: str, code: int | None) -> str:
+        note = self.settings.data_dir / "run" / f"{symbol}.exit"
+        detail = ""
+        try:
+            detail = note.read_text(encoding="utf-8").strip()
+            note.unlink()
+        except OSError:
+            pass
+        if code is not None and code < 0:
+            base = f"killed by {signal.Signals(-code).name}"
+        elif code == EXIT_ORPHANED:
+            base = "stopped itself: supervisor gone"
+        else:
+            base = f"exit code {code}"
+        return f"{base}: {detail}" if detail else base
+
+    def _check_heartbeats(self, now: float) -> None:
+        live = [r for r in self.records.values() if r.proc is not None and r.proc.alive()]
+        if not live:
+            return
+        try:
+            beats = self.store.heartbeats([r.symbol for r in live])
+        except redis.RedisError:
+            self.redis_back_at = 0.0  # unknown until it answers; no hang verdicts meanwhile
+            return
+        if self.redis_back_at == 0.0:
+            self.redis_back_at = now
+        for rec in live:
+            proc = rec.proc
+            if proc is None:
+                continue
+            hb = beats.get(rec.symbol)
+            if hb is not None and hb[0] == proc.pid:
+                rec.last_hb = max(rec.last_hb, now - max(0.0, self.clock() - hb[2]))
+                if rec.state in (S.STARTING, S.RESTARTING) and not rec.stop_requested:
+                    self._became_running(rec, now)
+            ref = max(rec.last_hb, self.redis_back_at)
+            waiting = rec.state in (S.STARTING, S.RESTARTING)
+            limit = self.settings.start_timeout_s if waiting else self.settings.heartbeat_timeout_s
+            if now - ref > limit and rec.state is not S.STOPPING:
+                age = now - ref
+                rec_reason = f"hung: no heartbeat for {age:.1f}s"
+                log.error("engine %s %s; killing", rec.symbol, rec_reason, extra={"symbol": rec.symbol})
+                self.store.event("hung", rec.symbol, heartbeat_age_s=f"{age:.1f}")
+                self._note(rec.symbol, rec_reason)
+                self.procs.kill(proc)
+
+    def _note(self, symbol: str, text: str) -> None:
+        run = self.settings.data_dir / "run"
+        run.mkdir(parents=True, exist_ok=True)
+        (run / f"{symbol}.exit").write_text(text, encoding="utf-8")
+
+    def _became_running(self, rec: EngineRecord, now: float) -> None:
+        rec.state, rec.running_since = S.RUNNING, now  # the engine wrote "running" itself
+        log.info("engine %s running (pid %s)", rec.symbol, rec.proc.pid if rec.proc else None,
+                 extra={"symbol": rec.symbol})
+        if rec.crash_at is not None:
+            took = self.clock() - rec.crash_at
+            self.store.recovery(took)
+            self.store.event("recovered", rec.symbol, seconds=f"{took:.3f}")
+            rec.crash_at = None
+        if not rec.last_error:
+            return
+        self.store.write(rec.symbol, restarts=rec.restarts, last_error=rec.last_error)
+
+    def _start_due(self, now: float) -> None:
+        starting = sum(1 for r in self.records.values()
+                       if r.proc is not None and r.state in (S.STARTING, S.RESTARTING))
+        due = sorted((r for r in self.records.values() if r.restart_due is not None and r.restart_due <= now),
+                     key=lambda r: r.restart_due or 0.0)
+        for rec in due:
+            if starting >= self.settings.max_concurrent_starts:
+                break  # staggered: the rest start as these come up
+            self._spawn(rec)
+            starting += 1
+
+    def sweep(self) -> None:
+        """Full health sweep: identities, stable runs, leases, summary line."""
+        now = time.monotonic()
+        for rec in self.records.values():
+            if rec.proc is not None and rec.proc.alive() and not is_engine(rec.proc.pid, rec.symbol):
+                log.error("engine %s pid %s lost its identity", rec.symbol, rec.proc.pid, extra={"symbol": rec.symbol})
+            if rec.state is S.RUNNING and rec.running_since and self.policy.stable(now - rec.running_since):
+                rec.failures = 0
+        health = self.health_check()
+        log.info("health sweep: %d/%d engines running", sum(1 for h in health.values() if h["alive"]),
+                 len(health), extra={"down": {k: v["reason"] for k, v in health.items() if not v["alive"]}})
+
+    def mirror_registry(self) -> None:
+        try:
+            states = self.store.read_all(list(self.records))
+        except redis.RedisError:
+            return
+        now = self.clock()
+        write_json_atomic(self.settings.registry_path, {s: registry_entry(st, now) for s, st in states.items()})
+
+    def _presence(self) -> None:
+        try:
+            key = self.keys.manager(self.owner)
+            self.r.hset(key, mapping={"pid": str(os.getpid()), "symbols": ",".join(self.records),
+                                      "heartbeat_at": f"{self.clock():.3f}"})
+            self.r.expire(key, 5)
+        except redis.RedisError:
+            pass
+
+    def run_forever(self, should_stop: Callable[[], bool]) -> None:
+        while not should_stop():
+            self.step(0.05)
+            now = time.monotonic()
+            for rec in self.records.values():
+                if rec.state is S.RUNNING and rec.running_since and self.policy.stable(now - rec.running_since):
+                    rec.failures = 0
+
+    def shutdown(self) -> None:
+        """Stop every engine gracefully (SIGTERM, then SIGKILL after stop_timeout_s)."""
+        self.shutting_down = True
+        for rec in self.records.values():
+            rec.restart_due = None
+            if rec.proc is not None and rec.proc.alive():
+                rec.stop_requested = True
+                self._set(rec, S.STOPPING)
+                self.procs.terminate(rec.proc)
+        self.pump_until(lambda: all(r.proc is None for r in self.records.values()), self.settings.stop_timeout_s)
+        for rec in self.records.values():
+            if rec.proc is not None:
+                self.procs.kill(rec.proc)
+        self.pump_until(lambda: all(r.proc is None for r in self.records.values()), 5.0)
+        self.store.flush()
+        self.mirror_registry()
+        try:
+            self.r.delete(self.keys.manager(self.owner))
+        except redis.RedisError:
+            pass

