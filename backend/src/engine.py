@@ -13,9 +13,11 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from types import FrameType
+from typing import Any
 
 import redis
 
@@ -31,6 +33,14 @@ from backend.src.states import EngineState
 from backend.src.strategy import Signal, build_strategy
 
 Clock = Callable[[], float]
+
+
+class SymbolLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Binds the symbol to every line and keeps the call's own ``extra`` fields."""
+
+    def process(self, msg: object, kwargs: MutableMapping[str, Any]) -> tuple[object, MutableMapping[str, Any]]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
 
 
 @dataclass(frozen=True)
@@ -50,13 +60,16 @@ class LeaseLost(FatalError):
 
 
 class Engine:
-    def __init__(self, spec: EngineSpec, r: redis.Redis, clock: Clock = time.time) -> None:
+    def __init__(
+        self, spec: EngineSpec, r: redis.Redis, clock: Clock = time.time, lifeline: Connection | None = None
+    ) -> None:
         self.spec, self.symbol, self.r, self.clock = spec, spec.symbol, r, clock
         self.settings = spec.settings
         self.keys = Keys(self.settings.namespace)
-        self.log = logging.LoggerAdapter(logging.getLogger(__name__), {"symbol": spec.symbol})
+        self.log = SymbolLogger(logging.getLogger(__name__), {"symbol": spec.symbol})
         self.pid = os.getpid()
         self.parent = os.getppid()
+        self.lifeline = lifeline
         self.stop_requested = False
         self.status = EngineState.STARTING
         self.started_at = clock()
@@ -229,6 +242,9 @@ class Engine:
     # ------------------------------------------------------------------ loop
 
     def orphaned(self) -> bool:
+        """The manager is gone: its lifeline pipe hit EOF, or our parent changed."""
+        if self.lifeline is not None and self.lifeline.poll(0):
+            return True
         return os.getppid() != self.parent
 
     def run(self) -> int:
@@ -279,7 +295,7 @@ def _exit_note(s: Settings, symbol: str, text: str) -> None:
         pass
 
 
-def run_engine(spec: EngineSpec) -> None:
+def run_engine(spec: EngineSpec, lifeline: Connection | None = None) -> None:
     """Process entry point (runs in the forked child; never returns)."""
     import setproctitle  # noqa: PLC0415 - only engine processes retitle themselves
 
@@ -310,7 +326,7 @@ def run_engine(spec: EngineSpec) -> None:
     try:
         if not s.redis_url:
             raise FatalError("no redis URL: engines are started by the manager, which always sets one")
-        engine = Engine(spec, connect(s.redis_url))
+        engine = Engine(spec, connect(s.redis_url), lifeline=lifeline)
         code = engine.run()
     except FatalError as exc:
         log.error("fatal: %s", exc, extra={"error_kind": type(exc).__name__})

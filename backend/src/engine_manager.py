@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return supervise(settings, configs, sources)
     except (UsageError, RedisUnavailable) as exc:
-        log.error("%s", exc)
+        log.error("%s", exc, extra={"console": False})  # the file gets it; stderr gets one line
         print(f"levibot: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     finally:

@@ -108,6 +108,7 @@ def configure(
     if console:
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        stream.addFilter(lambda rec: getattr(rec, "console", True))
         root.addHandler(stream)
     root.setLevel(level.upper())
     return handler

@@ -2,7 +2,9 @@
 
 Engines are forked from a multiprocessing *forkserver* that preloads the engine's modules
 once, so a restart costs a fork (milliseconds), not an interpreter start plus imports.
-The forkserver exits when the manager dies; engines see their parent change and stop.
+Every engine also holds the read end of the manager's *lifeline* pipe; only the manager
+holds the write end, so when the manager dies (even by ``kill -9``) each engine reads EOF
+and stops itself. (The forkserver itself lives on until its last child has exited.)
 
 A recorded pid is never trusted on its own (pids get reused): a process is ours only if
 it is alive, its cmdline names ``engine-<SYMBOL>`` and its start time matches.
@@ -73,9 +75,10 @@ class ProcessOps:
     def __init__(self, preload: list[str] | None = None) -> None:
         self.ctx: ForkServerContext = mp.get_context("forkserver")  # type: ignore[assignment]
         self.ctx.set_forkserver_preload(preload if preload is not None else PRELOAD)
+        self.lifeline, self._lifeline_w = self.ctx.Pipe(duplex=False)
 
     def spawn(self, spec: EngineSpec) -> EngineProcess:
-        proc = self.ctx.Process(target=run_engine, args=(spec,), name=proc_title(spec.symbol), daemon=False)
+        proc = self.ctx.Process(target=run_engine, args=(spec, self.lifeline), name=proc_title(spec.symbol), daemon=False)
         proc.start()
         if proc.pid is None:  # pragma: no cover - start() either sets a pid or raises
             raise RuntimeError(f"engine {spec.symbol}: process did not start")

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from backend.src.errors import RedisUnavailable, UsageError
 
@@ -48,13 +50,18 @@ def free_port() -> int:
 
 
 def connect(url: str, *, timeout: float = SOCKET_TIMEOUT_S) -> redis.Redis:
-    """A client with short timeouts and retry-friendly settings (not yet pinged)."""
+    """A client with short timeouts and no hidden retries (not yet pinged).
+
+    redis-py 8 retries 3 times with backoff by default; our loops retry on their own
+    schedule (heartbeats every few hundred ms), so a call must fail fast instead.
+    """
     return redis.Redis.from_url(
         url,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         health_check_interval=0,
         decode_responses=True,
+        retry=Retry(NoBackoff(), 0),
     )
 
 

@@ -1,0 +1,134 @@
+"""Shared fixtures: one real Redis server for the session, started by the project's launcher.
+
+Every test gets its own key namespace and data directory, so tests never see each other.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+
+from backend.src.redis_launcher import EmbeddedRedis, connect
+from backend.src.settings import REPO_ROOT, Settings
+
+SHARED_OHLCV = (REPO_ROOT / ".." / "shared" / "data" / "ohlcv").resolve()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def ns() -> str:
+    return f"test{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture
+def r(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
+    client = connect(redis_server.url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+FAST = {
+    "heartbeat_interval_s": 0.2,
+    "heartbeat_timeout_s": 2.0,
+    "backoff_base_s": 0.2,
+    "backoff_cap_s": 2.0,
+    "synthetic_interval_s": 0.05,
+    "stop_timeout_s": 5.0,
+}
+
+
+@pytest.fixture
+def settings(redis_server: EmbeddedRedis, ns: str, data_dir: Path) -> Settings:
+    return Settings(redis_url=redis_server.url, namespace=ns, data_dir=data_dir, **FAST)  # type: ignore[arg-type]
+
+
+def fast_env(url: str, ns: str, data_dir: Path, **extra: object) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEVIBOT_")}
+    env.update({"LEVIBOT_REDIS_URL": url, "LEVIBOT_NAMESPACE": ns, "LEVIBOT_DATA_DIR": str(data_dir)})
+    env.update({f"LEVIBOT_{k.upper()}": str(v) for k, v in {**FAST, **extra}.items()})
+    return env
+
+
+FAST_CONFIG = """
+defaults:
+  strategy: {name: sma_crossover, fast: 2, slow: 5}
+  size_usd: 1000
+  annual_volatility: 3.0
+"""
+
+
+def wait_for(cond: Callable[[], object], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or cond}")
+        time.sleep(interval)
+
+
+class ManagerProc:
+    """The real CLI in a subprocess, as a user starts it."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path = REPO_ROOT) -> None:
+        self.args = args
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "backend.src.engine_manager", *args],
+            env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def descendants(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def output(self) -> tuple[str, str]:
+        out, err = self.proc.communicate(timeout=30)
+        return out, err
+
+
+def engine_pids(symbol: str) -> list[int]:
+    """What ``pgrep -f engine-<SYMBOL>`` would find (exact title token)."""
+    out = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if f"engine-{symbol}" in " ".join(p.info["cmdline"] or []).split():
+                out.append(p.info["pid"])
+        except psutil.Error:
+            continue
+    return out

@@ -1,0 +1,59 @@
+"""Helpers for tests that drive the real manager CLI and its engine processes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import redis
+
+from backend.src.broker import PaperBroker
+from backend.tests.conftest import wait_for
+
+
+def state(r: redis.Redis, ns: str, symbol: str) -> dict[str, str]:
+    return r.hgetall(f"{ns}engine:{symbol}")  # type: ignore[return-value]
+
+
+def heartbeat_pid(r: redis.Redis, ns: str, symbol: str) -> int | None:
+    v = r.get(f"{ns}hb:{symbol}")
+    return int(str(v).split(":")[0]) if v else None
+
+
+def running_pid(r: redis.Redis, ns: str, symbol: str) -> int | None:
+    """The engine's pid once it is running and its own heartbeat is in Redis."""
+    st = state(r, ns, symbol)
+    if st.get("status") != "running" or not st.get("pid"):
+        return None
+    pid = int(st["pid"])
+    return pid if heartbeat_pid(r, ns, symbol) == pid else None
+
+
+def wait_running(r: redis.Redis, ns: str, symbols: list[str], timeout: float = 30.0) -> dict[str, int]:
+    def all_up() -> dict[str, int] | None:
+        pids = {s: running_pid(r, ns, s) for s in symbols}
+        return pids if all(pids.values()) else None  # type: ignore[return-value]
+
+    return wait_for(all_up, timeout, what=f"{symbols} running")  # type: ignore[return-value]
+
+
+def journal_entries(data_dir: Path, symbol: str) -> list[dict[str, object]]:
+    path = data_dir / "journal" / f"{symbol}.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def journal_position(data_dir: Path, symbol: str) -> float:
+    b = PaperBroker(symbol, initial_equity=10_000, fee_bps=10, slippage_bps=5)
+    b.rebuild(journal_entries(data_dir, symbol))  # type: ignore[arg-type]
+    return b.qty
+
+
+def fills(data_dir: Path, symbol: str) -> list[dict[str, object]]:
+    return [e for e in journal_entries(data_dir, symbol) if e["type"] == "fill"]
+
+
+def events(r: redis.Redis, ns: str, kind: str | None = None, symbol: str | None = None) -> list[dict[str, str]]:
+    out = [f for _, f in r.xrange(f"{ns}events")]  # type: ignore[misc]
+    return [e for e in out if (kind is None or e["type"] == kind) and (symbol is None or e["symbol"] == symbol)]
