@@ -157,6 +157,8 @@ def load_candles(path: Path) -> tuple[list[Candle], LoadReport]:
         rows = _read_parquet(path) if path.suffix == ".parquet" else _read_csv(path)
     except OSError as exc:
         raise UsageError(f"replay file {path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"replay file {path}: cannot read: not a text CSV file") from exc
     if not rows:
         raise UsageError(f"replay file {path}: no candles")
     rows.sort(key=lambda c: c.ts)

@@ -78,7 +78,9 @@ class ProcessOps:
         self.lifeline, self._lifeline_w = self.ctx.Pipe(duplex=False)
 
     def spawn(self, spec: EngineSpec) -> EngineProcess:
-        proc = self.ctx.Process(target=run_engine, args=(spec, self.lifeline), name=proc_title(spec.symbol), daemon=False)
+        proc = self.ctx.Process(
+            target=run_engine, args=(spec, self.lifeline), name=proc_title(spec.symbol), daemon=False
+        )
         proc.start()
         if proc.pid is None:  # pragma: no cover - start() either sets a pid or raises
             raise RuntimeError(f"engine {spec.symbol}: process did not start")

@@ -1,0 +1,161 @@
+"""The manager CLI on bad input, on an unreachable Redis, and on embedded defaults."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from backend.src.settings import REPO_ROOT
+from backend.tests.conftest import SHARED_OHLCV, ManagerProc, engine_pids, fast_env, wait_for
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "backend.src.engine_manager", *args],
+        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.fixture
+def bad_yaml(tmp_path: Path) -> dict[str, Path]:
+    files = {
+        "syntax": "defaults: {size_usd: [1, 2\n",
+        "negative_size": "symbols:\n  BTCUSDT: {size_usd: -5}\n",
+        "unknown_key": "defaults: {sizee_usd: 5}\n",
+        "fast_slow": "defaults:\n  strategy: {fast: 30, slow: 10}\n",
+        "not_mapping": "- a\n- b\n",
+    }
+    out = {}
+    for name, text in files.items():
+        out[name] = tmp_path / f"{name}.yaml"
+        out[name].write_text(text)
+    return out
+
+
+CASES = [
+    (["--symbols", ""], "--symbols: empty"),
+    (["--symbols", "BTCUSDT,,ETHUSDT"], "empty entry"),
+    (["--symbols", "BTC USDT!"], "malformed symbol"),
+    (["--symbols", "BTCUSDT,ETHUSDT,BTCUSDT"], "duplicate symbol BTCUSDT"),
+    (["--symbols", "BTCUSDT", "--source", "kraken"], "unknown source 'kraken'"),
+    (["--symbols", "BTCUSDT", "--source", "replay:"], "replay needs a path"),
+    (["--symbols", "BTCUSDT", "--source", "replay:/nonexistent/file.csv"], "does not exist"),
+    (["--symbols", "BTCUSDT", "--config", "/nonexistent.yaml"], "--config: cannot read"),
+    (["--symbols", "BTCUSDT", "--replay-speed", "-1"], "LEVIBOT_REPLAY_SPEED"),
+    (["--symbols", "BTCUSDT", "--bogus"], "unrecognized arguments"),
+    ([], "required: --symbols"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), CASES)
+def test_bad_arguments_one_line_exit_2_nothing_written(
+    args: list[str], message: str, redis_server, ns: str, data_dir: Path
+) -> None:
+    res = run_cli(args, fast_env(redis_server.url, ns, data_dir))
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and message in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+    assert not data_dir.exists(), "nothing written on bad input"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("syntax", "is not valid YAML at line"),
+        ("negative_size", "symbols.BTCUSDT.size_usd: Input should be greater than 0"),
+        ("unknown_key", "sizee_usd: Extra inputs are not permitted"),
+        ("fast_slow", "fast must be smaller than slow"),
+        ("not_mapping", "top level must be a mapping"),
+    ],
+)
+def test_invalid_yaml_names_the_field(
+    name: str, message: str, bad_yaml: dict[str, Path], redis_server, ns: str, data_dir: Path
+) -> None:
+    res = run_cli(["--symbols", "BTCUSDT", "--config", str(bad_yaml[name])], fast_env(redis_server.url, ns, data_dir))
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and message in res.stderr, res.stderr
+    assert not data_dir.exists()
+
+
+def test_unreadable_replay_file(tmp_path: Path, redis_server, ns: str, data_dir: Path) -> None:
+    bad = tmp_path / "BTCUSDT-5m.csv"
+    bad.write_text("timestamp,open,high,low,close,volume\n1,2,3,4,5,6\nnot,a,number,at,all,x\n")
+    res = run_cli(["--symbols", "BTCUSDT", "--source", f"replay:{bad}"], fast_env(redis_server.url, ns, data_dir))
+    assert res.returncode == 2 and "line 3: malformed row" in res.stderr and res.stderr.count("\n") == 1
+    garbage = tmp_path / "garbage.csv"
+    garbage.write_bytes(bytes(range(256)) * 4)
+    res = run_cli(["--symbols", "BTCUSDT", "--source", f"replay:{garbage}"], fast_env(redis_server.url, ns, data_dir))
+    assert res.returncode == 2 and "garbage.csv: cannot read" in res.stderr and res.stderr.count("\n") == 1
+    parquet = tmp_path / "fake.parquet"
+    parquet.write_text("not parquet")
+    res = run_cli(["--symbols", "BTCUSDT", "--source", f"replay:{parquet}"], fast_env(redis_server.url, ns, data_dir))
+    assert res.returncode == 2 and "not a readable Parquet file" in res.stderr
+    assert not data_dir.exists()
+
+
+def test_replay_directory_needs_a_file_per_symbol(redis_server, ns: str, data_dir: Path) -> None:
+    res = run_cli(["--symbols", "BTCUSDT", "--source", f"replay:{SHARED_OHLCV}"],
+                  fast_env(redis_server.url, ns, data_dir))
+    assert res.returncode == 2 and "no replay file for BTCUSDT" in res.stderr
+
+
+def test_bad_environment_setting_names_the_variable(redis_server, ns: str, data_dir: Path) -> None:
+    env = fast_env(redis_server.url, ns, data_dir, heartbeat_timeout_s="soon")
+    res = run_cli(["--symbols", "BTCUSDT"], env)
+    assert res.returncode == 2 and "LEVIBOT_HEARTBEAT_TIMEOUT_S" in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_unreachable_redis_is_one_line_exit_2(ns: str, data_dir: Path) -> None:
+    env = fast_env("redis://127.0.0.1:1/0", ns, data_dir)
+    res = run_cli(["--symbols", "BTCUSDT"], env)
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and "redis at redis://127.0.0.1:1/0 is unreachable" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_embedded_redis_default_run_and_clean_stop(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEVIBOT_")}
+    env.update({"LEVIBOT_DATA_DIR": str(data), "LEVIBOT_SYNTHETIC_INTERVAL_S": "0.05"})
+    m = ManagerProc(["--symbols", "BTCUSDT,ETHUSDT"], env)
+    try:
+        wait_for(lambda: _all_running(data / "engine_registry.json"), 30, what="engines running")
+        redis_procs = [p for p in m.descendants() if "redis-server" in " ".join(p.cmdline())]
+        assert len(redis_procs) == 1 and "127.0.0.1" in " ".join(redis_procs[0].cmdline())
+        assert (data / "redis").is_dir() and any((data / "redis").rglob("*.aof*"))
+        children = m.descendants()
+    finally:
+        assert m.stop() == 0
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == []
+    assert json.loads((data / "engine_registry.json").read_text())["BTCUSDT"]["status"] == "stopped"
+
+
+def test_embedded_redis_dies_with_a_killed_manager(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEVIBOT_")}
+    env["LEVIBOT_DATA_DIR"] = str(data)
+    m = ManagerProc(["--symbols", "BTCUSDT"], env)
+    wait_for(lambda: _all_running(data / "engine_registry.json"), 30, what="engine running")
+    children = m.descendants()
+    os.kill(m.pid, signal.SIGKILL)
+    m.proc.wait()
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == [], "redis-server, forkserver and engine all exit"
+    time.sleep(0.1)
+    assert engine_pids("BTCUSDT") == []
+
+
+def _all_running(path: Path) -> bool:
+    try:
+        reg = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(reg) and all(v["status"] == "running" for v in reg.values())
