@@ -88,6 +88,7 @@ class Engine:
         self.last_beat = 0.0
         self.cursor_ts = self.last_fill_candle
         self.candles = 0
+        self.idle_logged = False
 
     # ------------------------------------------------------------------ startup
 
@@ -247,26 +248,28 @@ class Engine:
             return True
         return os.getppid() != self.parent
 
-    def run(self) -> int:
-        self.start()
+    def step(self) -> None:
+        """Process every candle that is due, then heartbeat if one is due."""
         source = self.source
         if source is None:
-            raise FatalError(f"{self.symbol}: engine started without a candle source")
-        idle_logged = False
+            raise FatalError(f"{self.symbol}: engine stepped before start()")
+        candle = source.poll(self.clock())
+        while candle is not None:
+            self.on_candle(candle)
+            candle = source.poll(self.clock())
+        if source.exhausted and not self.idle_logged:
+            self.log.info("replay finished; holding position, waiting for stop")
+            self.idle_logged = True
+        self.beat()
+
+    def run(self) -> int:
+        self.start()
         while not self.stop_requested:
             if self.orphaned():
                 self.log.error("supervisor gone; stopping so that no engine trades unsupervised")
                 self.shutdown()
                 return EXIT_ORPHANED
-            now = self.clock()
-            candle = source.poll(now)
-            while candle is not None:
-                self.on_candle(candle)
-                candle = source.poll(self.clock())
-            if source.exhausted and not idle_logged:
-                self.log.info("replay finished; holding position, waiting for stop")
-                idle_logged = True
-            self.beat()
+            self.step()
             time.sleep(0.02)
         self.shutdown()
         return EXIT_OK

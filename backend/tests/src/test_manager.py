@@ -1,0 +1,68 @@
+"""The Manager class in-process: start/stop/restart one symbol, health_check reasons."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from backend.src.config import SourceSpec, StrategyConfig, SymbolConfig
+from backend.src.errors import UsageError
+from backend.src.manager import Manager
+from backend.src.procs import ProcessOps, is_engine
+from backend.src.settings import Settings
+from backend.src.states import EngineState as S
+
+SYMS = ["BTCUSDT", "ETHUSDT"]
+
+
+@pytest.fixture
+def manager(settings: Settings, r: redis.Redis) -> Iterator[Manager]:
+    cfg = SymbolConfig(strategy=StrategyConfig(fast=2, slow=5))
+    m = Manager(settings, r, dict.fromkeys(SYMS, cfg), dict.fromkeys(SYMS, SourceSpec("synthetic")),
+                procs=ProcessOps())
+    yield m
+    m.shutdown()
+
+
+def test_start_all_stop_start_restart(manager: Manager, r: redis.Redis, ns: str) -> None:
+    assert manager.start_all(wait_s=30)
+    health = manager.health_check()
+    assert all(h["alive"] and h["reason"] == "" for h in health.values())
+    pids = {s: health[s]["pid"] for s in SYMS}
+    assert all(is_engine(int(p), s) for s, p in pids.items())  # type: ignore[call-overload]
+
+    manager.stop("BTCUSDT")
+    h = manager.health_check()["BTCUSDT"]
+    assert not h["alive"] and h["reason"] == "stopped by operator" and h["status"] == "stopped"
+    assert r.hget(f"{ns}engine:BTCUSDT", "status") == "stopped"
+    manager.pump_until(lambda: False, 0.5)
+    assert manager.records["BTCUSDT"].proc is None, "a stopped engine is not restarted"
+
+    manager.start("BTCUSDT")
+    assert manager.pump_until(lambda: manager.records["BTCUSDT"].state is S.RUNNING, 20)
+    old = manager.records["ETHUSDT"].proc
+    manager.restart("ETHUSDT")
+    assert manager.pump_until(lambda: manager.records["ETHUSDT"].state is S.RUNNING, 20)
+    new = manager.records["ETHUSDT"].proc
+    assert old is not None and new is not None and new.pid != old.pid
+
+
+def test_health_check_says_why(manager: Manager) -> None:
+    assert manager.start_all(wait_s=30)
+    rec = manager.records["BTCUSDT"]
+    assert rec.proc is not None
+    os.kill(rec.proc.pid, signal.SIGKILL)
+    manager.pump_until(lambda: rec.state is not S.RUNNING, 5)
+    reason = str(manager.health_check()["BTCUSDT"]["reason"])
+    assert "SIGKILL" in reason or "heartbeat" in reason
+    assert manager.pump_until(lambda: rec.state is S.RUNNING, 10)
+    assert rec.restarts == 1 and rec.failures == 1
+
+
+def test_unknown_symbol(manager: Manager) -> None:
+    with pytest.raises(UsageError, match="DOGEUSDT is not managed here"):
+        manager.stop("DOGEUSDT")
