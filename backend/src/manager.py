@@ -25,9 +25,9 @@ from backend.src.config import SourceSpec, SymbolConfig
 from backend.src.engine import EngineSpec
 from backend.src.errors import EXIT_FATAL, EXIT_OK, EXIT_ORPHANED, UsageError
 from backend.src.keys import Keys
-from backend.src.lease import read_lease
 from backend.src.procs import EngineProcess, ProcessOps, is_engine
-from backend.src.registry import StateStore, read_registry, registry_entry, write_json_atomic
+from backend.src.reconcile import reconcile_previous, refuse_foreign_leases
+from backend.src.registry import StateStore, registry_entry, write_json_atomic
 from backend.src.settings import Settings
 from backend.src.states import EngineState, check_transition
 from backend.src.watchdog import RestartPolicy
@@ -103,42 +103,16 @@ class Manager:
 
     def check_leases(self) -> None:
         """Refuse symbols leased by a live engine of another manager (UsageError)."""
-        for sym in self.records:
-            lease = read_lease(self.r, self.keys, sym)
-            if lease and lease.owner != self.owner:
-                raise UsageError(
-                    f"{sym} is already leased by a live engine elsewhere (manager {lease.owner}, pid {lease.pid})"
-                )
+        refuse_foreign_leases(self.r, self.keys, self.owner, list(self.records))
 
     def reconcile(self) -> None:
         """Adopt what Redis and the registry say; never trust a bare pid."""
-        states = self.store.read_all(list(self.records))
-        mirror = read_registry(self.settings.registry_path)
-        for sym, rec in self.records.items():
-            st = states.get(sym) or {}
-            rec.restarts = int(st.get("restarts") or 0)
-            candidates = {(int(st["pid"]), float(st.get("started_at") or 0) or None)} if st.get("pid") else set()
-            if (mirror.get(sym) or {}).get("pid"):
-                candidates.add((int(mirror[sym]["pid"]), None))
-            for pid, started in candidates:
-                if is_engine(pid, sym, started):
-                    log.warning("engine %s pid %s from a previous manager still alive; stopping it", sym, pid,
-                                extra={"symbol": sym})
-                    self._wait_gone(pid, sym, started)
-                elif pid:
-                    log.info("recorded pid %s of %s is not a live engine of it; ignored", pid, sym,
-                             extra={"symbol": sym})
-            if st.get("status") in {v.value for v in EngineState}:
-                rec.state = S.STOPPED if st["status"] != S.FAILED.value else S.FAILED
-
-    def _wait_gone(self, pid: int, sym: str, started: float | None) -> None:
-        deadline = time.monotonic() + 3.0  # orphaned engines stop themselves within 2 s
-        while is_engine(pid, sym, started) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if is_engine(pid, sym, started):
-            self.procs.kill_verified(pid, sym, started)
-            while is_engine(pid, sym, started):
-                time.sleep(0.02)
+        previous = reconcile_previous(self.store, self.settings.registry_path, list(self.records), self.procs)
+        for sym, prev in previous.items():
+            rec = self.records[sym]
+            rec.restarts = prev.restarts
+            if prev.status is not None:
+                rec.state = S.FAILED if prev.status is S.FAILED else S.STOPPED
 
     def _spawn(self, rec: EngineRecord) -> None:
         rec.restart_due = None
@@ -170,8 +144,8 @@ class Manager:
         rec.stop_requested = True
         rec.restart_due = None
         if rec.proc is None or not rec.proc.alive():
-            if rec.state not in (S.STOPPED, None):
-                self._set(rec, S.STOPPED) if rec.state is not S.FAILED else None
+            if rec.state in (S.CRASHED, S.RESTARTING):  # a pending restart is cancelled
+                self._set(rec, S.STOPPED)
             return
         if rec.state is not S.STOPPING:
             self._set(rec, S.STOPPING)
@@ -243,10 +217,13 @@ class Manager:
 
     def tick(self) -> None:
         now = time.monotonic()
-        if now - self._last["hb"] >= min(0.2, self.settings.heartbeat_interval_s):
+        # Poll fast while an engine is starting (its first heartbeat frees a start slot).
+        starting = any(r.proc is not None and r.state in (S.STARTING, S.RESTARTING) for r in self.records.values())
+        if now - self._last["hb"] >= (0.02 if starting else min(0.2, self.settings.heartbeat_interval_s)):
             self._last["hb"] = now
             self._check_heartbeats(now)
         self._start_due(now)
+        self._reset_stable(now)
         if now - self._last["mirror"] >= 1.0:
             self._last["mirror"] = now
             self.store.flush()
@@ -367,14 +344,19 @@ class Manager:
             self._spawn(rec)
             starting += 1
 
+    def _reset_stable(self, now: float) -> None:
+        """A stable run forgives earlier crashes (and only a stable run does)."""
+        for rec in self.records.values():
+            if rec.failures and rec.state is S.RUNNING and rec.running_since is not None \
+                    and self.policy.stable(now - rec.running_since):
+                log.info("engine %s stable again; crash count reset", rec.symbol, extra={"symbol": rec.symbol})
+                rec.failures = 0
+
     def sweep(self) -> None:
         """Full health sweep: identities, stable runs, leases, summary line."""
-        now = time.monotonic()
         for rec in self.records.values():
             if rec.proc is not None and rec.proc.alive() and not is_engine(rec.proc.pid, rec.symbol):
                 log.error("engine %s pid %s lost its identity", rec.symbol, rec.proc.pid, extra={"symbol": rec.symbol})
-            if rec.state is S.RUNNING and rec.running_since and self.policy.stable(now - rec.running_since):
-                rec.failures = 0
         health = self.health_check()
         log.info("health sweep: %d/%d engines running", sum(1 for h in health.values() if h["alive"]),
                  len(health), extra={"down": {k: v["reason"] for k, v in health.items() if not v["alive"]}})
@@ -399,10 +381,6 @@ class Manager:
     def run_forever(self, should_stop: Callable[[], bool]) -> None:
         while not should_stop():
             self.step(0.05)
-            now = time.monotonic()
-            for rec in self.records.values():
-                if rec.state is S.RUNNING and rec.running_since and self.policy.stable(now - rec.running_since):
-                    rec.failures = 0
 
     def shutdown(self) -> None:
         """Stop every engine gracefully (SIGTERM, then SIGKILL after stop_timeout_s)."""

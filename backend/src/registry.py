@@ -108,6 +108,7 @@ def registry_entry(state: dict[str, str], now: float) -> dict[str, Any]:
         "position": float(state.get("position") or 0.0),
         "restarts": int(state.get("restarts") or 0),
         "last_error": state.get("last_error") or None,
+        "started_at": started if pid else None,
     }
 
 

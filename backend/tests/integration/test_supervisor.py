@@ -220,12 +220,15 @@ def test_restarted_manager_reconciles(start_manager: Start, r: redis.Redis, ns: 
     pids = wait_running(r, ns, ["BTCUSDT", "ETHUSDT"])
     wait_for(lambda: fills(data_dir, "BTCUSDT"), 20, what="fills")
     os.kill(pids["BTCUSDT"], signal.SIGKILL)
-    wait_for(lambda: (p := running_pid(r, ns, "BTCUSDT")) and p != pids["BTCUSDT"], 10, what="restart")
+    restarted = wait_for(lambda: (p := running_pid(r, ns, "BTCUSDT")) and p != pids["BTCUSDT"] and p, 10,
+                         what="restart")
+    old = {restarted, pids["ETHUSDT"]}
     os.kill(m.pid, signal.SIGKILL)
     m.proc.wait()
     m2 = start_manager(["BTCUSDT", "ETHUSDT"])
-    new = wait_running(r, ns, ["BTCUSDT", "ETHUSDT"])
-    assert set(new.values()).isdisjoint(pids.values())
+    wait_for(lambda: (p := {s: running_pid(r, ns, s) for s in ("BTCUSDT", "ETHUSDT")})
+                   and all(p.values()) and old.isdisjoint(p.values()) and p, 20, what="new engines")
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in old)
     assert state(r, ns, "BTCUSDT")["restarts"] == "1", "restart history carried over"
     for s in ("BTCUSDT", "ETHUSDT"):
         assert len(engine_pids(s)) == 1
@@ -252,6 +255,28 @@ def test_stale_registry_pid_of_unrelated_process_never_killed(
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_recorded_pid_with_matching_title_but_other_start_time_is_left_alone(
+    start_manager: Start, r: redis.Redis, ns: str, data_dir: Path
+) -> None:
+    """Even a process titled engine-ETHUSDT is not ours if its start time differs from the record."""
+    import subprocess
+    import sys
+
+    lookalike = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "engine-ETHUSDT"])
+    try:
+        wait_for(lambda: engine_pids("ETHUSDT") == [lookalike.pid], 5, what="lookalike up")
+        created = psutil.Process(lookalike.pid).create_time()
+        r.hset(f"{ns}engine:ETHUSDT", mapping={"status": "running", "pid": lookalike.pid,
+                                               "started_at": created - 3600})
+        start_manager(["ETHUSDT"])
+        wait_for(lambda: (p := running_pid(r, ns, "ETHUSDT")) and p != lookalike.pid, 20, what="engine up")
+        time.sleep(0.5)
+        assert lookalike.poll() is None
+    finally:
+        lookalike.kill()
+        lookalike.wait()
 
 
 def test_corrupt_journal_is_fatal_not_a_crash_loop(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from backend.src.config import SourceSpec, SymbolConfig, StrategyConfig
+from backend.src.config import SourceSpec, StrategyConfig, SymbolConfig
 from backend.src.engine import Engine, EngineSpec, LeaseLost
 from backend.src.errors import LeaseError
 from backend.src.keys import Keys

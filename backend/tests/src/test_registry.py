@@ -18,7 +18,8 @@ def test_registry_entry_in_the_seed_shape() -> None:
           "pnl": "150.004", "restarts": "2", "last_error": "killed by SIGKILL", "position": "0.5"}
     e = registry_entry(st, now=4600)
     assert e == {"status": "running", "pid": 12345, "uptime": 3600, "last_trade": "2024-01-01T00:00:00Z",
-                 "pnl": 150.0, "position": 0.5, "restarts": 2, "last_error": "killed by SIGKILL"}
+                 "pnl": 150.0, "position": 0.5, "restarts": 2, "last_error": "killed by SIGKILL",
+                 "started_at": 1000.0}
     assert registry_entry({"status": "stopped", "pid": "1"}, now=1)["pid"] is None
 
 
