@@ -20,7 +20,26 @@ import redis
 from backend.src.redis_launcher import EmbeddedRedis, connect
 from backend.src.settings import REPO_ROOT, Settings
 
-SHARED_OHLCV = (REPO_ROOT / ".." / "shared" / "data" / "ohlcv").resolve()
+
+def _find_shared_ohlcv() -> Path:
+    """Real Binance candles shipped beside the repository (``../shared/data/ohlcv``).
+
+    ``LEVIBOT_TEST_OHLCV_DIR`` overrides; otherwise the nearest ancestor holding
+    ``shared/data/ohlcv`` (a clone may sit deeper than the main checkout).
+    """
+    if os.environ.get("LEVIBOT_TEST_OHLCV_DIR"):
+        return Path(os.environ["LEVIBOT_TEST_OHLCV_DIR"]).resolve()
+    for parent in REPO_ROOT.resolve().parents:
+        candidate = parent / "shared" / "data" / "ohlcv"
+        if candidate.is_dir():
+            return candidate
+    return (REPO_ROOT / ".." / "shared" / "data" / "ohlcv").resolve()
+
+
+SHARED_OHLCV = _find_shared_ohlcv()
+needs_shared_ohlcv = pytest.mark.skipif(
+    not SHARED_OHLCV.is_dir(), reason=f"real OHLCV files not found at {SHARED_OHLCV}; set LEVIBOT_TEST_OHLCV_DIR"
+)
 
 
 @pytest.fixture(scope="session")

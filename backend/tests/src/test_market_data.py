@@ -8,7 +8,7 @@ import pytest
 
 from backend.src.errors import UsageError
 from backend.src.market_data import ReplaySource, SyntheticSource, load_candles, resolve_replay_file
-from backend.tests.conftest import SHARED_OHLCV
+from backend.tests.conftest import SHARED_OHLCV, needs_shared_ohlcv
 
 
 def synth(now: float, price: float = 100.0, seed: int = 7, symbol: str = "BTCUSDT") -> SyntheticSource:
@@ -64,6 +64,7 @@ def test_synthetic_warmup_ends_at_current_price() -> None:
     assert [round(c.close, 9) for c in replayed if c] == [round(c.close, 9) for c in hist]
 
 
+@needs_shared_ohlcv
 @pytest.mark.parametrize("path", sorted(SHARED_OHLCV.glob("*.csv")), ids=lambda p: p.name)
 def test_every_shared_file_loads_with_a_report(path: Path) -> None:
     candles, report = load_candles(path)
@@ -95,6 +96,7 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
         load_candles(p)
 
 
+@needs_shared_ohlcv
 def test_replay_paced_by_speed_and_resumes_after_cursor() -> None:
     candles, _ = load_candles(SHARED_OHLCV / "ETH_BTC-5m.csv")
     src = ReplaySource(candles, speed=300.0, after_ts=None, now=100.0)
@@ -107,6 +109,7 @@ def test_replay_paced_by_speed_and_resumes_after_cursor() -> None:
     assert end.exhausted and end.poll(1e12) is None
 
 
+@needs_shared_ohlcv
 def test_resolve_replay_file(tmp_path: Path) -> None:
     assert resolve_replay_file(SHARED_OHLCV, "ETHBTC").name == "ETH_BTC-5m.csv"
     with pytest.raises(UsageError, match="several replay files for UNITTESTBTC"):
