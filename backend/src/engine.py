@@ -82,6 +82,8 @@ class Engine:
         self.broker.rebuild(self.journal.entries)
         fills = self.journal.of_type("fill")
         self.last_fill_candle = max((int(e["candle_ts"]) for e in fills), default=-1)
+        marks = self.journal.of_type("day")
+        self.day = str(marks[-1]["day"]) if marks else ""
         self.strategy = build_strategy(cfg.strategy)
         self.source: CandleSource | None = None
         self.redis_ok = True
@@ -151,16 +153,15 @@ class Engine:
         self.rebalance(candle, signal_)
 
     def roll_day(self, candle: Candle) -> None:
+        """On the first candle of a UTC day, journal the opening equity (the daily PnL base)."""
         day = dt.datetime.fromtimestamp(candle.ts / 1000, dt.UTC).date().isoformat()
-        marks = self.journal.of_type("day")
-        if marks and marks[-1]["day"] == day:
+        if day == self.day:
             return
-        if not marks and not self.journal.of_type("fill"):
-            self.broker.day_open_equity = self.broker.equity
         self.broker.mark(candle.open)
         equity = self.broker.equity
         self.journal.append({"type": "day", "day": day, "equity": equity, "price": candle.open}, gen=self.gen)
         self.broker.day_open_equity = equity
+        self.day = day
 
     @property
     def gen(self) -> int:

@@ -172,7 +172,7 @@ class Manager:
             reason = ""
             if not alive:
                 if rec.state is S.FAILED:
-                    reason = f"failed after {rec.failures - 1} restarts: {rec.last_error}"
+                    reason = f"failed: {rec.last_error}"
                 elif rec.restart_due is not None:
                     reason = f"restarting in {max(0.0, rec.restart_due - now):.1f}s (failure {rec.failures}): " \
                              f"{rec.last_error}"

@@ -128,7 +128,7 @@ def test_embedded_redis_default_run_and_clean_stop(tmp_path: Path) -> None:
     m = ManagerProc(["--symbols", "BTCUSDT,ETHUSDT"], env)
     try:
         wait_for(lambda: _all_running(data / "engine_registry.json"), 30, what="engines running")
-        redis_procs = [p for p in m.descendants() if "redis-server" in " ".join(p.cmdline())]
+        redis_procs = _redis_servers(m)
         assert len(redis_procs) == 1 and "127.0.0.1" in " ".join(redis_procs[0].cmdline())
         assert (data / "redis").is_dir() and any((data / "redis").rglob("*.aof*"))
         children = m.descendants()
@@ -154,9 +154,41 @@ def test_embedded_redis_dies_with_a_killed_manager(tmp_path: Path) -> None:
     assert engine_pids("BTCUSDT") == []
 
 
+def _redis_servers(m: ManagerProc) -> list[psutil.Process]:
+    out = []
+    for p in m.descendants():
+        try:
+            if "redis-server" in " ".join(p.cmdline()):
+                out.append(p)
+        except psutil.Error:  # a killed child not reaped yet
+            continue
+    return out
+
+
 def _all_running(path: Path) -> bool:
     try:
         reg = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
     return bool(reg) and all(v["status"] == "running" for v in reg.values())
+
+
+def test_embedded_redis_killed_is_restarted_and_engines_carry_on(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEVIBOT_")}
+    env.update({"LEVIBOT_DATA_DIR": str(data), "LEVIBOT_SYNTHETIC_INTERVAL_S": "0.05"})
+    m = ManagerProc(["--symbols", "BTCUSDT"], env)
+    try:
+        wait_for(lambda: _all_running(data / "engine_registry.json"), 30, what="engine running")
+        (engine,) = engine_pids("BTCUSDT")
+        (redis_proc,) = _redis_servers(m)
+        redis_proc.kill()
+        new_redis = wait_for(lambda: [p for p in _redis_servers(m) if p.pid != redis_proc.pid], 10,
+                             what="embedded redis restarted")
+        assert new_redis
+        mtime = (data / "engine_registry.json").stat().st_mtime
+        wait_for(lambda: (data / "engine_registry.json").stat().st_mtime > mtime + 0.5, 10, what="mirror resumes")
+        assert engine_pids("BTCUSDT") == [engine], "the engine rode it out"
+        assert json.loads((data / "engine_registry.json").read_text())["BTCUSDT"]["restarts"] == 0
+    finally:
+        assert m.stop() == 0
