@@ -128,6 +128,11 @@ class SourceSpec:
     def __str__(self) -> str:
         return self.kind if self.path is None else f"{self.kind}:{self.path}"
 
+    @property
+    def identity(self) -> str:
+        """What a journal's prices came from: ``synthetic`` or ``replay:<file name>``."""
+        return self.kind if self.path is None else f"{self.kind}:{self.path.name}"
+
 
 def parse_source(value: str) -> SourceSpec:
     if value == "synthetic":

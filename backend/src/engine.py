@@ -23,7 +23,15 @@ import redis
 
 from backend.src.broker import PaperBroker
 from backend.src.config import SourceSpec, SymbolConfig
-from backend.src.errors import EXIT_CRASH, EXIT_FATAL, EXIT_OK, EXIT_ORPHANED, FatalError, RedisUnavailable
+from backend.src.errors import (
+    EXIT_CRASH,
+    EXIT_FATAL,
+    EXIT_OK,
+    EXIT_ORPHANED,
+    FatalError,
+    JournalError,
+    RedisUnavailable,
+)
 from backend.src.journal import Journal
 from backend.src.keys import Keys
 from backend.src.lease import BEAT, Lease
@@ -75,6 +83,7 @@ class Engine:
         self.started_at = clock()
         self.lease = Lease(r, self.keys, spec.symbol, spec.owner, self.pid, self.settings.lease_ttl_s)
         self.journal = Journal(self.settings.journal_dir / f"{spec.symbol}.jsonl")
+        self._check_journal_source()
         cfg = spec.config
         self.broker = PaperBroker(
             spec.symbol, initial_equity=cfg.initial_equity, fee_bps=cfg.fee_bps, slippage_bps=cfg.slippage_bps
@@ -91,6 +100,16 @@ class Engine:
         self.cursor_ts = self.last_fill_candle
         self.candles = 0
         self.idle_logged = False
+
+    def _check_journal_source(self) -> None:
+        """A ledger holds positions priced by one feed: never mix a synthetic and a replay book."""
+        written = next((str(e["source"]) for e in reversed(self.journal.entries) if "source" in e), None)
+        if written is not None and written != self.spec.source.identity:
+            self.journal.close()
+            raise JournalError(
+                f"journal {self.journal.path} holds positions from source {written!r}, not "
+                f"{self.spec.source.identity!r}; use another LEVIBOT_DATA_DIR for this source"
+            )
 
     # ------------------------------------------------------------------ startup
 
@@ -112,7 +131,8 @@ class Engine:
             saved = self.r.hgetall(self.keys.state(self.symbol))  # type: ignore[assignment]
         except redis.RedisError:
             pass
-        cursor = max(self.last_fill_candle, int(float(saved.get("cursor_ts", -1) or -1)))
+        saved_cursor = int(float(saved.get("cursor_ts", -1) or -1)) if saved.get("source") == spec.identity else -1
+        cursor = max(self.last_fill_candle, saved_cursor)
         self.cursor_ts = cursor
         if spec.kind == "replay" and spec.path is not None:
             candles, report = load_candles(spec.path)
@@ -159,7 +179,8 @@ class Engine:
             return
         self.broker.mark(candle.open)
         equity = self.broker.equity
-        self.journal.append({"type": "day", "day": day, "equity": equity, "price": candle.open}, gen=self.gen)
+        self.journal.append({"type": "day", "day": day, "equity": equity, "price": candle.open,
+                             "source": self.spec.source.identity}, gen=self.gen)
         self.broker.day_open_equity = equity
         self.day = day
 
@@ -180,7 +201,7 @@ class Engine:
             side, abs(delta), candle.close, order_id=f"{self.symbol}-{candle.ts}-{self.gen}",
             candle_ts=candle.ts, now=self.clock(),
         )
-        self.journal.append(fill.as_entry(), gen=self.gen)  # durable first ...
+        self.journal.append({**fill.as_entry(), "source": self.spec.source.identity}, gen=self.gen)  # durable ...
         self.broker.apply(fill)  # ... then the position moves
         self.last_fill_candle = candle.ts
         self.log.info(
@@ -210,7 +231,7 @@ class Engine:
             "position": round(b.qty, 10), "avg_price": b.avg_price, "last_price": b.last_price,
             "equity": round(b.equity, 6), "pnl": round(b.pnl, 6), "daily_pnl": round(b.daily_pnl, 6),
             "realized_pnl": round(b.realized - b.fees, 6), "unrealized_pnl": round(b.unrealized, 6),
-            "cursor_ts": self.cursor_ts, "candles": self.candles, "source": str(self.spec.source.kind),
+            "cursor_ts": self.cursor_ts, "candles": self.candles, "source": self.spec.source.identity,
             "last_trade": dt.datetime.fromtimestamp(lf.ts, dt.UTC).isoformat().replace("+00:00", "Z") if lf else "",
             "heartbeat_at": round(self.clock(), 3),
         }

@@ -52,6 +52,7 @@ class EngineRecord:
     last_hb: float = 0.0
     last_error: str = ""
     stop_requested: bool = False
+    kill_sent: bool = False  # the watchdog already SIGKILLed this process as hung
 
 
 def default_owner(data_dir: Path) -> str:
@@ -85,7 +86,7 @@ class Manager:
         self.selector = selectors.DefaultSelector()
         self.shutting_down = False
         self.redis_back_at = 0.0
-        self._last = {"hb": 0.0, "mirror": 0.0, "sweep": clock(), "presence": 0.0}
+        self._last = {"hb": 0.0, "mirror": 0.0, "sweep": time.monotonic()}
 
     # ------------------------------------------------------------------ state
 
@@ -119,6 +120,7 @@ class Manager:
         rec.proc = self.procs.spawn(rec.spec)
         rec.spawned_at = rec.last_hb = time.monotonic()
         rec.running_since = None
+        rec.kill_sent = False
         self.selector.register(rec.proc.sentinel, selectors.EVENT_READ, rec)
         log.info("spawned engine %s pid %s", rec.symbol, rec.proc.pid, extra={"symbol": rec.symbol})
 
@@ -307,13 +309,13 @@ class Manager:
             ref = max(rec.last_hb, self.redis_back_at)
             waiting = rec.state in (S.STARTING, S.RESTARTING)
             limit = self.settings.start_timeout_s if waiting else self.settings.heartbeat_timeout_s
-            if now - ref > limit and rec.state is not S.STOPPING:
+            if now - ref > limit and rec.state is not S.STOPPING and not rec.kill_sent:
                 age = now - ref
                 rec_reason = f"hung: no heartbeat for {age:.1f}s"
                 log.error("engine %s %s; killing", rec.symbol, rec_reason, extra={"symbol": rec.symbol})
                 self.store.event("hung", rec.symbol, heartbeat_age_s=f"{age:.1f}")
                 self._note(rec.symbol, rec_reason)
-                self.procs.kill(proc)
+                rec.kill_sent = self.procs.kill(proc)
 
     def _note(self, symbol: str, text: str) -> None:
         run = self.settings.data_dir / "run"
@@ -329,9 +331,6 @@ class Manager:
             self.store.recovery(took)
             self.store.event("recovered", rec.symbol, seconds=f"{took:.3f}")
             rec.crash_at = None
-        if not rec.last_error:
-            return
-        self.store.write(rec.symbol, restarts=rec.restarts, last_error=rec.last_error)
 
     def _start_due(self, now: float) -> None:
         starting = sum(1 for r in self.records.values()

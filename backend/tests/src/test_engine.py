@@ -149,3 +149,17 @@ def test_synthetic_engine_runs(settings: Settings, r: redis.Redis) -> None:
     e.start()
     run_until(e, clock, 2.0, dt=settings.synthetic_interval_s)
     assert e.candles >= 35 and e.broker.last_price > 0
+
+
+def test_journal_from_another_source_is_refused(settings: Settings, r: redis.Redis, replay: SourceSpec) -> None:
+    from backend.src.errors import JournalError
+
+    clock = Clock(10_000.0)
+    e = make(settings, SourceSpec("synthetic"), r, clock)
+    e.start()
+    run_until(e, clock, 0.2, dt=settings.synthetic_interval_s)  # writes the day mark
+    e.shutdown()
+    size = e.journal.path.stat().st_size
+    with pytest.raises(JournalError, match="holds positions from source 'synthetic'"):
+        make(settings, replay, r, clock)
+    assert e.journal.path.stat().st_size == size
