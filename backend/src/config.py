@@ -48,6 +48,7 @@ class SymbolConfig(BaseModel):
     annual_volatility: float = Field(default=0.7, gt=0, le=10)  # synthetic feed
     start_price: float = Field(default=100.0, gt=0)  # synthetic feed
     seed: int = 7
+    enabled: bool = True  # false: not traded even if named on --symbols (hot-reloadable)
 
 
 class EngineConfig(BaseModel):
@@ -76,6 +77,32 @@ def _fmt(err: ValidationError, prefix: str) -> str:
 
 def load_engine_config(path: Path | None, symbols: list[str]) -> dict[str, SymbolConfig]:
     """Read and validate the YAML for every symbol; UsageError names the bad field."""
+    cfg, name = read_config_file(path)
+    return _per_symbol(cfg, name, symbols)
+
+
+def load_active(path: Path | None, cli_symbols: list[str] | None) -> dict[str, SymbolConfig]:
+    """The symbols to trade and their configs.
+
+    The set comes from one place: ``--symbols`` when given (fixed for the manager's life),
+    else the keys of the config's ``symbols:`` mapping (then a hot reload adds and removes
+    engines). Either way a symbol with ``enabled: false`` is not traded.
+    """
+    cfg, name = read_config_file(path)
+    if cli_symbols:
+        candidates = cli_symbols
+    else:
+        candidates = list(cfg.symbols)
+        for sym in candidates:
+            if not SYMBOL_RE.match(sym):
+                raise UsageError(f"{name}: symbols.{sym}: malformed symbol (expected letters/digits like BTCUSDT)")
+        if not candidates:
+            raise UsageError("--symbols: empty, and no --config with a symbols: section; expected e.g. BTCUSDT,ETHUSDT")
+    configs = _per_symbol(cfg, name, candidates)
+    return {s: c for s, c in configs.items() if c.enabled}
+
+
+def read_config_file(path: Path | None) -> tuple[EngineConfig, str]:
     raw: Any = {}
     name = str(path) if path else "<defaults>"
     if path is not None:
@@ -90,9 +117,12 @@ def load_engine_config(path: Path | None, symbols: list[str]) -> dict[str, Symbo
         if not isinstance(raw, dict):
             raise UsageError(f"--config: {path}: top level must be a mapping")
     try:
-        cfg = EngineConfig.model_validate(raw)
+        return EngineConfig.model_validate(raw), name
     except ValidationError as exc:
         raise UsageError(f"{name}: {_fmt(exc, '')}") from exc
+
+
+def _per_symbol(cfg: EngineConfig, name: str, symbols: list[str]) -> dict[str, SymbolConfig]:
     out: dict[str, SymbolConfig] = {}
     for sym in symbols:
         try:

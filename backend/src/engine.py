@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Any
 
 import redis
+from pydantic import ValidationError
 
 from backend.src.broker import PaperBroker
 from backend.src.config import SourceSpec, SymbolConfig
@@ -32,6 +33,7 @@ from backend.src.errors import (
     JournalError,
     RedisUnavailable,
 )
+from backend.src.exit_notes import write_note
 from backend.src.journal import Journal
 from backend.src.keys import Keys
 from backend.src.lease import BEAT, Lease
@@ -84,7 +86,8 @@ class Engine:
         self.lease = Lease(r, self.keys, spec.symbol, spec.owner, self.pid, self.settings.lease_ttl_s)
         self.journal = Journal(self.settings.journal_dir / f"{spec.symbol}.jsonl")
         self._check_journal_source()
-        cfg = spec.config
+        self.config = cfg = spec.config
+        self.config_version = ""
         self.broker = PaperBroker(
             spec.symbol, initial_equity=cfg.initial_equity, fee_bps=cfg.fee_bps, slippage_bps=cfg.slippage_bps
         )
@@ -100,6 +103,8 @@ class Engine:
         self.cursor_ts = self.last_fill_candle
         self.candles = 0
         self.idle_logged = False
+        self.last_candle_at = clock()
+        self.candle_period_s = 0.0
 
     def _check_journal_source(self) -> None:
         """A ledger holds positions priced by one feed: never mix a synthetic and a replay book."""
@@ -125,7 +130,7 @@ class Engine:
                 time.sleep(0.2)
 
     def build_source(self) -> CandleSource:
-        spec, cfg, now = self.spec.source, self.spec.config, self.clock()
+        spec, cfg, now = self.spec.source, self.config, self.clock()
         saved: dict[str, str] = {}
         try:
             saved = self.r.hgetall(self.keys.state(self.symbol))  # type: ignore[assignment]
@@ -136,6 +141,7 @@ class Engine:
         self.cursor_ts = cursor
         if spec.kind == "replay" and spec.path is not None:
             candles, report = load_candles(spec.path)
+            self.candle_period_s = report.timeframe_ms / 1000 / self.settings.replay_speed
             self.log.info(
                 "replay loaded", extra={"file": str(spec.path), "rows": report.rows,
                                         "duplicates": report.duplicates, "gaps": report.gaps},
@@ -143,6 +149,7 @@ class Engine:
             return ReplaySource(candles, speed=self.settings.replay_speed,
                                 after_ts=cursor if cursor >= 0 else None, now=now)
         price = float(saved.get("last_price", 0) or 0) or self.broker.last_price or cfg.start_price
+        self.candle_period_s = self.settings.synthetic_interval_s
         return SyntheticSource(
             self.symbol, seed=cfg.seed, interval_s=self.settings.synthetic_interval_s,
             timeframe=cfg.timeframe, annual_volatility=cfg.annual_volatility, price=price, now=now,
@@ -164,6 +171,7 @@ class Engine:
 
     def on_candle(self, candle: Candle) -> None:
         self.candles += 1
+        self.last_candle_at = self.clock()
         self.roll_day(candle)
         self.broker.mark(candle.close)
         signal_ = self.strategy.on_candle(candle)
@@ -189,7 +197,7 @@ class Engine:
         return self.lease.generation
 
     def rebalance(self, candle: Candle, sig: Signal) -> None:
-        cfg = self.spec.config
+        cfg = self.config
         target_usd = min(sig.target * cfg.size_usd, cfg.max_position_usd)
         target_qty = target_usd / candle.close
         delta = target_qty - self.broker.qty
@@ -231,7 +239,9 @@ class Engine:
             "position": round(b.qty, 10), "avg_price": b.avg_price, "last_price": b.last_price,
             "equity": round(b.equity, 6), "pnl": round(b.pnl, 6), "daily_pnl": round(b.daily_pnl, 6),
             "realized_pnl": round(b.realized - b.fees, 6), "unrealized_pnl": round(b.unrealized, 6),
-            "cursor_ts": self.cursor_ts, "candles": self.candles, "source": self.spec.source.identity,
+            "cursor_ts": self.cursor_ts, "candles": self.candles, "last_candle_at": round(self.last_candle_at, 3),
+            "candle_period_s": round(self.candle_period_s, 6), "config_version": self.config_version,
+            "exhausted": int(bool(self.source and self.source.exhausted)), "source": self.spec.source.identity,
             "last_trade": dt.datetime.fromtimestamp(lf.ts, dt.UTC).isoformat().replace("+00:00", "Z") if lf else "",
             "heartbeat_at": round(self.clock(), 3),
         }
@@ -246,9 +256,9 @@ class Engine:
         hb = f"{self.pid}:{gen}:{now:.3f}"
         hb_ttl = int(self.settings.heartbeat_timeout_s * 2000)
         try:
-            held = self.r.eval(  # type: ignore[misc]
-                BEAT, 5, lease_key, self.keys.generation(self.symbol), self.keys.heartbeat(self.symbol),
-                self.keys.state(self.symbol), self.keys.engines,
+            held, version = self.r.eval(  # type: ignore[misc]
+                BEAT, 6, lease_key, self.keys.generation(self.symbol), self.keys.heartbeat(self.symbol),
+                self.keys.state(self.symbol), self.keys.engines, self.keys.config(self.symbol),
                 token, ttl_ms, gen, hb, hb_ttl, self.symbol, *fields,
             )
         except redis.RedisError as exc:
@@ -261,6 +271,31 @@ class Engine:
             self.redis_ok = True
         if not held:
             raise LeaseLost(f"{self.symbol}: lease lost (generation {gen}); stopping")
+        if version and version != self.config_version:
+            self.reload_config(str(version))
+
+    # ------------------------------------------------------------------ hot reload
+
+    def reload_config(self, version: str) -> None:
+        """Apply the config the manager published, without a restart; keep the old one if invalid."""
+        try:
+            raw = self.r.hget(self.keys.config(self.symbol), "json")
+            new = SymbolConfig.model_validate_json(str(raw or "{}"))
+        except (redis.RedisError, ValidationError) as exc:
+            self.log.error("config version %s not applied: %s", version, exc)
+            self.config_version = version  # do not retry a bad payload every beat
+            return
+        self.config_version = version
+        if new == self.config:
+            return
+        old, self.config = self.config, new
+        self.broker.fee_rate = new.fee_bps / 10_000
+        self.broker.slippage = new.slippage_bps / 10_000
+        if new.strategy != old.strategy and self.source is not None:
+            self.strategy = build_strategy(new.strategy)
+            self.strategy.warmup(self.source.warmup(self.strategy.warmup_candles))
+        changed = sorted(k for k in new.model_fields if getattr(new, k) != getattr(old, k))
+        self.log.info("config version %s applied: %s", version, ", ".join(changed), extra={"changed": changed})
 
     # ------------------------------------------------------------------ loop
 
@@ -310,16 +345,6 @@ class Engine:
         self.log.info("engine stopped", extra={"position": self.broker.qty, "equity": round(self.broker.equity, 2)})
 
 
-def _exit_note(s: Settings, symbol: str, text: str) -> None:
-    """Leave the reason of an abnormal exit for the manager (read once, then deleted)."""
-    try:
-        run = s.data_dir / "run"
-        run.mkdir(parents=True, exist_ok=True)
-        (run / f"{symbol}.exit").write_text(text[:500], encoding="utf-8")
-    except OSError:
-        pass
-
-
 def run_engine(spec: EngineSpec, lifeline: Connection | None = None) -> None:
     """Process entry point (runs in the forked child; never returns)."""
     import setproctitle  # noqa: PLC0415 - only engine processes retitle themselves
@@ -355,13 +380,13 @@ def run_engine(spec: EngineSpec, lifeline: Connection | None = None) -> None:
         code = engine.run()
     except FatalError as exc:
         log.error("fatal: %s", exc, extra={"error_kind": type(exc).__name__})
-        _exit_note(s, spec.symbol, f"{type(exc).__name__}: {exc}")
+        write_note(s.data_dir, spec.symbol, f"{type(exc).__name__}: {exc}")
         code = EXIT_FATAL
     except SystemExit as exc:
         code = int(exc.code or 0)
     except BaseException as exc:
         log.exception("engine crashed")
-        _exit_note(s, spec.symbol, f"{type(exc).__name__}: {exc}")
+        write_note(s.data_dir, spec.symbol, f"{type(exc).__name__}: {exc}")
         code = EXIT_CRASH
     finally:
         logging.shutdown()

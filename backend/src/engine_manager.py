@@ -21,10 +21,11 @@ import redis
 from pydantic import ValidationError
 
 from backend.src import logging_setup
-from backend.src.config import SourceSpec, SymbolConfig, load_engine_config, parse_source, parse_symbols
+from backend.src.api_process import ApiProcess
+from backend.src.config import parse_source, parse_symbols
+from backend.src.control import ConfigSource, ControlPlane
 from backend.src.errors import EXIT_OK, EXIT_USAGE, RedisUnavailable, UsageError
 from backend.src.manager import Manager
-from backend.src.market_data import load_candles, resolve_replay_file
 from backend.src.procs import ProcessOps
 from backend.src.redis_launcher import EmbeddedRedis, connect, ping, redact
 from backend.src.settings import Settings
@@ -40,11 +41,14 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="levibot", description="Supervise one trading engine process per symbol.")
-    p.add_argument("--symbols", required=True, help="comma-separated, e.g. BTCUSDT,ETHUSDT,SOLUSDT")
+    p.add_argument("--symbols", default=None,
+                   help="comma-separated, e.g. BTCUSDT,ETHUSDT,SOLUSDT (default: the config's symbols:)")
     p.add_argument("--source", default="synthetic", help="synthetic | replay:PATH (file, dir or {symbol} template)")
     p.add_argument("--config", type=Path, default=None, help="per-symbol engine config (YAML)")
     p.add_argument("--data-dir", type=Path, default=None, help="overrides LEVIBOT_DATA_DIR")
     p.add_argument("--replay-speed", type=float, default=None, help="simulated seconds per wall second")
+    p.add_argument("--api-port", type=int, default=None, help="API port (default 8000, LEVIBOT_API_PORT)")
+    p.add_argument("--no-api", action="store_true", help="do not start the API process")
     return p
 
 
@@ -54,23 +58,16 @@ def load_settings(args: argparse.Namespace) -> Settings:
         overrides["data_dir"] = args.data_dir
     if args.replay_speed is not None:
         overrides["replay_speed"] = args.replay_speed
+    if args.api_port is not None:
+        overrides["api_port"] = args.api_port
+    if args.no_api:
+        overrides["api_enabled"] = False
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(x) for x in err["loc"]) or "settings"
         raise UsageError(f"LEVIBOT_{field.upper()}: {err['msg']}") from exc
-
-
-def resolve_sources(spec: SourceSpec, symbols: list[str]) -> dict[str, SourceSpec]:
-    if spec.kind != "replay" or spec.path is None:
-        return dict.fromkeys(symbols, spec)
-    out = {}
-    for sym in symbols:
-        path = resolve_replay_file(spec.path, sym)
-        load_candles(path)  # unreadable or malformed: fail now, before anything starts
-        out[sym] = SourceSpec("replay", path.resolve())
-    return out
 
 
 class DataDirLock:
@@ -113,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # 1. validate everything; nothing is written before this passes
         settings = load_settings(args)
-        symbols = parse_symbols(args.symbols)
-        configs: dict[str, SymbolConfig] = load_engine_config(args.config, symbols)
-        sources = resolve_sources(parse_source(args.source), symbols)
+        cli_symbols = parse_symbols(args.symbols) if args.symbols is not None else None
+        config_source = ConfigSource(args.config, cli_symbols, parse_source(args.source))
+        config_source.load()
         if settings.data_dir.exists() and not settings.data_dir.is_dir():
             raise UsageError(f"LEVIBOT_DATA_DIR: {settings.data_dir} is not a directory")
         # 2. exclusive data dir
@@ -125,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"levibot: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return supervise(settings, configs, sources)
+        return supervise(settings, config_source)
     except (UsageError, RedisUnavailable) as exc:
         log.error("%s", exc, extra={"console": False})  # the file gets it; stderr gets one line
         print(f"levibot: error: {exc}", file=sys.stderr)
@@ -134,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         lock.release()
 
 
-def supervise(settings: Settings, configs: dict[str, SymbolConfig], sources: dict[str, SourceSpec]) -> int:
+def supervise(settings: Settings, config_source: ConfigSource) -> int:
     logging_setup.configure(settings.log_dir, "manager", level=settings.log_level,
                             retention_days=settings.log_retention_days, console=True)
     embedded: EmbeddedRedis | None = None
@@ -149,23 +146,36 @@ def supervise(settings: Settings, configs: dict[str, SymbolConfig], sources: dic
         stopper = Stopper()
         signal.signal(signal.SIGTERM, stopper)
         signal.signal(signal.SIGINT, stopper)
+        configs, sources = config_source.load()
         manager = Manager(settings, r, configs, sources, procs=ProcessOps())
         manager.check_leases()
         manager.reconcile()
+        control = ControlPlane(manager, r, manager.keys, manager.owner, config_source)
+        control.open()
+        api = ApiProcess(settings) if settings.api_enabled else None
         log.info("manager up: %d engines, redis %s, data dir %s", len(configs), redact(url),
                  settings.data_dir, extra={"symbols": ",".join(configs)})
         manager.start_all()
+        if api is not None:
+            api.start()
 
-        def watch_redis() -> bool:
+        def should_stop() -> bool:
             if embedded is not None and not embedded.alive() and not stopper.requested:
                 log.error("embedded redis died; restarting it on port %s", embedded.port)
                 embedded.start()
             return stopper.requested
 
+        def on_step() -> None:
+            control.poll()
+            if api is not None:
+                api.supervise()
+
         try:
-            manager.run_forever(watch_redis)
+            manager.run_forever(should_stop, on_step)
         finally:
-            log.info("shutting down: stopping %d engines", len(configs))
+            log.info("shutting down: stopping %d engines", len(manager.records))
+            if api is not None:
+                api.stop()
             manager.shutdown()
         return EXIT_OK
     except redis.RedisError as exc:

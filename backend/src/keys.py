@@ -43,3 +43,29 @@ class Keys:
     def manager(self, owner: str) -> str:
         """Hash describing a live manager (pid, host, symbols), with a TTL."""
         return f"{self.ns}manager:{owner}"
+
+    @property
+    def managers_pattern(self) -> str:
+        return f"{self.ns}manager:*"
+
+    def commands(self, owner: str) -> str:
+        """Stream of operator commands for one manager (consumer group ``manager``)."""
+        return f"{self.ns}commands:{owner}"
+
+    def command_result(self, command_id: str) -> str:
+        """Hash: status (done | error | expired), detail, done_at. TTL one day."""
+        return f"{self.ns}command:{command_id}"
+
+    def config(self, symbol: str) -> str:
+        """Hash: version, json — the engine config the manager wants applied (hot reload)."""
+        return f"{self.ns}config:{symbol}"
+
+    @property
+    def recovery_histogram(self) -> str:
+        """Hash: cumulative-free bucket counts ``le:<bound>``, plus ``sum`` and ``count``."""
+        return f"{self.ns}watchdog:recovery_hist"
+
+    @property
+    def global_stop(self) -> str:
+        """Set while the portfolio-wide stop is active (value: reason)."""
+        return f"{self.ns}risk:global_stop"

@@ -49,14 +49,15 @@ end
 RENEW = _RENEW_BODY + "if held then return 1 end\nreturn 0\n"
 
 # Renew, then heartbeat and state in the same atomic step: a stale engine writes nothing.
-# KEYS: lease, generation, heartbeat, state hash, engines set.
+# KEYS: lease, generation, heartbeat, state hash, engines set, config hash.
 # ARGV: token, ttl_ms, generation, heartbeat value, heartbeat ttl_ms, symbol, field, value, ...
+# Returns {0, ''} when the lease is lost, else {1, <config version or ''>} (hot reload).
 BEAT = _RENEW_BODY + """
-if not held then return 0 end
+if not held then return {0, ''} end
 redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
 if #ARGV > 6 then redis.call('HSET', KEYS[4], unpack(ARGV, 7)) end
 redis.call('SADD', KEYS[5], ARGV[6])
-return 1
+return {1, redis.call('HGET', KEYS[6], 'version') or ''}
 """
 
 RELEASE = """

@@ -9,25 +9,25 @@ nothing a crash can lose: positions live in the engines' journals, state in Redi
 from __future__ import annotations
 
 import logging
-import os
 import random
 import selectors
-import signal
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import redis
 
 from backend.src.config import SourceSpec, SymbolConfig
 from backend.src.engine import EngineSpec
-from backend.src.errors import EXIT_FATAL, EXIT_OK, EXIT_ORPHANED, UsageError
+from backend.src.errors import EXIT_FATAL, EXIT_OK, UsageError
+from backend.src.exit_notes import describe_exit, pop_note, write_note
 from backend.src.keys import Keys
+from backend.src.monitor import Monitor
 from backend.src.procs import EngineProcess, ProcessOps, is_engine
 from backend.src.reconcile import reconcile_previous, refuse_foreign_leases
-from backend.src.registry import StateStore, registry_entry, write_json_atomic
+from backend.src.registry import StateStore
 from backend.src.settings import Settings
 from backend.src.states import EngineState, check_transition
 from backend.src.watchdog import RestartPolicy
@@ -52,6 +52,8 @@ class EngineRecord:
     last_hb: float = 0.0
     last_error: str = ""
     stop_requested: bool = False
+    start_after_stop: bool = False  # restart command: start again once the stop completed
+    removed: bool = False  # dropped from the config: forget it once stopped
     kill_sent: bool = False  # the watchdog already SIGKILLed this process as hung
 
 
@@ -83,6 +85,7 @@ class Manager:
         self.records: dict[str, EngineRecord] = {
             sym: EngineRecord(sym, EngineSpec(sym, s, cfg, sources[sym], self.owner)) for sym, cfg in configs.items()
         }
+        self.monitor = Monitor(r, self.keys, self.store, s, self.owner, clock)
         self.selector = selectors.DefaultSelector()
         self.shutting_down = False
         self.redis_back_at = 0.0
@@ -165,6 +168,39 @@ class Manager:
         self.stop(symbol, wait=True)
         self.start(symbol)
 
+    def restart_async(self, symbol: str) -> None:
+        """Restart without blocking the loop: stop now, start when the process has exited."""
+        rec = self._rec(symbol)
+        if rec.proc is None or not rec.proc.alive():
+            self.start(symbol)
+            return
+        rec.start_after_stop = True
+        self.stop(symbol, wait=False)
+
+    def configs(self) -> dict[str, SymbolConfig]:
+        return {s: r.spec.config for s, r in self.records.items() if not r.removed}
+
+    def add(self, symbol: str, config: SymbolConfig, source: SourceSpec) -> None:
+        rec = self.records.get(symbol)
+        if rec is not None and rec.proc is not None:  # removed, still stopping: cancel the removal
+            rec.removed, rec.start_after_stop = False, True
+            rec.spec = replace(rec.spec, config=config, source=source)
+            return
+        self.records[symbol] = EngineRecord(symbol, EngineSpec(symbol, self.settings, config, source, self.owner))
+        self.start(symbol)
+
+    def remove(self, symbol: str) -> None:
+        rec = self._rec(symbol)
+        rec.removed = True
+        self.stop(symbol, wait=False)
+        if rec.proc is None:
+            del self.records[symbol]
+
+    def update_config(self, symbol: str, config: SymbolConfig) -> None:
+        """Future (re)starts use it; the running engine picks it up from Redis (hot reload)."""
+        rec = self._rec(symbol)
+        rec.spec = replace(rec.spec, config=config)
+
     def health_check(self) -> dict[str, dict[str, object]]:
         """Every engine: alive or not, and why not."""
         now = time.monotonic()
@@ -229,8 +265,8 @@ class Manager:
         if now - self._last["mirror"] >= 1.0:
             self._last["mirror"] = now
             self.store.flush()
-            self.mirror_registry()
-            self._presence()
+            self.monitor.mirror(list(self.records))
+            self.monitor.presence(list(self.records))
         if now - self._last["sweep"] >= self.settings.health_sweep_s:
             self._last["sweep"] = now
             self.sweep()
@@ -243,10 +279,15 @@ class Manager:
         proc.process.join(1.0)
         code = proc.exitcode
         rec.proc = None
-        reason = self._exit_reason(rec.symbol, code)
+        reason = describe_exit(code, pop_note(self.settings.data_dir, rec.symbol))
         if rec.stop_requested or self.shutting_down:
             rec.last_error = "" if code == EXIT_OK else reason
             self._set(rec, S.STOPPED, pid="")
+            if rec.removed and not self.shutting_down:
+                del self.records[rec.symbol]
+            elif rec.start_after_stop and not self.shutting_down:
+                rec.start_after_stop = False
+                self.start(rec.symbol)
             return
         rec.last_error = reason
         rec.crash_at = self.clock()
@@ -269,22 +310,6 @@ class Manager:
         rec.restarts += 1
         rec.restart_due = time.monotonic() + delay
         self._set(rec, S.RESTARTING, next_restart_in_s=round(delay, 3))
-
-    def _exit_reason(self, symbol: str, code: int | None) -> str:
-        note = self.settings.data_dir / "run" / f"{symbol}.exit"
-        detail = ""
-        try:
-            detail = note.read_text(encoding="utf-8").strip()
-            note.unlink()
-        except OSError:
-            pass
-        if code is not None and code < 0:
-            base = f"killed by {signal.Signals(-code).name}"
-        elif code == EXIT_ORPHANED:
-            base = "stopped itself: supervisor gone"
-        else:
-            base = f"exit code {code}"
-        return f"{base}: {detail}" if detail else base
 
     def _check_heartbeats(self, now: float) -> None:
         live = [r for r in self.records.values() if r.proc is not None and r.proc.alive()]
@@ -314,13 +339,8 @@ class Manager:
                 rec_reason = f"hung: no heartbeat for {age:.1f}s"
                 log.error("engine %s %s; killing", rec.symbol, rec_reason, extra={"symbol": rec.symbol})
                 self.store.event("hung", rec.symbol, heartbeat_age_s=f"{age:.1f}")
-                self._note(rec.symbol, rec_reason)
+                write_note(self.settings.data_dir, rec.symbol, rec_reason)
                 rec.kill_sent = self.procs.kill(proc)
-
-    def _note(self, symbol: str, text: str) -> None:
-        run = self.settings.data_dir / "run"
-        run.mkdir(parents=True, exist_ok=True)
-        (run / f"{symbol}.exit").write_text(text, encoding="utf-8")
 
     def _became_running(self, rec: EngineRecord, now: float) -> None:
         rec.state, rec.running_since = S.RUNNING, now  # the engine wrote "running" itself
@@ -361,25 +381,13 @@ class Manager:
                  len(health), extra={"down": {k: v["reason"] for k, v in health.items() if not v["alive"]}})
 
     def mirror_registry(self) -> None:
-        try:
-            states = self.store.read_all(list(self.records))
-        except redis.RedisError:
-            return
-        now = self.clock()
-        write_json_atomic(self.settings.registry_path, {s: registry_entry(st, now) for s, st in states.items()})
+        self.monitor.mirror(list(self.records))
 
-    def _presence(self) -> None:
-        try:
-            key = self.keys.manager(self.owner)
-            self.r.hset(key, mapping={"pid": str(os.getpid()), "symbols": ",".join(self.records),
-                                      "heartbeat_at": f"{self.clock():.3f}"})
-            self.r.expire(key, 5)
-        except redis.RedisError:
-            pass
-
-    def run_forever(self, should_stop: Callable[[], bool]) -> None:
+    def run_forever(self, should_stop: Callable[[], bool], on_step: Callable[[], None] | None = None) -> None:
         while not should_stop():
             self.step(0.05)
+            if on_step is not None:
+                on_step()
 
     def shutdown(self) -> None:
         """Stop every engine gracefully (SIGTERM, then SIGKILL after stop_timeout_s)."""
@@ -397,7 +405,4 @@ class Manager:
         self.pump_until(lambda: all(r.proc is None for r in self.records.values()), 5.0)
         self.store.flush()
         self.mirror_registry()
-        try:
-            self.r.delete(self.keys.manager(self.owner))
-        except redis.RedisError:
-            pass
+        self.monitor.absent()

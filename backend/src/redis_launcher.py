@@ -117,7 +117,7 @@ class EmbeddedRedis:
             args += ["--unixsocket", str(sock), "--unixsocketperm", "700"]
         # Own session: a Ctrl+C in the terminal must not kill Redis before engines flush.
         self.proc = subprocess.Popen(  # noqa: S603
-            args, start_new_session=True, preexec_fn=_die_with_parent if self.die_with_parent else None
+            args, start_new_session=True, preexec_fn=die_with_parent if self.die_with_parent else None
         )
         client = connect(self.url, timeout=0.5)
         deadline = time.monotonic() + wait_s
@@ -136,6 +136,7 @@ class EmbeddedRedis:
                     raise UsageError(f"embedded redis-server did not answer within {wait_s}s") from None
                 time.sleep(0.02)
         client.close()
+        (self.directory / "url").write_text(self.url + "\n", encoding="utf-8")  # for a standalone API
         log.info("embedded redis started", extra={"port": self.port, "pid": self.proc.pid})
         return self
 
@@ -169,7 +170,7 @@ class EmbeddedRedis:
             self.stop()
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Linux: SIGTERM this child when the process that started it dies (even by kill -9)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

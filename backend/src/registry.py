@@ -24,6 +24,13 @@ log = logging.getLogger(__name__)
 
 EVENTS_MAXLEN = 10_000
 RECOVERIES_KEEP = 1000
+# Prometheus histogram buckets for crash detected -> running again (seconds)
+RECOVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def bucket_field(seconds: float) -> str:
+    """Hash field of the (non-cumulative) bucket a value falls in: ``le:<bound>`` or ``le:+Inf``."""
+    return next((f"le:{b}" for b in RECOVERY_BUCKETS if seconds <= b), "le:+Inf")
 
 
 class StateStore:
@@ -60,6 +67,10 @@ class StateStore:
             if self.pending_recoveries:
                 pipe.lpush(self.keys.recoveries, *(f"{s:.6f}" for s in self.pending_recoveries))
                 pipe.ltrim(self.keys.recoveries, 0, RECOVERIES_KEEP - 1)
+                for s in self.pending_recoveries:
+                    pipe.hincrby(self.keys.recovery_histogram, bucket_field(s), 1)
+                    pipe.hincrbyfloat(self.keys.recovery_histogram, "sum", s)
+                    pipe.hincrby(self.keys.recovery_histogram, "count", 1)
             pipe.execute()
         except redis.RedisError as exc:
             if self.redis_ok:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     replay_speed: float = Field(default=300.0, gt=0)  # simulated seconds per wall second
     synthetic_interval_s: float = Field(default=1.0, gt=0)  # wall seconds per synthetic candle
 
+    # API (started by the manager unless --no-api) and control-endpoint token.
+    api_enabled: bool = True
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    api_token: SecretStr | None = None
+    command_max_age_s: float = Field(default=300.0, gt=0)
+
     log_retention_days: int = Field(default=30, ge=1)
     log_level: str = "INFO"
 
@@ -71,3 +78,13 @@ class Settings(BaseSettings):
     @property
     def registry_path(self) -> Path:
         return self.data_dir / "engine_registry.json"
+
+    def child_env(self) -> dict[str, str]:
+        """Environment that rebuilds these settings in a child process (api, workers)."""
+        out = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+            out[f"LEVIBOT_{name.upper()}"] = str(raw).lower() if isinstance(raw, bool) else str(raw)
+        return out

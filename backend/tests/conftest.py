@@ -73,6 +73,7 @@ FAST = {
     "backoff_cap_s": 2.0,
     "synthetic_interval_s": 0.05,
     "stop_timeout_s": 5.0,
+    "api_enabled": "false",
 }
 
 

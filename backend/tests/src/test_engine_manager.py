@@ -51,7 +51,7 @@ CASES = [
     (["--symbols", "BTCUSDT", "--config", "/nonexistent.yaml"], "--config: cannot read"),
     (["--symbols", "BTCUSDT", "--replay-speed", "-1"], "LEVIBOT_REPLAY_SPEED"),
     (["--symbols", "BTCUSDT", "--bogus"], "unrecognized arguments"),
-    ([], "required: --symbols"),
+    ([], "--symbols: empty, and no --config with a symbols: section"),
 ]
 
 
@@ -123,7 +123,7 @@ def test_unreachable_redis_is_one_line_exit_2(ns: str, data_dir: Path) -> None:
 
 def test_embedded_redis_default_run_and_clean_stop(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEVIBOT_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEVIBOT_")} | {"LEVIBOT_API_ENABLED": "0"}
     env.update({"LEVIBOT_DATA_DIR": str(data), "LEVIBOT_SYNTHETIC_INTERVAL_S": "0.05"})
     m = ManagerProc(["--symbols", "BTCUSDT,ETHUSDT"], env)
     try:
@@ -141,7 +141,7 @@ def test_embedded_redis_default_run_and_clean_stop(tmp_path: Path) -> None:
 
 def test_embedded_redis_dies_with_a_killed_manager(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEVIBOT_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEVIBOT_")} | {"LEVIBOT_API_ENABLED": "0"}
     env["LEVIBOT_DATA_DIR"] = str(data)
     m = ManagerProc(["--symbols", "BTCUSDT"], env)
     wait_for(lambda: _all_running(data / "engine_registry.json"), 30, what="engine running")
@@ -175,7 +175,7 @@ def _all_running(path: Path) -> bool:
 
 def test_embedded_redis_killed_is_restarted_and_engines_carry_on(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEVIBOT_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEVIBOT_")} | {"LEVIBOT_API_ENABLED": "0"}
     env.update({"LEVIBOT_DATA_DIR": str(data), "LEVIBOT_SYNTHETIC_INTERVAL_S": "0.05"})
     m = ManagerProc(["--symbols", "BTCUSDT"], env)
     try:

@@ -68,11 +68,12 @@ def test_beat_writes_nothing_without_the_lease(r: redis.Redis, ns: str) -> None:
     a.acquire()
     b = lease(r, ns, pid=200)
     b.acquire()  # newer engine of the same manager
-    args = (BEAT, 5, k.lease("BTCUSDT"), k.generation("BTCUSDT"), k.heartbeat("BTCUSDT"), k.state("BTCUSDT"),
-            k.engines)
-    assert r.eval(*args, a.token, 5000, a.generation, "100:1:1.0", 5000, "BTCUSDT", "status", "zombie") == 0
+    args = (BEAT, 6, k.lease("BTCUSDT"), k.generation("BTCUSDT"), k.heartbeat("BTCUSDT"), k.state("BTCUSDT"),
+            k.engines, k.config("BTCUSDT"))
+    assert r.eval(*args, a.token, 5000, a.generation, "100:1:1.0", 5000, "BTCUSDT", "status", "zombie")[0] == 0
     assert r.hget(k.state("BTCUSDT"), "status") is None and r.get(k.heartbeat("BTCUSDT")) is None
-    assert r.eval(*args, b.token, 5000, b.generation, "200:2:1.0", 5000, "BTCUSDT", "status", "running") == 1
+    r.hset(k.config("BTCUSDT"), "version", "7")
+    assert r.eval(*args, b.token, 5000, b.generation, "200:2:1.0", 5000, "BTCUSDT", "status", "running") == [1, "7"]
     assert r.hget(k.state("BTCUSDT"), "status") == "running" and r.sismember(k.engines, "BTCUSDT")
 
 

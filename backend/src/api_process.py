@@ -1,0 +1,62 @@
+"""The API as a child process of the manager: ``uvicorn backend.src.app.main:app``.
+
+It dies with the manager (``PR_SET_PDEATHSIG``) and is restarted if it exits on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess  # noqa: S404 - we start our own API server on purpose
+import sys
+import time
+
+from backend.src.redis_launcher import die_with_parent
+from backend.src.settings import REPO_ROOT, Settings
+
+log = logging.getLogger(__name__)
+RESTART_DELAY_S = 1.0
+
+
+class ApiProcess:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.died_at = 0.0
+
+    def argv(self) -> list[str]:
+        s = self.settings
+        return [sys.executable, "-m", "uvicorn", "backend.src.app.main:app", "--host", s.api_host,
+                "--port", str(s.api_port), "--no-access-log", "--log-level", "warning"]
+
+    def start(self) -> None:
+        env = {**os.environ, **self.settings.child_env()}
+        self.proc = subprocess.Popen(  # noqa: S603
+            self.argv(), cwd=REPO_ROOT, env=env, start_new_session=True, preexec_fn=die_with_parent
+        )
+        log.info("api started on http://%s:%s (pid %s)", self.settings.api_host, self.settings.api_port,
+                 self.proc.pid)
+
+    def supervise(self) -> None:
+        """Called every manager step: restart the API a second after it died."""
+        if self.proc is None or self.proc.poll() is None:
+            return
+        now = time.monotonic()
+        if not self.died_at:
+            self.died_at = now
+            log.error("api exited with code %s; restarting", self.proc.returncode)
+        if now - self.died_at >= RESTART_DELAY_S:
+            self.died_at = 0.0
+            self.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None

@@ -1,0 +1,70 @@
+"""Prometheus exposition of a fleet snapshot (text format 0.0.4)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from backend.src.app.snapshot import STATUSES, Snapshot
+
+
+class SnapshotCollector(Collector):
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.snap
+        up = GaugeMetricFamily("levibot_engine_up", "1 if the engine is running with a fresh heartbeat",
+                               labels=["symbol"])
+        restarts = CounterMetricFamily("levibot_engine_restarts", "Watchdog restarts of the engine",
+                                       labels=["symbol"])
+        age = GaugeMetricFamily("levibot_engine_heartbeat_age_seconds", "Seconds since the last heartbeat",
+                                labels=["symbol"])
+        pnl = GaugeMetricFamily("levibot_engine_pnl_usd", "Total PnL (realised + unrealised, fees included)",
+                                labels=["symbol"])
+        daily = GaugeMetricFamily("levibot_engine_daily_pnl_usd", "PnL since the UTC day opened", labels=["symbol"])
+        position = GaugeMetricFamily("levibot_engine_position", "Signed position, base currency", labels=["symbol"])
+        stalled = GaugeMetricFamily("levibot_engine_stalled", "1 if alive but no candle for 3 candle periods",
+                                    labels=["symbol"])
+        for e in s.engines:
+            sym = [e["symbol"]]
+            up.add_metric(sym, 1.0 if e["up"] else 0.0)
+            restarts.add_metric(sym, float(e["restarts"]))
+            if e["last_heartbeat_age_s"] is not None:
+                age.add_metric(sym, float(e["last_heartbeat_age_s"]))
+            pnl.add_metric(sym, float(e["pnl"]))
+            daily.add_metric(sym, float(e["daily_pnl"]))
+            position.add_metric(sym, float(e["position"]))
+            stalled.add_metric(sym, 1.0 if e["stalled"] else 0.0)
+        yield from (up, restarts, age, pnl, daily, position, stalled)
+
+        by_status = GaugeMetricFamily("levibot_engines", "Engines per status", labels=["status"])
+        counts = s.counts()
+        for status in STATUSES:
+            by_status.add_metric([status], float(counts.get(status, 0)))
+        by_status.add_metric(["stalled"], float(sum(1 for e in s.engines if e["stalled"])))
+        yield by_status
+
+        buckets, total = s.recovery_buckets()
+        yield HistogramMetricFamily("levibot_watchdog_recovery_seconds", "Crash detected -> engine running again",
+                                    buckets=buckets, sum_value=total)
+        yield GaugeMetricFamily("levibot_global_stop_active", "1 while the portfolio-wide stop is active",
+                                value=1.0 if s.global_stop else 0.0)
+        managers = GaugeMetricFamily("levibot_manager_up", "Live managers (presence key fresh)", labels=["owner"])
+        for m in s.managers:
+            managers.add_metric([m.get("owner", "?")], 1.0)
+        yield managers
+
+
+def render(snap: Snapshot) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(snap))
+    return generate_latest(registry)

@@ -1,0 +1,95 @@
+"""Read-only view of the fleet from Redis, shared by the status endpoints and /metrics."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from backend.src.health import format_uptime, heartbeat_age, is_stalled
+from backend.src.keys import Keys
+from backend.src.registry import RECOVERY_BUCKETS
+
+STATUSES = ("running", "starting", "restarting", "stopping", "stopped", "crashed", "failed")
+
+
+@dataclass
+class Snapshot:
+    taken_at: float
+    engines: list[dict[str, Any]]
+    global_stop: str | None
+    recovery: dict[str, str] = field(default_factory=dict)
+    managers: list[dict[str, str]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATUSES, 0)
+        for e in self.engines:
+            out[e["status"]] = out.get(e["status"], 0) + 1
+        return out
+
+    def recovery_buckets(self) -> tuple[list[tuple[str, float]], float]:
+        """Cumulative (le, count) pairs for a Prometheus histogram, and the sum."""
+        acc, out = 0.0, []
+        for b in RECOVERY_BUCKETS:
+            acc += float(self.recovery.get(f"le:{b}", 0))
+            out.append((str(b), acc))
+        acc += float(self.recovery.get("le:+Inf", 0))
+        out.append(("+Inf", acc))
+        return out, float(self.recovery.get("sum", 0))
+
+
+def engine_view(symbol: str, st: dict[str, str], hb: str | None, now: float, hb_timeout: float) -> dict[str, Any]:
+    status = st.get("status", "unknown")
+    age = heartbeat_age(hb, now)
+    started = float(st.get("started_at") or 0)
+    live = status in ("running", "starting", "restarting", "stopping")
+    uptime_s = now - started if started and status == "running" else 0.0
+    return {
+        "symbol": symbol,
+        "status": status,
+        "uptime": format_uptime(uptime_s),
+        "uptime_s": round(uptime_s, 1),
+        "pid": int(st["pid"]) if st.get("pid") and live else None,
+        "restarts": int(st.get("restarts") or 0),
+        "last_error": st.get("last_error") or None,
+        "last_heartbeat_age_s": None if age is None else round(age, 3),
+        "up": status == "running" and age is not None and age <= hb_timeout,
+        "stalled": is_stalled(st, age, now, hb_timeout),
+        "position": float(st.get("position") or 0),
+        "pnl": round(float(st.get("pnl") or 0), 2),
+        "daily_pnl": round(float(st.get("daily_pnl") or 0), 2),
+        "equity": round(float(st.get("equity") or 0), 2),
+        "last_trade": st.get("last_trade") or None,
+        "owner": st.get("owner") or None,
+    }
+
+
+async def take(r: aioredis.Redis, keys: Keys, hb_timeout: float, *, with_extras: bool = False) -> Snapshot:
+    symbols = sorted(str(s) for s in await r.smembers(keys.engines))  # type: ignore[misc]
+    pipe = r.pipeline(transaction=False)
+    for s in symbols:
+        pipe.hgetall(keys.state(s))
+    pipe.mget([keys.heartbeat(s) for s in symbols] or [keys.heartbeat("")])
+    pipe.get(keys.global_stop)
+    if with_extras:
+        pipe.hgetall(keys.recovery_histogram)
+    res = await pipe.execute()
+    now = time.time()
+    states, beats, stop = res[: len(symbols)], res[len(symbols)], res[len(symbols) + 1]
+    engines = [engine_view(s, st, hb, now, hb_timeout) for s, st, hb in zip(symbols, states, beats, strict=False)]
+    snap = Snapshot(now, engines, stop)
+    if with_extras:
+        snap.recovery = res[len(symbols) + 2]
+        snap.managers = await live_managers(r, keys)
+    return snap
+
+
+async def live_managers(r: aioredis.Redis, keys: Keys) -> list[dict[str, str]]:
+    out = []
+    async for key in r.scan_iter(match=keys.managers_pattern, count=100):
+        info = await r.hgetall(key)  # type: ignore[misc]
+        if info:
+            out.append({str(k): str(v) for k, v in info.items()})
+    return out

@@ -1,0 +1,167 @@
+"""The manager's control plane: operator commands from Redis, config hot reload, stall alerts.
+
+Runs inside the manager's event loop (``poll`` is called every step), never blocks it: a
+stop or restart is started and its progress shows in the engine's status.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import redis
+
+from backend.src.commands import Command, CommandInbox, encode_config
+from backend.src.config import SourceSpec, SymbolConfig, load_active
+from backend.src.errors import UsageError
+from backend.src.keys import Keys
+from backend.src.market_data import load_candles, resolve_replay_file
+
+log = logging.getLogger(__name__)
+
+
+def resolve_sources(spec: SourceSpec, symbols: list[str]) -> dict[str, SourceSpec]:
+    """Per-symbol source; a replay file must exist and parse (UsageError otherwise)."""
+    if spec.kind != "replay" or spec.path is None:
+        return dict.fromkeys(symbols, spec)
+    out = {}
+    for sym in symbols:
+        path = resolve_replay_file(spec.path, sym)
+        load_candles(path)  # unreadable or malformed: fail now, before anything starts
+        out[sym] = SourceSpec("replay", path.resolve())
+    return out
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """Where the engine configs come from: the YAML file, ``--symbols`` and ``--source``."""
+
+    path: Path | None
+    cli_symbols: list[str] | None
+    source: SourceSpec
+
+    def load(self) -> tuple[dict[str, SymbolConfig], dict[str, SourceSpec]]:
+        configs = load_active(self.path, self.cli_symbols)
+        return configs, resolve_sources(self.source, list(configs))
+
+    def fingerprint(self) -> tuple[int, int] | None:
+        if self.path is None:
+            return None
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+
+class Supervised(Protocol):
+    """What the control plane needs from the manager (keeps the import one-way)."""
+
+    def configs(self) -> dict[str, SymbolConfig]: ...
+    def start(self, symbol: str) -> None: ...
+    def stop(self, symbol: str, wait: bool = True) -> None: ...
+    def restart_async(self, symbol: str) -> None: ...
+    def add(self, symbol: str, config: SymbolConfig, source: SourceSpec) -> None: ...
+    def remove(self, symbol: str) -> None: ...
+    def update_config(self, symbol: str, config: SymbolConfig) -> None: ...
+
+
+class ControlPlane:
+    def __init__(self, manager: Supervised, r: redis.Redis, keys: Keys, owner: str, config_source: ConfigSource,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.m, self.r, self.keys, self.clock = manager, r, keys, clock
+        self.config_source = config_source
+        self.inbox = CommandInbox(r, keys, owner, consumer=f"{os.uname().nodename}-{os.getpid()}")
+        self.fingerprint = config_source.fingerprint()
+        self._last = {"commands": 0.0, "file": 0.0}
+
+    def open(self) -> None:
+        self.inbox.ensure_group()
+        for sym, cfg in self.m.configs().items():
+            self.publish(sym, cfg)
+
+    def publish(self, symbol: str, cfg: SymbolConfig) -> None:
+        """Engines poll the version with their heartbeat and apply a new config within a beat."""
+        key = self.keys.config(symbol)
+        payload = encode_config(cfg.model_dump(mode="json"))
+        if self.r.hget(key, "json") == payload:
+            return
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(key, "json", payload)
+        pipe.hincrby(key, "version", 1)
+        pipe.execute()
+
+    def poll(self) -> None:
+        now = time.monotonic()
+        try:
+            if now - self._last["commands"] >= 0.1:
+                self._last["commands"] = now
+                for cmd in self.inbox.fetch():
+                    self.handle(cmd)
+            if now - self._last["file"] >= 1.0:
+                self._last["file"] = now
+                fp = self.config_source.fingerprint()
+                if fp != self.fingerprint:
+                    self.fingerprint = fp
+                    log.info("config file changed; reloading")
+                    self.reload()
+        except redis.RedisError as exc:
+            log.debug("control plane waiting for redis: %s", exc)
+
+    def handle(self, cmd: Command) -> None:
+        now = self.clock()
+        if self.inbox.expired(cmd, now):
+            self.inbox.done(cmd, "expired", f"older than {self.inbox.max_age_s:.0f}s; not carried out", now)
+            return
+        try:
+            detail = self.execute(cmd)
+        except UsageError as exc:
+            self.inbox.done(cmd, "error", str(exc), self.clock())
+            log.warning("command %s %s refused: %s", cmd.action, cmd.symbol, exc)
+            return
+        self.inbox.done(cmd, "done", detail, self.clock())
+        log.info("command %s %s: %s", cmd.action, cmd.symbol or "-", detail, extra={"command_id": cmd.command_id})
+
+    def execute(self, cmd: Command) -> str:
+        if cmd.action == "reload":
+            return self.reload()
+        if cmd.action not in ("start", "stop", "restart"):
+            raise UsageError(f"action: unknown action {cmd.action!r}")
+        if cmd.symbol not in self.m.configs():
+            raise UsageError(f"symbol: {cmd.symbol or '(none)'} is not managed here")
+        if cmd.action == "start":
+            self.m.start(cmd.symbol)
+            return "starting"
+        if cmd.action == "stop":
+            self.m.stop(cmd.symbol, wait=False)
+            return "stopping"
+        self.m.restart_async(cmd.symbol)
+        return "restarting"
+
+    def reload(self) -> str:
+        """Validate the whole config first; apply only if all of it is valid."""
+        try:
+            configs, sources = self.config_source.load()
+        except UsageError as exc:
+            log.error("config rejected, previous config stays in force: %s", exc, extra={"alert": True})
+            self.r.xadd(self.keys.events, {"type": "config_rejected", "symbol": "", "reason": str(exc),
+                                           "ts": f"{self.clock():.3f}"}, maxlen=10_000, approximate=True)
+            raise
+        current = self.m.configs()
+        added = [s for s in configs if s not in current]
+        removed = [s for s in current if s not in configs]
+        changed = [s for s in configs if s in current and configs[s] != current[s]]
+        for sym in removed:
+            self.m.remove(sym)
+        for sym in changed:
+            self.m.update_config(sym, configs[sym])
+            self.publish(sym, configs[sym])
+        for sym in added:
+            self.publish(sym, configs[sym])
+            self.m.add(sym, configs[sym], sources[sym])
+        return f"config applied: added {added or '[]'}, removed {removed or '[]'}, changed {changed or '[]'}"
