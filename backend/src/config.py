@@ -123,6 +123,10 @@ def read_config_file(path: Path | None) -> tuple[EngineConfig, str]:
 
 
 def _per_symbol(cfg: EngineConfig, name: str, symbols: list[str]) -> dict[str, SymbolConfig]:
+    try:
+        SymbolConfig.model_validate(cfg.defaults)  # blame defaults for their own mistakes
+    except ValidationError as exc:
+        raise UsageError(f"{name}: {_fmt(exc, 'defaults')}") from exc
     out: dict[str, SymbolConfig] = {}
     for sym in symbols:
         try:

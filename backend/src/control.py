@@ -6,6 +6,7 @@ stop or restart is started and its progress shows in the engine's status.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -109,7 +110,8 @@ class ControlPlane:
                 if fp != self.fingerprint:
                     self.fingerprint = fp
                     log.info("config file changed; reloading")
-                    self.reload()
+                    with contextlib.suppress(UsageError):  # logged and recorded; old config stays
+                        self.reload()
         except redis.RedisError as exc:
             log.debug("control plane waiting for redis: %s", exc)
 

@@ -152,3 +152,71 @@ def engine_pids(symbol: str) -> list[int]:
         except psutil.Error:
             continue
     return out
+
+
+class ApiServer:
+    """``uvicorn backend.src.app.main:app`` on a free loopback port, as an operator runs it alone."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        from backend.src.redis_launcher import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "backend.src.app.main:app", "--host", "127.0.0.1",
+             "--port", str(self.port), "--log-level", "warning"],
+            env=env, cwd=REPO_ROOT,
+        )
+        import httpx
+
+        def up() -> bool:
+            try:
+                return httpx.get(self.url + "/openapi.json", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, 20, what="api up")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def api_token() -> str:
+    return "t0ken-" + uuid.uuid4().hex
+
+
+@pytest.fixture
+def api(redis_server: EmbeddedRedis, ns: str, data_dir: Path, api_token: str) -> Iterator[ApiServer]:
+    server = ApiServer(fast_env(redis_server.url, ns, data_dir, api_token=api_token))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def engine_config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "engines.yaml"
+    cfg.write_text(FAST_CONFIG)
+    return cfg
+
+
+@pytest.fixture
+def start_manager(
+    redis_server: EmbeddedRedis, ns: str, data_dir: Path, engine_config: Path
+) -> Iterator[Callable[..., ManagerProc]]:
+    started: list[ManagerProc] = []
+
+    def start(
+        symbols: list[str], *args: str, url: str | None = None, data: Path | None = None, **env: object
+    ) -> ManagerProc:
+        m = ManagerProc(
+            ["--symbols", ",".join(symbols), "--config", str(engine_config), *args],
+            fast_env(url or redis_server.url, ns, data or data_dir, **env),
+        )
+        started.append(m)
+        return m
+
+    yield start
+    for m in started:
+        m.stop()
