@@ -220,3 +220,16 @@ def start_manager(
     yield start
     for m in started:
         m.stop()
+
+
+def require_binary(name: str) -> str:
+    """Path of a system tool the test needs. Missing: skip, or fail when LEVIBOT_TEST_STRICT=1 (CI)."""
+    import shutil
+
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name} not installed (Debian: apt-get install prometheus)"
+    if os.environ.get("LEVIBOT_TEST_STRICT") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
