@@ -32,7 +32,7 @@ class ApiProcess:
     def start(self) -> None:
         env = {**os.environ, **self.settings.child_env()}
         self.proc = subprocess.Popen(  # noqa: S603
-            self.argv(), cwd=REPO_ROOT, env=env, start_new_session=True, preexec_fn=die_with_parent
+            self.argv(), cwd=REPO_ROOT, env=env, start_new_session=True, preexec_fn=die_with_parent()
         )
         log.info("api started on http://%s:%s (pid %s)", self.settings.api_host, self.settings.api_port,
                  self.proc.pid)

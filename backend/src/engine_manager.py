@@ -12,19 +12,23 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
+import httpx
 import redis
 from pydantic import ValidationError
 
 from backend.src import logging_setup
+from backend.src.alerts import AlertDispatcher, build_sinks
 from backend.src.api_process import ApiProcess
 from backend.src.config import parse_source, parse_symbols
 from backend.src.control import ConfigSource, ControlPlane
 from backend.src.errors import EXIT_OK, EXIT_USAGE, RedisUnavailable, UsageError
+from backend.src.keys import Keys
 from backend.src.manager import Manager
 from backend.src.procs import ProcessOps
 from backend.src.redis_launcher import EmbeddedRedis, connect, ping, redact
@@ -152,6 +156,7 @@ def supervise(settings: Settings, config_source: ConfigSource) -> int:
         manager.reconcile()
         control = ControlPlane(manager, r, manager.keys, manager.owner, config_source)
         control.open()
+        alerts = start_alerts(settings, url, manager.keys)
         api = ApiProcess(settings) if settings.api_enabled else None
         log.info("manager up: %d engines, redis %s, data dir %s", len(configs), redact(url),
                  settings.data_dir, extra={"symbols": ",".join(configs)})
@@ -177,6 +182,8 @@ def supervise(settings: Settings, config_source: ConfigSource) -> int:
             if api is not None:
                 api.stop()
             manager.shutdown()
+            if alerts is not None:
+                alerts.stop()
         return EXIT_OK
     except redis.RedisError as exc:
         raise RedisUnavailable(f"redis at {redact(url)}: {exc}") from exc
@@ -184,6 +191,18 @@ def supervise(settings: Settings, config_source: ConfigSource) -> int:
         r.close()
         if embedded is not None:
             embedded.stop()
+
+
+def start_alerts(settings: Settings, url: str, keys: Keys) -> AlertDispatcher | None:
+    sinks = build_sinks(settings, httpx.Client(timeout=settings.alert_timeout_s))
+    if not sinks:
+        log.info("alerts: no Telegram or Slack configured; events stay in the Redis stream only")
+        return None
+    dispatcher = AlertDispatcher(connect(url, timeout=2.0), keys, sinks, window_s=settings.alert_window_s,
+                                 consumer=f"{socket.gethostname()}-{os.getpid()}")
+    dispatcher.start()
+    log.info("alerts: sending to %s", ", ".join(s.name for s in sinks))
+    return dispatcher
 
 
 def main_exit() -> NoReturn:

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess  # noqa: S404 - we start a server binary on purpose
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -117,7 +118,7 @@ class EmbeddedRedis:
             args += ["--unixsocket", str(sock), "--unixsocketperm", "700"]
         # Own session: a Ctrl+C in the terminal must not kill Redis before engines flush.
         self.proc = subprocess.Popen(  # noqa: S603
-            args, start_new_session=True, preexec_fn=die_with_parent if self.die_with_parent else None
+            args, start_new_session=True, preexec_fn=die_with_parent() if self.die_with_parent else None
         )
         client = connect(self.url, timeout=0.5)
         deadline = time.monotonic() + wait_s
@@ -170,7 +171,15 @@ class EmbeddedRedis:
             self.stop()
 
 
-def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: SIGTERM this child when the process that started it dies (even by kill -9)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def die_with_parent() -> Callable[[], None]:
+    """A ``preexec_fn``: SIGTERM the child when the process that started it dies (Linux, even on kill -9).
+
+    ``prctl`` is resolved here, in the parent: between fork and exec the child only calls a
+    C function, no import or dlopen that could deadlock on a lock another thread held.
+    """
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def preexec() -> None:  # pragma: no cover - runs in the child between fork and exec
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    return preexec

@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     command_max_age_s: float = Field(default=300.0, gt=0)
 
+    # Alerts (secrets from the environment only; never logged).
+    telegram_bot_token: SecretStr | None = None
+    telegram_chat_id: str | None = None
+    telegram_api_base: str = "https://api.telegram.org"
+    slack_webhook_url: SecretStr | None = None
+    alert_window_s: float = Field(default=60.0, gt=0)
+    alert_timeout_s: float = Field(default=5.0, gt=0)
+
     log_retention_days: int = Field(default=30, ge=1)
     log_level: str = "INFO"
 

@@ -1,0 +1,91 @@
+"""Local stand-ins for the Telegram Bot API and Slack incoming webhooks, on loopback.
+
+They speak the real wire formats (Telegram: ``POST /bot<token>/sendMessage`` answering
+``{"ok": true, "result": {...}}`` or ``{"ok": false, "error_code": 429, "description": ...,
+"parameters": {"retry_after": N}}``; Slack: ``POST /services/...`` answering ``ok`` or an
+error string with a status code and ``Retry-After``) and can be told to misbehave.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class ChatServer:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.plan: deque[str] = deque()  # next behaviours: ok | 429 | 500 | malformed | slow | 404
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server API
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with outer.lock:
+                    mode = outer.plan.popleft() if outer.plan else "ok"
+                    outer.requests.append({"path": self.path, "body": json.loads(body or b"{}"), "mode": mode,
+                                           "at": time.monotonic()})
+                if self.path.startswith("/bot"):
+                    outer.telegram(self, mode)
+                else:
+                    outer.slack(self, mode)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _reply(h: BaseHTTPRequestHandler, code: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        h.send_response(code)
+        for k, v in (headers or {}).items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    def telegram(self, h: BaseHTTPRequestHandler, mode: str) -> None:
+        if mode == "slow":
+            time.sleep(3)
+        if mode == "429":
+            self._reply(h, 429, json.dumps({"ok": False, "error_code": 429,
+                                            "description": "Too Many Requests: retry after 1",
+                                            "parameters": {"retry_after": 1}}).encode())
+        elif mode == "500":
+            self._reply(h, 502, b"<html>Bad Gateway</html>")
+        elif mode == "malformed":
+            self._reply(h, 200, b'{"ok": tru')
+        elif mode == "404":
+            self._reply(h, 400, json.dumps({"ok": False, "error_code": 400,
+                                            "description": "Bad Request: chat not found"}).encode())
+        else:
+            self._reply(h, 200, json.dumps({"ok": True, "result": {"message_id": len(self.requests)}}).encode())
+
+    def slack(self, h: BaseHTTPRequestHandler, mode: str) -> None:
+        if mode == "slow":
+            time.sleep(3)
+        if mode == "429":
+            self._reply(h, 429, b"rate_limited", {"Retry-After": "1"})
+        elif mode == "500":
+            self._reply(h, 500, b"internal_error")
+        elif mode == "404":
+            self._reply(h, 404, b"no_service")
+        else:
+            self._reply(h, 200, b"ok")
+
+    def texts(self) -> list[str]:
+        with self.lock:
+            return [r["body"].get("text", "") for r in self.requests if r["mode"] == "ok"]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
