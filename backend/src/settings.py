@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=0, le=65535)
     api_token: SecretStr | None = None
     command_max_age_s: float = Field(default=300.0, gt=0)
+    api_cache_s: float = Field(default=0.1, ge=0)  # /engines/status body shared for this long
 
     # Alerts (secrets from the environment only; never logged).
     telegram_bot_token: SecretStr | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         s = settings or Settings()
         app.state.settings = s
         app.state.keys = Keys(s.namespace)
+        app.state.status_cache = snapshot.BodyCache(s.api_cache_s)
         app.state.redis = aioredis.Redis.from_url(
             redis_url(s), decode_responses=True, socket_timeout=1.0, socket_connect_timeout=1.0,
             max_connections=64,
@@ -131,14 +133,18 @@ async def health(request: Request) -> dict[str, str]:
 
 
 @router.get("/engines/status")
-async def engines_status(request: Request) -> dict[str, Any]:
-    snap = await _snapshot(request)
-    counts = snap.counts()
-    return {
-        "total": len(snap.engines), **counts,
-        "stalled": sum(1 for e in snap.engines if e["stalled"]),
-        "global_stop": snap.global_stop is not None, "engines": snap.engines,
-    }
+async def engines_status(request: Request) -> Response:
+    """Fleet status in the seed's shape (cached for ``api_cache_s``, default 100 ms)."""
+
+    async def build() -> bytes:
+        snap = await _snapshot(request)
+        return json.dumps({
+            "total": len(snap.engines), **snap.counts(),
+            "stalled": sum(1 for e in snap.engines if e["stalled"]),
+            "global_stop": snap.global_stop is not None, "engines": snap.engines,
+        }, separators=(",", ":")).encode()
+
+    return Response(await request.app.state.status_cache.get(build), media_type="application/json")
 
 
 @router.get("/engines/{symbol}")

@@ -97,7 +97,7 @@ def test_stop_start_restart_through_the_api(api: ApiServer, start_manager: Calla
     res = httpx.post(api.url + "/engines/BTCUSDT/stop", headers=auth(api_token), json={"wait_s": 5})
     assert res.status_code == 200 and res.json()["status"] == "done", res.text
     wait_for(lambda: state(r, ns, "BTCUSDT")["status"] == "stopped", 10, what="stopped")
-    assert httpx.get(api.url + "/engines/status").json()["stopped"] == 1
+    wait_for(lambda: httpx.get(api.url + "/engines/status").json()["stopped"] == 1, 2, what="status shows it")
     res = httpx.post(api.url + "/engines/BTCUSDT/start", headers=auth(api_token))
     assert res.status_code == 200
     new = wait_for(lambda: running_pid(r, ns, "BTCUSDT"), 10, what="started")
