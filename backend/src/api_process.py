@@ -16,6 +16,8 @@ from backend.src.settings import REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
 RESTART_DELAY_S = 1.0
+MAX_RESTART_DELAY_S = 30.0
+STABLE_S = 30.0
 
 
 class ApiProcess:
@@ -23,6 +25,8 @@ class ApiProcess:
         self.settings = settings
         self.proc: subprocess.Popen[bytes] | None = None
         self.died_at = 0.0
+        self.started_at = 0.0
+        self.delay = RESTART_DELAY_S
 
     def argv(self) -> list[str]:
         s = self.settings
@@ -34,19 +38,24 @@ class ApiProcess:
         self.proc = subprocess.Popen(  # noqa: S603
             self.argv(), cwd=REPO_ROOT, env=env, start_new_session=True, preexec_fn=die_with_parent()
         )
+        self.started_at = time.monotonic()
         log.info("api started on http://%s:%s (pid %s)", self.settings.api_host, self.settings.api_port,
                  self.proc.pid)
 
     def supervise(self) -> None:
-        """Called every manager step: restart the API a second after it died."""
+        """Called every manager step: restart a dead API, backing off 1 s, 2 s, ... 30 s."""
         if self.proc is None or self.proc.poll() is None:
             return
         now = time.monotonic()
         if not self.died_at:
             self.died_at = now
-            log.error("api exited with code %s; restarting", self.proc.returncode)
-        if now - self.died_at >= RESTART_DELAY_S:
+            if now - self.started_at >= STABLE_S:
+                self.delay = RESTART_DELAY_S
+            log.error("api exited with code %s (port %s in use?); restarting in %.0fs", self.proc.returncode,
+                      self.settings.api_port, self.delay)
+        if now - self.died_at >= self.delay:
             self.died_at = 0.0
+            self.delay = min(MAX_RESTART_DELAY_S, self.delay * 2)
             self.start()
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -192,3 +192,31 @@ def test_embedded_redis_killed_is_restarted_and_engines_carry_on(tmp_path: Path)
         assert json.loads((data / "engine_registry.json").read_text())["BTCUSDT"]["restarts"] == 0
     finally:
         assert m.stop() == 0
+
+
+def test_manager_runs_its_api_and_restarts_it(redis_server, ns: str, data_dir: Path) -> None:
+    import httpx
+
+    from backend.src.redis_launcher import free_port
+
+    port = free_port()
+    m = ManagerProc(["--symbols", "BTCUSDT", "--api-port", str(port)],
+                    fast_env(redis_server.url, ns, data_dir, api_enabled="true"))
+    url = f"http://127.0.0.1:{port}"
+
+    def api_up() -> bool:
+        try:
+            return httpx.get(url + "/engines/status", timeout=1).json()["running"] == 1
+        except (httpx.HTTPError, ValueError, KeyError):
+            return False
+
+    try:
+        wait_for(api_up, 30, what="api up with the engine running")
+        (api,) = [p for p in m.descendants() if "uvicorn" in " ".join(p.cmdline())]
+        api.kill()
+        api.wait(5)
+        wait_for(api_up, 10, what="api restarted")
+    finally:
+        assert m.stop() == 0
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(url + "/health", timeout=1)
