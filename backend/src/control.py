@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import redis
 
@@ -118,16 +118,24 @@ class ControlPlane:
     def handle(self, cmd: Command) -> None:
         now = self.clock()
         if self.inbox.expired(cmd, now):
-            self.inbox.done(cmd, "expired", f"older than {self.inbox.max_age_s:.0f}s; not carried out", now)
+            self.finish(cmd, "expired", f"older than {self.inbox.max_age_s:.0f}s; not carried out")
             return
         try:
             detail = self.execute(cmd)
         except UsageError as exc:
-            self.inbox.done(cmd, "error", str(exc), self.clock())
+            self.finish(cmd, "error", str(exc))
             log.warning("command %s %s refused: %s", cmd.action, cmd.symbol, exc)
             return
-        self.inbox.done(cmd, "done", detail, self.clock())
+        self.finish(cmd, "done", detail)
         log.info("command %s %s: %s", cmd.action, cmd.symbol or "-", detail, extra={"command_id": cmd.command_id})
+
+    def finish(self, cmd: Command, status: Literal["done", "error", "expired"], detail: str) -> None:
+        """Record the result for ``GET /commands/{id}`` and, for a symbol, in its status."""
+        now = self.clock()
+        if cmd.symbol and cmd.symbol in self.m.configs():
+            self.r.hset(self.keys.state(cmd.symbol), mapping={
+                "last_command": f"{cmd.action}: {status} ({detail})", "last_command_at": f"{now:.3f}"})
+        self.inbox.done(cmd, status, detail, now)
 
     def execute(self, cmd: Command) -> str:
         if cmd.action == "reload":

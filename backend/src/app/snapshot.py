@@ -65,6 +65,7 @@ def engine_view(symbol: str, st: dict[str, str], hb: str | None, now: float, hb_
         "equity": round(float(st.get("equity") or 0), 2),
         "last_trade": st.get("last_trade") or None,
         "owner": st.get("owner") or None,
+        "last_command": st.get("last_command") or None,
     }
 
 

@@ -106,6 +106,8 @@ def test_stop_start_restart_through_the_api(api: ApiServer, start_manager: Calla
     wait_for(lambda: (p := running_pid(r, ns, "ETHUSDT")) and p != pids["ETHUSDT"], 10, what="restarted")
     got = httpx.get(api.url + f"/commands/{res.json()['command_id']}").json()
     assert got["status"] == "done" and got["action"] == "restart"
+    wait_for(lambda: httpx.get(api.url + "/engines/ETHUSDT").json()["last_command"] == "restart: done (restarting)",
+             2, what="result visible in the status")
     assert new != pids["BTCUSDT"]
     assert state(r, ns, "ETHUSDT")["restarts"] == "0", "an operator restart is not a crash"
 
