@@ -14,12 +14,19 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 API_KEY, API_SECRET = "test-key", "test-secret"
-MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000}
+ERRORS: dict[str, tuple[int, bytes, dict[str, str]]] = {
+    "429": (429, b'{"code": -1003, "msg": "Too many requests; current limit is 1200."}', {"Retry-After": "1"}),
+    "418": (418, b'{"code": -1003, "msg": "Way too many requests; IP banned."}', {"Retry-After": "1"}),
+    "500": (503, b'{"code": -1001, "msg": "Internal error; unable to process your request."}', {}),
+    "malformed": (200, b'[[1700000000000, "1.0", "2.', {}),
+}
+MS = {"1s": 1_000, "1m": 60_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000}
 
 
 def spot_symbol(base: str, quote: str, tick: str = "0.01", step: str = "0.00001", min_notional: str = "5") -> dict:
@@ -51,13 +58,34 @@ def perp_symbol(base: str, quote: str) -> dict:
     }
 
 
+def generated(tf_ms: int, start_price: float = 100.0) -> Callable[[int, int], list[list[float]]]:
+    """A live market: deterministic candles for any aligned time range (a zigzag, so SMAs cross)."""
+
+    def rows(start: int, end: int) -> list[list[float]]:
+        first = start - start % tf_ms + (tf_ms if start % tf_ms else 0)
+        out = []
+        for ts in range(first, end + 1, tf_ms):
+            k = ts // tf_ms
+            phase = k % 20
+            o = start_price + (phase if phase < 10 else 20 - phase)
+            c = o + (1 if phase < 10 else -1)
+            out.append([ts, o, max(o, c) + 0.5, min(o, c) - 0.5, c, 10.0 + phase])
+        return out
+
+    return rows
+
+
+Series = list[list[float]] | Callable[[int, int], list[list[float]]]
+
+
 class BinanceServer:
-    def __init__(self, candles: dict[str, list[list[float]]], *, timeframe: str = "1m",
+    def __init__(self, candles: dict[str, Series], *, timeframe: str = "1m",
                  balances: dict[str, float] | None = None) -> None:
         self.candles = candles  # symbol -> [[ts, o, h, l, c, v], ...]
         self.tf_ms = MS[timeframe]
         self.balances = dict(balances or {"USDT": 10_000.0, "BTC": 0.0, "ETH": 0.0})
         self.plan: deque[str] = deque()  # ok | 429 | 418 | 500 | slow | malformed
+        self.down = False  # every request answers 503 while set (an exchange outage)
         self.requests: list[tuple[str, str]] = []
         self.orders: dict[int, dict[str, Any]] = {}
         self.next_id = 1000
@@ -82,19 +110,12 @@ class BinanceServer:
                 params = dict(parse_qsl(parts.query)) | dict(parse_qsl(body))
                 with server.lock:
                     server.requests.append((method, parts.path))
-                    mode = server.plan.popleft() if server.plan else "ok"
+                    mode = server.plan.popleft() if server.plan else ("500" if server.down else "ok")
                 if mode == "slow":
                     time.sleep(3)
-                if mode == "429":
-                    return self._send(429, {"code": -1003, "msg": "Too many requests; current limit is 1200."},
-                                      {"Retry-After": "1"})
-                if mode == "418":
-                    return self._send(418, {"code": -1003, "msg": "Way too many requests; IP banned."},
-                                      {"Retry-After": "1"})
-                if mode == "500":
-                    return self._send(503, {"code": -1001, "msg": "Internal error; unable to process your request."})
-                if mode == "malformed":
-                    return self._raw(200, b'[[1700000000000, "1.0", "2.')
+                if mode in ERRORS:
+                    code, body, headers = ERRORS[mode]
+                    return self._raw(code, body, headers)
                 code, payload = server.route(method, parts.path, params, self.headers.get("X-MBX-APIKEY"))
                 self._send(code, payload)
 
@@ -170,15 +191,16 @@ class BinanceServer:
         return hmac.compare_digest(sig, expected)
 
     def klines(self, p: dict[str, str]) -> Any:
-        rows = self.candles.get(p.get("symbol", ""))
-        if rows is None:
+        series = self.candles.get(p.get("symbol", ""))
+        if series is None:
             return {"code": -1121, "msg": "Invalid symbol."}
-        start, end = int(p.get("startTime", 0)), int(p.get("endTime", 2**62))
         limit = min(int(p.get("limit", 500)), 1000)
-        now = time.time() * 1000
-        out = [r for r in rows if start <= r[0] <= end and r[0] <= now][:limit]
+        now = int(time.time() * 1000)
+        start, end = int(p.get("startTime", now - limit * self.tf_ms)), min(int(p.get("endTime", now)), now)
+        rows = series(start, end) if callable(series) else series
+        out = [r for r in rows if start <= r[0] <= end][:limit]
         if "startTime" not in p:
-            out = [r for r in rows if r[0] <= now][-limit:]
+            out = [r for r in rows if r[0] <= end][-limit:]
         return [[int(r[0]), f"{r[1]}", f"{r[2]}", f"{r[3]}", f"{r[4]}", f"{r[5]}", int(r[0]) + self.tf_ms - 1,
                  "0", 10, "0", "0", "0"] for r in out]
 
@@ -186,15 +208,16 @@ class BinanceServer:
         sym = p.get("symbol", "")
         if sym not in self.candles:
             return {"code": -1121, "msg": "Invalid symbol."}
-        last = self.candles[sym][-1][4]
+        last = self.last_price(sym)
         return {"symbol": sym, "markPrice": f"{last:.2f}", "indexPrice": f"{last:.2f}",
                 "estimatedSettlePrice": f"{last:.2f}", "lastFundingRate": "0.00010000", "interestRate": "0.00010000",
                 "nextFundingTime": now - now % 28_800_000 + 28_800_000, "time": now}
 
     def last_price(self, symbol: str) -> float:
-        now = time.time() * 1000
-        rows = [r for r in self.candles[symbol] if r[0] <= now] or self.candles[symbol][:1]
-        return float(rows[-1][4])
+        now = int(time.time() * 1000)
+        series = self.candles[symbol]
+        rows = series(now - 10 * self.tf_ms, now) if callable(series) else [r for r in series if r[0] <= now]
+        return float((rows or list(series)[:1])[-1][4])  # type: ignore[arg-type]
 
     def place(self, p: dict[str, str], now: int) -> tuple[int, Any]:
         sym, side, kind = p.get("symbol", ""), p.get("side", ""), p.get("type", "")
