@@ -156,24 +156,35 @@ def parse_symbols(value: str) -> list[str]:
 
 @dataclass(frozen=True)
 class SourceSpec:
-    kind: Literal["synthetic", "replay"]
+    kind: Literal["synthetic", "replay", "live"]
     path: Path | None = None
+    exchange: str | None = None  # live: ccxt exchange id
+    market: str | None = None  # live: the exchange's unified symbol, e.g. BTC/USDT
 
     def __str__(self) -> str:
+        if self.kind == "live":
+            return f"live:{self.exchange}"
         return self.kind if self.path is None else f"{self.kind}:{self.path}"
 
     @property
     def identity(self) -> str:
-        """What a journal's prices came from: ``synthetic`` or ``replay:<file name>``."""
+        """What a journal's prices came from: ``synthetic``, ``replay:<file name>``, ``live:<exchange>``."""
+        if self.kind == "live":
+            return f"live:{self.exchange}"
         return self.kind if self.path is None else f"{self.kind}:{self.path.name}"
 
 
 def parse_source(value: str) -> SourceSpec:
     if value == "synthetic":
         return SourceSpec("synthetic")
+    if value.startswith("live:"):
+        exchange = value.removeprefix("live:").strip().lower()
+        if not re.match(r"^[a-z0-9_]+$", exchange):
+            raise UsageError("--source: live needs a ccxt exchange id, e.g. live:binance")
+        return SourceSpec("live", exchange=exchange)
     if value.startswith("replay:"):
         raw = value.removeprefix("replay:")
         if not raw:
             raise UsageError("--source: replay needs a path, e.g. replay:data/BTCUSDT-5m.csv")
         return SourceSpec("replay", Path(raw).expanduser())
-    raise UsageError(f"--source: unknown source {value!r} (expected synthetic or replay:PATH)")
+    raise UsageError(f"--source: unknown source {value!r} (expected synthetic, replay:PATH or live:EXCHANGE)")

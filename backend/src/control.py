@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -22,12 +22,16 @@ from backend.src.config import SourceSpec, SymbolConfig, load_active
 from backend.src.errors import UsageError
 from backend.src.keys import Keys
 from backend.src.market_data import load_candles, resolve_replay_file
+from backend.src.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def resolve_sources(spec: SourceSpec, symbols: list[str]) -> dict[str, SourceSpec]:
-    """Per-symbol source; a replay file must exist and parse (UsageError otherwise)."""
+def resolve_sources(spec: SourceSpec, symbols: list[str], settings: Settings | None = None) -> dict[str, SourceSpec]:
+    """Per-symbol source: a replay file must exist and parse, a live symbol must be a market of
+    the exchange (UsageError otherwise)."""
+    if spec.kind == "live":
+        return resolve_live(spec, symbols, settings or Settings())
     if spec.kind != "replay" or spec.path is None:
         return dict.fromkeys(symbols, spec)
     out = {}
@@ -38,6 +42,17 @@ def resolve_sources(spec: SourceSpec, symbols: list[str]) -> dict[str, SourceSpe
     return out
 
 
+def resolve_live(spec: SourceSpec, symbols: list[str], settings: Settings) -> dict[str, SourceSpec]:
+    from backend.src.exchange import ExchangeUnavailable, call, make_exchange, resolve_symbol  # noqa: PLC0415
+
+    ex = make_exchange(str(spec.exchange), base_url=settings.exchange_base_url, timeout_s=settings.exchange_timeout_s)
+    try:
+        call(ex.load_markets, attempts=3)
+    except ExchangeUnavailable as exc:
+        raise UsageError(f"--source: {spec.exchange} unreachable: {exc}") from exc
+    return {s: replace(spec, market=resolve_symbol(ex, s)) for s in symbols}
+
+
 @dataclass(frozen=True)
 class ConfigSource:
     """Where the engine configs come from: the YAML file, ``--symbols`` and ``--source``."""
@@ -45,10 +60,11 @@ class ConfigSource:
     path: Path | None
     cli_symbols: list[str] | None
     source: SourceSpec
+    settings: Settings | None = None
 
     def load(self) -> tuple[dict[str, SymbolConfig], dict[str, SourceSpec]]:
         configs = load_active(self.path, self.cli_symbols)
-        return configs, resolve_sources(self.source, list(configs))
+        return configs, resolve_sources(self.source, list(configs), self.settings)
 
     def fingerprint(self) -> tuple[int, int] | None:
         if self.path is None:

@@ -148,12 +148,25 @@ class Engine:
             )
             return ReplaySource(candles, speed=self.settings.replay_speed,
                                 after_ts=cursor if cursor >= 0 else None, now=now)
+        if spec.kind == "live":
+            return self.build_live_source()
         price = float(saved.get("last_price", 0) or 0) or self.broker.last_price or cfg.start_price
         self.candle_period_s = self.settings.synthetic_interval_s
         return SyntheticSource(
             self.symbol, seed=cfg.seed, interval_s=self.settings.synthetic_interval_s,
             timeframe=cfg.timeframe, annual_volatility=cfg.annual_volatility, price=price, now=now,
         )
+
+    def build_live_source(self) -> CandleSource:
+        from backend.src.exchange import call, make_exchange  # noqa: PLC0415 - ccxt only for live engines
+        from backend.src.live_source import LiveSource, timeframe_ms  # noqa: PLC0415
+
+        s, spec = self.settings, self.spec.source
+        ex = make_exchange(str(spec.exchange), base_url=s.exchange_base_url, timeout_s=s.exchange_timeout_s)
+        call(ex.load_markets)
+        self.candle_period_s = timeframe_ms(self.config.timeframe) / 1000
+        return LiveSource(ex, str(spec.market), self.config.timeframe, poll_delay_s=s.live_poll_delay_s,
+                          clock=self.clock)
 
     def start(self) -> None:
         self.acquire_lease()

@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         # 1. validate everything; nothing is written before this passes
         settings = load_settings(args)
         cli_symbols = parse_symbols(args.symbols) if args.symbols is not None else None
-        config_source = ConfigSource(args.config, cli_symbols, parse_source(args.source))
+        config_source = ConfigSource(args.config, cli_symbols, parse_source(args.source), settings)
         config_source.load()
         if settings.data_dir.exists() and not settings.data_dir.is_dir():
             raise UsageError(f"LEVIBOT_DATA_DIR: {settings.data_dir} is not a directory")

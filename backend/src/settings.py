@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     alert_window_s: float = Field(default=60.0, gt=0)
     alert_timeout_s: float = Field(default=5.0, gt=0)
 
+    # Live market data through ccxt. The base URL override points every API of the exchange
+    # at another host (a testnet, a proxy, a local stand-in).
+    exchange_base_url: str | None = None
+    exchange_timeout_s: float = Field(default=10.0, gt=0)
+    live_poll_delay_s: float = Field(default=1.0, ge=0)  # after a candle closes, before asking for it
+
     log_retention_days: int = Field(default=30, ge=1)
     log_level: str = "INFO"
 

@@ -1,0 +1,62 @@
+"""Engines on a live exchange feed: the real ccxt client against the local Binance stand-in."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from backend.src.settings import REPO_ROOT
+from backend.tests.conftest import FAST_CONFIG, ManagerProc, fast_env, wait_for
+from backend.tests.fakes.binance_server import BinanceServer, generated
+from backend.tests.integration.helpers import fills, running_pid, state, wait_running
+
+LIVE_CONFIG = FAST_CONFIG + "  timeframe: 1s\n"
+
+
+@pytest.fixture
+def binance() -> Iterator[BinanceServer]:
+    server = BinanceServer({"BTCUSDT": generated(1000), "ETHUSDT": generated(1000, 50.0)}, timeframe="1s")
+    yield server
+    server.close()
+
+
+def test_live_engines_trade_and_recover(binance: BinanceServer, start_manager: Callable[..., ManagerProc],
+                                        engine_config: Path, r: redis.Redis, ns: str, data_dir: Path) -> None:
+    engine_config.write_text(LIVE_CONFIG)
+    start_manager(["BTCUSDT", "ETHUSDT"], "--source", "live:binance", exchange_base_url=binance.url,
+                  live_poll_delay_s=0.05, exchange_timeout_s=1)
+    pids = wait_running(r, ns, ["BTCUSDT", "ETHUSDT"])
+    wait_for(lambda: len(fills(data_dir, "BTCUSDT")) >= 2, 30, what="fills on live candles")
+    f = fills(data_dir, "BTCUSDT")[0]
+    assert f["source"] == "live:binance" and int(f["candle_ts"]) % 1000 == 0  # type: ignore[call-overload]
+    binance.down = True  # exchange outage: engines stay up (heartbeats), then catch up
+    wait_for(lambda: state(r, ns, "BTCUSDT").get("status") == "running", 2)
+    before = int(state(r, ns, "BTCUSDT")["cursor_ts"])
+    import time
+
+    time.sleep(2.5)
+    binance.down = False
+    wait_for(lambda: int(state(r, ns, "BTCUSDT")["cursor_ts"]) > before + 2000, 10, what="caught up")
+    assert running_pid(r, ns, "BTCUSDT") == pids["BTCUSDT"], "an exchange outage is not a crash"
+    os.kill(pids["ETHUSDT"], signal.SIGKILL)
+    wait_for(lambda: (p := running_pid(r, ns, "ETHUSDT")) and p != pids["ETHUSDT"], 10, what="restart")
+
+
+@pytest.mark.parametrize(("source", "symbols", "message"), [
+    ("live:notanexchange", "BTCUSDT", "unknown exchange 'notanexchange'"),
+    ("live:binance", "BTCUSDT,DOGEUSDT", "DOGEUSDT is not a spot market on binance"),
+])
+def test_bad_exchange_or_symbol_is_one_line_exit_2(binance: BinanceServer, source: str, symbols: str,
+                                                    message: str, redis_server, ns: str, data_dir: Path) -> None:
+    res = subprocess.run([sys.executable, "-m", "backend.src.engine_manager", "--symbols", symbols, "--source", source],
+                         env=fast_env(redis_server.url, ns, data_dir, exchange_base_url=binance.url),
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and message in res.stderr and res.stderr.count("\n") == 1, res.stderr
+    assert not data_dir.exists()
