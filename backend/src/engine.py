@@ -318,14 +318,20 @@ class Engine:
             return True
         return os.getppid() != self.parent
 
-    def step(self) -> None:
-        """Process every candle that is due, then heartbeat if one is due."""
+    def step(self, budget_s: float = 0.1) -> None:
+        """Process the candles that are due (for at most ``budget_s``), then heartbeat if due.
+
+        The budget keeps heartbeats flowing while a fast replay has thousands of candles due.
+        """
         source = self.source
         if source is None:
             raise FatalError(f"{self.symbol}: engine stepped before start()")
+        deadline = time.monotonic() + budget_s
         candle = source.poll(self.clock())
         while candle is not None:
             self.on_candle(candle)
+            if time.monotonic() > deadline:
+                break
             candle = source.poll(self.clock())
         if source.exhausted and not self.idle_logged:
             self.log.info("replay finished; holding position, waiting for stop")
@@ -340,7 +346,10 @@ class Engine:
                 self.shutdown()
                 return EXIT_ORPHANED
             self.step()
-            time.sleep(0.02)
+            if self.source is not None and self.source.exhausted:
+                time.sleep(0.1)  # a finished replay idles, heartbeating
+            else:
+                time.sleep(0.02 if self.candle_period_s >= 0.02 else 0.0005)
         self.shutdown()
         return EXIT_OK
 
