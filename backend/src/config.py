@@ -42,7 +42,18 @@ class SymbolConfig(BaseModel):
     size_usd: float = Field(default=1000.0, gt=0)  # notional of one entry
     initial_equity: float = Field(default=10_000.0, gt=0)
     fee_bps: float = Field(default=10.0, ge=0, le=1000)  # taker fee, basis points
+    maker_fee_bps: float = Field(default=10.0, ge=-100, le=1000)  # maker fee (negative: rebate)
     slippage_bps: float = Field(default=5.0, ge=0, le=1000)
+    order_type: Literal["market", "limit"] = "market"
+    limit_offset_bps: float = Field(default=5.0, ge=0, le=5000)  # limit orders rest this far inside the close
+    max_participation: float = Field(default=0.25, gt=0, le=1)  # of a candle's volume a limit order can take
+    stop_loss_pct: float = Field(default=0.0, ge=0, lt=100)  # 0: off
+    take_profit_pct: float = Field(default=0.0, ge=0, le=10_000)  # 0: off
+    # Exchange rules for replay/synthetic (live: from the exchange's market unless set here).
+    tick_size: float = Field(default=0.0, ge=0)
+    step_size: float = Field(default=0.0, ge=0)
+    min_qty: float = Field(default=0.0, ge=0)
+    min_notional: float = Field(default=0.0, ge=0)
     max_position_usd: float = Field(default=5000.0, gt=0)
     timeframe: str = Field(default="1m", pattern=r"^\d+[smhd]$")  # synthetic candles stand for this
     annual_volatility: float = Field(default=0.7, gt=0, le=10)  # synthetic feed

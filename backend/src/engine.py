@@ -22,7 +22,6 @@ from typing import Any
 import redis
 from pydantic import ValidationError
 
-from backend.src.broker import PaperBroker
 from backend.src.config import SourceSpec, SymbolConfig
 from backend.src.errors import (
     EXIT_CRASH,
@@ -33,6 +32,7 @@ from backend.src.errors import (
     JournalError,
     RedisUnavailable,
 )
+from backend.src.exchange_rules import MarketRules
 from backend.src.exit_notes import write_note
 from backend.src.journal import Journal
 from backend.src.keys import Keys
@@ -40,7 +40,8 @@ from backend.src.lease import BEAT, Lease
 from backend.src.market_data import Candle, CandleSource, ReplaySource, SyntheticSource, load_candles
 from backend.src.settings import Settings
 from backend.src.states import EngineState
-from backend.src.strategy import Signal, build_strategy
+from backend.src.strategy import build_strategy
+from backend.src.trader import Trader
 
 Clock = Callable[[], float]
 
@@ -88,19 +89,15 @@ class Engine:
         self._check_journal_source()
         self.config = cfg = spec.config
         self.config_version = ""
-        self.broker = PaperBroker(
-            spec.symbol, initial_equity=cfg.initial_equity, fee_bps=cfg.fee_bps, slippage_bps=cfg.slippage_bps
-        )
-        self.broker.rebuild(self.journal.entries)
-        fills = self.journal.of_type("fill")
-        self.last_fill_candle = max((int(e["candle_ts"]) for e in fills), default=-1)
+        self.trader = Trader(spec.symbol, cfg, self.journal, source_id=spec.source.identity)
+        self.broker = self.trader.broker
         marks = self.journal.of_type("day")
         self.day = str(marks[-1]["day"]) if marks else ""
         self.strategy = build_strategy(cfg.strategy)
         self.source: CandleSource | None = None
         self.redis_ok = True
         self.last_beat = 0.0
-        self.cursor_ts = self.last_fill_candle
+        self.cursor_ts = self.trader.last_candle
         self.candles = 0
         self.idle_logged = False
         self.last_candle_at = clock()
@@ -137,7 +134,7 @@ class Engine:
         except redis.RedisError:
             pass
         saved_cursor = int(float(saved.get("cursor_ts", -1) or -1)) if saved.get("source") == spec.identity else -1
-        cursor = max(self.last_fill_candle, saved_cursor)
+        cursor = max(self.trader.last_candle, saved_cursor)
         self.cursor_ts = cursor
         if spec.kind == "replay" and spec.path is not None:
             candles, report = load_candles(spec.path)
@@ -165,6 +162,8 @@ class Engine:
         ex = make_exchange(str(spec.exchange), base_url=s.exchange_base_url, timeout_s=s.exchange_timeout_s)
         call(ex.load_markets)
         self.candle_period_s = timeframe_ms(self.config.timeframe) / 1000
+        self.trader.exchange_rules = MarketRules.from_ccxt(ex.market(spec.market), ex.precisionMode)
+        self.trader.apply_config(self.config)
         return LiveSource(ex, str(spec.market), self.config.timeframe, poll_delay_s=s.live_poll_delay_s,
                           clock=self.clock)
 
@@ -189,9 +188,13 @@ class Engine:
         self.broker.mark(candle.close)
         signal_ = self.strategy.on_candle(candle)
         self.cursor_ts = max(self.cursor_ts, candle.ts)
-        if signal_ is None or candle.ts <= self.last_fill_candle:
-            return  # warming up, or this candle already traded before a restart
-        self.rebalance(candle, signal_)
+        fills = self.trader.on_candle(candle, signal_, gen=self.gen, now=self.clock(), fence=self.check_fence)
+        for fill in fills:
+            self.log.info("fill", extra={"side": fill.side, "qty": round(fill.qty, 8), "price": fill.price,
+                                         "fee": round(fill.fee, 6), "order_id": fill.order_id,
+                                         "position": self.broker.qty, "generation": self.gen})
+        if fills:
+            self.beat(force=True)
 
     def roll_day(self, candle: Candle) -> None:
         """On the first candle of a UTC day, journal the opening equity (the daily PnL base)."""
@@ -208,28 +211,6 @@ class Engine:
     @property
     def gen(self) -> int:
         return self.lease.generation
-
-    def rebalance(self, candle: Candle, sig: Signal) -> None:
-        cfg = self.config
-        target_usd = min(sig.target * cfg.size_usd, cfg.max_position_usd)
-        target_qty = target_usd / candle.close
-        delta = target_qty - self.broker.qty
-        if abs(delta) * candle.close < 0.01 * cfg.size_usd:
-            return
-        self.check_fence()
-        side = "buy" if delta > 0 else "sell"
-        fill = self.broker.quote(
-            side, abs(delta), candle.close, order_id=f"{self.symbol}-{candle.ts}-{self.gen}",
-            candle_ts=candle.ts, now=self.clock(),
-        )
-        self.journal.append({**fill.as_entry(), "source": self.spec.source.identity}, gen=self.gen)  # durable ...
-        self.broker.apply(fill)  # ... then the position moves
-        self.last_fill_candle = candle.ts
-        self.log.info(
-            "fill", extra={"side": side, "qty": round(fill.qty, 8), "price": fill.price, "fee": round(fill.fee, 6),
-                           "reason": sig.reason, "position": self.broker.qty, "generation": self.gen},
-        )
-        self.beat(force=True)
 
     def check_fence(self) -> None:
         """The order path's fencing check: our generation must still own the lease."""
@@ -302,8 +283,7 @@ class Engine:
         if new == self.config:
             return
         old, self.config = self.config, new
-        self.broker.fee_rate = new.fee_bps / 10_000
-        self.broker.slippage = new.slippage_bps / 10_000
+        self.trader.apply_config(new)
         if new.strategy != old.strategy and self.source is not None:
             self.strategy = build_strategy(new.strategy)
             self.strategy.warmup(self.source.warmup(self.strategy.warmup_candles))

@@ -86,7 +86,7 @@ def test_restart_rebuilds_position_and_never_retrades_a_candle(
     e1.start()
     run_until(e1, clock, 3.0)
     qty, n = e1.broker.qty, len(e1.journal.of_type("fill"))
-    last_candle = e1.last_fill_candle
+    last_candle = e1.trader.last_candle
     e1.journal.close()  # as if killed: no shutdown, the kernel drops the flock
     r.delete(Keys(s.namespace).state("BTCUSDT"))  # lose Redis' cursor too: the journal alone must do
     e2 = make(s, replay, r, clock)
