@@ -95,6 +95,7 @@ class Engine:
         self.day = str(marks[-1]["day"]) if marks else ""
         self.strategy = build_strategy(cfg.strategy)
         self.source: CandleSource | None = None
+        self.exchange: Any = None
         self.redis_ok = True
         self.last_beat = 0.0
         self.cursor_ts = self.trader.last_candle
@@ -159,8 +160,12 @@ class Engine:
         from backend.src.live_source import LiveSource, timeframe_ms  # noqa: PLC0415
 
         s, spec = self.settings, self.spec.source
-        ex = make_exchange(str(spec.exchange), base_url=s.exchange_base_url, timeout_s=s.exchange_timeout_s)
+        keys = (s.exchange_api_key, s.exchange_secret) if s.live_trading else (None, None)
+        ex = make_exchange(str(spec.exchange), base_url=s.exchange_base_url, timeout_s=s.exchange_timeout_s,
+                           api_key=keys[0].get_secret_value() if keys[0] else None,
+                           secret=keys[1].get_secret_value() if keys[1] else None)
         call(ex.load_markets)
+        self.exchange = ex
         self.candle_period_s = timeframe_ms(self.config.timeframe) / 1000
         self.trader.exchange_rules = MarketRules.from_ccxt(ex.market(spec.market), ex.precisionMode)
         self.trader.apply_config(self.config)
@@ -170,7 +175,15 @@ class Engine:
     def start(self) -> None:
         self.acquire_lease()
         self.source = self.build_source()
-        self.strategy.warmup(self.source.warmup(self.strategy.warmup_candles))
+        history = self.source.warmup(self.strategy.warmup_candles)
+        self.strategy.warmup(history)
+        if self.settings.live_trading and self.spec.source.kind == "live":
+            from backend.src.live_exec import LiveExecutor  # noqa: PLC0415
+
+            price = history[-1].close if history else self.broker.last_price
+            self.trader.attach_live(LiveExecutor(self.exchange, str(self.spec.source.market)), price, self.gen,
+                                    self.clock())
+            self.log.warning("LIVE TRADING: real orders on %s", self.spec.source.exchange)
         self.status = EngineState.RUNNING
         self.beat(force=True)
         self.log.info(

@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay-speed", type=float, default=None, help="simulated seconds per wall second")
     p.add_argument("--api-port", type=int, default=None, help="API port (default 8000, LEVIBOT_API_PORT)")
     p.add_argument("--no-api", action="store_true", help="do not start the API process")
+    p.add_argument("--live", action="store_true",
+                   help="REAL orders (needs --source live:EXCHANGE and LEVIBOT_EXCHANGE_API_KEY/_SECRET)")
     return p
 
 
@@ -66,6 +68,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
         overrides["api_port"] = args.api_port
     if args.no_api:
         overrides["api_enabled"] = False
+    overrides["live_trading"] = bool(args.live)  # only the flag turns it on, never the environment alone
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
@@ -115,7 +118,13 @@ def main(argv: list[str] | None = None) -> int:
         # 1. validate everything; nothing is written before this passes
         settings = load_settings(args)
         cli_symbols = parse_symbols(args.symbols) if args.symbols is not None else None
-        config_source = ConfigSource(args.config, cli_symbols, parse_source(args.source), settings)
+        source = parse_source(args.source)
+        if settings.live_trading:
+            if source.kind != "live":
+                raise UsageError("--live: real orders need --source live:EXCHANGE")
+            if not (settings.exchange_api_key and settings.exchange_secret):
+                raise UsageError("--live: set LEVIBOT_EXCHANGE_API_KEY and LEVIBOT_EXCHANGE_SECRET in the environment")
+        config_source = ConfigSource(args.config, cli_symbols, source, settings)
         config_source.load()
         if settings.data_dir.exists() and not settings.data_dir.is_dir():
             raise UsageError(f"LEVIBOT_DATA_DIR: {settings.data_dir} is not a directory")

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     exchange_base_url: str | None = None
     exchange_timeout_s: float = Field(default=10.0, gt=0)
     live_poll_delay_s: float = Field(default=1.0, ge=0)  # after a candle closes, before asking for it
+    # Real orders: only with --live (sets live_trading) AND both keys in the environment.
+    live_trading: bool = False
+    exchange_api_key: SecretStr | None = None
+    exchange_secret: SecretStr | None = None
 
     log_retention_days: int = Field(default=30, ge=1)
     log_level: str = "INFO"
@@ -98,8 +102,8 @@ class Settings(BaseSettings):
         """Environment that rebuilds these settings in a child process (api, workers)."""
         out = {}
         for name, value in self.model_dump().items():
-            if value is None:
-                continue
+            if value is None or name in ("exchange_api_key", "exchange_secret", "live_trading"):
+                continue  # children get no trading keys
             raw = value.get_secret_value() if isinstance(value, SecretStr) else value
             out[f"LEVIBOT_{name.upper()}"] = str(raw).lower() if isinstance(raw, bool) else str(raw)
         return out

@@ -21,6 +21,7 @@ from backend.src.broker import Fill, PaperBroker
 from backend.src.config import SymbolConfig
 from backend.src.exchange_rules import MarketRules, OrderRejected
 from backend.src.journal import Journal
+from backend.src.live_exec import LiveExecutor
 from backend.src.market_data import Candle
 from backend.src.strategy import Signal
 
@@ -61,6 +62,8 @@ class Trader:
         self.orders: dict[str, Order] = {}
         self.last_candle = -1  # newest candle that produced a journal entry: never trade it twice
         self.blocked = False  # after a stop/take-profit: no re-entry until the signal goes flat
+        self.live: LiveExecutor | None = None  # set: orders go to the exchange (--live)
+        self.exchange_ids: dict[str, str] = {}
         for e in journal.entries:
             self._replay(e)
 
@@ -71,6 +74,8 @@ class Trader:
                                          int(e["candle_ts"]))
         elif kind == "cancel":
             self.orders.pop(e["id"], None)
+        elif kind == "ack":
+            self.exchange_ids[e["id"]] = e["exchange_id"]
         elif kind == "fill":
             order = self.orders.get(e["order_id"])
             if order is not None:
@@ -107,15 +112,63 @@ class Trader:
         return fills
 
     def _fill(self, order: Order, qty: float, price: float, liquidity: str, candle: Candle, gen: int, now: float,
-              reason: str) -> Fill:
+              reason: str, fee: float | None = None) -> Fill:
         fee_bps = self.cfg.maker_fee_bps if liquidity == "maker" else self.cfg.fee_bps
-        px = self.rules.round_fill_price(price)
-        fill = Fill(order.id, order.side, qty, px, qty * px * fee_bps / 10_000, candle.ts, now)
+        px = self.rules.round_fill_price(price) if fee is None else price
+        fill = Fill(order.id, order.side, qty, px, qty * px * fee_bps / 10_000 if fee is None else fee, candle.ts, now)
         self._record({**fill.as_entry(), "liquidity": liquidity, "reason": reason}, gen)
         self.broker.apply(fill)
         return fill
 
+    def _execute(self, order: Order, candle: Candle, gen: int, now: float, reason: str, paper_price: float,
+                 liquidity: str) -> list[Fill]:
+        """Paper: fill now at ``paper_price``. Live: send it; journal the exchange's answer."""
+        if self.live is None:
+            return [self._fill(order, order.qty, paper_price, liquidity, candle, gen, now, reason)]
+        try:
+            exchange_id, fills = self.live.submit(order.id, order.side, order.kind, order.qty, order.price)
+        except OrderRejected as exc:
+            self._record({"type": "reject", "id": order.id, "candle_ts": candle.ts, "reason": str(exc)}, gen)
+            self._record({"type": "cancel", "id": order.id, "candle_ts": candle.ts, "reason": "rejected"}, gen)
+            log.warning("exchange rejected order %s: %s", order.id, exc, extra={"symbol": self.symbol})
+            return []
+        self._record({"type": "ack", "id": order.id, "exchange_id": exchange_id, "candle_ts": candle.ts}, gen)
+        return [self._fill(order, f.qty, f.price, liquidity, candle, gen, now, reason, fee=f.fee) for f in fills]
+
+    def _cancel(self, order: Order, candle: Candle, gen: int, reason: str) -> None:
+        if self.live is not None and order.id in self.exchange_ids:
+            self.live.cancel(self.exchange_ids[order.id])
+        self._record({"type": "cancel", "id": order.id, "candle_ts": candle.ts, "reason": reason}, gen)
+
+    def attach_live(self, executor: LiveExecutor, price: float, gen: int, now: float) -> None:
+        """Reconcile with the exchange before trading: cancel leftovers, adopt its position."""
+        position, cancelled = executor.reconcile()
+        self.live = executor
+        for order in list(self.orders.values()):
+            self._record({"type": "cancel", "id": order.id, "candle_ts": -1, "reason": "reconcile"}, gen)
+        diff = position - self.broker.qty
+        if abs(diff) > max(self.rules.step_size, 1e-12):
+            fill = Fill(f"reconcile-{int(now)}", "buy" if diff > 0 else "sell", abs(diff), price, 0.0, -1, now)
+            self._record({**fill.as_entry(), "reason": "reconcile"}, gen)
+            self.broker.apply(fill)
+        log.info("reconciled with the exchange: position %s, %d open order(s) cancelled", position, cancelled,
+                 extra={"symbol": self.symbol})
+
+    def _poll_live(self, live: LiveExecutor, candle: Candle, gen: int, now: float) -> list[Fill]:
+        out: list[Fill] = []
+        for order in list(self.orders.values()):
+            exchange_id = self.exchange_ids.get(order.id)
+            if exchange_id is None:
+                continue
+            fills, still_open = live.poll(exchange_id, order.filled)
+            out += [self._fill(order, f.qty, f.price, "maker", candle, gen, now, "limit", fee=f.fee) for f in fills]
+            if not still_open and order.id in self.orders:
+                self._record({"type": "cancel", "id": order.id, "candle_ts": candle.ts, "reason": "closed"}, gen)
+        return out
+
     def _match_resting(self, candle: Candle, gen: int, now: float, fence: Callable[[], None]) -> list[Fill]:
+        if self.live is not None:
+            return self._poll_live(self.live, candle, gen, now)
         out = []
         for order in list(self.orders.values()):
             if order.kind != "limit" or order.candle_ts >= candle.ts:
@@ -152,11 +205,11 @@ class Trader:
         price = price * (1 - slip) if side == "sell" else price * (1 + slip)
         fence()
         for order in list(self.orders.values()):
-            self._record({"type": "cancel", "id": order.id, "candle_ts": candle.ts, "reason": reason}, gen)
+            self._cancel(order, candle, gen, reason)
         order = Order(f"{self.symbol}-{candle.ts}-{gen}-{reason}", side, "market", abs(qty), 0.0, candle.ts)
         self._record({"type": "order", **asdict(order), "reason": reason}, gen)
         liquidity = "taker" if reason == "stop_loss" else "maker"
-        return [self._fill(order, abs(qty), price, liquidity, candle, gen, now, reason)]
+        return self._execute(order, candle, gen, now, reason, price, liquidity)
 
     def _rebalance(self, candle: Candle, sig: Signal, gen: int, now: float, fence: Callable[[], None]) -> list[Fill]:
         cfg = self.cfg
@@ -171,7 +224,7 @@ class Trader:
             return []  # resting orders already cover the target
         fence()
         for order in list(self.orders.values()):  # cancel-replace: one working order per symbol
-            self._record({"type": "cancel", "id": order.id, "candle_ts": candle.ts, "reason": "replaced"}, gen)
+            self._cancel(order, candle, gen, "replaced")
         if abs(delta) * candle.close < 0.01 * cfg.size_usd:
             return []
         side = "buy" if delta > 0 else "sell"
@@ -189,7 +242,7 @@ class Trader:
             return []
         order = Order(order_id, side, "limit" if limit else "market", qty, price if limit else 0.0, candle.ts)
         self._record({"type": "order", **asdict(order), "reason": sig.reason}, gen)
-        if limit:
-            return []
+        if limit and self.live is None:
+            return []  # rests in the paper book
         quote = self.broker.quote(side, qty, candle.close, order_id=order_id, candle_ts=candle.ts, now=now)
-        return [self._fill(order, qty, quote.price, "taker", candle, gen, now, sig.reason)]
+        return self._execute(order, candle, gen, now, sig.reason, quote.price, "maker" if limit else "taker")

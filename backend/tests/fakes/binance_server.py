@@ -176,6 +176,9 @@ class BinanceServer:
             return 200, [o for o in self.orders.values() if o["status"] in ("NEW", "PARTIALLY_FILLED")]
         if path == "/api/v3/order" and method == "POST":
             return self.place(p, now)
+        if path == "/api/v3/order" and method == "GET":
+            order = self.find(p)
+            return (200, order) if order else (400, {"code": -2013, "msg": "Order does not exist."})
         if path == "/api/v3/order" and method == "DELETE":
             order = self.orders.get(int(p.get("orderId", 0)))
             if order is None:
@@ -183,6 +186,27 @@ class BinanceServer:
             order["status"] = "CANCELED"
             return 200, order
         return 404, {"code": -1100, "msg": f"unknown path {path}"}
+
+    def find(self, p: dict[str, str]) -> dict[str, Any] | None:
+        if p.get("orderId"):
+            return self.orders.get(int(p["orderId"]))
+        return next((o for o in self.orders.values() if o["clientOrderId"] == p.get("origClientOrderId")), None)
+
+    def fill_more(self, order_id: int, qty: float) -> None:
+        """The market trades through a resting limit order later: fill ``qty`` more of it."""
+        with self.lock:
+            o = self.orders[order_id]
+            done = min(float(o["origQty"]), float(o["executedQty"]) + qty)
+            price = float(o["price"])
+            sym = o["symbol"]
+            base, quote = sym[:-4], sym[-4:]
+            delta = done - float(o["executedQty"])
+            sign = 1 if o["side"] == "BUY" else -1
+            self.balances[base] = self.balances.get(base, 0) + sign * delta
+            self.balances[quote] = self.balances.get(quote, 0) - sign * delta * price
+            o["executedQty"] = f"{done:.8f}"
+            o["cummulativeQuoteQty"] = f"{float(o['cummulativeQuoteQty']) + delta * price:.8f}"
+            o["status"] = "FILLED" if done >= float(o["origQty"]) else "PARTIALLY_FILLED"
 
     def signed(self, p: dict[str, str]) -> bool:
         sig = p.pop("signature", "")

@@ -60,3 +60,44 @@ def test_bad_exchange_or_symbol_is_one_line_exit_2(binance: BinanceServer, sourc
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and message in res.stderr and res.stderr.count("\n") == 1, res.stderr
     assert not data_dir.exists()
+
+
+def test_live_trading_sends_real_orders(binance: BinanceServer, start_manager: Callable[..., ManagerProc],
+                                        engine_config: Path, r: redis.Redis, ns: str, data_dir: Path) -> None:
+    from backend.tests.fakes.binance_server import API_KEY, API_SECRET
+
+    binance.balances.update({"USDT": 100_000.0})
+    engine_config.write_text(LIVE_CONFIG)
+    start_manager(["BTCUSDT"], "--source", "live:binance", "--live", exchange_base_url=binance.url,
+                  live_poll_delay_s=0.05, exchange_timeout_s=1, exchange_api_key=API_KEY, exchange_secret=API_SECRET)
+    wait_running(r, ns, ["BTCUSDT"])
+    wait_for(lambda: len(fills(data_dir, "BTCUSDT")) >= 2, 30, what="live fills")
+    placed = [o for o in binance.orders.values() if o["status"] == "FILLED"]
+    journaled = fills(data_dir, "BTCUSDT")
+    assert len(placed) >= 2
+    assert sum(float(o["executedQty"]) for o in placed) == pytest.approx(
+        sum(float(f["qty"]) for f in journaled), rel=1e-6)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("args", "env", "message"), [
+    (["--source", "synthetic", "--live"], {}, "--live: real orders need --source live:EXCHANGE"),
+    (["--source", "live:binance", "--live"], {}, "--live: set LEVIBOT_EXCHANGE_API_KEY and LEVIBOT_EXCHANGE_SECRET"),
+])
+def test_live_needs_flag_source_and_keys(args: list[str], env: dict[str, str], message: str, redis_server, ns: str,
+                                         data_dir: Path) -> None:
+    res = subprocess.run([sys.executable, "-m", "backend.src.engine_manager", "--symbols", "BTCUSDT", *args],
+                         env=fast_env(redis_server.url, ns, data_dir, **env), cwd=REPO_ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 2 and message in res.stderr, res.stderr
+
+
+def test_keys_without_the_flag_stay_on_paper(binance: BinanceServer, start_manager: Callable[..., ManagerProc],
+                                             engine_config: Path, r: redis.Redis, ns: str, data_dir: Path) -> None:
+    from backend.tests.fakes.binance_server import API_KEY, API_SECRET
+
+    engine_config.write_text(LIVE_CONFIG)
+    start_manager(["BTCUSDT"], "--source", "live:binance", exchange_base_url=binance.url, live_poll_delay_s=0.05,
+                  exchange_api_key=API_KEY, exchange_secret=API_SECRET, live_trading="true")
+    wait_running(r, ns, ["BTCUSDT"])
+    wait_for(lambda: len(fills(data_dir, "BTCUSDT")) >= 1, 30, what="paper fills")
+    assert binance.orders == {}, "no --live: not a single real order, whatever the environment says"
