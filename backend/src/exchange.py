@@ -109,3 +109,16 @@ def fetch_candles(ex: Any, market: str, timeframe: str, *, since: int | None = N
         return check_ohlcv(ex.fetch_ohlcv(market, timeframe, since=since, limit=limit))
 
     return call(once, sleep=sleep)
+
+
+def fetch_funding_rate(ex: Any, symbol: str) -> dict[str, float | str | None]:
+    """Current funding rate of the symbol's USD-margined perpetual (``BTCUSDT`` -> ``BTC/USDT:USDT``)."""
+    market = resolve_symbol(ex, symbol, kind="swap")
+    fr = call(ex.fetch_funding_rate, market)
+    rate = fr.get("fundingRate")
+    if rate is None:
+        raise ExchangeUnavailable(f"funding rate of {market}: the exchange answered without one")
+    return {"symbol": symbol, "market": market, "rate": float(rate),
+            "mark_price": float(fr["markPrice"]) if fr.get("markPrice") is not None else None,
+            "next_funding_ms": fr.get("fundingTimestamp") or fr.get("nextFundingTimestamp"),
+            "timestamp_ms": fr.get("timestamp")}

@@ -8,7 +8,14 @@ from collections.abc import Iterator
 import pytest
 
 from backend.src.errors import UsageError
-from backend.src.exchange import ExchangeUnavailable, call, fetch_candles, make_exchange, resolve_symbol
+from backend.src.exchange import (
+    ExchangeUnavailable,
+    call,
+    fetch_candles,
+    fetch_funding_rate,
+    make_exchange,
+    resolve_symbol,
+)
 from backend.src.live_source import LiveSource
 from backend.tests.conftest import wait_for
 from backend.tests.fakes.binance_server import BinanceServer, generated
@@ -57,9 +64,15 @@ def test_candles_and_retries_on_429_418_5xx_timeouts_and_garbage(binance: Binanc
         fetch_candles(ex, "BTC/USDT", "1s", limit=5, **NO_SLEEP)
 
 
-def test_funding_rate(ex) -> None:  # type: ignore[no-untyped-def]
+def test_funding_rate(binance: BinanceServer, ex) -> None:  # type: ignore[no-untyped-def]
     fr = call(ex.fetch_funding_rate, resolve_symbol(ex, "BTCUSDT", kind="swap"), **NO_SLEEP)
     assert fr["fundingRate"] == 0.0001 and fr["markPrice"] > 0
+    binance.plan.append("429")
+    got = fetch_funding_rate(ex, "BTCUSDT")
+    assert got["market"] == "BTC/USDT:USDT" and got["rate"] == 0.0001 and got["next_funding_ms"]
+    assert got["next_funding_ms"] % 28_800_000 == 0  # type: ignore[operator]
+    with pytest.raises(UsageError, match="not a swap market"):
+        fetch_funding_rate(ex, "DOGEUSDT")
 
 
 def test_live_source_delivers_each_closed_candle_once(ex) -> None:  # type: ignore[no-untyped-def]
