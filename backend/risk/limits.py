@@ -1,0 +1,75 @@
+"""Portfolio limits across engines, enforced atomically in Redis (Lua).
+
+A position slot per symbol lives in one hash: ``symbol -> group|exposure_usd|holder``.
+Opening a position first reserves its slot; the script counts live slots and refuses if
+the total, the correlation group or the symbol's exposure would go over the policy. The
+holder is the symbol's lease key: a slot whose lease is gone (its engine was ``kill -9``ed
+and not restarted) is freed by the next call, so a dead engine never leaks a slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from backend.src.keys import Keys
+
+RESERVE = """
+local slots = redis.call('HGETALL', KEYS[1])
+local total, ingroup = 0, 0
+for i = 1, #slots, 2 do
+  local sym, val = slots[i], slots[i + 1]
+  local grp = string.match(val, '^([^|]*)|')
+  if redis.call('EXISTS', ARGV[1] .. 'lease:' .. sym) == 0 then
+    redis.call('HDEL', KEYS[1], sym)
+  elseif sym ~= ARGV[2] then
+    total = total + 1
+    if grp ~= '' and grp == ARGV[3] then ingroup = ingroup + 1 end
+  end
+end
+if tonumber(ARGV[4]) > tonumber(ARGV[7]) then return {0, 'max_symbol_exposure', total, ingroup} end
+if total + 1 > tonumber(ARGV[5]) then return {0, 'max_concurrent_positions', total, ingroup} end
+if ARGV[3] ~= '' and ingroup + 1 > tonumber(ARGV[6]) then
+  return {0, 'max_correlated_positions', total, ingroup}
+end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3] .. '|' .. ARGV[4] .. '|' .. ARGV[8])
+if ARGV[3] ~= '' then ingroup = ingroup + 1 end
+return {1, 'ok', total + 1, ingroup}
+"""
+
+RELEASE = """
+local val = redis.call('HGET', KEYS[1], ARGV[1])
+if val and string.sub(val, -string.len(ARGV[2])) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str  # ok | max_concurrent_positions | max_correlated_positions | max_symbol_exposure
+    total: int  # open slots after the call (incl. this one when allowed)
+    in_group: int
+
+
+class PortfolioLimits:
+    def __init__(self, r: redis.Redis, keys: Keys) -> None:
+        self.r, self.keys = r, keys
+
+    @property
+    def slots_key(self) -> str:
+        return f"{self.keys.ns}risk:slots"
+
+    def reserve(self, symbol: str, holder: str, *, group: str, exposure_usd: float, max_exposure_usd: float,
+                max_total: int, max_group: int) -> Decision:
+        ok, reason, total, in_group = self.r.eval(  # type: ignore[misc]
+            RESERVE, 1, self.slots_key, self.keys.ns, symbol, group, f"{exposure_usd:.6f}", max_total, max_group,
+            f"{max_exposure_usd:.6f}", holder)
+        return Decision(bool(ok), str(reason), int(total), int(in_group))
+
+    def release(self, symbol: str, holder: str) -> bool:
+        return bool(self.r.eval(RELEASE, 1, self.slots_key, symbol, holder))
+
+    def slots(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self.r.hgetall(self.slots_key).items()}  # type: ignore[union-attr]
