@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 
 import redis
 
+from backend.risk.policy_store import PolicyWatcher, publish_json
 from backend.src.commands import Command, CommandInbox, encode_config
 from backend.src.config import SourceSpec, SymbolConfig, load_active
 from backend.src.errors import UsageError
@@ -90,9 +91,10 @@ class Supervised(Protocol):
 
 class ControlPlane:
     def __init__(self, manager: Supervised, r: redis.Redis, keys: Keys, owner: str, config_source: ConfigSource,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, policy: PolicyWatcher | None = None) -> None:
         self.m, self.r, self.keys, self.clock = manager, r, keys, clock
         self.config_source = config_source
+        self.policy = policy
         self.inbox = CommandInbox(r, keys, owner, consumer=f"{os.uname().nodename}-{os.getpid()}")
         self.fingerprint = config_source.fingerprint()
         self._last = {"commands": 0.0, "file": 0.0}
@@ -101,17 +103,12 @@ class ControlPlane:
         self.inbox.ensure_group()
         for sym, cfg in self.m.configs().items():
             self.publish(sym, cfg)
+        if self.policy is not None:
+            self.policy.reload()
 
     def publish(self, symbol: str, cfg: SymbolConfig) -> None:
         """Engines poll the version with their heartbeat and apply a new config within a beat."""
-        key = self.keys.config(symbol)
-        payload = encode_config(cfg.model_dump(mode="json"))
-        if self.r.hget(key, "json") == payload:
-            return
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(key, "json", payload)
-        pipe.hincrby(key, "version", 1)
-        pipe.execute()
+        publish_json(self.r, self.keys.config(symbol), encode_config(cfg.model_dump(mode="json")))
 
     def poll(self) -> None:
         now = time.monotonic()
@@ -128,6 +125,10 @@ class ControlPlane:
                     log.info("config file changed; reloading")
                     with contextlib.suppress(UsageError):  # logged and recorded; old config stays
                         self.reload()
+                if self.policy is not None and self.policy.changed():
+                    log.info("risk policy file changed; reloading")
+                    with contextlib.suppress(UsageError):
+                        self.policy.reload()
         except redis.RedisError as exc:
             log.debug("control plane waiting for redis: %s", exc)
 
@@ -155,7 +156,8 @@ class ControlPlane:
 
     def execute(self, cmd: Command) -> str:
         if cmd.action == "reload":
-            return self.reload()
+            detail = self.reload()
+            return f"{detail}; {self.policy.reload()}" if self.policy is not None else detail
         if cmd.action not in ("start", "stop", "restart"):
             raise UsageError(f"action: unknown action {cmd.action!r}")
         if cmd.symbol not in self.m.configs():

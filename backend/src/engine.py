@@ -22,6 +22,7 @@ from typing import Any
 import redis
 from pydantic import ValidationError
 
+from backend.risk.policy import RiskPolicy
 from backend.src.config import SourceSpec, SymbolConfig
 from backend.src.errors import (
     EXIT_CRASH,
@@ -38,6 +39,7 @@ from backend.src.journal import Journal
 from backend.src.keys import Keys
 from backend.src.lease import BEAT, Lease
 from backend.src.market_data import Candle, CandleSource, ReplaySource, SyntheticSource, load_candles
+from backend.src.risk_gate import RiskGate
 from backend.src.settings import Settings
 from backend.src.states import EngineState
 from backend.src.strategy import build_strategy
@@ -63,6 +65,7 @@ class EngineSpec:
     config: SymbolConfig
     source: SourceSpec  # replay path already resolved to this symbol's file
     owner: str  # manager identity, used for the lease
+    policy: RiskPolicy = field(default_factory=RiskPolicy)
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -91,6 +94,8 @@ class Engine:
         self.config_version = ""
         self.trader = Trader(spec.symbol, cfg, self.journal, source_id=spec.source.identity)
         self.broker = self.trader.broker
+        self.gate = self.trader.gate = RiskGate(r, self.keys, spec.symbol, spec.policy,
+                                                live=self.settings.live_trading)
         marks = self.journal.of_type("day")
         self.day = str(marks[-1]["day"]) if marks else ""
         self.strategy = build_strategy(cfg.strategy)
@@ -174,6 +179,9 @@ class Engine:
 
     def start(self) -> None:
         self.acquire_lease()
+        price = self.broker.last_price or self.broker.avg_price
+        if not self.gate.adopt(self.lease.token, self.broker.qty, abs(self.broker.qty * price), self.broker.equity):
+            self.log.warning("carried position exceeds a portfolio limit after restart; it will be closed")
         self.source = self.build_source()
         history = self.source.warmup(self.strategy.warmup_candles)
         self.strategy.warmup(history)
@@ -199,6 +207,7 @@ class Engine:
         self.last_candle_at = self.clock()
         self.roll_day(candle)
         self.broker.mark(candle.close)
+        self.gate.observe(candle)
         signal_ = self.strategy.on_candle(candle)
         self.cursor_ts = max(self.cursor_ts, candle.ts)
         fills = self.trader.on_candle(candle, signal_, gen=self.gen, now=self.clock(), fence=self.check_fence)
@@ -250,7 +259,7 @@ class Engine:
             "candle_period_s": round(self.candle_period_s, 6), "config_version": self.config_version,
             "exhausted": int(bool(self.source and self.source.exhausted)), "source": self.spec.source.identity,
             "last_trade": dt.datetime.fromtimestamp(lf.ts, dt.UTC).isoformat().replace("+00:00", "Z") if lf else "",
-            "heartbeat_at": round(self.clock(), 3),
+            "heartbeat_at": round(self.clock(), 3), "day": self.risk_day, "halted": self.gate.halted_reason,
         }
 
     def beat(self, force: bool = False) -> None:
@@ -280,6 +289,29 @@ class Engine:
             raise LeaseLost(f"{self.symbol}: lease lost (generation {gen}); stopping")
         if version and version != self.config_version:
             self.reload_config(str(version))
+        self.check_global_stop()
+
+    @property
+    def risk_day(self) -> str:
+        """The UTC day of the last candle (simulated days in a replay), else today."""
+        return self.day or dt.datetime.fromtimestamp(self.clock(), dt.UTC).date().isoformat()
+
+    def check_global_stop(self) -> None:
+        """Every beat: trigger/see/clear the portfolio stop. Seen: flat and no entries, at once."""
+        try:
+            flag = self.gate.beat(self.risk_day)
+        except redis.RedisError:
+            return
+        if flag and not self.gate.halted_reason:
+            self.gate.halted_reason = flag.split("|", 1)[-1]
+            fills = self.trader.flatten(self.broker.last_price, self.cursor_ts, gen=self.gen, now=self.clock(),
+                                        reason="global_stop")
+            self.log.error("GLOBAL STOP: %s; position closed, entries refused", self.gate.halted_reason,
+                           extra={"fills": len(fills), "position": self.broker.qty})
+            self.beat(force=True)
+        elif not flag and self.gate.halted_reason:
+            self.log.info("global stop cleared; entries allowed again")
+            self.gate.halted_reason = ""
 
     # ------------------------------------------------------------------ hot reload
 

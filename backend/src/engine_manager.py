@@ -22,6 +22,8 @@ import httpx
 import redis
 from pydantic import ValidationError
 
+from backend.risk.policy import RiskPolicy, load_policy
+from backend.risk.policy_store import PolicyWatcher
 from backend.src import logging_setup
 from backend.src.alerts import AlertDispatcher, build_sinks
 from backend.src.api_process import ApiProcess
@@ -126,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError("--live: set LEVIBOT_EXCHANGE_API_KEY and LEVIBOT_EXCHANGE_SECRET in the environment")
         config_source = ConfigSource(args.config, cli_symbols, source, settings)
         config_source.load()
+        policy = load_policy(settings.risk_policy)
         if settings.data_dir.exists() and not settings.data_dir.is_dir():
             raise UsageError(f"LEVIBOT_DATA_DIR: {settings.data_dir} is not a directory")
         # 2. exclusive data dir
@@ -135,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"levibot: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return supervise(settings, config_source)
+        return supervise(settings, config_source, policy)
     except (UsageError, RedisUnavailable) as exc:
         log.error("%s", exc, extra={"console": False})  # the file gets it; stderr gets one line
         print(f"levibot: error: {exc}", file=sys.stderr)
@@ -144,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         lock.release()
 
 
-def supervise(settings: Settings, config_source: ConfigSource) -> int:
+def supervise(settings: Settings, config_source: ConfigSource, policy: RiskPolicy) -> int:
     logging_setup.configure(settings.log_dir, "manager", level=settings.log_level,
                             retention_days=settings.log_retention_days, console=True)
     embedded: EmbeddedRedis | None = None
@@ -160,10 +163,11 @@ def supervise(settings: Settings, config_source: ConfigSource) -> int:
         signal.signal(signal.SIGTERM, stopper)
         signal.signal(signal.SIGINT, stopper)
         configs, sources = config_source.load()
-        manager = Manager(settings, r, configs, sources, procs=ProcessOps())
+        manager = Manager(settings, r, configs, sources, procs=ProcessOps(), policy=policy)
         manager.check_leases()
         manager.reconcile()
-        control = ControlPlane(manager, r, manager.keys, manager.owner, config_source)
+        control = ControlPlane(manager, r, manager.keys, manager.owner, config_source,
+                               policy=PolicyWatcher(r, manager.keys, settings.risk_policy))
         control.open()
         alerts = start_alerts(settings, url, manager.keys)
         api = ApiProcess(settings) if settings.api_enabled else None

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import redis
 
+from backend.risk.policy import RiskPolicy
 from backend.src.config import SourceSpec, SymbolConfig
 from backend.src.engine import EngineSpec
 from backend.src.errors import EXIT_FATAL, EXIT_OK, UsageError
@@ -73,6 +74,7 @@ class Manager:
         clock: Clock = time.time,
         owner: str | None = None,
         rng: random.Random | None = None,
+        policy: RiskPolicy | None = None,
     ) -> None:
         self.settings = s = settings
         self.r, self.procs, self.clock = r, procs, clock
@@ -82,8 +84,10 @@ class Manager:
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
         self.policy = RestartPolicy(s.max_restarts, s.backoff_base_s, s.backoff_cap_s, s.backoff_jitter,
                                     s.stable_after_s)
+        self.risk_policy = policy or RiskPolicy()
         self.records: dict[str, EngineRecord] = {
-            sym: EngineRecord(sym, EngineSpec(sym, s, cfg, sources[sym], self.owner)) for sym, cfg in configs.items()
+            sym: EngineRecord(sym, EngineSpec(sym, s, cfg, sources[sym], self.owner, self.risk_policy))
+            for sym, cfg in configs.items()
         }
         self.monitor = Monitor(r, self.keys, self.store, s, self.owner, clock)
         self.selector = selectors.DefaultSelector()
@@ -186,7 +190,8 @@ class Manager:
             rec.removed, rec.start_after_stop = False, True
             rec.spec = replace(rec.spec, config=config, source=source)
             return
-        self.records[symbol] = EngineRecord(symbol, EngineSpec(symbol, self.settings, config, source, self.owner))
+        self.records[symbol] = EngineRecord(
+            symbol, EngineSpec(symbol, self.settings, config, source, self.owner, self.risk_policy))
         self.start(symbol)
 
     def remove(self, symbol: str) -> None:

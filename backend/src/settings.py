@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     exchange_api_key: SecretStr | None = None
     exchange_secret: SecretStr | None = None
 
+    risk_policy: Path = REPO_ROOT / "backend" / "risk" / "policy.yaml"
+
     log_retention_days: int = Field(default=30, ge=1)
     log_level: str = "INFO"
 

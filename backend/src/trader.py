@@ -23,6 +23,7 @@ from backend.src.exchange_rules import MarketRules, OrderRejected
 from backend.src.journal import Journal
 from backend.src.live_exec import LiveExecutor
 from backend.src.market_data import Candle
+from backend.src.risk_gate import RiskGate
 from backend.src.strategy import Signal
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class Trader:
         self.last_candle = -1  # newest candle that produced a journal entry: never trade it twice
         self.blocked = False  # after a stop/take-profit: no re-entry until the signal goes flat
         self.live: LiveExecutor | None = None  # set: orders go to the exchange (--live)
+        self.gate: RiskGate | None = None  # set: portfolio risk (sizing, slots, global stop)
         self.exchange_ids: dict[str, str] = {}
         for e in journal.entries:
             self._replay(e)
@@ -105,10 +107,31 @@ class Trader:
                   fence: Callable[[], None]) -> list[Fill]:
         if candle.ts <= self.last_candle:
             return []  # already traded before a restart
+        before = self.broker.qty
         fills = self._match_resting(candle, gen, now, fence)
         fills += self._protect(candle, gen, now, fence)
         if sig is not None:
             fills += self._rebalance(candle, sig, gen, now, fence)
+        if before and not self.broker.qty and self.gate is not None:
+            self.gate.flat()
+        return fills
+
+    def flatten(self, price: float, ts: int, *, gen: int, now: float, reason: str) -> list[Fill]:
+        """Close everything now at ``price`` (global stop): cancel resting orders, exit the position."""
+        candle = Candle(max(ts, self.last_candle), price, price, price, price, 0.0)
+        for order in list(self.orders.values()):
+            self._cancel(order, candle, gen, reason)
+        qty = self.broker.qty
+        if not qty or price <= 0:
+            return []
+        side = "sell" if qty > 0 else "buy"
+        order = Order(f"{self.symbol}-{candle.ts}-{gen}-{reason}"[:60], side, "market", abs(qty), 0.0, candle.ts)
+        self._record({"type": "order", **asdict(order), "reason": reason}, gen)
+        slip = self.broker.slippage
+        fills = self._execute(order, candle, gen, now, reason, price * (1 - slip if side == "sell" else 1 + slip),
+                              "taker")
+        if not self.broker.qty and self.gate is not None:
+            self.gate.flat()
         return fills
 
     def _fill(self, order: Order, qty: float, price: float, liquidity: str, candle: Candle, gen: int, now: float,
@@ -217,7 +240,12 @@ class Trader:
             if sig.target > 0:
                 return []  # a protective exit stands until the strategy itself goes flat
             self._record({"type": "signal_flat", "candle_ts": candle.ts}, gen)
-        target_qty = min(sig.target * cfg.size_usd, cfg.max_position_usd) / candle.close
+        cap = min(cfg.size_usd, cfg.max_position_usd)
+        if self.gate is not None:
+            target_usd = self.gate.target_usd(sig, self.broker.equity, cap, cfg.stop_loss_pct)
+        else:
+            target_usd = min(sig.target * cfg.size_usd, cfg.max_position_usd)
+        target_qty = target_usd / candle.close
         pending = sum(o.remaining if o.side == "buy" else -o.remaining for o in self.orders.values())
         delta = target_qty - self.broker.qty
         if abs(delta - pending) * candle.close < 0.01 * cfg.size_usd:
@@ -228,6 +256,9 @@ class Trader:
         if abs(delta) * candle.close < 0.01 * cfg.size_usd:
             return []
         side = "buy" if delta > 0 else "sell"
+        if self.gate is not None and abs(target_qty) > abs(self.broker.qty) \
+                and not self.gate.allow_open(target_usd, self.broker.equity):
+            return []  # a portfolio limit refuses the entry (logged by the gate)
         limit = cfg.order_type == "limit"
         offset = cfg.limit_offset_bps / 10_000
         ref = candle.close * (1 - offset if side == "buy" else 1 + offset) if limit else candle.close

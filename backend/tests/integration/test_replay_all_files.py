@@ -25,8 +25,10 @@ def replay_all(start_manager: Callable[..., ManagerProc], r: redis.Redis, ns: st
         st = state(r, ns, sym)
         assert int(st["cursor_ts"]) == candles[-1].ts, sym
         assert int(st["candles"]) == report.rows, f"{sym}: every candle went through the loop"
-        ts = [int(f["candle_ts"]) for f in fills(data_dir, sym)]  # type: ignore[call-overload]
-        assert ts == sorted(ts) and len(set(ts)) == len(ts)
+        f = fills(data_dir, sym)
+        ts = [int(x["candle_ts"]) for x in f]  # type: ignore[call-overload]
+        assert ts == sorted(ts), "fills in candle order"
+        assert len({x["order_id"] for x in f}) == len(f), "no order filled twice"
         known = {c.ts for c in candles}
         assert set(ts) <= known
         assert ts, f"{sym}: the strategy traded"

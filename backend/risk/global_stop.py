@@ -1,0 +1,76 @@
+"""Portfolio-wide daily-loss stop, checked atomically in Redis by every engine's heartbeat.
+
+The flag ``risk:global_stop`` = ``<UTC day>|<reason>`` has no TTL: an engine restarted after
+the trigger still sees it. It clears when an engine's day moves past the flag's day, or by an
+operator (``clear``), which also holds the trigger off for the rest of that day.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from backend.src.keys import Keys
+
+# KEYS: engines set, flag, operator override, events stream, policy hash
+# ARGV: namespace, day, max_daily_loss_pct, symbol, now
+CHECK = """
+local flag = redis.call('GET', KEYS[2])
+if flag then
+  local fday = string.match(flag, '^([^|]*)|')
+  if fday < ARGV[2] then
+    redis.call('DEL', KEYS[2])
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', 10000, '*', 'type', 'global_stop_cleared', 'symbol', '',
+               'reason', 'new UTC day ' .. ARGV[2], 'ts', ARGV[5])
+    flag = false
+  end
+end
+if not flag and redis.call('GET', KEYS[3]) ~= ARGV[2] then
+  local pnl, eq = 0, 0
+  for _, s in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    local v = redis.call('HMGET', ARGV[1] .. 'engine:' .. s, 'daily_pnl', 'equity', 'day')
+    if v[3] == ARGV[2] then
+      pnl = pnl + (tonumber(v[1]) or 0)
+      eq = eq + (tonumber(v[2]) or 0)
+    end
+  end
+  local open = eq - pnl
+  if open > 0 and pnl < -tonumber(ARGV[3]) / 100 * open then
+    local reason = string.format('portfolio daily PnL %.2f is below -%s%% of %.2f', pnl, ARGV[3], open)
+    flag = ARGV[2] .. '|' .. reason
+    redis.call('SET', KEYS[2], flag)
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', 10000, '*', 'type', 'global_stop', 'symbol', ARGV[4],
+               'reason', reason, 'ts', ARGV[5])
+  end
+end
+return {flag or '', redis.call('HGET', KEYS[5], 'version') or ''}
+"""
+
+
+def policy_key(keys: Keys) -> str:
+    return f"{keys.ns}risk:policy"
+
+
+def override_key(keys: Keys) -> str:
+    return f"{keys.ns}risk:global_stop_override"
+
+
+def check(r: redis.Redis, keys: Keys, *, day: str, max_daily_loss_pct: float, symbol: str) -> tuple[str, str]:
+    """(flag or '', policy version) after (maybe) triggering or clearing the stop."""
+    flag, version = r.eval(  # type: ignore[misc]
+        CHECK, 5, keys.engines, keys.global_stop, override_key(keys), keys.events, policy_key(keys),
+        keys.ns, day, f"{max_daily_loss_pct}", symbol, f"{time.time():.3f}")
+    return str(flag), str(version)
+
+
+def clear(r: redis.Redis, keys: Keys, *, by: str, day: str) -> bool:
+    """Operator clear: drop the flag and hold the trigger off for the rest of ``day``."""
+    pipe = r.pipeline(transaction=True)
+    pipe.get(keys.global_stop)
+    pipe.delete(keys.global_stop)
+    pipe.set(override_key(keys), day, ex=2 * 86_400)
+    pipe.xadd(keys.events, {"type": "global_stop_cleared", "symbol": "", "reason": f"cleared by {by}",
+                            "ts": f"{time.time():.3f}"}, maxlen=10_000, approximate=True)
+    was, *_ = pipe.execute()
+    return was is not None
