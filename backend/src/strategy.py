@@ -73,7 +73,16 @@ class Momentum(Strategy):
         return Signal(target, prob_up, abs(prob_up - 0.5) * 2, f"momentum{self.lookback} ret={ret:.5f}")
 
 
+class BuyAndHold(Strategy):
+    """Always fully long: the baseline every strategy must beat (and a stress-test driver)."""
+
+    def on_candle(self, candle: Candle) -> Signal | None:
+        return Signal(1.0, 0.5, 0.0, "buy_and_hold")
+
+
 def build_strategy(cfg: StrategyConfig) -> Strategy:
     if cfg.name == "momentum":
         return Momentum(cfg.lookback, cfg.threshold)
+    if cfg.name == "buy_and_hold":
+        return BuyAndHold()
     return SmaCrossover(cfg.fast, cfg.slow)

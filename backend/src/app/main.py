@@ -182,6 +182,42 @@ async def reload(request: Request, body: ControlRequest | None = None) -> JSONRe
     return await _answer(request, ids[0], (body or ControlRequest()).wait_s, others=ids[1:])
 
 
+@router.get("/risk")
+async def risk(request: Request) -> dict[str, Any]:
+    """Global stop flag, open position slots, and the policy engines enforce."""
+    r, keys = request.app.state.redis, request.app.state.keys
+    flag = await r.get(keys.global_stop)
+    slots = await r.hgetall(f"{keys.ns}risk:slots")
+    policy = await r.hget(f"{keys.ns}risk:policy", "json")
+    day, _, reason = (flag or "").partition("|")
+    return {
+        "global_stop": {"active": flag is not None, "day": day or None, "reason": reason or None},
+        "open_positions": {s: {"group": v.split("|")[0] or None, "exposure_usd": float(v.split("|")[1])}
+                           for s, v in slots.items()},
+        "policy": json.loads(policy) if policy else None,
+    }
+
+
+@router.post("/risk/global-stop/clear", dependencies=[Depends(require_token)])
+async def clear_global_stop(request: Request) -> dict[str, Any]:
+    """Operator clear: entries allowed again; the trigger stays off for the rest of the UTC day."""
+    from backend.risk import global_stop  # noqa: PLC0415
+    from backend.src.redis_launcher import connect  # noqa: PLC0415
+
+    flag = await request.app.state.redis.get(request.app.state.keys.global_stop)
+    day = (flag or "").partition("|")[0] or time.strftime("%Y-%m-%d", time.gmtime())
+
+    def run() -> bool:
+        client = connect(redis_url(request.app.state.settings))
+        try:
+            return global_stop.clear(client, request.app.state.keys, by="operator (API)", day=day)
+        finally:
+            client.close()
+
+    was = await asyncio.to_thread(run)
+    return {"cleared": was, "held_off_until_end_of": day}
+
+
 @router.get("/commands/{command_id}")
 async def command(command_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], request: Request) -> CommandResult:
     res = await request.app.state.redis.hgetall(request.app.state.keys.command_result(command_id))

@@ -1,0 +1,51 @@
+"""The global stop with real engines: trigger, everyone flat and halted, persistence, operator clear."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import redis
+
+from backend.risk.test_global_stop import write_day
+from backend.src.settings import REPO_ROOT
+from backend.tests.conftest import ApiServer, ManagerProc, wait_for
+from backend.tests.integration.helpers import events, state, wait_running
+
+
+def test_sprint_plan_command_stops_every_engine() -> None:
+    res = subprocess.run([sys.executable, "-m", "backend.risk.test_global_stop", "--daily-loss", "-4.0",
+                          "--engines", "6", "--restart-check"], cwd=REPO_ROOT, capture_output=True, text=True,
+                         timeout=180)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "all engines stopped: 6 engines flat and halted" in res.stdout
+    assert "still halted" in res.stdout
+
+
+def test_status_metrics_and_operator_clear(api: ApiServer, start_manager: Callable[..., ManagerProc],
+                                          engine_config: Path, r: redis.Redis, ns: str, tmp_path: Path,
+                                          api_token: str) -> None:
+    write_day(tmp_path / "day.csv", -6.0)
+    (tmp_path / "policy.yaml").write_text("max_daily_loss_pct: 3\nmax_symbol_exposure_pct: 100\n"
+                                          "max_symbol_risk_pct: 100\n")
+    engine_config.write_text("defaults:\n  strategy: {name: buy_and_hold}\n  size_usd: 10000\n"
+                             "  max_position_usd: 10000\n  stop_loss_pct: 10\n")
+    syms = ["AAAUSDT", "BBBUSDT", "CCCUSDT"]
+    start_manager(syms, "--source", f"replay:{tmp_path / 'day.csv'}", risk_policy=tmp_path / "policy.yaml",
+                  replay_speed=3000)
+    wait_running(r, ns, syms)
+    wait_for(lambda: httpx.get(api.url + "/risk").json()["global_stop"]["active"], 60, what="global stop")
+    wait_for(lambda: all(state(r, ns, s).get("halted") and float(state(r, ns, s)["position"]) == 0 for s in syms),
+             2, what="all flat and halted")
+    assert events(r, ns, "global_stop")
+    wait_for(lambda: httpx.get(api.url + "/engines/status").json()["global_stop"] is True, 2)
+    assert "levibot_global_stop_active 1.0" in httpx.get(api.url + "/metrics").text
+    assert httpx.post(api.url + "/risk/global-stop/clear").status_code == 401
+    res = httpx.post(api.url + "/risk/global-stop/clear", headers={"Authorization": f"Bearer {api_token}"})
+    assert res.status_code == 200 and res.json()["cleared"] is True
+    wait_for(lambda: not any(state(r, ns, s).get("halted") for s in syms), 3, what="engines resume")
+    assert not httpx.get(api.url + "/risk").json()["global_stop"]["active"], "held off for the rest of the day"
+    assert events(r, ns, "global_stop_cleared")
