@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import redis
+import yaml
 
 from backend.risk.policy_store import PolicyWatcher, publish_json
 from backend.src.commands import Command, CommandInbox, encode_config
@@ -54,6 +55,18 @@ def resolve_live(spec: SourceSpec, symbols: list[str], settings: Settings) -> di
     return {s: replace(spec, market=resolve_symbol(ex, s)) for s in symbols}
 
 
+def read_rebalance(path: Path | None) -> dict[str, float]:
+    """``{symbol: size_usd}`` from the rebalancer's overlay; a broken overlay is ignored (logged)."""
+    if path is None or not path.exists():
+        return {}
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return {str(s): float(v["size_usd"]) for s, v in (raw.get("symbols") or {}).items() if float(v["size_usd"]) > 0}
+    except (OSError, yaml.YAMLError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        log.error("rebalance overlay %s ignored: %s", path, exc)
+        return {}
+
+
 @dataclass(frozen=True)
 class ConfigSource:
     """Where the engine configs come from: the YAML file, ``--symbols`` and ``--source``."""
@@ -65,16 +78,24 @@ class ConfigSource:
 
     def load(self) -> tuple[dict[str, SymbolConfig], dict[str, SourceSpec]]:
         configs = load_active(self.path, self.cli_symbols)
+        sizes = read_rebalance(self.overlay)
+        configs = {s: c.model_copy(update={"size_usd": sizes[s]}) if s in sizes else c for s, c in configs.items()}
         return configs, resolve_sources(self.source, list(configs), self.settings)
 
-    def fingerprint(self) -> tuple[int, int] | None:
-        if self.path is None:
-            return None
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size
+    @property
+    def overlay(self) -> Path | None:
+        """Per-symbol sizes written by the weekly rebalancer, applied on top of the config."""
+        return self.settings.data_dir / "rebalance.yaml" if self.settings is not None else None
+
+    def fingerprint(self) -> tuple[int, int, int, int] | None:
+        out: list[int] = []
+        for path in (self.path, self.overlay):
+            try:
+                st = path.stat() if path is not None else None
+            except OSError:
+                st = None
+            out += [st.st_mtime_ns, st.st_size] if st else [0, 0]
+        return (out[0], out[1], out[2], out[3]) if any(out) else None
 
 
 class Supervised(Protocol):

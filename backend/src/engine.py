@@ -260,6 +260,7 @@ class Engine:
             "exhausted": int(bool(self.source and self.source.exhausted)), "source": self.spec.source.identity,
             "last_trade": dt.datetime.fromtimestamp(lf.ts, dt.UTC).isoformat().replace("+00:00", "Z") if lf else "",
             "heartbeat_at": round(self.clock(), 3), "day": self.risk_day, "halted": self.gate.halted_reason,
+            "volatility": round(self.gate.ewma_abs_ret, 10),
         }
 
     def beat(self, force: bool = False) -> None:

@@ -65,3 +65,18 @@ def test_nonsense_inputs_size_zero(bad: float) -> None:
     assert FF.calculate_position_size("X", bad, 0.02) == 0.0
     assert FF.calculate_position_size("X", 10_000, bad) == 0.0
     assert KELLY.calculate_position_size("X", 10_000, 0.02, prob_up=0.9, payoff_ratio=bad) == 0.0
+
+
+def test_sprint_plan_sizing_table_command() -> None:
+    import subprocess
+    import sys
+
+    from backend.src.settings import REPO_ROOT
+
+    res = subprocess.run([sys.executable, "-m", "backend.risk.test_manager", "--symbols", "20", "--equity", "10000"],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert len([x for x in lines if x.endswith("USDT") or "USDT " in x]) == 20
+    assert "refused: max_concurrent_positions" in res.stdout, "20 positions > 15 allowed"
+    assert "15/20 positions admitted" in res.stdout
