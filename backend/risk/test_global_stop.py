@@ -47,7 +47,7 @@ def stop_events(r: redis.Redis) -> list[dict[str, str]]:
     return [{str(k): str(v) for k, v in (f or {}).items()} for _, f in r.xrange(f"{NS}events") or []]
 
 
-def run(args: argparse.Namespace, tmp: Path) -> int:
+def run(args: argparse.Namespace, tmp: Path) -> tuple[int, float | None]:
     symbols = [f"G{i:02d}USDT" for i in range(args.engines)]
     write_day(tmp / "day.csv", args.daily_loss)
     (tmp / "policy.yaml").write_text(
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
             time.sleep(0.002)
         if trigger is None:
             print("global stop never triggered", file=sys.stderr)
-            return 1
+            return 1, None
         halted_at: float | None = None
         while halted_at is None and time.monotonic() < deadline:
             states = [r.hgetall(f"{NS}engine:{s}") for s in symbols]
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
             time.sleep(0.002)
         if halted_at is None:
             print("not every engine stopped", file=sys.stderr)
-            return 1
+            return 1, None
         took = max(0.0, halted_at - trigger)
         pnl = sum(float(r.hget(f"{NS}engine:{s}", "daily_pnl") or 0) for s in symbols)
         print(f"all engines stopped: {len(symbols)} engines flat and halted {took * 1000:.0f} ms after the "
@@ -103,8 +103,8 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
                 time.sleep(0.02)
             else:
                 print("restarted engine did not come back halted", file=sys.stderr)
-                return 1
-        return 0
+                return 1, took
+        return 0, took
     finally:
         mgr.terminate()
         mgr.wait(30)
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="levibot-gstop-") as tmp:
-        return run(args, Path(tmp))
+        return run(args, Path(tmp))[0]
 
 
 if __name__ == "__main__":
