@@ -11,12 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from types import FrameType
 from typing import Any
 
 import redis
@@ -25,8 +23,6 @@ from pydantic import ValidationError
 from backend.risk.policy import RiskPolicy
 from backend.src.config import SourceSpec, SymbolConfig
 from backend.src.errors import (
-    EXIT_CRASH,
-    EXIT_FATAL,
     EXIT_OK,
     EXIT_ORPHANED,
     FatalError,
@@ -34,7 +30,6 @@ from backend.src.errors import (
     RedisUnavailable,
 )
 from backend.src.exchange_rules import MarketRules
-from backend.src.exit_notes import write_note
 from backend.src.journal import Journal
 from backend.src.keys import Keys
 from backend.src.lease import BEAT, Lease
@@ -391,51 +386,3 @@ class Engine:
             pass
         self.journal.close()
         self.log.info("engine stopped", extra={"position": self.broker.qty, "equity": round(self.broker.equity, 2)})
-
-
-def run_engine(spec: EngineSpec, lifeline: Connection | None = None) -> None:
-    """Process entry point (runs in the forked child; never returns)."""
-    import setproctitle  # noqa: PLC0415 - only engine processes retitle themselves
-
-    from backend.src import logging_setup  # noqa: PLC0415
-    from backend.src.redis_launcher import connect  # noqa: PLC0415
-
-    setproctitle.setproctitle(f"levibot engine-{spec.symbol}")
-    os.environ.update(spec.extra_env)
-    s = spec.settings
-    logging_setup.configure(
-        s.log_dir, f"engine-{spec.symbol}", level=s.log_level, retention_days=s.log_retention_days,
-        static={"symbol": spec.symbol},
-    )
-    log = logging.getLogger(__name__)
-    engine: Engine | None = None
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if engine is not None:
-            engine.stop_requested = True
-        else:
-            raise SystemExit(EXIT_OK)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    # Ctrl+C in the manager's terminal reaches the whole process group: only the manager
-    # decides when engines stop (it sends SIGTERM), like supervisord's children.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    code = EXIT_CRASH
-    try:
-        if not s.redis_url:
-            raise FatalError("no redis URL: engines are started by the manager, which always sets one")
-        engine = Engine(spec, connect(s.redis_url), lifeline=lifeline)
-        code = engine.run()
-    except FatalError as exc:
-        log.error("fatal: %s", exc, extra={"error_kind": type(exc).__name__})
-        write_note(s.data_dir, spec.symbol, f"{type(exc).__name__}: {exc}")
-        code = EXIT_FATAL
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    except BaseException as exc:
-        log.exception("engine crashed")
-        write_note(s.data_dir, spec.symbol, f"{type(exc).__name__}: {exc}")
-        code = EXIT_CRASH
-    finally:
-        logging.shutdown()
-    os._exit(code)

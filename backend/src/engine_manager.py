@@ -32,7 +32,7 @@ from backend.src.control import ConfigSource, ControlPlane
 from backend.src.errors import EXIT_OK, EXIT_USAGE, RedisUnavailable, UsageError
 from backend.src.keys import Keys
 from backend.src.manager import Manager
-from backend.src.procs import ProcessOps
+from backend.src.procs import PRELOAD, ProcessOps
 from backend.src.redis_launcher import EmbeddedRedis, connect, ping, redact
 from backend.src.settings import Settings
 
@@ -163,7 +163,10 @@ def supervise(settings: Settings, config_source: ConfigSource, policy: RiskPolic
         signal.signal(signal.SIGTERM, stopper)
         signal.signal(signal.SIGINT, stopper)
         configs, sources = config_source.load()
-        manager = Manager(settings, r, configs, sources, procs=ProcessOps(), policy=policy)
+        # Live engines need ccxt: import it once in the forkserver, not in every engine start.
+        live = any(s.kind == "live" for s in sources.values())
+        procs = ProcessOps(PRELOAD + ["ccxt", "backend.src.live_source", "backend.src.live_exec"] if live else None)
+        manager = Manager(settings, r, configs, sources, procs=procs, policy=policy)
         manager.check_leases()
         manager.reconcile()
         control = ControlPlane(manager, r, manager.keys, manager.owner, config_source,

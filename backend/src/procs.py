@@ -21,9 +21,11 @@ from multiprocessing.context import ForkServerContext
 
 import psutil
 
-from backend.src.engine import EngineSpec, run_engine
+from backend.src.engine import EngineSpec
+from backend.src.engine_main import run_engine
 
-PRELOAD = ["backend.src.engine", "backend.src.market_data", "backend.src.strategy", "backend.src.logging_setup"]
+# The engine entry point imports the whole engine stack; setproctitle is imported in the child.
+PRELOAD = ["backend.src.engine_main", "backend.src.logging_setup", "setproctitle"]
 
 
 @dataclass
