@@ -11,7 +11,7 @@ import subprocess  # noqa: S404 - we start our own API server on purpose
 import sys
 import time
 
-from backend.src.redis_launcher import die_with_parent
+from backend.src.redis_launcher import die_with_parent, stop_child
 from backend.src.settings import REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -59,13 +59,5 @@ class ApiProcess:
             self.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_child(self.proc, timeout)
         self.proc = None

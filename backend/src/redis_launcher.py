@@ -146,15 +146,7 @@ class EmbeddedRedis:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (Redis flushes the AOF), then SIGKILL if it does not exit in time."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_child(self.proc, timeout)
         self.proc = None
 
     def kill(self) -> None:
@@ -169,6 +161,18 @@ class EmbeddedRedis:
     def __exit__(self, *exc: object) -> None:
         with contextlib.suppress(Exception):
             self.stop()
+
+
+def stop_child(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM a child we started, SIGKILL it if it is still there after ``timeout``; reap it."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def die_with_parent() -> Callable[[], None]:
