@@ -23,14 +23,22 @@ class Monitor:
         self.r, self.keys, self.store, self.settings = r, keys, store, settings
         self.owner, self.clock = owner, clock
         self.stalled: set[str] = set()
+        self.global_stop = ""
 
     def mirror(self, symbols: list[str]) -> None:
         """Rewrite engine_registry.json from Redis (the live truth) and check for stalls."""
         try:
             states = self.store.read_all(symbols)
             beats = self.r.mget([self.keys.heartbeat(s) for s in symbols]) if symbols else []
+            flag = str(self.r.get(self.keys.global_stop) or "")
         except redis.RedisError:
             return
+        if flag != self.global_stop:
+            if flag:
+                log.error("GLOBAL STOP active: %s; engines are flat and refuse entries", flag.partition("|")[2])
+            else:
+                log.warning("global stop cleared; engines may open positions again")
+            self.global_stop = flag
         now = self.clock()
         write_json_atomic(self.settings.registry_path, {s: registry_entry(st, now) for s, st in states.items()})
         for sym, hb in zip(symbols, beats, strict=True):
