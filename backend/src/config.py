@@ -43,6 +43,7 @@ class SymbolConfig(BaseModel):
     initial_equity: float = Field(default=10_000.0, gt=0)
     fee_bps: float = Field(default=10.0, ge=0, le=1000)  # taker fee, basis points
     maker_fee_bps: float = Field(default=10.0, ge=-100, le=1000)  # maker fee (negative: rebate)
+    fees_from_exchange: bool = True  # live: the exchange's taker/maker fees (ccxt market) replace the two above
     slippage_bps: float = Field(default=5.0, ge=0, le=1000)
     order_type: Literal["market", "limit"] = "market"
     limit_offset_bps: float = Field(default=5.0, ge=0, le=5000)  # limit orders rest this far inside the close

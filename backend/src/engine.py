@@ -167,7 +167,9 @@ class Engine:
         call(ex.load_markets)
         self.exchange = ex
         self.candle_period_s = timeframe_ms(self.config.timeframe) / 1000
-        self.trader.exchange_rules = MarketRules.from_ccxt(ex.market(spec.market), ex.precisionMode)
+        market = ex.market(spec.market)
+        self.trader.exchange_rules = MarketRules.from_ccxt(market, ex.precisionMode)
+        self.trader.exchange_fees = (market.get("taker"), market.get("maker"))
         self.trader.apply_config(self.config)
         return LiveSource(ex, str(spec.market), self.config.timeframe, poll_delay_s=s.live_poll_delay_s,
                           clock=self.clock)
@@ -255,7 +257,7 @@ class Engine:
             "exhausted": int(bool(self.source and self.source.exhausted)), "source": self.spec.source.identity,
             "last_trade": dt.datetime.fromtimestamp(lf.ts, dt.UTC).isoformat().replace("+00:00", "Z") if lf else "",
             "heartbeat_at": round(self.clock(), 3), "day": self.risk_day, "halted": self.gate.halted_reason,
-            "volatility": round(self.gate.ewma_abs_ret, 10),
+            "volatility": round(self.gate.ewma_abs_ret, 10), "policy_version": self.gate.policy_version,
         }
 
     def beat(self, force: bool = False) -> None:

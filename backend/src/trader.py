@@ -56,6 +56,7 @@ class Trader:
                  exchange_rules: MarketRules | None = None) -> None:
         self.symbol, self.cfg, self.journal, self.source_id = symbol, cfg, journal, source_id
         self.exchange_rules = exchange_rules
+        self.exchange_fees: tuple[float | None, float | None] = (None, None)  # (taker, maker) from ccxt
         self.rules = rules_for(cfg, exchange_rules)
         self.broker = PaperBroker(symbol, initial_equity=cfg.initial_equity, fee_bps=cfg.fee_bps,
                                   slippage_bps=cfg.slippage_bps)
@@ -96,6 +97,9 @@ class Trader:
         return full
 
     def apply_config(self, cfg: SymbolConfig) -> None:
+        taker, maker = self.exchange_fees
+        if cfg.fees_from_exchange and taker is not None and maker is not None:
+            cfg = cfg.model_copy(update={"fee_bps": float(taker) * 10_000, "maker_fee_bps": float(maker) * 10_000})
         self.cfg = cfg
         self.rules = rules_for(cfg, self.exchange_rules)
         self.broker.fee_rate = cfg.fee_bps / 10_000
