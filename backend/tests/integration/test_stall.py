@@ -31,5 +31,6 @@ def test_stalled_engine_is_reported(api: ApiServer, start_manager: Callable[...,
                     what="stall reported")
     e = {x["symbol"]: x for x in body["engines"]}["BTCUSDT"]
     assert e["stalled"] and e["status"] == "running" and e["last_heartbeat_age_s"] < 1
-    assert "levibot_engine_stalled{symbol=\"BTCUSDT\"} 1.0" in httpx.get(api.url + "/metrics").text
+    wait_for(lambda: 'levibot_engine_stalled{symbol="BTCUSDT"} 1.0' in httpx.get(api.url + "/metrics").text, 5,
+             what="stall metric")
     wait_for(lambda: events(r, ns, "stalled", "BTCUSDT"), 5, what="stalled event")
