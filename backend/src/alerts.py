@@ -96,7 +96,7 @@ class SlackSink:
 
 
 def deliver(sink: Sink, text: str, *, attempts: int = 3, backoff_s: float = 0.5,
-            sleep: Callable[[float], None] = time.sleep) -> bool:
+            sleep: Callable[[float], object] = time.sleep) -> bool:
     """Send with retries; False (and a log line) if it could not be delivered."""
     for attempt in range(1, attempts + 1):
         try:
@@ -216,7 +216,7 @@ class AlertDispatcher(threading.Thread):
 
     def broadcast(self, text: str) -> None:
         for sink in self.sinks:
-            if deliver(sink, text, sleep=lambda s: None if self.stopping.wait(s) else None):
+            if deliver(sink, text, sleep=self.stopping.wait):  # a stop interrupts a retry wait
                 self.sent += 1
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -61,7 +61,6 @@ class EngineSpec:
     source: SourceSpec  # replay path already resolved to this symbol's file
     owner: str  # manager identity, used for the lease
     policy: RiskPolicy = field(default_factory=RiskPolicy)
-    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 class LeaseLost(FatalError):
@@ -330,7 +329,7 @@ class Engine:
         if new.strategy != old.strategy and self.source is not None:
             self.strategy = build_strategy(new.strategy)
             self.strategy.warmup(self.source.warmup(self.strategy.warmup_candles))
-        changed = sorted(k for k in new.model_fields if getattr(new, k) != getattr(old, k))
+        changed = sorted(k for k in type(new).model_fields if getattr(new, k) != getattr(old, k))
         self.log.info("config version %s applied: %s", version, ", ".join(changed), extra={"changed": changed})
 
     # ------------------------------------------------------------------ loop

@@ -24,7 +24,6 @@ def run_engine(spec: EngineSpec, lifeline: Connection | None = None) -> None:
     from backend.src.redis_launcher import connect  # noqa: PLC0415
 
     setproctitle.setproctitle(f"levibot engine-{spec.symbol}")
-    os.environ.update(spec.extra_env)
     s = spec.settings
     logging_setup.configure(
         s.log_dir, f"engine-{spec.symbol}", level=s.log_level, retention_days=s.log_retention_days,

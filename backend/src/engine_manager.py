@@ -27,7 +27,7 @@ from backend.risk.policy_store import PolicyWatcher
 from backend.src import logging_setup
 from backend.src.alerts import AlertDispatcher, build_sinks
 from backend.src.api_process import ApiProcess
-from backend.src.config import parse_source, parse_symbols
+from backend.src.config import SourceSpec, SymbolConfig, parse_source, parse_symbols
 from backend.src.control import ConfigSource, ControlPlane
 from backend.src.errors import EXIT_OK, EXIT_USAGE, RedisUnavailable, UsageError
 from backend.src.keys import Keys
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             if not (settings.exchange_api_key and settings.exchange_secret):
                 raise UsageError("--live: set LEVIBOT_EXCHANGE_API_KEY and LEVIBOT_EXCHANGE_SECRET in the environment")
         config_source = ConfigSource(args.config, cli_symbols, source, settings)
-        config_source.load()
+        loaded = config_source.load()  # validated once here (replay files parsed, live markets checked)
         policy = load_policy(settings.risk_policy)
         if settings.data_dir.exists() and not settings.data_dir.is_dir():
             raise UsageError(f"LEVIBOT_DATA_DIR: {settings.data_dir} is not a directory")
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"levibot: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return supervise(settings, config_source, policy)
+        return supervise(settings, config_source, loaded, policy)
     except (UsageError, RedisUnavailable) as exc:
         log.error("%s", exc, extra={"console": False})  # the file gets it; stderr gets one line
         print(f"levibot: error: {exc}", file=sys.stderr)
@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         lock.release()
 
 
-def supervise(settings: Settings, config_source: ConfigSource, policy: RiskPolicy) -> int:
+def supervise(settings: Settings, config_source: ConfigSource,
+              loaded: tuple[dict[str, SymbolConfig], dict[str, SourceSpec]], policy: RiskPolicy) -> int:
     logging_setup.configure(settings.log_dir, "manager", level=settings.log_level,
                             retention_days=settings.log_retention_days, console=True)
     embedded: EmbeddedRedis | None = None
@@ -162,7 +163,7 @@ def supervise(settings: Settings, config_source: ConfigSource, policy: RiskPolic
         stopper = Stopper()
         signal.signal(signal.SIGTERM, stopper)
         signal.signal(signal.SIGINT, stopper)
-        configs, sources = config_source.load()
+        configs, sources = loaded
         # Live engines need ccxt: import it once in the forkserver, not in every engine start.
         live = any(s.kind == "live" for s in sources.values())
         procs = ProcessOps(PRELOAD + ["ccxt", "backend.src.live_source", "backend.src.live_exec"] if live else None)

@@ -46,7 +46,6 @@ class EngineRecord:
     proc: EngineProcess | None = None
     failures: int = 0  # consecutive crashes without a stable run
     restarts: int = 0  # total restarts
-    spawned_at: float = 0.0
     running_since: float | None = None
     restart_due: float | None = None
     crash_at: float | None = None  # wall time the last crash was detected
@@ -125,7 +124,7 @@ class Manager:
     def _spawn(self, rec: EngineRecord) -> None:
         rec.restart_due = None
         rec.proc = self.procs.spawn(rec.spec)
-        rec.spawned_at = rec.last_hb = time.monotonic()
+        rec.last_hb = time.monotonic()  # a new process gets a full start timeout
         rec.running_since = None
         rec.kill_sent = False
         self.selector.register(rec.proc.sentinel, selectors.EVENT_READ, rec)

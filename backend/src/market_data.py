@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import math
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -272,5 +271,3 @@ class ReplaySource:
     def exhausted(self) -> bool:
         return self.i >= len(self.candles)
 
-
-SourceFactory = Callable[[float], CandleSource]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
 
 import redis
 from pydantic import ValidationError
@@ -98,7 +97,7 @@ class RiskGate:
         except redis.RedisError:
             pass  # the slot is freed by the next reservation once our lease lapses, or on restart
 
-    def adopt(self, holder: str, position: float, exposure_usd: float, equity: float) -> Any:
+    def adopt(self, holder: str, position: float, exposure_usd: float, equity: float) -> bool:
         """At start: hold our slot if we carry a position (from the journal), release it if flat."""
         self.holder = holder
         if position:

@@ -122,12 +122,8 @@ def test_unreachable_redis_is_one_line_exit_2(ns: str, data_dir: Path) -> None:
 
 
 def test_embedded_redis_default_run_and_clean_stop(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEVIBOT_")} | {"LEVIBOT_API_ENABLED": "0"}
-    env.update({"LEVIBOT_DATA_DIR": str(data), "LEVIBOT_SYNTHETIC_INTERVAL_S": "0.05"})
-    m = ManagerProc(["--symbols", "BTCUSDT,ETHUSDT"], env)
+    m, data = start_embedded(tmp_path, "BTCUSDT,ETHUSDT")
     try:
-        wait_for(lambda: _all_running(data / "engine_registry.json"), 30, what="engines running")
         redis_procs = _redis_servers(m)
         assert len(redis_procs) == 1 and "127.0.0.1" in " ".join(redis_procs[0].cmdline())
         assert (data / "redis").is_dir() and any((data / "redis").rglob("*.aof*"))
@@ -141,8 +137,7 @@ def test_embedded_redis_default_run_and_clean_stop(tmp_path: Path) -> None:
 
 def test_embedded_redis_dies_with_a_killed_manager(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEVIBOT_")} | {"LEVIBOT_API_ENABLED": "0"}
-    env["LEVIBOT_DATA_DIR"] = str(data)
+    env = embedded_env(data)
     m = ManagerProc(["--symbols", "BTCUSDT"], env)
     wait_for(lambda: _all_running(data / "engine_registry.json"), 30, what="engine running")
     children = m.descendants()
@@ -165,6 +160,20 @@ def _redis_servers(m: ManagerProc) -> list[psutil.Process]:
     return out
 
 
+def embedded_env(data: Path, **extra: str) -> dict[str, str]:
+    """No LEVIBOT_REDIS_URL: the manager starts its own Redis under ``data``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEVIBOT_")}
+    return env | {"LEVIBOT_API_ENABLED": "0", "LEVIBOT_DATA_DIR": str(data), **extra}
+
+
+def start_embedded(tmp_path: Path, symbols: str) -> tuple[ManagerProc, Path]:
+    """The manager on embedded defaults (its own Redis), once every engine runs."""
+    data = tmp_path / "data"
+    m = ManagerProc(["--symbols", symbols], embedded_env(data, LEVIBOT_SYNTHETIC_INTERVAL_S="0.05"))
+    wait_for(lambda: _all_running(data / "engine_registry.json"), 30, what="engines running")
+    return m, data
+
+
 def _all_running(path: Path) -> bool:
     try:
         reg = json.loads(path.read_text())
@@ -174,12 +183,8 @@ def _all_running(path: Path) -> bool:
 
 
 def test_embedded_redis_killed_is_restarted_and_engines_carry_on(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEVIBOT_")} | {"LEVIBOT_API_ENABLED": "0"}
-    env.update({"LEVIBOT_DATA_DIR": str(data), "LEVIBOT_SYNTHETIC_INTERVAL_S": "0.05"})
-    m = ManagerProc(["--symbols", "BTCUSDT"], env)
+    m, data = start_embedded(tmp_path, "BTCUSDT")
     try:
-        wait_for(lambda: _all_running(data / "engine_registry.json"), 30, what="engine running")
         (engine,) = engine_pids("BTCUSDT")
         (redis_proc,) = _redis_servers(m)
         redis_proc.kill()
