@@ -69,3 +69,36 @@ class Keys:
     def global_stop(self) -> str:
         """Set while the portfolio-wide stop is active (value: reason)."""
         return f"{self.ns}risk:global_stop"
+
+    # --- AI features (RQ workers) -------------------------------------------------------
+    def sentiment_cache(self, backend: str, digest: str) -> str:
+        """String: cached score JSON for one normalised text and backend (TTL 1 h)."""
+        return f"{self.ns}sent:cache:{backend}:{digest}"
+
+    def rate_bucket(self, name: str) -> str:
+        """Hash: tokens, ts, blocked_until — a token bucket shared by every worker."""
+        return f"{self.ns}ratelimit:{name}"
+
+    def news_item(self, item_id: str) -> str:
+        """Hash: ts, title, source, symbols, score, scored_by."""
+        return f"{self.ns}news:item:{item_id}"
+
+    def news_index(self, symbol: str) -> str:
+        """Sorted set: news item ids by publication time, per symbol (``MARKET``: all items)."""
+        return f"{self.ns}news:by:{symbol}"
+
+    def sentiment(self, symbol: str) -> str:
+        """Hash: mean, count, decayed, window_s, updated_at — what engines read."""
+        return f"{self.ns}sentiment:{symbol}"
+
+    def onchain(self, symbol: str) -> str:
+        """Hash: last known on-chain metrics JSON and the time they were fetched."""
+        return f"{self.ns}onchain:{symbol}"
+
+    def worker_alive(self, name: str) -> str:
+        """String with a short TTL, refreshed by a live RQ worker."""
+        return f"{self.ns}rqalive:{name}"
+
+    def job_marker(self, job_id: str) -> str:
+        """SET NX guard that makes a periodic enqueue idempotent across managers."""
+        return f"{self.ns}jobonce:{job_id}"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,6 +71,39 @@ class Settings(BaseSettings):
 
     risk_policy: Path = REPO_ROOT / "backend" / "risk" / "policy.yaml"
 
+    # AI features on RQ workers (queues "sentiment" and "onchain"). 0 workers: none started here.
+    workers: int = Field(default=2, ge=0, le=64)
+    job_timeout_s: int = Field(default=120, ge=1)
+    worker_alive_ttl_s: float = Field(default=3.0, gt=0)  # a worker silent this long is dead; its job requeued
+    # Sentiment: backend lexicon (offline) | gemma (Google AI Studio) | openai (self-hosted, compatible).
+    sentiment_backend: Literal["lexicon", "gemma", "openai"] = "lexicon"
+    gemma_api_key: SecretStr | None = None
+    gemma_model: str = "gemma-3-27b-it"
+    gemma_base_url: str = "https://generativelanguage.googleapis.com"
+    gemma_rpm: float = Field(default=30.0, gt=0)  # free tier: about 30 requests per minute
+    openai_base_url: str = "http://127.0.0.1:8001/v1"
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gemma-3-27b-it"
+    openai_rpm: float = Field(default=600.0, gt=0)
+    llm_timeout_s: float = Field(default=30.0, gt=0)
+    llm_batch: int = Field(default=100, ge=1, le=100)
+    sentiment_cache_ttl_s: int = Field(default=3600, ge=1)
+    # News input: RSS/Atom feed URLs (JSON list in the environment) and/or a JSONL file.
+    news_feeds: list[str] = Field(default_factory=list)
+    news_jsonl: Path | None = None
+    news_interval_s: float = Field(default=300.0, gt=0)
+    news_window_s: float = Field(default=6 * 3600.0, gt=0)
+    news_half_life_s: float = Field(default=3600.0, gt=0)
+    # On-chain: Dune (saved query id, or the project's exchange-flow SQL when unset) + funding via ccxt.
+    dune_api_key: SecretStr | None = None
+    dune_base_url: str = "https://api.dune.com"
+    dune_query_id: int | None = Field(default=None, ge=1)
+    dune_poll_s: float = Field(default=2.0, gt=0)
+    dune_max_wait_s: float = Field(default=120.0, gt=0)
+    funding_exchange: str | None = "binance"  # ccxt id for funding rates; None: skip
+    onchain_interval_s: float = Field(default=300.0, gt=0)
+    onchain_cache_ttl_s: float = Field(default=300.0, gt=0)
+
     log_retention_days: int = Field(default=30, ge=1)
     log_level: str = "INFO"
 
@@ -107,5 +143,8 @@ class Settings(BaseSettings):
             if value is None or name in ("exchange_api_key", "exchange_secret", "live_trading"):
                 continue  # children get no trading keys
             raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+            if isinstance(raw, list):
+                out[f"LEVIBOT_{name.upper()}"] = json.dumps(raw)
+                continue
             out[f"LEVIBOT_{name.upper()}"] = str(raw).lower() if isinstance(raw, bool) else str(raw)
         return out
