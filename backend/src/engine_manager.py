@@ -26,7 +26,7 @@ from backend.risk.policy import RiskPolicy, load_policy
 from backend.risk.policy_store import PolicyWatcher
 from backend.src import logging_setup
 from backend.src.alerts import AlertDispatcher, build_sinks
-from backend.src.api_process import ApiProcess
+from backend.src.children import ApiProcess
 from backend.src.config import SourceSpec, SymbolConfig, parse_source, parse_symbols
 from backend.src.control import ConfigSource, ControlPlane
 from backend.src.errors import EXIT_OK, EXIT_USAGE, RedisUnavailable, UsageError
@@ -35,6 +35,7 @@ from backend.src.manager import Manager
 from backend.src.procs import PRELOAD, ProcessOps
 from backend.src.redis_launcher import EmbeddedRedis, connect, ping, redact
 from backend.src.settings import Settings
+from backend.src.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay-speed", type=float, default=None, help="simulated seconds per wall second")
     p.add_argument("--api-port", type=int, default=None, help="API port (default 8000, LEVIBOT_API_PORT)")
     p.add_argument("--no-api", action="store_true", help="do not start the API process")
+    p.add_argument("--workers", type=int, default=None,
+                   help="RQ workers for sentiment/on-chain jobs (default 2, LEVIBOT_WORKERS; 0: none)")
     p.add_argument("--live", action="store_true",
                    help="REAL orders (needs --source live:EXCHANGE and LEVIBOT_EXCHANGE_API_KEY/_SECRET)")
     return p
@@ -70,6 +73,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
         overrides["api_port"] = args.api_port
     if args.no_api:
         overrides["api_enabled"] = False
+    if args.workers is not None:
+        overrides["workers"] = args.workers
     overrides["live_trading"] = bool(args.live)  # only the flag turns it on, never the environment alone
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
@@ -175,11 +180,13 @@ def supervise(settings: Settings, config_source: ConfigSource,
         control.open()
         alerts = start_alerts(settings, url, manager.keys)
         api = ApiProcess(settings) if settings.api_enabled else None
+        workers = WorkerPool(settings, url, lambda: list(manager.records))
         log.info("manager up: %d engines, redis %s, data dir %s", len(configs), redact(url),
                  settings.data_dir, extra={"symbols": ",".join(configs)})
         manager.start_all()
         if api is not None:
             api.start()
+        workers.start()
 
         def should_stop() -> bool:
             if embedded is not None and not embedded.alive() and not stopper.requested:
@@ -191,6 +198,7 @@ def supervise(settings: Settings, config_source: ConfigSource,
             control.poll()
             if api is not None:
                 api.supervise()
+            workers.step()
 
         try:
             manager.run_forever(should_stop, on_step)
@@ -198,6 +206,7 @@ def supervise(settings: Settings, config_source: ConfigSource,
             log.info("shutting down: stopping %d engines", len(manager.records))
             if api is not None:
                 api.stop()
+            workers.stop()
             manager.shutdown()
             if alerts is not None:
                 alerts.stop()

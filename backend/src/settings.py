@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     dune_query_id: int | None = Field(default=None, ge=1)
     dune_poll_s: float = Field(default=2.0, gt=0)
     dune_max_wait_s: float = Field(default=120.0, gt=0)
-    funding_exchange: str | None = "binance"  # ccxt id for funding rates; None: skip
+    funding_exchange: str | None = None  # ccxt id for funding rates (e.g. binance); unset: no funding fetch
     onchain_interval_s: float = Field(default=300.0, gt=0)
     onchain_cache_ttl_s: float = Field(default=300.0, gt=0)
 
