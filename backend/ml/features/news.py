@@ -199,7 +199,7 @@ def publish(r: redis.Redis, keys: Keys, symbols: Iterable[str], now: float, wind
             half_life_s: float) -> dict[str, dict[str, float]]:
     """Recompute and store every symbol's aggregate (and the whole market's); trim old items."""
     out = {}
-    pipe = r.pipeline(transaction=False)
+    pipe = r.pipeline(transaction=True)  # readers see every symbol's update at once
     for sym in (MARKET, *symbols):
         agg = aggregate(r, keys, sym, now, window_s, half_life_s)
         out[sym] = agg
