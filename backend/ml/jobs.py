@@ -53,8 +53,10 @@ def refresh_sentiment(symbols: list[str]) -> dict[str, Any]:
     r = _redis(settings)
     keys = Keys(settings.namespace)
     now = time.time()
-    with httpx.Client() as http:
-        items, errors = fetch_feeds(http, settings.news_feeds, now, symbols)
+    # An HTTP client costs ~25 ms (TLS context): only when a feed or a remote model needs one.
+    http = httpx.Client() if settings.news_feeds or settings.sentiment_backend != "lexicon" else None
+    try:
+        items, errors = fetch_feeds(http, settings.news_feeds, now, symbols) if http else ([], [])
         if settings.news_jsonl is not None:
             try:
                 items += read_jsonl(settings.news_jsonl, now, symbols)
@@ -64,6 +66,9 @@ def refresh_sentiment(symbols: list[str]) -> dict[str, Any]:
         if n_sources and len(errors) == n_sources:
             raise FetchFailed("every news source failed: " + "; ".join(errors))
         stats = ingest(r, keys, items, GemmaSentiment(settings=settings, r=r, http=http))
+    finally:
+        if http is not None:
+            http.close()
     aggregates = publish(r, keys, symbols, now, settings.news_window_s, settings.news_half_life_s)
     return {**stats, "errors": errors, "aggregates": aggregates}
 

@@ -144,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         print("levibot-worker: error: LEVIBOT_REDIS_URL is not set", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s worker %(name)s: %(message)s")
+    # Import what the jobs need once, here: every job runs in a fresh fork of this process.
+    import backend.ml.features.news  # noqa: F401, PLC0415
+    import backend.ml.features.onchain_fetcher  # noqa: F401, PLC0415
+
     conn = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5.0, health_check_interval=0)
     queues = [Queue(n, connection=conn) for n in queue_names(settings)]
     worker = LeviWorker(queues, connection=conn, name=args.name, worker_ttl=30, job_monitoring_interval=5)
