@@ -1,0 +1,67 @@
+"""One interface for every model of the ensemble: ``fit``, ``predict_proba`` (P(up) per row,
+NaN where the model has no opinion), ``save`` and ``load``.
+
+Artifacts are plain files (JSON, LightGBM text models, torch state dicts), never pickles,
+so a registry can checksum and load them without executing anything they contain.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+
+class Model(ABC):
+    name: ClassVar[str]
+    registry: ClassVar[dict[str, type[Model]]] = {}
+
+    def __init__(self, features: list[str], **params: Any) -> None:
+        self.features = list(features)
+        self.params = params
+        self.fitted = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Model.registry[cls.name] = cls
+
+    @abstractmethod
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> Model: ...  # noqa: N803 - ML convention
+
+    @abstractmethod
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray: ...  # noqa: N803
+
+    def save(self, directory: Path) -> list[Path]:
+        """Write the model under ``directory``; returns the files written."""
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = directory / f"{self.name}.json"
+        meta.write_text(json.dumps({"name": self.name, "features": self.features, "params": self.params,
+                                    "fitted": self.fitted, **self._extra_meta()}, indent=1))
+        return [meta, *self._save_state(directory)]
+
+    @classmethod
+    def load(cls, directory: Path, name: str) -> Model:
+        meta = json.loads((directory / f"{name}.json").read_text())
+        model = cls.registry[meta["name"]](meta["features"], **meta["params"])
+        model.fitted = bool(meta["fitted"])
+        model._load_state(directory, meta)
+        return model
+
+    def _extra_meta(self) -> dict[str, Any]:
+        return {}
+
+    def _save_state(self, directory: Path) -> list[Path]:
+        return []
+
+    def _load_state(self, directory: Path, meta: dict[str, Any]) -> None:
+        return None
+
+    def usable_rows(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        cols = [c for c in self.features if c in X.columns]
+        if len(cols) < len(self.features):
+            return np.zeros(len(X), dtype=bool)
+        return np.asarray(X[cols].notna().all(axis=1).to_numpy(), dtype=bool)

@@ -1,0 +1,154 @@
+"""Weighted fusion of the models into ``prob_up`` and ``confidence`` in [0, 1].
+
+Config (YAML, the sprint plan's shape)::
+
+    models:
+      - {name: lgbm, weight: 0.5, features: technical}
+      - {name: tft, weight: 0.3, features: price_history}
+      - {name: sentiment, weight: 0.2, features: [news_score, social_score]}
+    voting: weighted_average
+    threshold: 0.6
+
+A model with no opinion on a row (missing input, not trained, not built) is left out and the
+remaining weights renormalised; confidence shrinks by the share of weight that answered.
+The fused probability is Platt-calibrated on the last part of the training window.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from backend.ml.feature_pipeline import FEATURES
+from backend.ml.models import lgbm, sentiment_model  # noqa: F401 - register the model classes
+from backend.ml.models.base import Model
+from backend.src.errors import UsageError
+
+FEATURE_SETS = {"technical": FEATURES, "price_history": ["ret_1", "vol_12", "vol_48"]}
+
+
+class ModelSpec(BaseModel):
+    name: str
+    weight: float = Field(ge=0)
+    features: list[str] | str = "technical"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("features")
+    @classmethod
+    def _known_set(cls, v: list[str] | str) -> list[str] | str:
+        if isinstance(v, str) and v not in FEATURE_SETS:
+            raise ValueError(f"unknown feature set {v!r} (known: {', '.join(FEATURE_SETS)})")
+        return v
+
+    def feature_list(self) -> list[str]:
+        return list(FEATURE_SETS[self.features]) if isinstance(self.features, str) else list(self.features)
+
+
+class EnsembleConfig(BaseModel):
+    models: list[ModelSpec] = Field(min_length=1)
+    voting: Literal["weighted_average"] = "weighted_average"
+    threshold: float = Field(default=0.6, gt=0.5, lt=1.0)
+
+    @classmethod
+    def load(cls, path: Path) -> EnsembleConfig:
+        try:
+            return cls.model_validate(yaml.safe_load(path.read_text()))
+        except OSError as exc:
+            raise UsageError(f"ensemble config {path}: {exc.strerror or exc}") from exc
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise UsageError(f"ensemble config {path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from exc
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.asarray(np.log(p / (1 - p)), dtype=float)
+
+
+def platt(p: np.ndarray, y: np.ndarray, iters: int = 200) -> tuple[float, float]:
+    """Fit sigmoid(a * logit(p) + b) to labels by Newton's method on the log loss."""
+    x, a, b = logit(p), 1.0, 0.0
+    for _ in range(iters):
+        q = 1 / (1 + np.exp(-(a * x + b)))
+        g = np.array([np.sum((q - y) * x), np.sum(q - y)])
+        w = q * (1 - q) + 1e-9
+        h = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + 1e-6 * np.eye(2)
+        step = np.linalg.solve(h, g)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(a), float(b)
+
+
+class EnsemblePredictor:
+    def __init__(self, config: EnsembleConfig, models: dict[str, Model] | None = None,
+                 calibration: tuple[float, float] = (1.0, 0.0)) -> None:
+        self.config = config
+        self.models = models if models is not None else {
+            s.name: Model.registry[s.name](s.feature_list(), **s.params)
+            for s in config.models if s.name in Model.registry}
+        self.calibration = calibration
+
+    @property
+    def threshold(self) -> float:
+        return self.config.threshold
+
+    def fit(self, X: pd.DataFrame, y: pd.Series, calib_frac: float = 0.2) -> EnsemblePredictor:  # noqa: N803
+        cut = int(len(X) * (1 - calib_frac))
+        for m in self.models.values():
+            m.fit(X.iloc[:cut], y.iloc[:cut])
+        raw = self.fuse(X.iloc[cut:])[0]
+        ok = ~np.isnan(raw) & y.iloc[cut:].notna().to_numpy()
+        if ok.sum() >= 50:
+            self.calibration = platt(raw[ok], y.iloc[cut:].to_numpy()[ok])
+        return self
+
+    def fuse(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+        """(uncalibrated fused P(up), share of the total weight that answered) per row."""
+        total = sum(s.weight for s in self.config.models) or 1.0
+        num, den = np.zeros(len(X)), np.zeros(len(X))
+        for spec in self.config.models:
+            model = self.models.get(spec.name)
+            if model is None or not model.fitted or spec.weight == 0:
+                continue
+            p = model.predict_proba(X)
+            ok = ~np.isnan(p)
+            num[ok] += spec.weight * p[ok]
+            den[ok] += spec.weight
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fused = np.where(den > 0, num / den, np.nan)
+        return fused, den / total
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
+        fused, share = self.fuse(X)
+        a, b = self.calibration
+        cal = 1 / (1 + np.exp(-(a * logit(np.nan_to_num(fused, nan=0.5)) + b)))
+        cal = np.where(np.isnan(fused), 0.5, cal)
+        confidence = np.abs(2 * cal - 1) * share
+        return pd.DataFrame({"prob_up": cal, "confidence": confidence, "weight_share": share}, index=X.index)
+
+    def save(self, directory: Path) -> list[Path]:
+        directory.mkdir(parents=True, exist_ok=True)
+        files = []
+        for m in self.models.values():
+            files += m.save(directory)
+        meta = directory / "ensemble.json"
+        meta.write_text(json.dumps({"config": self.config.model_dump(), "calibration": list(self.calibration),
+                                    "models": list(self.models)}, indent=1))
+        return [meta, *files]
+
+    @classmethod
+    def load(cls, directory: Path) -> EnsemblePredictor:
+        meta = json.loads((directory / "ensemble.json").read_text())
+        models = {name: Model.load(directory, name) for name in meta["models"]}
+        a, b = meta["calibration"]
+        if not (math.isfinite(a) and math.isfinite(b)):
+            raise UsageError(f"{directory}: calibration is not finite")
+        return cls(EnsembleConfig.model_validate(meta["config"]), models, (a, b))

@@ -1,0 +1,52 @@
+"""LightGBM on OHLCV / indicator features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from backend.ml.models.base import Model
+
+DEFAULTS: dict[str, Any] = {"max_depth": 4, "learning_rate": 0.03, "n_estimators": 300, "min_child_samples": 50,
+                            "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 1.0}
+
+
+class LightGBMModel(Model):
+    name = "lgbm"
+
+    def __init__(self, features: list[str], **params: Any) -> None:
+        super().__init__(features, **{**DEFAULTS, **params})
+        self.booster: lgb.Booster | None = None
+
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> LightGBMModel:  # noqa: N803
+        ok = self.usable_rows(X) & y.notna().to_numpy()
+        p = self.params
+        clf = lgb.LGBMClassifier(num_leaves=min(2 ** int(p["max_depth"]) - 1, 63), random_state=7, n_jobs=2,
+                                 verbose=-1, **p)
+        clf.fit(X.loc[ok, self.features], y[ok].astype(int))
+        self.booster = clf.booster_
+        self.fitted = True
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        out = np.full(len(X), np.nan)
+        ok = self.usable_rows(X)
+        if self.booster is not None and ok.any():
+            out[ok] = self.booster.predict(X.loc[ok, self.features].to_numpy())
+        return out
+
+    def _save_state(self, directory: Path) -> list[Path]:
+        if self.booster is None:
+            return []
+        path = directory / "lgbm.txt"
+        self.booster.save_model(str(path))
+        return [path]
+
+    def _load_state(self, directory: Path, meta: dict[str, Any]) -> None:
+        path = directory / "lgbm.txt"
+        if path.exists():
+            self.booster = lgb.Booster(model_file=str(path))
