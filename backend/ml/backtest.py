@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ import pandas as pd
 from scipy import stats
 
 from backend.ml.feature_pipeline import build, infer_timeframe_ms, label_up, load_ohlcv
-from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor
+from backend.ml.models.base import Model, Precomputed
+from backend.ml.models.ensemble_predictor import FEATURE_SETS, EnsembleConfig, EnsemblePredictor
+from backend.ml.models.tft import TFTModel
 from backend.risk.manager import RiskManager
 from backend.risk.policy import load_policy
 from backend.src.errors import EXIT_USAGE, UsageError
@@ -163,19 +166,41 @@ def sma_signal(df: pd.DataFrame, fast: int = 12, slow: int = 48) -> np.ndarray:
     return np.asarray((c.rolling(fast).mean() > c.rolling(slow).mean()).to_numpy(dtype=float))
 
 
+def only(config: EnsembleConfig, name: str) -> EnsembleConfig:
+    return EnsembleConfig(models=[s for s in config.models if s.name == name], threshold=config.threshold)
+
+
+def fold_models(config: EnsembleConfig, tft_probs: pd.Series | None) -> dict[str, Model]:
+    """Fresh models for one fold; the TFT (trained once, before the test region) is looked up."""
+    models = EnsemblePredictor(config).models
+    if "tft" in models:
+        models["tft"] = Precomputed(models["tft"].features, tft_probs)
+    return models
+
+
+def train_tft(series: dict[str, pd.DataFrame], holdout: float, **params: Any) -> TFTModel:
+    """One TFT across symbols, trained on the part of every series before its test region."""
+    parts = []
+    for sym, feats in series.items():
+        part = feats.iloc[: int(len(feats) * (1 - holdout))].copy()
+        part["symbol"] = sym
+        parts.append(part)
+    return TFTModel(list(FEATURE_SETS["price_history"]), **params).fit(pd.concat(parts), pd.Series(dtype=float))
+
+
 def run_series(df: pd.DataFrame, config: EnsembleConfig, wf: WalkForward, holdout: float, costs: Costs,
-               risk: RiskManager, n_trials: int = 1) -> dict[str, Any]:
+               risk: RiskManager, n_trials: int = 1, tft_probs: pd.Series | None = None) -> dict[str, Any]:
     """Walk-forward over the final ``holdout`` share of one series; every strategy on the same bars."""
     feats = build(df)
     y = label_up(df, wf.horizon)
     start = int(len(df) * (1 - holdout))
-    variants = {"ensemble": config,
-                "lgbm_only": EnsembleConfig(models=[s for s in config.models if s.name == "lgbm"],
-                                            threshold=config.threshold)}
+    variants = {"ensemble": config, "lgbm_only": only(config, "lgbm")}
+    if tft_probs is not None:
+        variants["tft_only"] = only(config, "tft")
     probs = {k: np.full(len(df), np.nan) for k in variants}
     for train, test in wf.folds(start, len(df)):
         for name, cfg in variants.items():
-            model = EnsemblePredictor(cfg).fit(feats.iloc[train], y.iloc[train])
+            model = EnsemblePredictor(cfg, fold_models(cfg, tft_probs)).fit(feats.iloc[train], y.iloc[train])
             probs[name][test] = model.predict(feats.iloc[test])["prob_up"].to_numpy()
     sl = slice(start, len(df))
     test_df = df.iloc[sl]
@@ -199,6 +224,19 @@ def run_series(df: pd.DataFrame, config: EnsembleConfig, wf: WalkForward, holdou
         report["strategies"][name] = entry
     report["curves"] = curves
     return report
+
+
+def mean_over_pairs(reports: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    keys = ("accuracy", "majority_rate", "selective_accuracy", "coverage", "auc", "brier", "sharpe",
+            "max_drawdown", "total_return", "win_rate", "turnover")
+    out: dict[str, dict[str, float]] = {}
+    for rep in reports.values():
+        for name, m in rep["strategies"].items():
+            for k in keys:
+                if k in m and np.isfinite(m[k]):
+                    out.setdefault(name, {}).setdefault(k, 0.0)
+                    out[name][k] += m[k] / len(reports)
+    return out
 
 
 def plot(curves: dict[str, pd.Series], title: str, path: Path) -> None:
@@ -229,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--holdout", type=float, default=0.25)
     ap.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     ap.add_argument("--out", type=Path, default=None, help="report dir (default <data dir>/backtests)")
+    ap.add_argument("--no-tft", action="store_true", help="leave the TFT out (it trains for a minute or two)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -242,17 +281,27 @@ def main(argv: list[str] | None = None) -> int:
         risk = RiskManager(load_policy(settings.risk_policy))
         out = args.out or settings.data_dir / "backtests"
         out.mkdir(parents=True, exist_ok=True)
-        summary = {}
+        summary: dict[str, Any] = {}
+        frames = {f.stem: load_ohlcv(f) for f in files}
+        tft_probs: dict[str, pd.Series | None] = dict.fromkeys(frames)
+        if not args.no_tft and any(s.name == "tft" and s.weight > 0 for s in config.models):
+            feats = {k: build(v) for k, v in frames.items()}
+            t0 = time.monotonic()
+            tft = train_tft(feats, args.holdout)
+            summary["tft_train_seconds"] = time.monotonic() - t0
+            tft_probs = {k: pd.Series(tft.predict_proba(v), index=v.index) for k, v in feats.items()}
         for f in files:
-            rep = run_series(load_ohlcv(f), config, WalkForward(), args.holdout, Costs(), risk)
+            rep = run_series(frames[f.stem], config, WalkForward(), args.holdout, Costs(), risk,
+                             tft_probs=tft_probs[f.stem])
             plot(rep.pop("curves"), f.stem, out / f"{f.stem}.png")
             summary[f.stem] = rep
             s = rep["strategies"]
-            log.info("%s: ensemble acc %.3f (majority %.3f) sel %.3f@%.2f sharpe %.2f dd %.3f | "
-                     "lgbm %.2f b&h %.2f sma %.2f", f.stem, s["ensemble"]["accuracy"], s["ensemble"]["majority_rate"],
-                     s["ensemble"]["selective_accuracy"], s["ensemble"]["coverage"], s["ensemble"]["sharpe"],
-                     s["ensemble"]["max_drawdown"], s["lgbm_only"]["sharpe"], s["buy_and_hold"]["sharpe"],
-                     s["sma_crossover"]["sharpe"])
+            log.info("%s: %s", f.stem, " | ".join(
+                f"{k} acc {v.get('accuracy', float('nan')):.3f} sharpe {v['sharpe']:.2f} dd {v['max_drawdown']:.3f}"
+                for k, v in s.items()))
+        summary["mean_over_pairs"] = mean_over_pairs({k: v for k, v in summary.items() if isinstance(v, dict)})
+        for name, m in summary["mean_over_pairs"].items():
+            log.info("MEAN %-14s %s", name, " ".join(f"{k} {v:.3f}" for k, v in m.items()))
         (out / "report.json").write_text(json.dumps(summary, indent=1, default=float))
     except UsageError as exc:
         print(f"backtest: error: {exc}", file=sys.stderr)

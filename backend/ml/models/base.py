@@ -1,8 +1,9 @@
 """One interface for every model of the ensemble: ``fit``, ``predict_proba`` (P(up) per row,
 NaN where the model has no opinion), ``save`` and ``load``.
 
-Artifacts are plain files (JSON, LightGBM text models, torch state dicts), never pickles,
-so a registry can checksum and load them without executing anything they contain.
+Artifacts are plain files: JSON, LightGBM text models; the TFT's torch file also carries its
+dataset parameters (pickled normalisers), so it is loaded only after the registry verified
+its sha256 against the model's metadata.
 """
 
 from __future__ import annotations
@@ -60,8 +61,29 @@ class Model(ABC):
     def _load_state(self, directory: Path, meta: dict[str, Any]) -> None:
         return None
 
+    frozen: bool = False  # trained elsewhere; an ensemble's fit() leaves it as it is
+
     def usable_rows(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         cols = [c for c in self.features if c in X.columns]
         if len(cols) < len(self.features):
             return np.zeros(len(X), dtype=bool)
         return np.asarray(X[cols].notna().all(axis=1).to_numpy(), dtype=bool)
+
+
+class Precomputed(Model):
+    """Probabilities computed once (e.g. a TFT over a whole series, causally) and looked up by
+    index: what does not change between backtest folds or tuning trials is not recomputed."""
+
+    name = "precomputed"
+    frozen = True
+
+    def __init__(self, features: list[str], probs: pd.Series | None = None, **params: Any) -> None:
+        super().__init__(features, **params)
+        self.probs = probs if probs is not None else pd.Series(dtype=float)
+        self.fitted = probs is not None
+
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> Precomputed:  # noqa: N803
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        return np.asarray(self.probs.reindex(X.index).to_numpy(dtype=float), dtype=float)

@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from backend.ml.feature_pipeline import FEATURES
-from backend.ml.models import lgbm, sentiment_model  # noqa: F401 - register the model classes
+from backend.ml.models import lgbm, sentiment_model, tft  # noqa: F401 - register the model classes
 from backend.ml.models.base import Model
 from backend.src.errors import UsageError
 
@@ -103,7 +103,8 @@ class EnsemblePredictor:
     def fit(self, X: pd.DataFrame, y: pd.Series, calib_frac: float = 0.2) -> EnsemblePredictor:  # noqa: N803
         cut = int(len(X) * (1 - calib_frac))
         for m in self.models.values():
-            m.fit(X.iloc[:cut], y.iloc[:cut])
+            if not m.frozen:
+                m.fit(X.iloc[:cut], y.iloc[:cut])
         raw = self.fuse(X.iloc[cut:])[0]
         ok = ~np.isnan(raw) & y.iloc[cut:].notna().to_numpy()
         if ok.sum() >= 50:
