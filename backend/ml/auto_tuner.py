@@ -1,0 +1,262 @@
+"""Optuna tuning of the ensemble on a walk-forward backtest.
+
+``python -m backend.ml.auto_tuner --symbol BTCUSDT --start-date 2023-01-01 --end-date 2024-10-01
+--trials 100 --objective sharpe [--data-dir DIR | --ohlcv-dir DIR] [--storage redis://...]``
+
+The date range is split: the final ``--test-share`` (25 %) is the test window, never seen by
+a trial; trials are scored on day-long walk-forward folds at the end of the rest (after-cost
+Sharpe, max drawdown as a constraint, pruned fold by fold). The best parameters are then
+evaluated once on the test window (deflated Sharpe counting every trial), refit on the whole
+range and saved as a new version in the model registry (not promoted: the validation gate
+does that). TFT forecasts depend only on its hidden size, so each size is trained once and
+its probabilities cached across trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from backend.ml.backtest import Costs, WalkForward, positions, run_series, simulate, trading_metrics
+from backend.ml.feature_pipeline import build, infer_timeframe_ms, label_up, load_ohlcv
+from backend.ml.models.base import Precomputed
+from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
+from backend.ml.models.tft import TFTModel
+from backend.ml.registry import Registry
+from backend.risk.manager import RiskManager
+from backend.risk.policy import load_policy
+from backend.src.errors import EXIT_USAGE, UsageError
+from backend.src.settings import Settings
+
+log = logging.getLogger(__name__)
+TFT_SIZES = (32, 64, 128)
+
+
+def parse_date(value: str, name: str) -> int:
+    try:
+        return int(datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() * 1000)
+    except ValueError:
+        raise UsageError(f"{name}: expected YYYY-MM-DD, got {value!r}") from None
+
+
+def find_file(ohlcv_dir: Path, symbol: str, timeframe: str) -> Path:
+    if not ohlcv_dir.is_dir():
+        raise UsageError(f"--ohlcv-dir: {ohlcv_dir} is not a directory")
+    norm = symbol.replace("/", "").replace("_", "").upper()
+    hits = sorted(p for p in ohlcv_dir.iterdir() if p.suffix in (".csv", ".parquet")
+                  and p.stem.rsplit("-", 1)[0].replace("_", "").upper() == norm and p.stem.endswith(f"-{timeframe}"))
+    if not hits:
+        raise UsageError(f"--symbol: no {timeframe} candles for {symbol} in {ohlcv_dir}")
+    return hits[0]
+
+
+def load_range(path: Path, start_ms: int, end_ms: int) -> pd.DataFrame:
+    df = load_ohlcv(path)
+    sel = df.loc[(df.index >= start_ms) & (df.index < end_ms)]
+    if len(sel) < 2000:
+        first, last = (datetime.fromtimestamp(t / 1000, UTC).strftime("%Y-%m-%d %H:%M") for t in
+                       (df.index[0], df.index[-1]))
+        raise UsageError(f"--start-date/--end-date: only {len(sel)} candles in that range (need 2000); "
+                         f"{path.name} covers {first} .. {last} UTC")
+    return sel
+
+
+class Tuner:
+    def __init__(self, df: pd.DataFrame, *, test_share: float, costs: Costs, risk: RiskManager, max_dd: float,
+                 objective: str, tft_epochs: int, val_days: int = 4) -> None:
+        self.df = df
+        self.feats = build(df)
+        self.y = label_up(df, 12)
+        self.wf = WalkForward()
+        self.test_start = int(len(df) * (1 - test_share))
+        bars = self.wf.test_bars
+        self.val_start = max(self.wf.horizon + 500, self.test_start - val_days * bars)
+        self.costs, self.risk, self.max_dd, self.objective = costs, risk, max_dd, objective
+        self.per_year = 365 * 86400_000 / infer_timeframe_ms(df)
+        self.tft_epochs = tft_epochs
+        self.tft_cache: dict[int, pd.Series] = {}
+        atr = self.feats["atr_14"].to_numpy()
+        self.size = np.array([risk.calculate_position_size("tune", 10_000.0, float(a) * math.sqrt(12)) / 10_000.0
+                              if np.isfinite(a) and a > 0 else 0.0 for a in atr])
+
+    def tft_probs(self, hidden: int) -> pd.Series:
+        """TFT of this size trained once on the bars before validation; causal probabilities for all bars."""
+        if hidden not in self.tft_cache:
+            t0 = time.monotonic()
+            train = self.feats.iloc[: self.val_start - self.wf.horizon]
+            model = TFTModel(["ret_1", "vol_12", "vol_48"], hidden_size=hidden, epochs=self.tft_epochs)
+            model.fit(train, pd.Series(dtype=float))
+            self.tft_cache[hidden] = pd.Series(model.predict_proba(self.feats), index=self.feats.index)
+            log.info("tft hidden %d trained and cached in %.0fs", hidden, time.monotonic() - t0)
+        return self.tft_cache[hidden]
+
+    @staticmethod
+    def config(p: dict[str, Any]) -> EnsembleConfig:
+        return EnsembleConfig(models=[
+            ModelSpec(name="lgbm", weight=p["w_lgbm"], params={"max_depth": p["lgbm_max_depth"],
+                                                               "learning_rate": p["lgbm_learning_rate"]}),
+            ModelSpec(name="tft", weight=p["w_tft"], features="price_history",
+                      params={"hidden_size": p["tft_hidden_size"]}),
+            ModelSpec(name="sentiment", weight=p["w_sentiment"], features=["news_score", "social_score"]),
+        ], threshold=p["threshold"])
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        return {"lgbm_max_depth": trial.suggest_int("lgbm_max_depth", 3, 7),
+                "lgbm_learning_rate": trial.suggest_float("lgbm_learning_rate", 0.01, 0.1, log=True),
+                "tft_hidden_size": trial.suggest_categorical("tft_hidden_size", list(TFT_SIZES)),
+                "w_lgbm": trial.suggest_float("w_lgbm", 0.05, 1.0),
+                "w_tft": trial.suggest_float("w_tft", 0.0, 1.0),
+                "w_sentiment": trial.suggest_float("w_sentiment", 0.0, 1.0),
+                "threshold": trial.suggest_float("threshold", 0.52, 0.7)}
+
+    def models(self, cfg: EnsembleConfig, hidden: int, weight_tft: float) -> dict[str, Any]:
+        models = EnsemblePredictor(cfg).models
+        models["tft"] = Precomputed(models["tft"].features, self.tft_probs(hidden) if weight_tft > 0 else None)
+        return models
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        p = self.suggest(trial)
+        cfg = self.config(p)
+        rets, sigs = [], []
+        value = 0.0
+        for i, (train, test) in enumerate(self.wf.folds(self.val_start, self.test_start)):
+            model = EnsemblePredictor(cfg, self.models(cfg, p["tft_hidden_size"], p["w_tft"]))
+            model.fit(self.feats.iloc[train], self.y.iloc[train])
+            prob = model.predict(self.feats.iloc[test])["prob_up"].to_numpy()
+            sig = positions(prob, cfg.threshold)
+            rets.append(simulate(self.df.iloc[test], sig, self.size[test], self.costs))
+            sigs.append(sig)
+            m = trading_metrics(pd.concat(rets), np.concatenate(sigs), self.per_year)
+            value = m["sortino"] if self.objective == "sortino" else m["sharpe"]
+            trial.report(value, i)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        trial.set_constraint("max_drawdown", m["max_drawdown"] - self.max_dd)
+        trial.set_user_attr("max_drawdown", m["max_drawdown"])
+        return value
+
+    def evaluate(self, p: dict[str, Any], n_trials: int) -> dict[str, Any]:
+        """The best parameters, once, on the test window (walk-forward, retrained per day)."""
+        cfg = self.config(p)
+        probs = self.tft_probs(p["tft_hidden_size"]) if p["w_tft"] > 0 else None
+        share = 1 - self.test_start / len(self.df)
+        rep = run_series(self.df, cfg, self.wf, share, self.costs, self.risk, n_trials=n_trials, tft_probs=probs)
+        rep.pop("curves")
+        return dict(rep)
+
+    def final_model(self, p: dict[str, Any]) -> EnsemblePredictor:
+        """Refit on the most recent data of the whole range, for production."""
+        cfg = self.config(p)
+        model = EnsemblePredictor(cfg)
+        if p["w_tft"] > 0:
+            model.models["tft"] = TFTModel(["ret_1", "vol_12", "vol_48"], hidden_size=p["tft_hidden_size"],
+                                           epochs=self.tft_epochs)
+        else:
+            model.models.pop("tft", None)
+        tail = slice(max(0, len(self.df) - self.wf.train_bars - self.wf.horizon), len(self.df) - self.wf.horizon)
+        return model.fit(self.feats.iloc[tail], self.y.iloc[tail])
+
+
+def build_study(name: str, seed: int, storage: str | None, max_dd: float) -> optuna.Study:
+    store: Any = None
+    if storage:
+        if not storage.startswith(("redis://", "rediss://", "unix://")):
+            raise UsageError(f"--storage: expected a redis:// URL, got {storage!r}")
+        from optuna.storages.journal import JournalRedisBackend, JournalStorage  # noqa: PLC0415
+
+        store = JournalStorage(JournalRedisBackend(storage))
+
+    def feasible(trial: optuna.trial.FrozenTrial) -> list[float]:
+        return [float(trial.user_attrs.get("max_drawdown", 0.0)) - max_dd]
+
+    sampler = optuna.samplers.TPESampler(seed=seed, constraints_func=feasible, n_startup_trials=15)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=10, n_warmup_steps=1)
+    return optuna.create_study(study_name=name, storage=store, direction="maximize", sampler=sampler,
+                               pruner=pruner, load_if_exists=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="auto_tuner", description=__doc__.splitlines()[0])
+    ap.add_argument("--symbol", required=True)
+    ap.add_argument("--start-date", required=True)
+    ap.add_argument("--end-date", required=True)
+    ap.add_argument("--trials", type=int, default=100)
+    ap.add_argument("--objective", choices=["sharpe", "sortino"], default="sharpe")
+    ap.add_argument("--timeframe", default="5m")
+    ap.add_argument("--data-dir", type=Path, default=None)
+    ap.add_argument("--ohlcv-dir", type=Path, default=None, help="default <data dir>/ohlcv")
+    ap.add_argument("--storage", default=None, help="redis:// URL: share the study through Optuna's journal")
+    ap.add_argument("--study-name", default=None)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--test-share", type=float, default=0.25)
+    ap.add_argument("--max-drawdown", type=float, default=0.12)
+    ap.add_argument("--tft-epochs", type=int, default=1)
+    ap.add_argument("--no-save", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for noisy in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    try:
+        if args.trials < 1:
+            raise UsageError("--trials: must be at least 1")
+        if not 0.05 <= args.test_share <= 0.5:
+            raise UsageError("--test-share: must be between 0.05 and 0.5")
+        start, end = parse_date(args.start_date, "--start-date"), parse_date(args.end_date, "--end-date")
+        if end <= start:
+            raise UsageError("--end-date: must be after --start-date")
+        settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))  # type: ignore[arg-type]
+        path = find_file(args.ohlcv_dir or settings.data_dir / "ohlcv", args.symbol, args.timeframe)
+        df = load_range(path, start, end)
+        risk = RiskManager(load_policy(settings.risk_policy))
+        tuner = Tuner(df, test_share=args.test_share, costs=Costs(), risk=risk, max_dd=args.max_drawdown,
+                      objective=args.objective, tft_epochs=args.tft_epochs)
+        name = args.study_name or f"levibot-{args.symbol}-{args.start_date}-{args.end_date}-{args.objective}"
+        study = build_study(name, args.seed, args.storage, args.max_drawdown)
+        t0 = time.monotonic()
+        study.optimize(tuner, n_trials=args.trials)
+        wall = time.monotonic() - t0
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        done = [t for t in study.trials if t.state in states]
+        feasible = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
+                    and t.user_attrs.get("max_drawdown", 1.0) <= args.max_drawdown]
+        best = max(feasible or [study.best_trial], key=lambda t: t.value or -math.inf)
+        log.info("%d trials (%d pruned) in %.0fs; best validation %s %.3f: %s", len(done),
+                 sum(t.state == optuna.trial.TrialState.PRUNED for t in done), wall, args.objective,
+                 best.value or 0.0, best.params)
+        report = tuner.evaluate(best.params, n_trials=len(done))
+        ens = report["strategies"]["ensemble"]
+        log.info("test window (never seen while tuning): sharpe %.2f (deflated p %.2f), dd %.3f, acc %.3f "
+                 "(majority %.3f), selective %.3f at coverage %.2f; buy&hold sharpe %.2f, sma %.2f, lgbm %.2f",
+                 ens["sharpe"], ens["deflated_sharpe_prob"], ens["max_drawdown"], ens["accuracy"],
+                 ens["majority_rate"], ens["selective_accuracy"], ens["coverage"],
+                 report["strategies"]["buy_and_hold"]["sharpe"], report["strategies"]["sma_crossover"]["sharpe"],
+                 report["strategies"]["lgbm_only"]["sharpe"])
+        if not args.no_save:
+            model = tuner.final_model(best.params)
+            meta = {"symbol": args.symbol, "timeframe": args.timeframe, "source": path.name,
+                    "data_range": [args.start_date, args.end_date], "objective": args.objective,
+                    "validation_value": best.value, "n_trials": len(done), "tuning_seconds": wall,
+                    "hyperparams": best.params, "backtest_sharpe": ens["sharpe"],
+                    "backtest_win_rate": ens["win_rate"], "backtest_max_drawdown": ens["max_drawdown"],
+                    "accuracy": ens["accuracy"], "test_report": report}
+            version = Registry(settings.data_dir / "models").save(model.save, meta)
+            log.info("saved %s (not promoted; python -m backend.ml.registry promote %s)", version, version)
+    except UsageError as exc:
+        print(f"auto_tuner: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
