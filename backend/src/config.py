@@ -22,7 +22,8 @@ SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
 class StrategyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Literal["sma_crossover", "momentum", "buy_and_hold"] = "sma_crossover"
+    # ensemble: the production ML model when one exists, else the SMA crossover (fast/slow)
+    name: Literal["ensemble", "sma_crossover", "momentum", "buy_and_hold"] = "ensemble"
     fast: int = Field(default=10, ge=1, le=10_000)
     slow: int = Field(default=30, ge=2, le=10_000)
     lookback: int = Field(default=20, ge=1, le=10_000)  # momentum only

@@ -92,7 +92,7 @@ class Engine:
                                                 live=self.settings.live_trading)
         marks = self.journal.of_type("day")
         self.day = str(marks[-1]["day"]) if marks else ""
-        self.strategy = build_strategy(cfg.strategy)
+        self.strategy = build_strategy(cfg.strategy, self.settings.models_dir)
         self.source: CandleSource | None = None
         self.exchange: Any = None
         self.redis_ok = True
@@ -327,7 +327,7 @@ class Engine:
         old, self.config = self.config, new
         self.trader.apply_config(new)
         if new.strategy != old.strategy and self.source is not None:
-            self.strategy = build_strategy(new.strategy)
+            self.strategy = build_strategy(new.strategy, self.settings.models_dir)
             self.strategy.warmup(self.source.warmup(self.strategy.warmup_candles))
         changed = sorted(k for k in type(new).model_fields if getattr(new, k) != getattr(old, k))
         self.log.info("config version %s applied: %s", version, ", ".join(changed), extra={"changed": changed})

@@ -32,6 +32,7 @@ from backend.src.control import ConfigSource, ControlPlane
 from backend.src.errors import EXIT_OK, EXIT_USAGE, RedisUnavailable, UsageError
 from backend.src.keys import Keys
 from backend.src.manager import Manager
+from backend.src.ml_strategy import ML_PRELOAD
 from backend.src.procs import PRELOAD, ProcessOps
 from backend.src.redis_launcher import EmbeddedRedis, connect, ping, redact
 from backend.src.settings import Settings
@@ -169,9 +170,7 @@ def supervise(settings: Settings, config_source: ConfigSource,
         signal.signal(signal.SIGTERM, stopper)
         signal.signal(signal.SIGINT, stopper)
         configs, sources = loaded
-        # Live engines need ccxt: import it once in the forkserver, not in every engine start.
-        live = any(s.kind == "live" for s in sources.values())
-        procs = ProcessOps(PRELOAD + ["ccxt", "backend.src.live_source", "backend.src.live_exec"] if live else None)
+        procs = ProcessOps(forkserver_preload(settings, sources))
         manager = Manager(settings, r, configs, sources, procs=procs, policy=policy)
         manager.check_leases()
         manager.reconcile()
@@ -217,6 +216,16 @@ def supervise(settings: Settings, config_source: ConfigSource,
         r.close()
         if embedded is not None:
             embedded.stop()
+
+
+def forkserver_preload(settings: Settings, sources: dict[str, SourceSpec]) -> list[str]:
+    """Modules every engine needs, imported once in the forkserver rather than in every engine start."""
+    preload = list(PRELOAD)
+    if any(s.kind == "live" for s in sources.values()):
+        preload += ["ccxt", "backend.src.live_source", "backend.src.live_exec"]
+    if (settings.models_dir / "current").is_symlink():  # a production model: the ML stack (torch: ~7 s)
+        preload += ML_PRELOAD
+    return preload
 
 
 def start_alerts(settings: Settings, url: str, keys: Keys) -> AlertDispatcher | None:

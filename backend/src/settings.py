@@ -132,6 +132,10 @@ class Settings(BaseSettings):
         return self.data_dir / "redis"
 
     @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
     def registry_path(self) -> Path:
         return self.data_dir / "engine_registry.json"
 

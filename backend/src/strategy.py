@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
 from backend.src.config import StrategyConfig
 from backend.src.market_data import Candle
@@ -80,7 +81,12 @@ class BuyAndHold(Strategy):
         return Signal(1.0, 0.5, 0.0, "buy_and_hold")
 
 
-def build_strategy(cfg: StrategyConfig) -> Strategy:
+def build_strategy(cfg: StrategyConfig, models_root: Path | None = None) -> Strategy:
+    """``ensemble``: the production model under ``models_root`` when there is one, else the SMA."""
+    if cfg.name == "ensemble":
+        from backend.src.ml_strategy import build_ml_strategy  # noqa: PLC0415
+
+        return build_ml_strategy(cfg.fast, cfg.slow, models_root)
     if cfg.name == "momentum":
         return Momentum(cfg.lookback, cfg.threshold)
     if cfg.name == "buy_and_hold":

@@ -99,7 +99,8 @@ class TFTModel(Model):
 
     # --- inference ----------------------------------------------------------------------
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
-        """P(up over the horizon) for each row, decided with data up to that row only."""
+        """P(up over the horizon) for each row, decided with data up to that row only (rows
+        with fewer than ``encoder`` bars of history before them get NaN)."""
         out = np.full(len(X), np.nan)
         if self.net is None or self.dataset_parameters is None or not set(self.features) <= set(X.columns):
             return out
@@ -107,31 +108,78 @@ class TFTModel(Model):
         symbols = df["symbol"].to_numpy()
         for sym in pd.unique(symbols):
             rows = np.flatnonzero(symbols == sym)
-            out[rows] = self._predict_one(df.iloc[rows].reset_index(drop=True))
+            out[rows] = self._predict_fast(df.iloc[rows].reset_index(drop=True))
         return out
 
-    def _predict_one(self, df: pd.DataFrame) -> np.ndarray:
+    def _quantiles_to_prob(self, q: np.ndarray) -> np.ndarray:
+        med = q[:, :, 2].sum(axis=1)
+        sd = np.sqrt((((q[:, :, 3] - q[:, :, 1]) / 1.349) ** 2).sum(axis=1)) + 1e-12
+        return np.array([0.5 * (1 + math.erf(v)) for v in med / sd / math.sqrt(2)])
+
+    def _predict_fast(self, df: pd.DataFrame, chunk: int = 2048) -> np.ndarray:
+        """Every full-encoder window at once, built directly as the dataset would build it
+        (same scalers, same per-window target normalisation): no TimeSeriesDataSet per call."""
         import torch  # noqa: PLC0415
-        from pytorch_forecasting import TimeSeriesDataSet  # noqa: PLC0415
 
         enc, hor = int(self.params["encoder"]), int(self.params["horizon"])
         res = np.full(len(df), np.nan)
         if len(df) < enc:
             return res
-        # the decoder window after the last bar: placeholder rows (unknown reals never reach the
-        # decoder, and the target there only feeds a loss that is not computed here)
+        assert self.dataset_parameters is not None  # noqa: S101 - checked by the caller
+        vals = df[self.features].to_numpy(dtype=np.float32)
+        ends = np.arange(enc - 1, len(df))
+        reals = list(self.net.hparams["x_reals"])
+        scalers = self.dataset_parameters["scalers"]
+        ti = self.features.index("ret_1")
+        rel = (np.arange(-enc, hor, dtype=np.float32) / enc)[None, :]
+        eps = torch.finfo(torch.float32).eps
+        for start in range(0, len(ends), chunk):
+            e = ends[start:start + chunk]
+            win = vals[(e - enc + 1)[:, None] + np.arange(enc)[None, :]]  # (K, enc, F)
+            k = len(e)
+            target = torch.from_numpy(np.ascontiguousarray(win[:, :, ti]))
+            center, scale = target.mean(-1), target.std(-1) + eps
+            cont = np.zeros((k, enc + hor, len(reals)), dtype=np.float32)
+            for j, name in enumerate(reals):
+                if name == "relative_time_idx":
+                    cont[:, :, j] = rel
+                    continue
+                raw = np.concatenate([win[:, :, self.features.index(name)], np.zeros((k, hor), np.float32)], axis=1)
+                if name == "ret_1":
+                    cont[:, :, j] = (raw - center.numpy()[:, None]) / scale.numpy()[:, None]
+                else:
+                    sc = scalers[name]
+                    cont[:, :, j] = (raw - sc.mean_[0]) / sc.scale_[0]
+            c = torch.from_numpy(cont)
+            x = {"encoder_cat": torch.zeros((k, enc, 0), dtype=torch.long), "encoder_cont": c[:, :enc],
+                 "encoder_target": target, "encoder_lengths": torch.full((k,), enc, dtype=torch.long),
+                 "decoder_cat": torch.zeros((k, hor, 0), dtype=torch.long), "decoder_cont": c[:, enc:],
+                 "decoder_target": torch.zeros((k, hor)), "decoder_lengths": torch.full((k,), hor, dtype=torch.long),
+                 "decoder_time_idx": torch.from_numpy(e[:, None] + 1 + np.arange(hor)[None, :]),
+                 "groups": torch.zeros((k, 1), dtype=torch.long), "target_scale": torch.stack([center, scale], -1)}
+            with torch.inference_mode():
+                q = self.net(x)["prediction"].numpy()
+            res[e] = self._quantiles_to_prob(q)
+        return res
+
+    def predict_with_dataset(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        """The same through pytorch-forecasting's TimeSeriesDataSet (slow; the reference the fast
+        path is checked against)."""
+        import torch  # noqa: PLC0415
+        from pytorch_forecasting import TimeSeriesDataSet  # noqa: PLC0415
+
+        df = self._frame(X)
+        enc, hor = int(self.params["encoder"]), int(self.params["horizon"])
+        res = np.full(len(df), np.nan)
         pad = pd.DataFrame({c: np.zeros(hor, dtype="float32") for c in self.features})
         pad["symbol"], pad["time_idx"] = df["symbol"].iloc[0], np.arange(len(df), len(df) + hor)
         full = pd.concat([df, pad], ignore_index=True)
         ds = TimeSeriesDataSet.from_parameters(self.dataset_parameters, full, predict=False, stop_randomization=True)
         with torch.inference_mode():
             for x, _y in ds.to_dataloader(train=False, batch_size=1024, num_workers=0):
-                q = self.net(x)["prediction"].numpy()  # (batch, horizon, quantiles), target scale
-                med = q[:, :, 2].sum(axis=1)
-                sd = np.sqrt((((q[:, :, 3] - q[:, :, 1]) / 1.349) ** 2).sum(axis=1)) + 1e-12
-                prob = np.array([0.5 * (1 + math.erf(v)) for v in med / sd / math.sqrt(2)])
                 decided = x["decoder_time_idx"][:, 0].numpy() - 1  # the bar whose close decided
-                res[decided] = prob
+                res[decided] = self._quantiles_to_prob(self.net(x)["prediction"].numpy())
+        res[: enc - 1] = np.nan
         return res
 
     # --- artifacts (state dict + dataset parameters; no pickle of code objects) --------------

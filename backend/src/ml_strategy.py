@@ -1,0 +1,94 @@
+"""The ensemble as an engine strategy: candles → features → ``prob_up`` / ``confidence`` → Signal.
+
+Engines use it when the registry has a production model (``<data dir>/models/current``,
+checksums verified before anything is loaded) and fall back to the SMA crossover otherwise
+or when the model cannot be loaded. Heavy imports (LightGBM, torch, pytorch-forecasting) are
+paid once in the forkserver, which preloads them when a production model exists; an engine
+start only reads the small artifact files.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from backend.src.market_data import Candle
+from backend.src.strategy import Signal, SmaCrossover, Strategy
+
+log = logging.getLogger(__name__)
+ML_PRELOAD = ["backend.ml.models.ensemble_predictor", "backend.ml.feature_pipeline", "backend.ml.registry",
+              "lightgbm", "torch", "pytorch_forecasting"]
+ENCODER = 48
+WINDOW = 200  # candles kept: the longest feature window (48) plus the TFT encoder (48), with margin
+
+
+def production_model(models_root: Path) -> tuple[str, Any] | None:
+    """(version, EnsemblePredictor) of the verified production model, or None."""
+    from backend.ml.models.ensemble_predictor import EnsemblePredictor  # noqa: PLC0415
+    from backend.ml.registry import Registry  # noqa: PLC0415
+
+    reg = Registry(models_root)
+    version = reg.current()
+    if version is None:
+        return None
+    directory = reg.verify(version)  # never unpickle what does not match its sha256
+    return version, EnsemblePredictor.load(directory)
+
+
+class EnsembleStrategy(Strategy):
+    """Long when P(up) ≥ the ensemble's threshold, held while it stays ≥ 0.5, flat otherwise."""
+
+    def __init__(self, model: Any, version: str, fallback: SmaCrossover) -> None:
+        self.model = model
+        self.version = version
+        self.fallback = fallback
+        self.warmup_candles = WINDOW
+        self.candles: deque[Candle] = deque(maxlen=WINDOW)
+        self.held = 0.0
+
+    def warmup(self, candles: list[Candle]) -> None:
+        for c in candles[-WINDOW:]:
+            self.candles.append(c)
+        self.fallback.warmup(candles)
+
+    def on_candle(self, candle: Candle) -> Signal | None:
+        import pandas as pd  # noqa: PLC0415
+
+        from backend.ml.feature_pipeline import technical_features  # noqa: PLC0415
+
+        self.candles.append(candle)
+        fb = self.fallback.on_candle(candle)  # kept warm, in case the model has to be dropped
+        if len(self.candles) < 100:
+            return None
+        df = pd.DataFrame([(c.ts, c.open, c.high, c.low, c.close, c.volume) for c in self.candles],
+                          columns=["ts", "open", "high", "low", "close", "volume"]).set_index("ts")
+        feats = technical_features(df).iloc[-ENCODER:]  # the TFT's encoder; LightGBM needs the last row
+        try:
+            row = self.model.predict(feats).iloc[-1]
+        except Exception:  # a broken model must not stop trading: the SMA takes over  # noqa: BLE001
+            log.exception("ensemble %s failed on a candle; using the SMA fallback", self.version)
+            return fb
+        prob, conf = float(row["prob_up"]), float(row["confidence"])
+        if prob >= self.model.threshold:
+            self.held = 1.0
+        elif prob < 0.5:
+            self.held = 0.0
+        return Signal(self.held, prob, conf, f"ensemble {self.version} p={prob:.3f} c={conf:.3f}")
+
+
+def build_ml_strategy(fast: int, slow: int, models_root: Path | None) -> Strategy:
+    fallback = SmaCrossover(fast, slow)
+    if models_root is None:
+        return fallback
+    try:
+        loaded = production_model(models_root)
+    except Exception as exc:  # noqa: BLE001 - corrupted/tampered/unloadable: trade on the SMA
+        log.error("production model not usable (%s); trading on the SMA crossover", exc)
+        return fallback
+    if loaded is None:
+        return fallback
+    version, model = loaded
+    log.info("trading on ensemble %s", version)
+    return EnsembleStrategy(model, version, fallback)
