@@ -73,7 +73,7 @@ def load_range(path: Path, start_ms: int, end_ms: int) -> pd.DataFrame:
 
 class Tuner:
     def __init__(self, df: pd.DataFrame, *, test_share: float, costs: Costs, risk: RiskManager, max_dd: float,
-                 objective: str, tft_epochs: int, val_days: int = 4) -> None:
+                 objective: str, tft_epochs: int, tft_samples: int = 20000, val_days: int = 4) -> None:
         self.df = df
         self.feats = build(df)
         self.y = label_up(df, 12)
@@ -84,6 +84,7 @@ class Tuner:
         self.costs, self.risk, self.max_dd, self.objective = costs, risk, max_dd, objective
         self.per_year = 365 * 86400_000 / infer_timeframe_ms(df)
         self.tft_epochs = tft_epochs
+        self.tft_samples = tft_samples
         self.tft_cache: dict[int, pd.Series] = {}
         atr = self.feats["atr_14"].to_numpy()
         self.size = np.array([risk.calculate_position_size("tune", 10_000.0, float(a) * math.sqrt(12)) / 10_000.0
@@ -94,7 +95,8 @@ class Tuner:
         if hidden not in self.tft_cache:
             t0 = time.monotonic()
             train = self.feats.iloc[: self.val_start - self.wf.horizon]
-            model = TFTModel(["ret_1", "vol_12", "vol_48"], hidden_size=hidden, epochs=self.tft_epochs)
+            model = TFTModel(["ret_1", "vol_12", "vol_48"], hidden_size=hidden, epochs=self.tft_epochs,
+                             max_train_samples=self.tft_samples)
             model.fit(train, pd.Series(dtype=float))
             self.tft_cache[hidden] = pd.Series(model.predict_proba(self.feats), index=self.feats.index)
             log.info("tft hidden %d trained and cached in %.0fs", hidden, time.monotonic() - t0)
@@ -160,7 +162,7 @@ class Tuner:
         model = EnsemblePredictor(cfg)
         if p["w_tft"] > 0:
             model.models["tft"] = TFTModel(["ret_1", "vol_12", "vol_48"], hidden_size=p["tft_hidden_size"],
-                                           epochs=self.tft_epochs)
+                                           epochs=self.tft_epochs, max_train_samples=self.tft_samples)
         else:
             model.models.pop("tft", None)
         tail = slice(max(0, len(self.df) - self.wf.train_bars - self.wf.horizon), len(self.df) - self.wf.horizon)
@@ -201,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test-share", type=float, default=0.25)
     ap.add_argument("--max-drawdown", type=float, default=0.12)
     ap.add_argument("--tft-epochs", type=int, default=1)
+    ap.add_argument("--tft-samples", type=int, default=20000, help="training windows per TFT fit")
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -220,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         df = load_range(path, start, end)
         risk = RiskManager(load_policy(settings.risk_policy))
         tuner = Tuner(df, test_share=args.test_share, costs=Costs(), risk=risk, max_dd=args.max_drawdown,
-                      objective=args.objective, tft_epochs=args.tft_epochs)
+                      objective=args.objective, tft_epochs=args.tft_epochs, tft_samples=args.tft_samples)
         name = args.study_name or f"levibot-{args.symbol}-{args.start_date}-{args.end_date}-{args.objective}"
         study = build_study(name, args.seed, args.storage, args.max_drawdown)
         t0 = time.monotonic()

@@ -1,0 +1,60 @@
+"""The TFT: its fast batch equals pytorch-forecasting's own dataset path, it never looks ahead,
+and it reloads to the same forecasts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backend.ml.feature_pipeline import build, load_ohlcv
+from backend.ml.models.base import Model
+from backend.ml.models.tft import TFTModel
+from backend.tests.conftest import SHARED_OHLCV, needs_shared_ohlcv
+
+pytestmark = [needs_shared_ohlcv, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def feats() -> pd.DataFrame:
+    return build(load_ohlcv(SHARED_OHLCV / "ETH_BTC-5m.csv"))
+
+
+@pytest.fixture(scope="module")
+def tft(feats: pd.DataFrame) -> TFTModel:
+    train = pd.concat([feats.iloc[:3000].assign(symbol="ETHBTC"),
+                       build(load_ohlcv(SHARED_OHLCV / "LTC_BTC-5m.csv")).iloc[:3000].assign(symbol="LTCBTC")])
+    return TFTModel(["ret_1", "vol_12", "vol_48"], hidden_size=16, epochs=1, max_train_samples=2000).fit(
+        train, pd.Series(dtype=float))
+
+
+def test_fast_path_equals_the_dataset_path(tft: TFTModel, feats: pd.DataFrame) -> None:
+    test = feats.iloc[3000:3400]
+    fast, ref = tft.predict_proba(test), tft.predict_with_dataset(test)
+    assert np.isnan(fast[:47]).all() and np.isnan(ref[:47]).all()
+    np.testing.assert_allclose(fast[47:], ref[47:], atol=1e-5)
+    assert ((fast[47:] > 0) & (fast[47:] < 1)).all() and fast[47:].std() > 0
+
+
+def test_no_look_ahead(tft: TFTModel, feats: pd.DataFrame) -> None:
+    full = tft.predict_proba(feats.iloc[3000:3400])
+    cut = tft.predict_proba(feats.iloc[3000:3200])
+    np.testing.assert_allclose(cut, full[:200], atol=1e-6, equal_nan=True)
+    last_only = tft.predict_proba(feats.iloc[3152:3200])  # exactly one encoder window: the live case
+    assert last_only[-1] == pytest.approx(full[199], abs=1e-6)
+
+
+def test_several_symbols_in_one_frame(tft: TFTModel, feats: pd.DataFrame) -> None:
+    a, b = feats.iloc[3000:3100].assign(symbol="A"), feats.iloc[4000:4100].assign(symbol="B")
+    both = tft.predict_proba(pd.concat([a, b]))
+    np.testing.assert_allclose(both[100:], tft.predict_proba(b), atol=1e-6, equal_nan=True)
+
+
+def test_save_and_load(tft: TFTModel, feats: pd.DataFrame, tmp_path: Path) -> None:
+    files = tft.save(tmp_path)
+    assert sorted(f.name for f in files) == ["tft.json", "tft.pt"]
+    again = Model.load(tmp_path, "tft")
+    test = feats.iloc[3000:3100]
+    np.testing.assert_allclose(again.predict_proba(test), tft.predict_proba(test), atol=1e-7, equal_nan=True)

@@ -1,0 +1,92 @@
+"""The tuner end to end on real candles, a study shared through Redis, the saved artifact,
+the fusion test on it, and an engine trading on it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from backend.ml.auto_tuner import main
+from backend.ml.registry import Registry
+from backend.src.redis_launcher import EmbeddedRedis
+from backend.src.settings import REPO_ROOT
+from backend.tests.conftest import SHARED_OHLCV, ManagerProc, needs_shared_ohlcv, wait_for
+
+pytestmark = [needs_shared_ohlcv, pytest.mark.slow]
+ARGS = ["--symbol", "ETHBTC", "--start-date", "2018-01-10", "--end-date", "2018-01-31",
+        "--ohlcv-dir", str(SHARED_OHLCV), "--tft-epochs", "1", "--tft-samples", "1500"]
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory: pytest.TempPathFactory, redis_server: EmbeddedRedis) -> tuple[Path, str]:
+    data = tmp_path_factory.mktemp("tuned")
+    study = ["--storage", redis_server.url, "--study-name", f"t-{uuid.uuid4().hex[:8]}", "--data-dir", str(data)]
+    assert main([*ARGS, *study, "--trials", "3", "--no-save"]) == 0
+    assert main([*ARGS, *study, "--trials", "2"]) == 0  # the same study, continued: 5 trials in all
+    reg = Registry(data / "models")
+    (version,) = reg.versions()
+    return data, version
+
+
+def test_artifact_and_metadata(tuned: tuple[Path, str]) -> None:
+    data, version = tuned
+    reg = Registry(data / "models")
+    meta = reg.metadata(version)
+    assert meta["n_trials"] == 5
+    assert {"version", "train_date", "data_range", "backtest_sharpe", "backtest_win_rate", "accuracy", "hyperparams",
+            "code_version", "sha256"} <= set(meta)
+    hp = meta["hyperparams"]
+    assert 3 <= hp["lgbm_max_depth"] <= 7 and 0.01 <= hp["lgbm_learning_rate"] <= 0.1
+    assert hp["tft_hidden_size"] in (32, 64, 128) and 0.52 <= hp["threshold"] <= 0.7
+    rep = meta["test_report"]
+    assert rep["test_from_ms"] >= 1517287800000 - 0.25 * 6048 * 300_000  # the final quarter only
+    assert set(rep["strategies"]) >= {"ensemble", "lgbm_only", "buy_and_hold", "sma_crossover"}
+    reg.verify(version)
+
+
+def test_fusion_test_on_the_production_model(tuned: tuple[Path, str]) -> None:
+    data, version = tuned
+    Registry(data / "models").promote(version)
+    out = subprocess.run([sys.executable, "-m", "backend.ml.run_fusion_test", "--symbol", "ETHBTC", "--lookback",
+                          "100", "--data-dir", str(data), "--ohlcv-dir", str(SHARED_OHLCV)], cwd=REPO_ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert f"model {version}" in out.stdout and "prob_up 0." in out.stdout
+    assert "latency per candle (features + ensemble), n=100: min" in out.stdout
+
+
+def test_an_engine_trades_on_the_production_model(tuned: tuple[Path, str], redis_server: EmbeddedRedis,
+                                                  ns: str, r: redis.Redis) -> None:
+    data, version = tuned
+    Registry(data / "models").promote(version)
+    from backend.tests.conftest import fast_env
+
+    env = fast_env(redis_server.url, ns, data, replay_speed=100000)
+    m = ManagerProc(["--symbols", "ETHBTC", "--source", f"replay:{SHARED_OHLCV / 'ETH_BTC-5m.csv'}"], env)
+    try:
+        def engine_log() -> str:
+            return "".join(p.read_text() for p in (data / "logs").glob("engine-ETHBTC-*.jsonl"))
+
+        wait_for(lambda: f"trading on ensemble {version}" in engine_log(), 90, what="engine on the ensemble")
+        wait_for(lambda: r.hget(f"{ns}engine:ETHBTC", "status") == "running", 30, what="running")
+    finally:
+        assert m.stop() == 0
+
+
+def test_bad_ranges_and_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--symbol", "ETHBTC", "--ohlcv-dir", str(SHARED_OHLCV), "--data-dir", str(tmp_path)]
+    assert main([*base, "--start-date", "2023-01-01", "--end-date", "2024-10-01"]) == 2
+    err = capsys.readouterr().err
+    assert "only 0 candles in that range" in err and "covers 2018-01-10 04:55 .. 2018-01-30 04:50 UTC" in err
+    assert main([*base, "--start-date", "2018/01/10", "--end-date", "2018-01-31"]) == 2
+    assert "--start-date: expected YYYY-MM-DD" in capsys.readouterr().err
+    assert main(["--symbol", "DOGEUSDT", "--ohlcv-dir", str(SHARED_OHLCV), "--start-date", "2018-01-10",
+                 "--end-date", "2018-01-31"]) == 2
+    assert "no 5m candles for DOGEUSDT" in capsys.readouterr().err
+    assert main([*base, "--start-date", "2018-01-10", "--end-date", "2018-01-31", "--storage", "mysql://x"]) == 2
