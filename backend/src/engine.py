@@ -34,6 +34,7 @@ from backend.src.journal import Journal
 from backend.src.keys import Keys
 from backend.src.lease import BEAT, Lease
 from backend.src.market_data import Candle, CandleSource, ReplaySource, SyntheticSource, load_candles
+from backend.src.ml_strategy import SentimentReader
 from backend.src.risk_gate import RiskGate
 from backend.src.settings import Settings
 from backend.src.states import EngineState
@@ -92,7 +93,8 @@ class Engine:
                                                 live=self.settings.live_trading)
         marks = self.journal.of_type("day")
         self.day = str(marks[-1]["day"]) if marks else ""
-        self.strategy = build_strategy(cfg.strategy, self.settings.models_dir)
+        self.news = SentimentReader(r, self.keys, spec.symbol, max_age_s=3 * self.settings.news_interval_s)
+        self.strategy = build_strategy(cfg.strategy, self.settings.models_dir, self.news)
         self.source: CandleSource | None = None
         self.exchange: Any = None
         self.redis_ok = True
@@ -327,7 +329,7 @@ class Engine:
         old, self.config = self.config, new
         self.trader.apply_config(new)
         if new.strategy != old.strategy and self.source is not None:
-            self.strategy = build_strategy(new.strategy, self.settings.models_dir)
+            self.strategy = build_strategy(new.strategy, self.settings.models_dir, self.news)
             self.strategy.warmup(self.source.warmup(self.strategy.warmup_candles))
         changed = sorted(k for k in type(new).model_fields if getattr(new, k) != getattr(old, k))
         self.log.info("config version %s applied: %s", version, ", ".join(changed), extra={"changed": changed})

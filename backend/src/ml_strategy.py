@@ -10,10 +10,15 @@ start only reads the small artifact files.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import redis
+
+from backend.src.keys import Keys
 from backend.src.market_data import Candle
 from backend.src.strategy import Signal, SmaCrossover, Strategy
 
@@ -37,10 +42,35 @@ def production_model(models_root: Path) -> tuple[str, Any] | None:
     return version, EnsemblePredictor.load(directory)
 
 
+Extras = Callable[[], dict[str, float]]
+
+
+class SentimentReader:
+    """The symbol's news aggregate that the RQ jobs publish, as the ``news_score`` feature;
+    nothing when there is none, it is older than ``max_age_s``, or Redis does not answer."""
+
+    def __init__(self, r: redis.Redis, keys: Keys, symbol: str, max_age_s: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.r, self.keys, self.symbol, self.max_age_s, self.clock = r, keys, symbol, max_age_s, clock
+
+    def __call__(self) -> dict[str, float]:
+        try:
+            raw = self.r.hgetall(self.keys.sentiment(self.symbol))
+        except redis.RedisError:
+            return {}
+        try:
+            if not raw or float(raw["count"]) == 0 or self.clock() - float(raw["updated_at"]) > self.max_age_s:
+                return {}
+            return {"news_score": float(raw["decayed"])}
+        except (KeyError, ValueError):
+            return {}
+
+
 class EnsembleStrategy(Strategy):
     """Long when P(up) ≥ the ensemble's threshold, held while it stays ≥ 0.5, flat otherwise."""
 
-    def __init__(self, model: Any, version: str, fallback: SmaCrossover) -> None:
+    def __init__(self, model: Any, version: str, fallback: SmaCrossover, extras: Extras | None = None) -> None:
+        self.extras = extras
         self.model = model
         self.version = version
         self.fallback = fallback
@@ -64,7 +94,10 @@ class EnsembleStrategy(Strategy):
             return None
         df = pd.DataFrame([(c.ts, c.open, c.high, c.low, c.close, c.volume) for c in self.candles],
                           columns=["ts", "open", "high", "low", "close", "volume"]).set_index("ts")
-        feats = technical_features(df).iloc[-ENCODER:]  # the TFT's encoder; LightGBM needs the last row
+        feats = technical_features(df).iloc[-ENCODER:].copy()  # the TFT's encoder; the others use the last row
+        for name, value in (self.extras() if self.extras is not None else {}).items():
+            feats[name] = float("nan")
+            feats.loc[feats.index[-1], name] = value
         try:
             row = self.model.predict(feats).iloc[-1]
         except Exception:  # a broken model must not stop trading: the SMA takes over  # noqa: BLE001
@@ -78,7 +111,7 @@ class EnsembleStrategy(Strategy):
         return Signal(self.held, prob, conf, f"ensemble {self.version} p={prob:.3f} c={conf:.3f}")
 
 
-def build_ml_strategy(fast: int, slow: int, models_root: Path | None) -> Strategy:
+def build_ml_strategy(fast: int, slow: int, models_root: Path | None, extras: Extras | None = None) -> Strategy:
     fallback = SmaCrossover(fast, slow)
     if models_root is None:
         return fallback
@@ -91,4 +124,4 @@ def build_ml_strategy(fast: int, slow: int, models_root: Path | None) -> Strateg
         return fallback
     version, model = loaded
     log.info("trading on ensemble %s", version)
-    return EnsembleStrategy(model, version, fallback)
+    return EnsembleStrategy(model, version, fallback, extras)

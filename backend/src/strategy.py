@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,12 +82,14 @@ class BuyAndHold(Strategy):
         return Signal(1.0, 0.5, 0.0, "buy_and_hold")
 
 
-def build_strategy(cfg: StrategyConfig, models_root: Path | None = None) -> Strategy:
-    """``ensemble``: the production model under ``models_root`` when there is one, else the SMA."""
+def build_strategy(cfg: StrategyConfig, models_root: Path | None = None,
+                   extras: Callable[[], dict[str, float]] | None = None) -> Strategy:
+    """``ensemble``: the production model under ``models_root`` when there is one, else the SMA;
+    ``extras`` supplies outside features (the news score) for the latest candle."""
     if cfg.name == "ensemble":
         from backend.src.ml_strategy import build_ml_strategy  # noqa: PLC0415
 
-        return build_ml_strategy(cfg.fast, cfg.slow, models_root)
+        return build_ml_strategy(cfg.fast, cfg.slow, models_root, extras)
     if cfg.name == "momentum":
         return Momentum(cfg.lookback, cfg.threshold)
     if cfg.name == "buy_and_hold":

@@ -82,11 +82,13 @@ class TFTModel(Model):
         loader = torch.utils.data.DataLoader(
             torch.utils.data.Subset(ds, sampler_idx.tolist()), batch_size=int(p["batch_size"]), shuffle=True,
             collate_fn=ds._collate_fn, num_workers=0)
-        self.net = TemporalFusionTransformer.from_dataset(
-            ds, hidden_size=int(p["hidden_size"]), attention_head_size=int(p["attention_head_size"]),
-            dropout=float(p["dropout"]), hidden_continuous_size=max(8, int(p["hidden_size"]) // 2),
-            learning_rate=float(p["learning_rate"]), loss=QuantileLoss(QUANTILES), log_interval=-1,
-            reduce_on_plateau_patience=1000)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`.*")
+            self.net = TemporalFusionTransformer.from_dataset(
+                ds, hidden_size=int(p["hidden_size"]), attention_head_size=int(p["attention_head_size"]),
+                dropout=float(p["dropout"]), hidden_continuous_size=max(8, int(p["hidden_size"]) // 2),
+                learning_rate=float(p["learning_rate"]), loss=QuantileLoss(QUANTILES), log_interval=-1,
+                reduce_on_plateau_patience=1000)
         trainer = pl.Trainer(max_epochs=int(p["epochs"]), accelerator="cpu", devices=1, logger=False,
                              enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                              gradient_clip_val=0.1)
@@ -203,6 +205,8 @@ class TFTModel(Model):
         blob = torch.load(path, weights_only=False)  # sha256-verified by the registry before this runs
         self.dataset_parameters = blob["dataset_parameters"]
         hparams = dict(blob["hparams"])
-        self.net = TemporalFusionTransformer(**hparams)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`.*")
+            self.net = TemporalFusionTransformer(**hparams)
         self.net.load_state_dict(blob["state_dict"])
         self.net.eval()

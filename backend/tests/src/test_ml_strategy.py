@@ -1,0 +1,82 @@
+"""The ensemble as an engine strategy: news from Redis as a feature, SMA fallback, verified loading."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from backend.ml.feature_pipeline import build, label_up, load_ohlcv
+from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
+from backend.ml.registry import Registry
+from backend.src.keys import Keys
+from backend.src.market_data import load_candles
+from backend.src.ml_strategy import EnsembleStrategy, SentimentReader, build_ml_strategy
+from backend.src.strategy import SmaCrossover
+from backend.tests.conftest import SHARED_OHLCV, needs_shared_ohlcv
+
+pytestmark = needs_shared_ohlcv
+ETH = SHARED_OHLCV / "ETH_BTC-5m.csv"
+
+
+@pytest.fixture(scope="module")
+def model() -> EnsemblePredictor:
+    df = load_ohlcv(ETH)
+    cfg = EnsembleConfig(models=[ModelSpec(name="lgbm", weight=0.5, params={"n_estimators": 30}),
+                                 ModelSpec(name="sentiment", weight=0.5, features=["news_score"])])
+    return EnsemblePredictor(cfg).fit(build(df).iloc[:3000], label_up(df, 12).iloc[:3000])
+
+
+def test_sentiment_reader(r: redis.Redis, ns: str) -> None:
+    keys, now = Keys(ns), time.time()
+    reader = SentimentReader(r, keys, "ETHBTC", max_age_s=900, clock=lambda: now)
+    assert reader() == {}
+    r.hset(keys.sentiment("ETHBTC"), mapping={"mean": 0.5, "count": 3, "decayed": 0.4, "updated_at": now - 60})
+    assert reader() == {"news_score": 0.4}
+    r.hset(keys.sentiment("ETHBTC"), "updated_at", now - 1000)
+    assert reader() == {}, "stale"
+    down = SentimentReader(redis.Redis(port=1, socket_connect_timeout=0.2), keys, "ETHBTC", 900)
+    assert down() == {}
+
+
+def test_news_moves_the_signal_and_the_confidence(model: EnsemblePredictor) -> None:
+    candles, _ = load_candles(ETH)
+    news: dict[str, float] = {}
+    s = EnsembleStrategy(model, "v1", SmaCrossover(10, 30), extras=lambda: dict(news))
+    s.warmup(candles[3000:3200])
+    quiet = s.on_candle(candles[3200])
+    signals = {}
+    for score in (-1.0, 1.0):
+        s.candles.pop()
+        news["news_score"] = score
+        signals[score] = s.on_candle(candles[3200])
+    assert quiet is not None and signals[-1.0] is not None and signals[1.0] is not None
+    assert signals[-1.0].prob_up < quiet.prob_up and signals[-1.0].prob_up < signals[1.0].prob_up
+    assert "ensemble v1" in quiet.reason
+
+
+def test_a_failing_model_falls_back_to_the_sma(model: EnsemblePredictor) -> None:
+    class Broken:
+        threshold = 0.6
+
+        def predict(self, _x: object) -> object:
+            raise RuntimeError("corrupt weights")
+
+    candles, _ = load_candles(ETH)
+    s = EnsembleStrategy(Broken(), "bad", SmaCrossover(10, 30))
+    s.warmup(candles[:200])
+    sig = s.on_candle(candles[200])
+    assert sig is not None and sig.reason.startswith("sma10/30")
+
+
+def test_tampered_or_missing_production_model_means_sma(model: EnsemblePredictor, tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    assert isinstance(build_ml_strategy(10, 30, root), SmaCrossover)
+    reg = Registry(root)
+    v = reg.save(model.save, {})
+    reg.promote(v)
+    assert isinstance(build_ml_strategy(10, 30, root), EnsembleStrategy)
+    (root / v / "lgbm.txt").write_text("tree\n")
+    assert isinstance(build_ml_strategy(10, 30, root), SmaCrossover)
