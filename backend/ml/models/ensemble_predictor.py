@@ -84,6 +84,9 @@ def platt(p: np.ndarray, y: np.ndarray, iters: int = 200) -> tuple[float, float]
         a, b = a - step[0], b - step[1]
         if np.abs(step).max() < 1e-8:
             break
+    if a < 0:  # out of sample the models point the wrong way: no skill, never invert them
+        rate = float(np.clip(np.mean(y), 1e-3, 1 - 1e-3))
+        return 0.0, math.log(rate / (1 - rate))
     return float(a), float(b)
 
 
@@ -103,8 +106,9 @@ class EnsemblePredictor:
     def fit(self, X: pd.DataFrame, y: pd.Series, calib_frac: float = 0.2) -> EnsemblePredictor:  # noqa: N803
         cut = int(len(X) * (1 - calib_frac))
         for m in self.models.values():
-            if not m.frozen:
-                m.fit(X.iloc[:cut], y.iloc[:cut])
+            if m.frozen or not set(m.features) <= set(X.columns):
+                continue  # trained elsewhere, or its inputs are absent: it stays without an opinion
+            m.fit(X.iloc[:cut], y.iloc[:cut])
         raw = self.fuse(X.iloc[cut:])[0]
         ok = ~np.isnan(raw) & y.iloc[cut:].notna().to_numpy()
         if ok.sum() >= 50:

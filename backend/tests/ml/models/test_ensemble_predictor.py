@@ -65,11 +65,19 @@ def test_platt_recovers_a_known_distortion() -> None:
     assert a == pytest.approx(2.0, abs=0.1) and b == pytest.approx(-0.6, abs=0.1)
 
 
+def test_platt_never_inverts_the_models() -> None:
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0.3, 0.7, 5000)
+    y = (rng.random(5000) < 1 - p).astype(float)  # anti-predictive out of sample
+    a, b = platt(p, y)
+    assert a == 0.0 and 1 / (1 + np.exp(-b)) == pytest.approx(y.mean(), abs=1e-6)
+
+
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
     X, y = synthetic()  # noqa: N806
     model = EnsemblePredictor(config()).fit(X, y)
     files = model.save(tmp_path / "m")
-    assert {f.name for f in files} == {"ensemble.json", "lgbm.json", "lgbm.txt", "sentiment.json"}
+    assert {f.name for f in files} == {"ensemble.json", "lgbm.json", "lgbm.txt", "sentiment.json", "tft.json"}
     again = EnsemblePredictor.load(tmp_path / "m")
     pd.testing.assert_frame_equal(again.predict(X.iloc[:500]), model.predict(X.iloc[:500]))
 
