@@ -19,6 +19,7 @@ import logging
 import math
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,34 +72,53 @@ def load_range(path: Path, start_ms: int, end_ms: int) -> pd.DataFrame:
     return sel
 
 
-class Tuner:
-    def __init__(self, df: pd.DataFrame, *, test_share: float, costs: Costs, risk: RiskManager, max_dd: float,
-                 objective: str, tft_epochs: int, tft_samples: int = 20000, val_days: int = 4) -> None:
-        self.df = df
-        self.feats = build(df)
-        self.y = label_up(df, 12)
-        self.wf = WalkForward()
-        self.test_start = int(len(df) * (1 - test_share))
-        bars = self.wf.test_bars
-        self.val_start = max(self.wf.horizon + 500, self.test_start - val_days * bars)
-        self.costs, self.risk, self.max_dd, self.objective = costs, risk, max_dd, objective
-        self.per_year = 365 * 86400_000 / infer_timeframe_ms(df)
-        self.tft_epochs = tft_epochs
-        self.tft_samples = tft_samples
-        self.tft_cache: dict[int, pd.Series] = {}
-        atr = self.feats["atr_14"].to_numpy()
-        self.size = np.array([risk.calculate_position_size("tune", 10_000.0, float(a) * math.sqrt(12)) / 10_000.0
-                              if np.isfinite(a) and a > 0 else 0.0 for a in atr])
+@dataclass
+class Series:
+    """One symbol's candles and what every trial reuses: features, labels, sizes, regions."""
 
-    def tft_probs(self, hidden: int) -> pd.Series:
-        """TFT of this size trained once on the bars before validation; causal probabilities for all bars."""
+    df: pd.DataFrame
+    feats: pd.DataFrame
+    y: pd.Series
+    size: np.ndarray
+    val_start: int
+    test_start: int
+
+
+class Tuner:
+    """Tunes one ensemble configuration for all the given symbols (mean of their validation
+    scores); the TFT is one model across them, as in production."""
+
+    def __init__(self, frames: dict[str, pd.DataFrame], *, test_share: float, costs: Costs, risk: RiskManager,
+                 max_dd: float, objective: str, tft_epochs: int, tft_samples: int = 20000, val_days: int = 4,
+                 holdout_bars: int = 0) -> None:
+        self.wf = WalkForward()
+        self.costs, self.risk, self.max_dd, self.objective = costs, risk, max_dd, objective
+        self.tft_epochs, self.tft_samples, self.holdout_bars = tft_epochs, tft_samples, holdout_bars
+        self.tft_cache: dict[int, dict[str, pd.Series]] = {}
+        self.series: dict[str, Series] = {}
+        for sym, df in frames.items():
+            feats = build(df)
+            atr = feats["atr_14"].to_numpy()
+            size = np.array([risk.calculate_position_size("tune", 10_000.0, float(a) * math.sqrt(12)) / 10_000.0
+                             if np.isfinite(a) and a > 0 else 0.0 for a in atr])
+            test_start = int(len(df) * (1 - test_share))
+            val_start = max(self.wf.horizon + 500, test_start - val_days * self.wf.test_bars)
+            self.series[sym] = Series(df, feats, label_up(df, 12), size, val_start, test_start)
+        first = next(iter(frames.values()))
+        self.per_year = 365 * 86400_000 / infer_timeframe_ms(first)
+
+    def tft_probs(self, hidden: int) -> dict[str, pd.Series]:
+        """One TFT of this size, trained once on every symbol's bars before validation; its
+        causal probabilities for all bars, per symbol."""
         if hidden not in self.tft_cache:
             t0 = time.monotonic()
-            train = self.feats.iloc[: self.val_start - self.wf.horizon]
+            train = pd.concat([s.feats.iloc[: s.val_start - self.wf.horizon].assign(symbol=sym)
+                               for sym, s in self.series.items()])
             model = TFTModel(["ret_1", "vol_12", "vol_48"], hidden_size=hidden, epochs=self.tft_epochs,
                              max_train_samples=self.tft_samples)
             model.fit(train, pd.Series(dtype=float))
-            self.tft_cache[hidden] = pd.Series(model.predict_proba(self.feats), index=self.feats.index)
+            self.tft_cache[hidden] = {sym: pd.Series(model.predict_proba(s.feats), index=s.feats.index)
+                                      for sym, s in self.series.items()}
             log.info("tft hidden %d trained and cached in %.0fs", hidden, time.monotonic() - t0)
         return self.tft_cache[hidden]
 
@@ -121,43 +141,53 @@ class Tuner:
                 "w_sentiment": trial.suggest_float("w_sentiment", 0.0, 1.0),
                 "threshold": trial.suggest_float("threshold", 0.52, 0.7)}
 
-    def models(self, cfg: EnsembleConfig, hidden: int, weight_tft: float) -> dict[str, Any]:
+    def models(self, cfg: EnsembleConfig, sym: str, p: dict[str, Any]) -> dict[str, Any]:
         models = EnsemblePredictor(cfg).models
-        models["tft"] = Precomputed(models["tft"].features, self.tft_probs(hidden) if weight_tft > 0 else None)
+        probs = self.tft_probs(p["tft_hidden_size"])[sym] if p["w_tft"] > 0 else None
+        models["tft"] = Precomputed(models["tft"].features, probs)
         return models
 
     def __call__(self, trial: optuna.Trial) -> float:
         p = self.suggest(trial)
         cfg = self.config(p)
-        rets, sigs = [], []
-        value = 0.0
-        for i, (train, test) in enumerate(self.wf.folds(self.val_start, self.test_start)):
-            model = EnsemblePredictor(cfg, self.models(cfg, p["tft_hidden_size"], p["w_tft"]))
-            model.fit(self.feats.iloc[train], self.y.iloc[train])
-            prob = model.predict(self.feats.iloc[test])["prob_up"].to_numpy()
-            sig = positions(prob, cfg.threshold)
-            rets.append(simulate(self.df.iloc[test], sig, self.size[test], self.costs))
-            sigs.append(sig)
-            m = trading_metrics(pd.concat(rets), np.concatenate(sigs), self.per_year)
-            value = m["sortino"] if self.objective == "sortino" else m["sharpe"]
+        folds = {sym: self.wf.folds(s.val_start, s.test_start) for sym, s in self.series.items()}
+        rets: dict[str, list[pd.Series]] = {sym: [] for sym in self.series}
+        sigs: dict[str, list[np.ndarray]] = {sym: [] for sym in self.series}
+        value, dd = 0.0, 0.0
+        for i in range(min(len(f) for f in folds.values())):
+            scores, dds = [], []
+            for sym, s in self.series.items():
+                train, test = folds[sym][i]
+                model = EnsemblePredictor(cfg, self.models(cfg, sym, p)).fit(s.feats.iloc[train], s.y.iloc[train])
+                sig = positions(model.predict(s.feats.iloc[test])["prob_up"].to_numpy(), cfg.threshold)
+                rets[sym].append(simulate(s.df.iloc[test], sig, s.size[test], self.costs))
+                sigs[sym].append(sig)
+                m = trading_metrics(pd.concat(rets[sym]), np.concatenate(sigs[sym]), self.per_year)
+                scores.append(m["sortino"] if self.objective == "sortino" else m["sharpe"])
+                dds.append(m["max_drawdown"])
+            value, dd = float(np.mean(scores)), float(np.max(dds))
             trial.report(value, i)
             if trial.should_prune():
                 raise optuna.TrialPruned()
-        trial.set_constraint("max_drawdown", m["max_drawdown"] - self.max_dd)
-        trial.set_user_attr("max_drawdown", m["max_drawdown"])
+        trial.set_constraint("max_drawdown", dd - self.max_dd)
+        trial.set_user_attr("max_drawdown", dd)
         return value
 
     def evaluate(self, p: dict[str, Any], n_trials: int) -> dict[str, Any]:
-        """The best parameters, once, on the test window (walk-forward, retrained per day)."""
+        """The best parameters, once, on every symbol's test window (walk-forward, retrained per day)."""
         cfg = self.config(p)
-        probs = self.tft_probs(p["tft_hidden_size"]) if p["w_tft"] > 0 else None
-        share = 1 - self.test_start / len(self.df)
-        rep = run_series(self.df, cfg, self.wf, share, self.costs, self.risk, n_trials=n_trials, tft_probs=probs)
-        rep.pop("curves")
-        return dict(rep)
+        out: dict[str, Any] = {}
+        for sym, s in self.series.items():
+            probs = self.tft_probs(p["tft_hidden_size"])[sym] if p["w_tft"] > 0 else None
+            share = 1 - s.test_start / len(s.df)
+            rep = run_series(s.df, cfg, self.wf, share, self.costs, self.risk, n_trials=n_trials, tft_probs=probs)
+            rep.pop("curves")
+            out[sym] = rep
+        return out
 
     def final_model(self, p: dict[str, Any]) -> EnsemblePredictor:
-        """Refit on the most recent data of the whole range, for production."""
+        """One model for every symbol, refit on the most recent data (minus the held-out bars
+        the validation gate will judge it on), for production."""
         cfg = self.config(p)
         model = EnsemblePredictor(cfg)
         if p["w_tft"] > 0:
@@ -165,8 +195,22 @@ class Tuner:
                                            epochs=self.tft_epochs, max_train_samples=self.tft_samples)
         else:
             model.models.pop("tft", None)
-        tail = slice(max(0, len(self.df) - self.wf.train_bars - self.wf.horizon), len(self.df) - self.wf.horizon)
-        return model.fit(self.feats.iloc[tail], self.y.iloc[tail])
+        xs, ys = [], []
+        for sym, s in self.series.items():
+            end = len(s.df) - self.holdout_bars - self.wf.horizon
+            tail = slice(max(0, end - self.wf.train_bars), end)
+            xs.append(s.feats.iloc[tail].assign(symbol=sym))
+            ys.append(s.y.iloc[tail])
+        x, y = pd.concat(xs), pd.concat(ys)
+        order = np.argsort(x.index.to_numpy(), kind="stable")  # by time: calibration uses the latest 20 %
+        return model.fit(x.iloc[order], y.iloc[order])
+
+
+def mean_strategy(report: dict[str, Any], name: str) -> dict[str, float]:
+    """The mean over symbols of one strategy's test figures."""
+    rows = [rep["strategies"][name] for rep in report.values()]
+    return {k: float(np.mean([r[k] for r in rows if np.isfinite(r.get(k, np.nan))] or [np.nan]))
+            for k in rows[0]}
 
 
 def build_study(name: str, seed: int, storage: str | None, max_dd: float) -> optuna.Study:
@@ -189,7 +233,7 @@ def build_study(name: str, seed: int, storage: str | None, max_dd: float) -> opt
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="auto_tuner", description=__doc__.splitlines()[0])
-    ap.add_argument("--symbol", required=True)
+    ap.add_argument("--symbol", required=True, help="one symbol, or several comma-separated (one model for all)")
     ap.add_argument("--start-date", required=True)
     ap.add_argument("--end-date", required=True)
     ap.add_argument("--trials", type=int, default=100)
@@ -204,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-drawdown", type=float, default=0.12)
     ap.add_argument("--tft-epochs", type=int, default=1)
     ap.add_argument("--tft-samples", type=int, default=20000, help="training windows per TFT fit")
+    ap.add_argument("--holdout-days", type=float, default=0.0,
+                    help="days at the end the saved model is NOT trained on (the validation gate judges it there)")
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -219,11 +265,17 @@ def main(argv: list[str] | None = None) -> int:
         if end <= start:
             raise UsageError("--end-date: must be after --start-date")
         settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))  # type: ignore[arg-type]
-        path = find_file(args.ohlcv_dir or settings.data_dir / "ohlcv", args.symbol, args.timeframe)
-        df = load_range(path, start, end)
+        symbols = [x.strip().upper() for x in args.symbol.split(",") if x.strip()]
+        if not symbols:
+            raise UsageError("--symbol: empty")
+        ohlcv = args.ohlcv_dir or settings.data_dir / "ohlcv"
+        paths = {sym: find_file(ohlcv, sym, args.timeframe) for sym in symbols}
+        frames = {sym: load_range(p, start, end) for sym, p in paths.items()}
         risk = RiskManager(load_policy(settings.risk_policy))
-        tuner = Tuner(df, test_share=args.test_share, costs=Costs(), risk=risk, max_dd=args.max_drawdown,
-                      objective=args.objective, tft_epochs=args.tft_epochs, tft_samples=args.tft_samples)
+        holdout_bars = int(args.holdout_days * 86400_000 / infer_timeframe_ms(next(iter(frames.values()))))
+        tuner = Tuner(frames, test_share=args.test_share, costs=Costs(), risk=risk, max_dd=args.max_drawdown,
+                      objective=args.objective, tft_epochs=args.tft_epochs, tft_samples=args.tft_samples,
+                      holdout_bars=holdout_bars)
         name = args.study_name or f"levibot-{args.symbol}-{args.start_date}-{args.end_date}-{args.objective}"
         study = build_study(name, args.seed, args.storage, args.max_drawdown)
         t0 = time.monotonic()
@@ -238,23 +290,22 @@ def main(argv: list[str] | None = None) -> int:
                  sum(t.state == optuna.trial.TrialState.PRUNED for t in done), wall, args.objective,
                  best.value or 0.0, best.params)
         report = tuner.evaluate(best.params, n_trials=len(done))
-        ens = report["strategies"]["ensemble"]
-        log.info("test window (never seen while tuning): sharpe %.2f (deflated p %.2f), dd %.3f, acc %.3f "
-                 "(majority %.3f), selective %.3f at coverage %.2f; buy&hold sharpe %.2f, sma %.2f, lgbm %.2f",
-                 ens["sharpe"], ens["deflated_sharpe_prob"], ens["max_drawdown"], ens["accuracy"],
-                 ens["majority_rate"], ens["selective_accuracy"], ens["coverage"],
-                 report["strategies"]["buy_and_hold"]["sharpe"], report["strategies"]["sma_crossover"]["sharpe"],
-                 report["strategies"]["lgbm_only"]["sharpe"])
+        ens, bh, sma = (mean_strategy(report, k) for k in ("ensemble", "buy_and_hold", "sma_crossover"))
+        log.info("test window (never seen while tuning), mean over %d symbols: sharpe %.2f (deflated p %.2f), "
+                 "dd %.3f, acc %.3f (majority %.3f), selective %.3f at coverage %.2f; buy&hold sharpe %.2f, sma %.2f",
+                 len(symbols), ens["sharpe"], ens["deflated_sharpe_prob"], ens["max_drawdown"], ens["accuracy"],
+                 ens["majority_rate"], ens["selective_accuracy"], ens["coverage"], bh["sharpe"], sma["sharpe"])
         if not args.no_save:
             model = tuner.final_model(best.params)
-            meta = {"symbol": args.symbol, "timeframe": args.timeframe, "source": path.name,
-                    "data_range": [args.start_date, args.end_date], "objective": args.objective,
-                    "validation_value": best.value, "n_trials": len(done), "tuning_seconds": wall,
-                    "hyperparams": best.params, "backtest_sharpe": ens["sharpe"],
+            meta = {"symbols": symbols, "timeframe": args.timeframe, "sources": [p.name for p in paths.values()],
+                    "data_range": [args.start_date, args.end_date], "holdout_bars": holdout_bars,
+                    "objective": args.objective, "validation_value": best.value, "n_trials": len(done),
+                    "tuning_seconds": wall, "hyperparams": best.params, "backtest_sharpe": ens["sharpe"],
                     "backtest_win_rate": ens["win_rate"], "backtest_max_drawdown": ens["max_drawdown"],
                     "accuracy": ens["accuracy"], "test_report": report}
             version = Registry(settings.data_dir / "models").save(model.save, meta)
             log.info("saved %s (not promoted; python -m backend.ml.registry promote %s)", version, version)
+            print(version)
     except UsageError as exc:
         print(f"auto_tuner: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

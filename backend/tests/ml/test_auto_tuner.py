@@ -18,7 +18,7 @@ from backend.src.settings import REPO_ROOT
 from backend.tests.conftest import SHARED_OHLCV, ManagerProc, needs_shared_ohlcv, wait_for
 
 pytestmark = [needs_shared_ohlcv, pytest.mark.slow]
-ARGS = ["--symbol", "ETHBTC", "--start-date", "2018-01-10", "--end-date", "2018-01-31",
+ARGS = ["--symbol", "ETHBTC,LTCBTC", "--holdout-days", "1", "--start-date", "2018-01-10", "--end-date", "2018-01-31",
         "--ohlcv-dir", str(SHARED_OHLCV), "--tft-epochs", "1", "--tft-samples", "1500"]
 
 
@@ -43,7 +43,8 @@ def test_artifact_and_metadata(tuned: tuple[Path, str]) -> None:
     hp = meta["hyperparams"]
     assert 3 <= hp["lgbm_max_depth"] <= 7 and 0.01 <= hp["lgbm_learning_rate"] <= 0.1
     assert hp["tft_hidden_size"] in (32, 64, 128) and 0.52 <= hp["threshold"] <= 0.7
-    rep = meta["test_report"]
+    assert meta["symbols"] == ["ETHBTC", "LTCBTC"] and meta["holdout_bars"] == 288
+    rep = meta["test_report"]["LTCBTC"]
     assert rep["test_from_ms"] >= 1517287800000 - 0.25 * 6048 * 300_000  # the final quarter only
     assert set(rep["strategies"]) >= {"ensemble", "lgbm_only", "buy_and_hold", "sma_crossover"}
     reg.verify(version)
@@ -79,7 +80,7 @@ def test_an_engine_trades_on_the_production_model(tuned: tuple[Path, str], redis
 
 
 def test_bad_ranges_and_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    base = ["--symbol", "ETHBTC", "--ohlcv-dir", str(SHARED_OHLCV), "--data-dir", str(tmp_path)]
+    base = ["--symbol", "ETHBTC,LTCBTC", "--ohlcv-dir", str(SHARED_OHLCV), "--data-dir", str(tmp_path)]
     assert main([*base, "--start-date", "2023-01-01", "--end-date", "2024-10-01"]) == 2
     err = capsys.readouterr().err
     assert "only 0 candles in that range" in err and "covers 2018-01-10 04:55 .. 2018-01-30 04:50 UTC" in err
