@@ -80,6 +80,7 @@ class Registry:
     def save(self, write: Callable[[Path], list[Path]], meta: dict[str, Any]) -> str:
         """Write a new version with ``write(tmpdir)``, checksum it, rename it into place."""
         self.root.mkdir(parents=True, exist_ok=True)
+        self.clean_leftovers()
         version = time.strftime("ensemble_%Y%m%d_%H%M%S", time.gmtime(self.clock()))
         while (self.root / version).exists():  # two saves in one second
             version += "x"
@@ -101,6 +102,25 @@ class Registry:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return version
+
+    def clean_leftovers(self) -> list[str]:
+        """Remove temp dirs and links of writers that died (``kill -9`` mid-save): never visible
+        as versions, but they take disk space."""
+        removed = []
+        for p in self.root.glob(".tmp-*"):
+            pid = p.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not _alive(int(pid)):
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink()
+                removed.append(p.name)
+        for p in self.root.glob(".current-*"):
+            pid = p.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not _alive(int(pid)):
+                p.unlink()
+                removed.append(p.name)
+        return removed
 
     def verify(self, version: str) -> Path:
         """The version's directory, once every file matches its sha256; ChecksumError otherwise."""
@@ -151,6 +171,16 @@ class Registry:
         for v in removed:
             shutil.rmtree(self.root / v, ignore_errors=True)
         return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fsync_dir(path: Path) -> None:

@@ -32,6 +32,9 @@ ALERTED = {
     "stalled": "⏸ {symbol} stalled: alive but no candle for {idle_s}s",
     "global_stop": "🚨 GLOBAL STOP: {reason}",
     "config_rejected": "⚠️ config rejected, previous config stays: {reason}",
+    "retrain_failed": "❌ nightly retrain failed, production model untouched: {reason}",
+    "model_rejected": "⚠️ new model {version} kept as a candidate: {reason}",
+    "model_promoted": "🧠 model {version} promoted: {reason}",
 }
 GROUP = "alerts"
 MAX_RETRY_AFTER_S = 30.0

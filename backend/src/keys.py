@@ -102,3 +102,8 @@ class Keys:
     def job_marker(self, job_id: str) -> str:
         """SET NX guard that makes a periodic enqueue idempotent across managers."""
         return f"{self.ns}jobonce:{job_id}"
+
+    @property
+    def retrain(self) -> str:
+        """Hash: nightly retrain counters, duration histogram, last run, production version, model Sharpe."""
+        return f"{self.ns}retrain:stats"

@@ -111,17 +111,60 @@ class EnsembleStrategy(Strategy):
         return Signal(self.held, prob, conf, f"ensemble {self.version} p={prob:.3f} c={conf:.3f}")
 
 
+class ModelWatcher(Strategy):
+    """Trades whatever ``models/current`` points at, re-checked before every candle (a
+    ``readlink``): a newly promoted model takes over within one candle period, warmed with
+    the candles already seen; one that fails to load is logged and skipped, and the model
+    in use (or the SMA) keeps trading."""
+
+    def __init__(self, fast: int, slow: int, models_root: Path, extras: Extras | None = None) -> None:
+        self.fallback = SmaCrossover(fast, slow)
+        self.active: Strategy = self.fallback
+        self.models_root = models_root
+        self.extras = extras
+        self.version: str | None = None
+        self.skipped: str | None = None
+        self.history: deque[Candle] = deque(maxlen=WINDOW)
+        self.warmup_candles = WINDOW
+        self.reload()
+
+    def reload(self) -> None:
+        link = self.models_root / "current"
+        try:
+            target = str(link.readlink()) if link.is_symlink() else None
+        except OSError:
+            target = None
+        if target is None or target in (self.version, self.skipped):
+            return
+        try:
+            loaded = production_model(self.models_root)
+        except Exception as exc:  # noqa: BLE001 - corrupted/tampered/unloadable: keep what we have
+            log.error("model %s not usable (%s); staying on %s", target, exc, self.version or "the SMA crossover")
+            self.skipped = target
+            return
+        if loaded is None:
+            return
+        version, model = loaded
+        new = EnsembleStrategy(model, version, self.fallback, self.extras)
+        new.candles.extend(self.history)
+        if isinstance(self.active, EnsembleStrategy):
+            new.held = self.active.held  # the position we hold stays held until the new model says otherwise
+        log.info("trading on ensemble %s%s", version, f" (was {self.version})" if self.version else "")
+        self.active, self.version, self.skipped = new, version, None
+
+    def warmup(self, candles: list[Candle]) -> None:
+        self.history.extend(candles[-WINDOW:])
+        self.fallback.warmup(candles)
+        if isinstance(self.active, EnsembleStrategy):
+            self.active.candles.extend(candles[-WINDOW:])
+
+    def on_candle(self, candle: Candle) -> Signal | None:
+        self.reload()
+        self.history.append(candle)
+        return self.active.on_candle(candle)
+
+
 def build_ml_strategy(fast: int, slow: int, models_root: Path | None, extras: Extras | None = None) -> Strategy:
-    fallback = SmaCrossover(fast, slow)
     if models_root is None:
-        return fallback
-    try:
-        loaded = production_model(models_root)
-    except Exception as exc:  # noqa: BLE001 - corrupted/tampered/unloadable: trade on the SMA
-        log.error("production model not usable (%s); trading on the SMA crossover", exc)
-        return fallback
-    if loaded is None:
-        return fallback
-    version, model = loaded
-    log.info("trading on ensemble %s", version)
-    return EnsembleStrategy(model, version, fallback, extras)
+        return SmaCrossover(fast, slow)
+    return ModelWatcher(fast, slow, models_root, extras)

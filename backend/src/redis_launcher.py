@@ -16,12 +16,16 @@ import subprocess  # noqa: S404 - we start a server binary on purpose
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from backend.src.errors import RedisUnavailable, UsageError
+
+if TYPE_CHECKING:
+    from backend.src.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -187,3 +191,13 @@ def die_with_parent() -> Callable[[], None]:
         prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
     return preexec
+
+
+def discover_url(s: Settings) -> str:
+    """LEVIBOT_REDIS_URL, else the embedded Redis a manager started on this data dir."""
+    if s.redis_url:
+        return s.redis_url
+    try:
+        return str((s.redis_dir / "url").read_text(encoding="utf-8").strip())
+    except OSError:
+        return "redis://127.0.0.1:6379/0"

@@ -26,6 +26,7 @@ EVENTS_MAXLEN = 10_000
 RECOVERIES_KEEP = 1000
 # Prometheus histogram buckets for crash detected -> running again (seconds)
 RECOVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+RETRAIN_BUCKETS = (60, 300, 600, 1200, 1800, 3600)  # nightly retrain durations (seconds)
 
 
 def bucket_field(seconds: float) -> str:

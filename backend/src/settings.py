@@ -103,6 +103,15 @@ class Settings(BaseSettings):
     onchain_interval_s: float = Field(default=300.0, gt=0)
     onchain_cache_ttl_s: float = Field(default=300.0, gt=0)
 
+    # Nightly retrain (backend/scripts/nightly_retrain.sh).
+    engine_config: Path | None = None  # the manager's --config: its symbols are retrained
+    retrain_symbols: list[str] = Field(default_factory=list)  # used when there is no engine_config
+    retrain_source: str = "live:binance"  # where the data collector gets the last day (or replay:DIR)
+    retrain_trials: int = Field(default=50, ge=1)
+    retrain_days: int = Field(default=30, ge=2)
+    retrain_sharpe_tolerance: float = Field(default=0.5, ge=0)
+    retrain_drawdown_tolerance: float = Field(default=0.02, ge=0)
+
     log_retention_days: int = Field(default=30, ge=1)
     log_level: str = "INFO"
 

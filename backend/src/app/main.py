@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from backend.src.app import snapshot
 from backend.src.app.metrics import render
 from backend.src.keys import Keys
+from backend.src.redis_launcher import discover_url
 from backend.src.settings import Settings
 
 SymbolPath = Annotated[str, Path(pattern=r"^[A-Z0-9]{2,20}$", description="e.g. BTCUSDT")]
@@ -45,13 +46,7 @@ class CommandResult(BaseModel):
 
 
 def redis_url(s: Settings) -> str:
-    """LEVIBOT_REDIS_URL, else the embedded Redis a manager started on this data dir."""
-    if s.redis_url:
-        return s.redis_url
-    try:
-        return (s.redis_dir / "url").read_text(encoding="utf-8").strip()
-    except OSError:
-        return "redis://127.0.0.1:6379/0"
+    return discover_url(s)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

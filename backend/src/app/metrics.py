@@ -13,7 +13,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from backend.src.app.snapshot import STATUSES, Snapshot
+from backend.src.app.snapshot import STATUSES, Snapshot, cumulative
+from backend.src.registry import RETRAIN_BUCKETS
 
 
 class SnapshotCollector(Collector):
@@ -62,6 +63,24 @@ class SnapshotCollector(Collector):
         for m in s.managers:
             managers.add_metric([m.get("owner", "?")], 1.0)
         yield managers
+        yield from retrain_metrics(s.retrain)
+
+
+def retrain_metrics(rt: dict[str, str]) -> Iterator[Metric]:
+    """What ``backend.ml.nightly report`` recorded: counters, duration histogram, production model."""
+    yield HistogramMetricFamily("levibot_retrain_duration_seconds", "Nightly retrain wall time",
+                                buckets=cumulative(rt, RETRAIN_BUCKETS), sum_value=float(rt.get("sum", 0)))
+    yield CounterMetricFamily("levibot_retrain_success", "Retrains that promoted a model",
+                              value=float(rt.get("success_total", 0)))
+    yield CounterMetricFamily("levibot_retrain_failure", "Retrains that failed (production untouched)",
+                              value=float(rt.get("failure_total", 0)))
+    yield CounterMetricFamily("levibot_retrain_rejected", "Retrains whose model the validation gate kept out",
+                              value=float(rt.get("rejected_total", 0)))
+    sharpe = GaugeMetricFamily("levibot_model_sharpe_ratio", "Backtest Sharpe of the production model",
+                               labels=["version"])
+    if rt.get("production_version"):
+        sharpe.add_metric([rt["production_version"]], float(rt.get("model_sharpe") or 0.0))
+    yield sharpe
 
 
 def render(snap: Snapshot) -> bytes:

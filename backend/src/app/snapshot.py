@@ -24,6 +24,7 @@ class Snapshot:
     global_stop: str | None
     recovery: dict[str, str] = field(default_factory=dict)
     managers: list[dict[str, str]] = field(default_factory=list)
+    retrain: dict[str, str] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATUSES, 0)
@@ -33,13 +34,18 @@ class Snapshot:
 
     def recovery_buckets(self) -> tuple[list[tuple[str, float]], float]:
         """Cumulative (le, count) pairs for a Prometheus histogram, and the sum."""
-        acc, out = 0.0, []
-        for b in RECOVERY_BUCKETS:
-            acc += float(self.recovery.get(f"le:{b}", 0))
-            out.append((str(b), acc))
-        acc += float(self.recovery.get("le:+Inf", 0))
-        out.append(("+Inf", acc))
-        return out, float(self.recovery.get("sum", 0))
+        return cumulative(self.recovery, RECOVERY_BUCKETS), float(self.recovery.get("sum", 0))
+
+
+def cumulative(hist: dict[str, str], bounds: tuple[float, ...] | tuple[int, ...]) -> list[tuple[str, float]]:
+    """Cumulative (le, count) pairs of a Prometheus histogram from per-bucket counts ``le:<bound>``."""
+    acc, out = 0.0, []
+    for b in bounds:
+        acc += float(hist.get(f"le:{b}", 0))
+        out.append((str(b), acc))
+    acc += float(hist.get("le:+Inf", 0))
+    out.append(("+Inf", acc))
+    return out
 
 
 def engine_view(symbol: str, st: dict[str, str], hb: str | None, now: float, hb_timeout: float) -> dict[str, Any]:
@@ -78,6 +84,7 @@ async def take(r: aioredis.Redis, keys: Keys, hb_timeout: float, *, with_extras:
     pipe.get(keys.global_stop)
     if with_extras:
         pipe.hgetall(keys.recovery_histogram)
+        pipe.hgetall(keys.retrain)
     res = await pipe.execute()
     now = time.time()
     states, beats, stop = res[: len(symbols)], res[len(symbols)], res[len(symbols) + 1]
@@ -85,6 +92,7 @@ async def take(r: aioredis.Redis, keys: Keys, hb_timeout: float, *, with_extras:
     snap = Snapshot(now, engines, stop)
     if with_extras:
         snap.recovery = res[len(symbols) + 2]
+        snap.retrain = res[len(symbols) + 3]
         snap.managers = await live_managers(r, keys)
     return snap
 

@@ -47,6 +47,7 @@ def worker(url: str, ns: str, idx: int, rounds: int, out: mp.Queue, hold: mp.Eve
             r.pexpire(keys.lease(symbol), 1000)
         out.put(("holding", idx))
         time.sleep(60)
+    r.pexpire(keys.lease(symbol), 5000)  # a loaded machine may have let the 1 s lease lapse since the last round
     limits.release(symbol, lease.token)
 
 

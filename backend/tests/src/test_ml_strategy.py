@@ -13,7 +13,7 @@ from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredict
 from backend.ml.registry import Registry
 from backend.src.keys import Keys
 from backend.src.market_data import load_candles
-from backend.src.ml_strategy import EnsembleStrategy, SentimentReader, build_ml_strategy
+from backend.src.ml_strategy import EnsembleStrategy, ModelWatcher, SentimentReader, build_ml_strategy
 from backend.src.strategy import SmaCrossover
 from backend.tests.conftest import SHARED_OHLCV, needs_shared_ohlcv
 
@@ -73,12 +73,37 @@ def test_a_failing_model_falls_back_to_the_sma(model: EnsemblePredictor) -> None
     assert sig is not None and sig.reason.startswith("sma10/30")
 
 
+def test_hot_reload_and_fallback_to_the_model_in_use(model: EnsemblePredictor, tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    candles, _ = load_candles(ETH)
+    w = build_ml_strategy(10, 30, root)
+    assert isinstance(w, ModelWatcher) and w.active is w.fallback  # no model yet: the SMA
+    w.warmup(candles[:200])
+    assert (sig := w.on_candle(candles[200])) is not None and sig.reason.startswith("sma")
+    reg = Registry(root)
+    v1 = reg.save(model.save, {})
+    reg.promote(v1)
+    sig = w.on_candle(candles[201])  # picked up before the very next candle
+    assert w.version == v1 and sig is not None and sig.reason.startswith(f"ensemble {v1}")
+    v2 = reg.save(model.save, {})
+    reg.promote(v2)
+    w.on_candle(candles[202])
+    assert w.version == v2
+    v3 = reg.save(model.save, {})
+    reg.promote(v3)
+    (root / v3 / "lgbm.txt").write_text("tree\n")  # broken after promotion
+    sig = w.on_candle(candles[203])
+    assert w.version == v2 and w.skipped == v3 and sig is not None and sig.reason.startswith(f"ensemble {v2}")
+
+
 def test_tampered_or_missing_production_model_means_sma(model: EnsemblePredictor, tmp_path: Path) -> None:
     root = tmp_path / "models"
-    assert isinstance(build_ml_strategy(10, 30, root), SmaCrossover)
+    w = build_ml_strategy(10, 30, root)
+    assert isinstance(w, ModelWatcher) and w.version is None
     reg = Registry(root)
     v = reg.save(model.save, {})
     reg.promote(v)
-    assert isinstance(build_ml_strategy(10, 30, root), EnsembleStrategy)
     (root / v / "lgbm.txt").write_text("tree\n")
-    assert isinstance(build_ml_strategy(10, 30, root), SmaCrossover)
+    w = build_ml_strategy(10, 30, root)
+    assert isinstance(w, ModelWatcher) and w.version is None and w.active is w.fallback
+    assert isinstance(build_ml_strategy(10, 30, None), SmaCrossover)

@@ -1,0 +1,136 @@
+"""Validation gate: ``python -m backend.ml.validate_model --model latest [--promote]``.
+
+The candidate (``latest``, ``current`` or a version) must verify against its checksums
+(nothing is loaded otherwise) and must not be worse than the production model on the same
+recent window — the bars the candidate was not trained on (its ``holdout_bars``) — beyond a
+tolerance: Sharpe down by at most ``LEVIBOT_RETRAIN_SHARPE_TOLERANCE``, max drawdown up by
+at most ``LEVIBOT_RETRAIN_DRAWDOWN_TOLERANCE``. Both are simulated as the backtester does
+(next-open fills, fees and slippage, risk sizing). Prints one JSON verdict; exit 0 when it
+passes (and is promoted with ``--promote``), 1 when it is kept as a candidate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backend.ml.auto_tuner import find_file
+from backend.ml.backtest import Costs, positions, simulate, trading_metrics
+from backend.ml.feature_pipeline import build, infer_timeframe_ms, load_ohlcv
+from backend.ml.models.ensemble_predictor import EnsemblePredictor
+from backend.ml.registry import ChecksumError, Registry
+from backend.risk.manager import RiskManager
+from backend.risk.policy import load_policy
+from backend.src.errors import EXIT_USAGE, UsageError
+from backend.src.settings import Settings
+
+WARMUP = 300  # bars of history before the window, for the features and the TFT encoder
+
+
+def evaluate(model: EnsemblePredictor, frames: dict[str, Any], bars: int, risk: RiskManager) -> dict[str, float]:
+    sharpes, dds, rets = [], [], []
+    for df in frames.values():
+        feats = build(df.iloc[-(bars + WARMUP):]).iloc[-bars:]
+        window = df.iloc[-bars:]
+        prob = model.predict(feats)["prob_up"].to_numpy()
+        if not np.isfinite(prob).all() or ((prob < 0) | (prob > 1)).any():
+            raise ValueError("the model produced probabilities outside [0, 1]")
+        atr = feats["atr_14"].to_numpy()
+        size = np.array([risk.calculate_position_size("gate", 10_000.0, float(a) * math.sqrt(12)) / 10_000.0
+                         if np.isfinite(a) and a > 0 else 0.0 for a in atr])
+        sig = positions(prob, model.threshold)
+        ret = simulate(window, sig, size, Costs())
+        m = trading_metrics(ret, sig, 365 * 86400_000 / infer_timeframe_ms(df))
+        sharpes.append(m["sharpe"])
+        dds.append(m["max_drawdown"])
+        rets.append(m["total_return"])
+    return {"sharpe": float(np.mean(sharpes)), "max_drawdown": float(np.max(dds)),
+            "total_return": float(np.mean(rets))}
+
+
+def resolve(reg: Registry, name: str) -> str:
+    if name == "latest":
+        versions = reg.versions()
+        if not versions:
+            raise UsageError("--model latest: the registry has no versions")
+        return versions[-1]
+    if name == "current":
+        cur = reg.current()
+        if cur is None:
+            raise UsageError("--model current: no production model")
+        return cur
+    reg.metadata(name)  # raises when unknown
+    return name
+
+
+def gate(settings: Settings, reg: Registry, candidate: str, bars: int | None = None) -> dict[str, Any]:
+    """The verdict for ``candidate`` against the production model."""
+    verdict: dict[str, Any] = {"candidate": candidate, "production": reg.current(), "passed": False}
+    try:
+        cand_model = EnsemblePredictor.load(reg.verify(candidate))
+    except ChecksumError as exc:
+        verdict["reason"] = f"checksums: {exc}"
+        return verdict
+    meta = reg.metadata(candidate)
+    syms = list(meta.get("symbols") or [meta.get("symbol")])
+    bars = bars or int(meta.get("holdout_bars") or 0) or 288
+    ohlcv = settings.data_dir / "ohlcv"
+    frames = {s: load_ohlcv(find_file(ohlcv, s, meta.get("timeframe", "5m"))) for s in syms}
+    risk = RiskManager(load_policy(settings.risk_policy))
+    try:
+        verdict["candidate_figures"] = cand = evaluate(cand_model, frames, bars, risk)
+    except ValueError as exc:
+        verdict["reason"] = f"candidate unusable: {exc}"
+        return verdict
+    verdict["window_bars"] = bars
+    prod = verdict["production"]
+    if prod is None or prod == candidate:
+        verdict.update(passed=True, reason="no production model to beat" if prod is None else "already production")
+        return verdict
+    try:
+        prod_figs = evaluate(EnsemblePredictor.load(reg.verify(prod)), frames, bars, risk)
+    except (ChecksumError, ValueError, OSError, KeyError) as exc:
+        verdict.update(passed=True, reason=f"production model unusable ({exc}); candidate replaces it")
+        return verdict
+    verdict["production_figures"] = prod_figs
+    worse_sharpe = cand["sharpe"] < prod_figs["sharpe"] - settings.retrain_sharpe_tolerance
+    worse_dd = cand["max_drawdown"] > prod_figs["max_drawdown"] + settings.retrain_drawdown_tolerance
+    if worse_sharpe or worse_dd:
+        verdict["reason"] = (f"worse than {prod} on the last {bars} bars: sharpe {cand['sharpe']:.2f} vs "
+                             f"{prod_figs['sharpe']:.2f}, drawdown {cand['max_drawdown']:.3f} vs "
+                             f"{prod_figs['max_drawdown']:.3f}")
+        return verdict
+    verdict.update(passed=True, reason=f"not worse than {prod} within tolerance")
+    return verdict
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="validate_model", description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="latest", help="latest | current | ensemble_YYYYMMDD_HHMMSS")
+    ap.add_argument("--promote", action="store_true", help="make it production when it passes")
+    ap.add_argument("--bars", type=int, default=None, help="window length (default: the model's holdout_bars)")
+    ap.add_argument("--data-dir", type=Path, default=None)
+    args = ap.parse_args(argv)
+    try:
+        settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))  # type: ignore[arg-type]
+        reg = Registry(settings.models_dir)
+        candidate = resolve(reg, args.model)
+        verdict = gate(settings, reg, candidate, args.bars)
+        if verdict["passed"] and args.promote and verdict["production"] != candidate:
+            reg.promote(candidate, reason=verdict["reason"])
+            verdict["promoted"] = True
+    except UsageError as exc:
+        print(f"validate_model: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(verdict, default=float))
+    return 0 if verdict["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
