@@ -40,9 +40,11 @@ symbols=$("$PY" -m backend.ml.nightly symbols)
 log "symbols: $symbols; source: ${LEVIBOT_RETRAIN_SOURCE:-live:binance}"
 
 step="collect"
+log "collecting the last day"
 "$PY" -m backend.ml.data_collector --days 1 --symbols "$symbols" --source "${LEVIBOT_RETRAIN_SOURCE:-live:binance}"
 
 step="features"
+log "updating features"
 "$PY" -m backend.ml.feature_pipeline --update --ohlcv-dir "$DATA/ohlcv"
 
 step="tune"
@@ -55,6 +57,7 @@ version=$("$PY" -m backend.ml.auto_tuner --symbol "$symbols" --start-date "$star
 log "candidate $version"
 
 step="validate"
+log "validating $version against production"
 set +e
 verdict=$("$PY" -m backend.ml.validate_model --model "$version" --promote)
 code=$?
