@@ -37,7 +37,7 @@ from backend.ml.registry import Registry
 from backend.risk.manager import RiskManager
 from backend.risk.policy import load_policy
 from backend.src.errors import EXIT_USAGE, UsageError
-from backend.src.settings import Settings
+from backend.src.settings import cli_settings
 
 log = logging.getLogger(__name__)
 TFT_SIZES = (32, 64, 128)
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         start, end = parse_date(args.start_date, "--start-date"), parse_date(args.end_date, "--end-date")
         if end <= start:
             raise UsageError("--end-date: must be after --start-date")
-        settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))  # type: ignore[arg-type]
+        settings = cli_settings(args.data_dir)
         symbols = [x.strip().upper() for x in args.symbol.split(",") if x.strip()]
         if not symbols:
             raise UsageError("--symbol: empty")

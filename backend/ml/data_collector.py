@@ -21,7 +21,7 @@ from backend.src.download_data import download, read_rows, write_rows
 from backend.src.errors import EXIT_USAGE, TransientError, UsageError
 from backend.src.live_source import timeframe_ms
 from backend.src.market_data import load_candles, resolve_replay_file
-from backend.src.settings import Settings
+from backend.src.settings import Settings, cli_settings
 
 EXIT_FETCH = 3
 DAY_MS = 86_400_000
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.days <= 0:
             raise UsageError("--days: must be positive")
-        settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))  # type: ignore[arg-type]
+        settings = cli_settings(args.data_dir)
         symbols = parse_symbols(args.symbols)
         source = parse_source(args.source)
         if source.kind not in ("live", "replay"):

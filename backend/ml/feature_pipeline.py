@@ -19,7 +19,7 @@ import pandas as pd
 
 from backend.src.errors import EXIT_USAGE, UsageError
 from backend.src.market_data import load_candles
-from backend.src.settings import Settings
+from backend.src.settings import cli_settings
 
 log = logging.getLogger(__name__)
 WARMUP = 600  # bars recomputed before new data: EWM weights older than this are < 1e-15
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--update", action="store_true", help="only compute rows newer than the cache")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))  # type: ignore[arg-type]
+    settings = cli_settings(args.data_dir)
     src = args.ohlcv_dir or settings.data_dir / "ohlcv"
     try:
         files = sorted(p for p in src.iterdir() if p.suffix in (".csv", ".parquet")) if src.is_dir() else []

@@ -23,7 +23,7 @@ from backend.src.keys import Keys
 from backend.src.market_data import load_candles
 from backend.src.redis_launcher import connect, discover_url
 from backend.src.registry import RETRAIN_BUCKETS
-from backend.src.settings import Settings
+from backend.src.settings import Settings, cli_settings
 
 EVENTS_MAXLEN = 10_000
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--detail", default="")
     args = ap.parse_args(argv)
     try:
-        settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))  # type: ignore[arg-type]
+        settings = cli_settings(args.data_dir)
         if args.cmd == "symbols":
             print(",".join(symbols(settings)))
         elif args.cmd == "range":

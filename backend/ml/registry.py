@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from backend.src.errors import EXIT_USAGE, UsageError
-from backend.src.settings import REPO_ROOT, Settings
+from backend.src.journal import fsync_dir
+from backend.src.settings import REPO_ROOT, cli_settings
 
 KEEP = 7
 METADATA = "model_metadata.json"
@@ -97,7 +98,7 @@ class Registry:
                 with f.open("rb") as fh:
                     os.fsync(fh.fileno())
             tmp.rename(self.root / version)
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -145,7 +146,7 @@ class Registry:
             tmp.unlink()
         tmp.symlink_to(version)
         tmp.replace(self.current_link)  # atomic swap
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         with (self.root / HISTORY).open("a") as f:
             f.write(json.dumps({"at": self.clock(), "from": previous, "to": version, "reason": reason}) + "\n")
         self.prune()
@@ -183,14 +184,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="registry", description="LeviBot model registry")
     ap.add_argument("--data-dir", type=Path, default=None)
@@ -200,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("verify").add_argument("version")
     sub.add_parser("rollback")
     args = ap.parse_args(argv)
-    settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))  # type: ignore[arg-type]
+    settings = cli_settings(args.data_dir)
     reg = Registry(settings.data_dir / "models")
     try:
         if args.cmd == "list":

@@ -17,7 +17,7 @@ from backend.ml.auto_tuner import find_file
 from backend.src.errors import EXIT_USAGE, UsageError
 from backend.src.market_data import load_candles
 from backend.src.ml_strategy import WINDOW, EnsembleStrategy, production_model
-from backend.src.settings import Settings
+from backend.src.settings import cli_settings
 from backend.src.strategy import SmaCrossover
 
 
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.lookback < 1:
             raise UsageError("--lookback: must be at least 1")
-        settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))  # type: ignore[arg-type]
+        settings = cli_settings(args.data_dir)
         t0 = time.perf_counter()
         loaded = production_model(settings.models_dir)
         if loaded is None:

@@ -28,7 +28,7 @@ from backend.ml.registry import ChecksumError, Registry
 from backend.risk.manager import RiskManager
 from backend.risk.policy import load_policy
 from backend.src.errors import EXIT_USAGE, UsageError
-from backend.src.settings import Settings
+from backend.src.settings import Settings, cli_settings
 
 WARMUP = 300  # bars of history before the window, for the features and the TFT encoder
 
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", type=Path, default=None)
     args = ap.parse_args(argv)
     try:
-        settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))  # type: ignore[arg-type]
+        settings = cli_settings(args.data_dir)
         reg = Registry(settings.models_dir)
         candidate = resolve(reg, args.model)
         verdict = gate(settings, reg, candidate, args.bars)

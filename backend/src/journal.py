@@ -30,7 +30,7 @@ class Journal:
         created = not path.exists()
         self.fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
         if created:
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         self._lock(lock_wait_s)
         self.entries: list[dict[str, Any]] = self._load()
         self.max_gen = max((int(e.get("gen", 0)) for e in self.entries), default=0)
@@ -100,7 +100,8 @@ class Journal:
             self.fd = -1
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -160,3 +160,8 @@ class Settings(BaseSettings):
                 continue
             out[f"LEVIBOT_{name.upper()}"] = str(raw).lower() if isinstance(raw, bool) else str(raw)
         return out
+
+
+def cli_settings(data_dir: Path | None) -> Settings:
+    """Settings for a command-line tool: the environment, with ``--data-dir`` on top when given."""
+    return Settings(**({"data_dir": data_dir} if data_dir else {}))  # type: ignore[arg-type]
