@@ -21,8 +21,11 @@ RUN mkdir -p backend/data && chown levibot:levibot backend/data
 USER levibot
 ENV LEVIBOT_DATA_DIR=/app/backend/data PYTHONUNBUFFERED=1
 VOLUME ["/app/backend/data"]
-# Healthy while the registry mirror is fresh and at least one engine runs.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
-    CMD python -c "import json,os,time,sys; p='/app/backend/data/engine_registry.json'; r=json.load(open(p)); sys.exit(0 if time.time()-os.path.getmtime(p)<10 and any(v['status']=='running' for v in r.values()) else 1)"
+EXPOSE 8000
+# The default command runs the manager with its API on :8000; docker-compose.yml overrides
+# the check for the services that run without one.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s CMD ["python", "-m", "backend.scripts.healthcheck", "api"]
 ENTRYPOINT ["python", "-m", "backend.src.engine_manager"]
+# API on all interfaces inside the container (publish the port on loopback: see docker-compose.yml)
+ENV LEVIBOT_API_HOST=0.0.0.0
 CMD ["--symbols", "BTCUSDT,ETHUSDT,SOLUSDT", "--config", "backend/engines.example.yaml"]

@@ -41,3 +41,61 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one() -> None:
 def test_data_dir_is_ignored_but_kept() -> None:
     ignore = (REPO_ROOT / ".gitignore").read_text()
     assert "backend/data/*" in ignore and (Path(REPO_ROOT) / "backend" / "data" / ".gitkeep").exists()
+
+
+def _module_of(argv: list[str]) -> str | None:
+    if "-m" in argv:
+        return argv[argv.index("-m") + 1]
+    if argv and argv[0] == "uvicorn":
+        return argv[1].split(":")[0]
+    return None
+
+
+def test_compose_services_run_modules_that_exist() -> None:
+    import yaml
+
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"redis", "manager", "api", "workers"} <= set(services)
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    for name, svc in services.items():
+        if name == "redis":
+            continue
+        for argv in (svc.get("entrypoint"), (svc.get("healthcheck") or {}).get("test", [])[1:]):
+            module = _module_of(list(argv or []))
+            if module:
+                importlib.import_module(module)
+        for vol in svc.get("volumes", []):
+            target = vol.split(":")[1]
+            assert target.startswith("/app/backend/data"), f"{name}: unexpected volume {vol}"
+        if "command" in svc:  # manager: the CLI must accept these arguments
+            from backend.src.engine_manager import build_parser
+
+            args = [a.replace("${LEVIBOT_SYMBOLS:-BTCUSDT,ETHUSDT,SOLUSDT}", "BTCUSDT") for a in svc["command"]]
+            build_parser().parse_args(args)
+    check = re.search(r'HEALTHCHECK .*CMD \[(.*)\]', dockerfile)
+    assert check is not None
+    importlib.import_module(_module_of([x.strip(' "') for x in check.group(1).split(",")]) or "")
+
+
+def test_workflows_pin_actions_and_run_the_ci_script() -> None:
+    import yaml
+
+    for name in ("ci.yml", "deploy.yml"):
+        text = (REPO_ROOT / ".github" / "workflows" / name).read_text()
+        wf = yaml.safe_load(text)
+        uses = re.findall(r"uses: ([\w./-]+)@(\S+)", text)
+        assert uses and all(re.fullmatch(r"v\d+\.\d+\.\d+", ver) for _a, ver in uses), uses
+        assert ".ci/run" in text
+        assert wf["jobs"]["test"]["steps"][1]["with"]["python-version"] == "3.11"
+    deploy = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "deploy.yml").read_text())
+    assert deploy["jobs"]["build"]["needs"] == "test" and deploy["jobs"]["deploy"]["needs"] == "build"
+
+
+def test_crontab_lines_point_at_real_paths() -> None:
+    text = (REPO_ROOT / "backend" / "scripts" / "crontab").read_text()
+    assert "0 3 * * * " in text and "0 2 * * 1 " in text
+    for path in re.findall(r"(backend/scripts/[\w.]+\.sh)", text):
+        assert (REPO_ROOT / path).exists() and (REPO_ROOT / path).stat().st_mode & 0o111, path
+    for module in re.findall(r"-m ([\w.]+)", text):
+        importlib.import_module(module)
