@@ -46,7 +46,9 @@ def worker(url: str, ns: str, idx: int, rounds: int, out: mp.Queue, hold: mp.Eve
                                  max_total=MAX_TOTAL, max_group=MAX_GROUP).allowed:
             r.pexpire(keys.lease(symbol), 1000)
         out.put(("holding", idx))
-        time.sleep(60)
+        for _ in range(600):  # alive and holding: it keeps its lease fresh, as an engine's heartbeat does
+            r.pexpire(keys.lease(symbol), 1000)
+            time.sleep(0.1)
     r.pexpire(keys.lease(symbol), 5000)  # a loaded machine may have let the 1 s lease lapse since the last round
     limits.release(symbol, lease.token)
 
