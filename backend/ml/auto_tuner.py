@@ -28,8 +28,17 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from backend.ml.backtest import Costs, WalkForward, positions, run_series, simulate, trading_metrics
-from backend.ml.feature_pipeline import build, infer_timeframe_ms, label_up, load_ohlcv
+from backend.ml.backtest import (
+    Costs,
+    WalkForward,
+    mean_over_pairs,
+    positions,
+    risk_sizes,
+    run_series,
+    simulate,
+    trading_metrics,
+)
+from backend.ml.feature_pipeline import build, find_file, infer_timeframe_ms, label_up, load_ohlcv
 from backend.ml.models.base import Precomputed
 from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
 from backend.ml.models.tft import TFTModel
@@ -48,17 +57,6 @@ def parse_date(value: str, name: str) -> int:
         return int(datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() * 1000)
     except ValueError:
         raise UsageError(f"{name}: expected YYYY-MM-DD, got {value!r}") from None
-
-
-def find_file(ohlcv_dir: Path, symbol: str, timeframe: str) -> Path:
-    if not ohlcv_dir.is_dir():
-        raise UsageError(f"--ohlcv-dir: {ohlcv_dir} is not a directory")
-    norm = symbol.replace("/", "").replace("_", "").upper()
-    hits = sorted(p for p in ohlcv_dir.iterdir() if p.suffix in (".csv", ".parquet")
-                  and p.stem.rsplit("-", 1)[0].replace("_", "").upper() == norm and p.stem.endswith(f"-{timeframe}"))
-    if not hits:
-        raise UsageError(f"--symbol: no {timeframe} candles for {symbol} in {ohlcv_dir}")
-    return hits[0]
 
 
 def load_range(path: Path, start_ms: int, end_ms: int) -> pd.DataFrame:
@@ -98,12 +96,10 @@ class Tuner:
         self.series: dict[str, Series] = {}
         for sym, df in frames.items():
             feats = build(df)
-            atr = feats["atr_14"].to_numpy()
-            size = np.array([risk.calculate_position_size("tune", 10_000.0, float(a) * math.sqrt(12)) / 10_000.0
-                             if np.isfinite(a) and a > 0 else 0.0 for a in atr])
+            size = risk_sizes(feats, risk, self.wf.horizon)
             test_start = int(len(df) * (1 - test_share))
             val_start = max(self.wf.horizon + 500, test_start - val_days * self.wf.test_bars)
-            self.series[sym] = Series(df, feats, label_up(df, 12), size, val_start, test_start)
+            self.series[sym] = Series(df, feats, label_up(df, self.wf.horizon), size, val_start, test_start)
         first = next(iter(frames.values()))
         self.per_year = 365 * 86400_000 / infer_timeframe_ms(first)
 
@@ -206,13 +202,6 @@ class Tuner:
         return model.fit(x.iloc[order], y.iloc[order])
 
 
-def mean_strategy(report: dict[str, Any], name: str) -> dict[str, float]:
-    """The mean over symbols of one strategy's test figures."""
-    rows = [rep["strategies"][name] for rep in report.values()]
-    return {k: float(np.mean([r[k] for r in rows if np.isfinite(r.get(k, np.nan))] or [np.nan]))
-            for k in rows[0]}
-
-
 def build_study(name: str, seed: int, storage: str | None, max_dd: float) -> optuna.Study:
     store: Any = None
     if storage:
@@ -290,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
                  sum(t.state == optuna.trial.TrialState.PRUNED for t in done), wall, args.objective,
                  best.value or 0.0, best.params)
         report = tuner.evaluate(best.params, n_trials=len(done))
-        ens, bh, sma = (mean_strategy(report, k) for k in ("ensemble", "buy_and_hold", "sma_crossover"))
+        means = mean_over_pairs(report)
+        ens, bh, sma = (means[k] for k in ("ensemble", "buy_and_hold", "sma_crossover"))
         log.info("test window (never seen while tuning), mean over %d symbols: sharpe %.2f (deflated p %.2f), "
                  "dd %.3f, acc %.3f (majority %.3f), selective %.3f at coverage %.2f; buy&hold sharpe %.2f, sma %.2f",
                  len(symbols), ens["sharpe"], ens["deflated_sharpe_prob"], ens["max_drawdown"], ens["accuracy"],

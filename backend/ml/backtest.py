@@ -60,6 +60,14 @@ class WalkForward:
         return out
 
 
+def risk_sizes(feats: pd.DataFrame, risk: RiskManager, horizon: int) -> np.ndarray:
+    """Position size per bar as a fraction of equity: the risk manager's sizing against the
+    move ATR suggests over the holding horizon (0 where ATR is not known yet)."""
+    atr = feats["atr_14"].to_numpy()
+    return np.array([risk.calculate_position_size("sizing", 10_000.0, float(a) * math.sqrt(horizon)) / 10_000.0
+                     if np.isfinite(a) and a > 0 else 0.0 for a in atr])
+
+
 def positions(prob: np.ndarray, threshold: float) -> np.ndarray:
     """Long when P(up) ≥ threshold, held while it stays ≥ 0.5, flat otherwise (long-only spot)."""
     pos = np.zeros(len(prob))
@@ -205,9 +213,7 @@ def run_series(df: pd.DataFrame, config: EnsembleConfig, wf: WalkForward, holdou
     sl = slice(start, len(df))
     test_df = df.iloc[sl]
     per_year = 365 * 86400_000 / infer_timeframe_ms(df)
-    atr = feats["atr_14"].to_numpy()[sl]
-    size = np.array([risk.calculate_position_size("bt", 10_000.0, float(a) * math.sqrt(wf.horizon)) / 10_000.0
-                     if np.isfinite(a) and a > 0 else 0.0 for a in atr])
+    size = risk_sizes(feats, risk, wf.horizon)[sl]
     signals = {name: positions(p[sl], config.threshold) for name, p in probs.items()}
     signals["buy_and_hold"] = np.ones(len(test_df))
     signals["sma_crossover"] = sma_signal(df)[sl]
@@ -228,7 +234,7 @@ def run_series(df: pd.DataFrame, config: EnsembleConfig, wf: WalkForward, holdou
 
 def mean_over_pairs(reports: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
     keys = ("accuracy", "majority_rate", "selective_accuracy", "coverage", "auc", "brier", "sharpe",
-            "max_drawdown", "total_return", "win_rate", "turnover")
+            "deflated_sharpe_prob", "max_drawdown", "total_return", "win_rate", "turnover")
     out: dict[str, dict[str, float]] = {}
     for rep in reports.values():
         for name, m in rep["strategies"].items():

@@ -41,11 +41,9 @@ def collect_replay(source_dir: Path, symbol: str, out: Path, days: float, seed_d
 
 def collect_live(exchange: str, symbol: str, timeframe: str, out: Path, days: float, settings: Settings,
                  now_ms: int) -> dict[str, int]:
-    from backend.src.exchange import make_exchange, resolve_symbol  # noqa: PLC0415
+    from backend.src.exchange import call, make_exchange, resolve_symbol  # noqa: PLC0415 - ccxt is slow to import
 
     ex = make_exchange(exchange, base_url=settings.exchange_base_url, timeout_s=settings.exchange_timeout_s)
-    from backend.src.exchange import call  # noqa: PLC0415
-
     call(ex.load_markets)
     tf = timeframe_ms(timeframe)
     end = now_ms - now_ms % tf  # only closed candles

@@ -39,6 +39,17 @@ def load_ohlcv(path: Path) -> pd.DataFrame:
     return df.set_index("ts")
 
 
+def find_file(ohlcv_dir: Path, symbol: str, timeframe: str) -> Path:
+    if not ohlcv_dir.is_dir():
+        raise UsageError(f"--ohlcv-dir: {ohlcv_dir} is not a directory")
+    norm = symbol.replace("/", "").replace("_", "").upper()
+    hits = sorted(p for p in ohlcv_dir.iterdir() if p.suffix in (".csv", ".parquet")
+                  and p.stem.rsplit("-", 1)[0].replace("_", "").upper() == norm and p.stem.endswith(f"-{timeframe}"))
+    if not hits:
+        raise UsageError(f"--symbol: no {timeframe} candles for {symbol} in {ohlcv_dir}")
+    return hits[0]
+
+
 def infer_timeframe_ms(df: pd.DataFrame) -> int:
     return int(pd.Series(df.index).diff().median())
 

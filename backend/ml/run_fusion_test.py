@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from backend.ml.auto_tuner import find_file
+from backend.ml.feature_pipeline import find_file
 from backend.src.errors import EXIT_USAGE, UsageError
 from backend.src.market_data import load_candles
 from backend.src.ml_strategy import WINDOW, EnsembleStrategy, production_model

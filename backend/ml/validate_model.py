@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from backend.ml.auto_tuner import find_file
-from backend.ml.backtest import Costs, positions, simulate, trading_metrics
-from backend.ml.feature_pipeline import build, infer_timeframe_ms, load_ohlcv
+from backend.ml.backtest import Costs, WalkForward, positions, risk_sizes, simulate, trading_metrics
+from backend.ml.feature_pipeline import build, find_file, infer_timeframe_ms, load_ohlcv
 from backend.ml.models.ensemble_predictor import EnsemblePredictor
 from backend.ml.registry import ChecksumError, Registry
 from backend.risk.manager import RiskManager
@@ -41,10 +39,8 @@ def evaluate(model: EnsemblePredictor, frames: dict[str, Any], bars: int, risk: 
         prob = model.predict(feats)["prob_up"].to_numpy()
         if not np.isfinite(prob).all() or ((prob < 0) | (prob > 1)).any():
             raise ValueError("the model produced probabilities outside [0, 1]")
-        atr = feats["atr_14"].to_numpy()
-        size = np.array([risk.calculate_position_size("gate", 10_000.0, float(a) * math.sqrt(12)) / 10_000.0
-                         if np.isfinite(a) and a > 0 else 0.0 for a in atr])
         sig = positions(prob, model.threshold)
+        size = risk_sizes(feats, risk, WalkForward().horizon)
         ret = simulate(window, sig, size, Costs())
         m = trading_metrics(ret, sig, 365 * 86400_000 / infer_timeframe_ms(df))
         sharpes.append(m["sharpe"])

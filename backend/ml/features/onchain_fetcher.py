@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import redis
 
+from backend.ml.features.news import base_asset
 from backend.src.errors import LeviBotError, TransientError
 from backend.src.keys import Keys
 from backend.src.settings import Settings
@@ -175,8 +176,6 @@ class OnchainFetcher:
     def _fetch_dune(self, symbol: str) -> dict[str, Any] | None:
         if self.dune is None:
             return None
-        from backend.ml.features.news import base_asset  # noqa: PLC0415 - avoid a cycle at import
-
         rows = self.dune.run({"asset": base_asset(symbol)})
         if not rows:
             raise OnchainUnavailable("dune: the query returned no rows")

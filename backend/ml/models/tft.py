@@ -15,13 +15,13 @@ eval mode, batches come from ``dataset_parameters``, and ``model(x)`` runs under
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtr
 
 from backend.ml.models.base import Model
 
@@ -116,7 +116,7 @@ class TFTModel(Model):
     def _quantiles_to_prob(self, q: np.ndarray) -> np.ndarray:
         med = q[:, :, 2].sum(axis=1)
         sd = np.sqrt((((q[:, :, 3] - q[:, :, 1]) / 1.349) ** 2).sum(axis=1)) + 1e-12
-        return np.array([0.5 * (1 + math.erf(v)) for v in med / sd / math.sqrt(2)])
+        return np.asarray(ndtr(med / sd), dtype=float)
 
     def _predict_fast(self, df: pd.DataFrame, chunk: int = 2048) -> np.ndarray:
         """Every full-encoder window at once, built directly as the dataset would build it

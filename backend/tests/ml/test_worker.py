@@ -119,6 +119,7 @@ def test_worker_killed_mid_job(start_worker: Callable[[str], subprocess.Popen[by
     wait_for(lambda: job.get_status() == JobStatus.FINISHED, 20, what="job finished elsewhere")
     took = time.monotonic() - killed_at
     assert took < 10, f"requeued and finished {took:.1f}s after the kill"
+    print(f"kill -9 -> job finished by another worker in {took:.2f}s")
     job.refresh()
     assert job.worker_name != victim and successes(job) == 1
     keys = Keys(settings.namespace)
