@@ -6,17 +6,22 @@ Every validation error names the field, e.g.
 
 from __future__ import annotations
 
+import errno
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from backend.src.errors import UsageError
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
+# Upper bounds that keep money arithmetic finite and meaningful (a typo like 1e308 is refused).
+MAX_MONEY = 1e12
+MAX_PRICE = 1e9
 
 
 class StrategyConfig(BaseModel):
@@ -40,8 +45,8 @@ class SymbolConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     strategy: StrategyConfig = StrategyConfig()
-    size_usd: float = Field(default=1000.0, gt=0)  # notional of one entry
-    initial_equity: float = Field(default=10_000.0, gt=0)
+    size_usd: float = Field(default=1000.0, gt=0, le=MAX_MONEY)  # notional of one entry
+    initial_equity: float = Field(default=10_000.0, gt=0, le=MAX_MONEY)
     fee_bps: float = Field(default=10.0, ge=0, le=1000)  # taker fee, basis points
     maker_fee_bps: float = Field(default=10.0, ge=-100, le=1000)  # maker fee (negative: rebate)
     fees_from_exchange: bool = True  # live: the exchange's taker/maker fees (ccxt market) replace the two above
@@ -52,15 +57,15 @@ class SymbolConfig(BaseModel):
     stop_loss_pct: float = Field(default=0.0, ge=0, lt=100)  # 0: off
     take_profit_pct: float = Field(default=0.0, ge=0, le=10_000)  # 0: off
     # Exchange rules for replay/synthetic (live: from the exchange's market unless set here).
-    tick_size: float = Field(default=0.0, ge=0)
-    step_size: float = Field(default=0.0, ge=0)
-    min_qty: float = Field(default=0.0, ge=0)
-    min_notional: float = Field(default=0.0, ge=0)
-    max_position_usd: float = Field(default=5000.0, gt=0)
-    timeframe: str = Field(default="1m", pattern=r"^\d+[smhd]$")  # synthetic candles stand for this
+    tick_size: float = Field(default=0.0, ge=0, le=MAX_PRICE)
+    step_size: float = Field(default=0.0, ge=0, le=MAX_MONEY)
+    min_qty: float = Field(default=0.0, ge=0, le=MAX_MONEY)
+    min_notional: float = Field(default=0.0, ge=0, le=MAX_MONEY)
+    max_position_usd: float = Field(default=5000.0, gt=0, le=MAX_MONEY)
+    timeframe: str = Field(default="1m", pattern=r"^[1-9]\d{0,5}[smhd]$")  # synthetic candles stand for this
     annual_volatility: float = Field(default=0.7, gt=0, le=10)  # synthetic feed
-    start_price: float = Field(default=100.0, gt=0)  # synthetic feed
-    seed: int = 7
+    start_price: float = Field(default=100.0, gt=0, le=MAX_PRICE)  # synthetic feed
+    seed: int = Field(default=7, ge=0, le=2**32 - 1)  # numpy seeds are unsigned 32-bit
     enabled: bool = True  # false: not traded even if named on --symbols (hot-reloadable)
 
 
@@ -69,6 +74,20 @@ class EngineConfig(BaseModel):
 
     defaults: dict[str, Any] = Field(default_factory=dict)
     symbols: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _normalise_symbols(cls, v: object) -> object:
+        """``btcusdt`` and ``BTC/USDT`` mean BTCUSDT, as on ``--symbols``."""
+        if not isinstance(v, dict):
+            return v
+        out: dict[str, object] = {}
+        for key, value in v.items():
+            sym = str(key).strip().upper().replace("/", "")
+            if sym in out:
+                raise ValueError(f"{key}: duplicate symbol {sym}")
+            out[sym] = value if value is not None else {}
+        return out
 
     def for_symbol(self, symbol: str) -> SymbolConfig:
         merged = _deep_merge(self.defaults, self.symbols.get(symbol, {}))
@@ -120,19 +139,37 @@ def read_config_file(path: Path | None) -> tuple[EngineConfig, str]:
     name = str(path) if path else "<defaults>"
     if path is not None:
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = yaml.safe_load(read_settled(path))
         except OSError as exc:
             raise UsageError(f"--config: cannot read {path}: {exc.strerror}") from exc
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""
             raise UsageError(f"--config: {path} is not valid YAML{where}") from exc
+        if raw is None:  # an editor truncating before it writes, or a file with only comments
+            raise UsageError(f"--config: {path} is empty")
         if not isinstance(raw, dict):
             raise UsageError(f"--config: {path}: top level must be a mapping")
     try:
         return EngineConfig.model_validate(raw), name
     except ValidationError as exc:
         raise UsageError(f"{name}: {_fmt(exc, '')}") from exc
+
+
+def read_settled(path: Path, *, pause_s: float = 0.05, attempts: int = 20) -> str:
+    """The file's text once two reads ``pause_s`` apart agree (a writer mid-save is waited out).
+
+    Editors that truncate and then write in pieces are seen here as a changing file; after
+    ``attempts`` disagreeing reads the file counts as unreadable (OSError).
+    """
+    text = path.read_text(encoding="utf-8")
+    for _ in range(attempts):
+        time.sleep(pause_s)
+        again = path.read_text(encoding="utf-8")
+        if again == text:
+            return text
+        text = again
+    raise OSError(errno.EAGAIN, f"still changing after {attempts} reads")
 
 
 def _per_symbol(cfg: EngineConfig, name: str, symbols: list[str]) -> dict[str, SymbolConfig]:

@@ -118,6 +118,9 @@ class ControlPlane:
         self.policy = policy
         self.inbox = CommandInbox(r, keys, owner, consumer=f"{os.uname().nodename}-{os.getpid()}")
         self.fingerprint = config_source.fingerprint()
+        # A file change is applied once the file has stopped changing for one check (1 s), and
+        # only if two reads of it agree (config.read_settled): a writer mid-save is never applied.
+        self.pending_fp = self.fingerprint
         self._last = {"commands": 0.0, "file": 0.0}
 
     def open(self) -> None:
@@ -141,11 +144,12 @@ class ControlPlane:
             if now - self._last["file"] >= 1.0:
                 self._last["file"] = now
                 fp = self.config_source.fingerprint()
-                if fp != self.fingerprint:
+                if fp != self.fingerprint and fp == self.pending_fp:  # unchanged for a whole second
                     self.fingerprint = fp
                     log.info("config file changed; reloading")
                     with contextlib.suppress(UsageError):  # logged and recorded; old config stays
                         self.reload()
+                self.pending_fp = fp
                 if self.policy is not None and self.policy.changed():
                     log.info("risk policy file changed; reloading")
                     with contextlib.suppress(UsageError):

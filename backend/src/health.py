@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 STALL_PERIODS = 3  # no candle for this many candle periods while heartbeating = stalled
+STALL_FLOOR_S = 10.0  # ...and never sooner: a loaded machine delays fast candles by seconds
 
 
 def heartbeat_age(hb_value: str | None, now: float) -> float | None:
@@ -16,7 +17,7 @@ def heartbeat_age(hb_value: str | None, now: float) -> float | None:
 
 
 def is_stalled(state: dict[str, str], hb_age: float | None, now: float, heartbeat_timeout_s: float) -> bool:
-    """Alive (fresh heartbeat, running) but no candle processed for > 3 candle periods."""
+    """Alive (fresh heartbeat, running) but no candle processed for max(3 candle periods, 10 s)."""
     if state.get("status") != "running" or hb_age is None or hb_age > heartbeat_timeout_s:
         return False
     if state.get("exhausted") == "1":
@@ -26,7 +27,12 @@ def is_stalled(state: dict[str, str], hb_age: float | None, now: float, heartbea
         last = float(state.get("last_candle_at") or 0)
     except ValueError:
         return False
-    return period > 0 and last > 0 and now - last > STALL_PERIODS * max(period, 0.05)
+    return period > 0 and last > 0 and now - last > stall_threshold_s(period)
+
+
+def stall_threshold_s(candle_period_s: float) -> float:
+    """Seconds without a candle before a heartbeating engine counts as stalled."""
+    return max(STALL_PERIODS * candle_period_s, STALL_FLOOR_S)
 
 
 def format_uptime(seconds: float) -> str:

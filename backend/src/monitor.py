@@ -23,6 +23,7 @@ class Monitor:
         self.r, self.keys, self.store, self.settings = r, keys, store, settings
         self.owner, self.clock = owner, clock
         self.stalled: set[str] = set()
+        self.stall_alerted: dict[str, float] = {}  # symbol -> when its last stall alert went out
         self.global_stop = ""
 
     def mirror(self, symbols: list[str]) -> None:
@@ -51,8 +52,14 @@ class Monitor:
         if stalled:
             self.stalled.add(symbol)
             idle = now - float(state.get("last_candle_at") or now)
-            log.error("engine %s stalled: alive but no candle for %.1fs", symbol, idle,
-                      extra={"symbol": symbol, "alert": True})
+            # One alert per symbol and alert window; a flapping feed repeats only at INFO.
+            fresh = now - self.stall_alerted.get(symbol, float("-inf")) >= self.settings.alert_window_s
+            if fresh:
+                self.stall_alerted[symbol] = now
+                log.error("engine %s stalled: alive but no candle for %.1fs", symbol, idle,
+                          extra={"symbol": symbol, "alert": True})
+            else:
+                log.info("engine %s stalled again: no candle for %.1fs", symbol, idle, extra={"symbol": symbol})
             self.store.event("stalled", symbol, idle_s=f"{idle:.1f}")
         else:
             self.stalled.discard(symbol)

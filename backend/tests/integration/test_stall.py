@@ -27,7 +27,7 @@ def test_stalled_engine_is_reported(api: ApiServer, start_manager: Callable[...,
     start_manager(["BTCUSDT"], "--source", f"replay:{tmp_path}/{{symbol}}-1m.csv", "--replay-speed", "600")
     wait_running(r, ns, ["BTCUSDT"])
     assert src.exists()
-    body = wait_for(lambda: (b := httpx.get(api.url + "/engines/status").json())["stalled"] == 1 and b, 20,
+    body = wait_for(lambda: (b := httpx.get(api.url + "/engines/status").json())["stalled"] == 1 and b, 40,
                     what="stall reported")
     e = {x["symbol"]: x for x in body["engines"]}["BTCUSDT"]
     assert e["stalled"] and e["status"] == "running" and e["last_heartbeat_age_s"] < 1

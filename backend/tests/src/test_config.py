@@ -48,3 +48,31 @@ def test_error_names_symbol_and_field(tmp_path: Path) -> None:
     cfg.write_text("symbols:\n  ETHUSDT:\n    fee_bps: 5000\n")
     with pytest.raises(UsageError, match=r"symbols\.ETHUSDT\.fee_bps: Input should be less than or equal"):
         load_engine_config(cfg, ["ETHUSDT"])
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("timeframe", "0m"), ("timeframe", "00m"), ("seed", -1), ("initial_equity", 1e308),
+    ("start_price", 1e308), ("size_usd", 1e300), ("max_position_usd", float("inf")),
+])
+def test_meaningless_settings_are_refused_naming_the_field(tmp_path: Path, field: str, value: object) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"defaults:\n  {field}: {value!r}\n".replace("'", "").replace("inf", ".inf"))
+    with pytest.raises(UsageError, match=rf"defaults\.{field}"):
+        load_engine_config(cfg, ["BTCUSDT"])
+
+
+def test_lowercase_config_symbols_are_normalised(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("symbols:\n  btcusdt: {size_usd: 700}\n  eth/usdt:\n")
+    from backend.src.config import load_active  # noqa: PLC0415
+
+    out = load_active(cfg, None)
+    assert list(out) == ["BTCUSDT", "ETHUSDT"] and out["BTCUSDT"].size_usd == 700
+
+
+@pytest.mark.parametrize("text", ["", "   \n", "# only a comment\n"])
+def test_an_empty_config_file_is_refused(tmp_path: Path, text: str) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    with pytest.raises(UsageError, match="is empty"):
+        load_engine_config(cfg, ["BTCUSDT"])
