@@ -203,12 +203,14 @@ def supervise(settings: Settings, config_source: ConfigSource,
             manager.run_forever(should_stop, on_step)
         finally:
             log.info("shutting down: stopping %d engines", len(manager.records))
-            if api is not None:
-                api.stop()
-            workers.stop()
-            manager.shutdown()
-            if alerts is not None:
-                alerts.stop()
+            try:
+                if api is not None:
+                    api.stop()
+                workers.stop()
+                manager.shutdown()  # whatever the engines did meanwhile: ends with the state flushed
+            finally:
+                if alerts is not None:
+                    alerts.stop()
         return EXIT_OK
     except redis.RedisError as exc:
         raise RedisUnavailable(f"redis at {redact(url)}: {exc}") from exc

@@ -285,8 +285,13 @@ class Manager:
         rec.proc = None
         reason = describe_exit(code, pop_note(self.settings.data_dir, rec.symbol))
         if rec.stop_requested or self.shutting_down:
+            if rec.state in (S.STARTING, S.RUNNING):  # it died on its own before our SIGTERM reached it
+                rec.last_error = reason
+                self._set(rec, S.CRASHED, pid="")
+                self.store.event("crashed", rec.symbol, reason=reason, exit_code=code, failures=rec.failures)
             rec.last_error = "" if code == EXIT_OK else reason
-            self._set(rec, S.STOPPED, pid="")
+            if rec.state is not S.STOPPED:
+                self._set(rec, S.STOPPED, pid="")
             if rec.removed and not self.shutting_down:
                 del self.records[rec.symbol]
             elif rec.start_after_stop and not self.shutting_down:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Iterator
 
+import psutil
 import pytest
 import redis
 
@@ -66,3 +68,18 @@ def test_health_check_says_why(manager: Manager) -> None:
 def test_unknown_symbol(manager: Manager) -> None:
     with pytest.raises(UsageError, match="DOGEUSDT is not managed here"):
         manager.stop("DOGEUSDT")
+
+
+def test_shutdown_right_after_an_unseen_engine_death_finishes_cleanly(manager: Manager, r: redis.Redis,
+                                                                     ns: str) -> None:
+    """kill -STOP manager; kill -9 engine; kill -TERM manager; kill -CONT: no InvalidTransition."""
+    assert manager.start_all(wait_s=30)
+    rec = manager.records["ETHUSDT"]
+    assert rec.proc is not None
+    os.kill(rec.proc.pid, signal.SIGKILL)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        psutil.Process(rec.proc.pid).wait(5)
+    manager.shutdown()  # the death is seen only inside shutdown
+    assert all(x.state is S.STOPPED and x.proc is None for x in manager.records.values())
+    assert r.hget(f"{ns}engine:ETHUSDT", "status") == "stopped"
+    assert any(f["type"] == "crashed" and f["symbol"] == "ETHUSDT" for _, f in r.xrange(f"{ns}events"))
