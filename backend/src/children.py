@@ -24,7 +24,23 @@ MAX_RESTART_DELAY_S = 30.0
 STABLE_S = 30.0
 
 
+# What a child takes from the manager's environment besides its LEVIBOT_ settings: the
+# interpreter's basics, and coverage's subprocess hook when the test suite measures it.
+INHERITED = frozenset({"PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH",
+                       "PYTHONHASHSEED", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV"})
+INHERITED_PREFIXES = ("COVERAGE_", "COV_CORE_")
+
+
+def child_environ(settings: Settings, secrets: frozenset[str], environ: dict[str, str] | None = None) -> dict[str, str]:
+    """An allow-listed environment: basics from ``environ`` plus the settings, with only ``secrets``."""
+    src = os.environ if environ is None else environ
+    base = {k: v for k, v in src.items() if k in INHERITED or k.startswith(INHERITED_PREFIXES)}
+    return {**base, **settings.child_env(secrets)}
+
+
 class ChildProcess:
+    secrets: frozenset[str] = frozenset()  # the secret settings this kind of child uses
+
     def __init__(self, settings: Settings, label: str, on_exit: Callable[[ChildProcess], None] | None = None) -> None:
         self.settings = settings
         self.label = label
@@ -39,7 +55,7 @@ class ChildProcess:
         raise NotImplementedError
 
     def start(self) -> None:
-        env = {**os.environ, **self.settings.child_env()}
+        env = child_environ(self.settings, self.secrets)
         self.starts += 1
         self.proc = subprocess.Popen(  # noqa: S603
             self.argv(), cwd=REPO_ROOT, env=env, start_new_session=True, preexec_fn=die_with_parent()
@@ -70,6 +86,7 @@ class ChildProcess:
 
 
 class ApiProcess(ChildProcess):
+    secrets = frozenset({"api_token"})  # control endpoints; no exchange, LLM or chat keys
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, f"api on http://{settings.api_host}:{settings.api_port}")
 
@@ -81,6 +98,8 @@ class ApiProcess(ChildProcess):
 
 class WorkerProcess(ChildProcess):
     """One RQ worker; a new name per start (RQ refuses a name whose key is still alive)."""
+
+    secrets = frozenset({"gemma_api_key", "openai_api_key", "dune_api_key"})  # news scoring, on-chain fetch
 
     def __init__(self, settings: Settings, index: int, on_exit: Callable[[ChildProcess], None] | None = None) -> None:
         super().__init__(settings, f"rq worker {index}", on_exit)

@@ -34,8 +34,8 @@ from backend.src.keys import Keys
 from backend.src.manager import Manager
 from backend.src.ml_strategy import ML_PRELOAD
 from backend.src.procs import PRELOAD, ProcessOps
-from backend.src.redis_launcher import EmbeddedRedis, connect, ping, redact
-from backend.src.settings import Settings
+from backend.src.redis_launcher import EmbeddedRedis, connect, embedded_password, ping, redact
+from backend.src.settings import Settings, secret_env_names
 from backend.src.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # 1. validate everything; nothing is written before this passes
         settings = load_settings(args)
+        for name in secret_env_names(settings):  # held in `settings` now; no child inherits them by accident
+            os.environ.pop(name, None)
         cli_symbols = parse_symbols(args.symbols) if args.symbols is not None else None
         source = parse_source(args.source)
         if settings.live_trading:
@@ -159,10 +161,10 @@ def supervise(settings: Settings, config_source: ConfigSource,
                             retention_days=settings.log_retention_days, console=True)
     embedded: EmbeddedRedis | None = None
     if settings.redis_url is None:
-        embedded = EmbeddedRedis(settings.redis_dir, settings.embedded_redis_port, die_with_parent=True).start()
+        embedded = EmbeddedRedis(settings.redis_dir, settings.embedded_redis_port, die_with_parent=True,
+                                 password=embedded_password(settings.redis_dir)).start()
         settings = settings.model_copy(update={"redis_url": embedded.url})
     url = settings.redis_url or ""
-    os.environ["LEVIBOT_REDIS_URL"] = url  # children (api, workers) inherit it
     r = connect(url)
     try:
         ping(r, url)

@@ -29,7 +29,7 @@ from backend.src.monitor import Monitor
 from backend.src.procs import EngineProcess, ProcessOps, is_engine
 from backend.src.reconcile import reconcile_previous, refuse_foreign_leases
 from backend.src.registry import StateStore
-from backend.src.settings import Settings
+from backend.src.settings import ENGINE_SECRETS, Settings, without_secrets
 from backend.src.states import EngineState, check_transition
 from backend.src.watchdog import RestartPolicy
 
@@ -84,8 +84,11 @@ class Manager:
         self.policy = RestartPolicy(s.max_restarts, s.backoff_base_s, s.backoff_cap_s, s.backoff_jitter,
                                     s.stable_after_s)
         self.risk_policy = policy or RiskPolicy()
+        # Engines get the exchange keys when (and only when) they trade live; no other secret.
+        self.engine_settings = without_secrets(s, ENGINE_SECRETS if s.live_trading else frozenset())
         self.records: dict[str, EngineRecord] = {
-            sym: EngineRecord(sym, EngineSpec(sym, s, cfg, sources[sym], self.owner, self.risk_policy))
+            sym: EngineRecord(sym, EngineSpec(sym, self.engine_settings, cfg, sources[sym], self.owner,
+                                              self.risk_policy))
             for sym, cfg in configs.items()
         }
         self.monitor = Monitor(r, self.keys, self.store, s, self.owner, clock)
@@ -190,7 +193,7 @@ class Manager:
             rec.spec = replace(rec.spec, config=config, source=source)
             return
         self.records[symbol] = EngineRecord(
-            symbol, EngineSpec(symbol, self.settings, config, source, self.owner, self.risk_policy))
+            symbol, EngineSpec(symbol, self.engine_settings, config, source, self.owner, self.risk_policy))
         self.start(symbol)
 
     def remove(self, symbol: str) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import os
+import secrets
 import shutil
 import signal
 import socket
@@ -17,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import redis
 from redis.backoff import NoBackoff
@@ -90,28 +93,44 @@ class EmbeddedRedis:
     """A redis-server child process bound to 127.0.0.1, AOF under ``directory``."""
 
     def __init__(
-        self, directory: Path, port: int = 0, binary: str | None = None, *, die_with_parent: bool = False
+        self, directory: Path, port: int = 0, binary: str | None = None, *, die_with_parent: bool = False,
+        password: str | None = None,
     ) -> None:
         self.directory = directory
         self.die_with_parent = die_with_parent
         self.port = port or free_port()
         self.binary = binary or find_redis_server()
+        self.password = password
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def _config_file(self) -> Path:
+        """Settings kept off the command line (``ps`` shows argv to every local user): the password."""
+        path = self.directory / "redis.conf"
+        lines = [f"requirepass {self.password}"] if self.password else []
+        write_private(path, "\n".join(lines) + "\n")
+        return path
 
     def start(self, wait_s: float = 10.0) -> EmbeddedRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o700)  # AOF, password and unix socket: ours alone
         args = [
             self.binary,
+            str(self._config_file()),
             "--bind", "127.0.0.1",
             "--port", str(self.port),
             "--dir", str(self.directory),
             "--appendonly", "yes",
             "--appendfsync", "everysec",
             "--save", "",
+            # The AOF is rewritten once it doubles (and is over 16 MB): the data dir stays bounded
+            # however fast engines write (stated explicitly; these are also Redis's defaults).
+            "--auto-aof-rewrite-percentage", "100",
+            "--auto-aof-rewrite-min-size", "16mb",
             "--daemonize", "no",
             "--protected-mode", "yes",
             "--logfile", str(self.directory / "redis.log"),
@@ -141,7 +160,7 @@ class EmbeddedRedis:
                     raise UsageError(f"embedded redis-server did not answer within {wait_s}s") from None
                 time.sleep(0.02)
         client.close()
-        (self.directory / "url").write_text(self.url + "\n", encoding="utf-8")  # for a standalone API
+        write_private(self.directory / "url", self.url + "\n")  # for a standalone API (holds the password)
         log.info("embedded redis started", extra={"port": self.port, "pid": self.proc.pid})
         return self
 
@@ -165,6 +184,33 @@ class EmbeddedRedis:
     def __exit__(self, *exc: object) -> None:
         with contextlib.suppress(Exception):
             self.stop()
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (0600 from creation, then renamed into place)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def embedded_password(directory: Path) -> str:
+    """The embedded Redis's password: generated once, kept in ``<dir>/password`` (0600)."""
+    path = directory / "password"
+    try:
+        found = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        found = ""
+    if found:
+        return found
+    directory.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(32)
+    write_private(path, password + "\n")
+    return password
 
 
 def stop_child(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
@@ -200,4 +246,6 @@ def discover_url(s: Settings) -> str:
     try:
         return str((s.redis_dir / "url").read_text(encoding="utf-8").strip())
     except OSError:
+        log.warning("no LEVIBOT_REDIS_URL and no embedded Redis recorded in %s; trying redis://127.0.0.1:6379/0",
+                    s.redis_dir)
         return "redis://127.0.0.1:6379/0"

@@ -148,18 +148,37 @@ class Settings(BaseSettings):
     def registry_path(self) -> Path:
         return self.data_dir / "engine_registry.json"
 
-    def child_env(self) -> dict[str, str]:
-        """Environment that rebuilds these settings in a child process (api, workers)."""
+    def child_env(self, secrets: frozenset[str] = frozenset()) -> dict[str, str]:
+        """Environment that rebuilds these settings in a child process (api, workers).
+
+        Secrets (every ``SecretStr`` field) are included only when named in ``secrets``: each
+        kind of child gets the ones it uses and no other (see ``children.py``).
+        """
         out = {}
         for name, value in self.model_dump().items():
-            if value is None or name in ("exchange_api_key", "exchange_secret", "live_trading"):
-                continue  # children get no trading keys
+            if value is None or name == "live_trading" or (isinstance(value, SecretStr) and name not in secrets):
+                continue
             raw = value.get_secret_value() if isinstance(value, SecretStr) else value
             if isinstance(raw, list):
                 out[f"LEVIBOT_{name.upper()}"] = json.dumps(raw)
                 continue
             out[f"LEVIBOT_{name.upper()}"] = str(raw).lower() if isinstance(raw, bool) else str(raw)
         return out
+
+
+ENGINE_SECRETS = frozenset({"exchange_api_key", "exchange_secret"})
+
+
+def without_secrets(s: Settings, keep: frozenset[str] = frozenset()) -> Settings:
+    """A copy holding only the secrets in ``keep`` (the rest set to None)."""
+    drop = {name: None for name, value in s.model_dump().items() if isinstance(value, SecretStr) and name not in keep}
+    return s.model_copy(update=drop)
+
+
+def secret_env_names(s: Settings) -> list[str]:
+    """``LEVIBOT_<FIELD>`` of every secret setting (scrubbed from the manager's own environment)."""
+    return [f"LEVIBOT_{name.upper()}" for name, info in type(s).model_fields.items()
+            if "SecretStr" in str(info.annotation)]
 
 
 def cli_settings(data_dir: Path | None) -> Settings:
