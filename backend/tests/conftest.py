@@ -144,12 +144,19 @@ class ManagerProc:
         return out, err
 
 
-def engine_pids(symbol: str) -> list[int]:
-    """What ``pgrep -f engine-<SYMBOL>`` would find (exact title token)."""
+def engine_pids(symbol: str, data_dir: Path | None = None) -> list[int]:
+    """What ``pgrep -f engine-<SYMBOL>`` would find (exact title token).
+
+    With ``data_dir``: only engines with a file open under it (their journal and log), so a
+    test sees its own engines and not another run's engines of the same name.
+    """
     out = []
+    root = str(data_dir.resolve()) + os.sep if data_dir is not None else None
     for p in psutil.process_iter(["pid", "cmdline"]):
         try:
-            if f"engine-{symbol}" in " ".join(p.info["cmdline"] or []).split():
+            if f"engine-{symbol}" not in " ".join(p.info["cmdline"] or []).split():
+                continue
+            if root is None or any(f.path.startswith(root) for f in p.open_files()):
                 out.append(p.info["pid"])
         except psutil.Error:
             continue

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import redis
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,7 +34,7 @@ EngineAction = Literal["restart", "stop", "start"]
 class ControlRequest(BaseModel):
     """Optional body of a control call."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     wait_s: float = Field(default=2.0, ge=0, le=10, description="how long to wait for the manager's answer")
 
 
@@ -65,8 +66,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="LeviBot", version="0.1.0", lifespan=lifespan)
     app.add_exception_handler(redis.RedisError, redis_down)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
     app.include_router(router)
     return app
+
+
+async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming the field. The offending input is not echoed: NaN/Infinity (or ``1e400``, read as
+    infinity) cannot be written as JSON, and the default answer failed with a 500 on them."""
+    detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 async def redis_down(_: Request, exc: redis.RedisError) -> JSONResponse:

@@ -31,7 +31,7 @@ def test_engines_ride_out_a_redis_outage(
         time.sleep(outage_s)
         during = sum(len(fills(data_dir, s)) for s in SYMS)
         assert during > before, "engines kept trading on paper while Redis was down"
-        assert {s: engine_pids(s) for s in SYMS} == {s: [pids[s]] for s in SYMS}
+        assert {s: engine_pids(s, data_dir) for s in SYMS} == {s: [pids[s]] for s in SYMS}
 
         server.start()
         back = time.time()

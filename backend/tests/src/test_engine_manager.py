@@ -146,7 +146,7 @@ def test_embedded_redis_dies_with_a_killed_manager(tmp_path: Path) -> None:
     _, alive = psutil.wait_procs(children, timeout=5)
     assert alive == [], "redis-server, forkserver and engine all exit"
     time.sleep(0.1)
-    assert engine_pids("BTCUSDT") == []
+    assert engine_pids("BTCUSDT", data) == []
 
 
 def _redis_servers(m: ManagerProc) -> list[psutil.Process]:
@@ -185,7 +185,7 @@ def _all_running(path: Path) -> bool:
 def test_embedded_redis_killed_is_restarted_and_engines_carry_on(tmp_path: Path) -> None:
     m, data = start_embedded(tmp_path, "BTCUSDT")
     try:
-        (engine,) = engine_pids("BTCUSDT")
+        (engine,) = engine_pids("BTCUSDT", data)
         (redis_proc,) = _redis_servers(m)
         redis_proc.kill()
         new_redis = wait_for(lambda: [p for p in _redis_servers(m) if p.pid != redis_proc.pid], 10,
@@ -193,7 +193,7 @@ def test_embedded_redis_killed_is_restarted_and_engines_carry_on(tmp_path: Path)
         assert new_redis
         mtime = (data / "engine_registry.json").stat().st_mtime
         wait_for(lambda: (data / "engine_registry.json").stat().st_mtime > mtime + 0.5, 10, what="mirror resumes")
-        assert engine_pids("BTCUSDT") == [engine], "the engine rode it out"
+        assert engine_pids("BTCUSDT", data) == [engine], "the engine rode it out"
         assert json.loads((data / "engine_registry.json").read_text())["BTCUSDT"]["restarts"] == 0
     finally:
         assert m.stop() == 0
