@@ -24,7 +24,7 @@ from backend.src.config import SourceSpec, SymbolConfig, load_active
 from backend.src.errors import UsageError
 from backend.src.keys import Keys
 from backend.src.market_data import load_candles, resolve_replay_file
-from backend.src.settings import Settings
+from backend.src.settings import Settings, max_engines_rule
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,10 @@ class ConfigSource:
 
     def load(self) -> tuple[dict[str, SymbolConfig], dict[str, SourceSpec]]:
         configs = load_active(self.path, self.cli_symbols)
+        if self.settings is not None and len(configs) > self.settings.max_engines:
+            raise UsageError(
+                f"LEVIBOT_MAX_ENGINES: {len(configs)} symbols exceed this machine's limit of "
+                f"{self.settings.max_engines} engines (default: {max_engines_rule()}); raise it if you are sure")
         sizes = read_rebalance(self.overlay)
         configs = {s: c.model_copy(update={"size_usd": sizes[s]}) if s in sizes else c for s, c in configs.items()}
         return configs, resolve_sources(self.source, list(configs), self.settings)

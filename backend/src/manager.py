@@ -134,14 +134,18 @@ class Manager:
         log.info("spawned engine %s pid %s", rec.symbol, rec.proc.pid, extra={"symbol": rec.symbol})
 
     def start(self, symbol: str) -> None:
+        """Queue a start: the event loop spawns it when a start slot is free (``max_concurrent_starts``)."""
         rec = self._rec(symbol)
         if rec.proc is not None and rec.proc.alive():
             return
+        if rec.state is S.STARTING and rec.restart_due is not None:
+            return  # already queued
         rec.stop_requested, rec.failures, rec.last_error = False, 0, ""
         if rec.state not in (None, S.STOPPED, S.FAILED):
             rec.state = S.STOPPED
         self._set(rec, S.STARTING, pid="")
-        self._spawn(rec)
+        rec.restart_due = time.monotonic()
+        self._start_due(rec.restart_due)
 
     def start_all(self, wait_s: float | None = None) -> bool:
         for sym in self.records:
@@ -155,7 +159,7 @@ class Manager:
         rec.stop_requested = True
         rec.restart_due = None
         if rec.proc is None or not rec.proc.alive():
-            if rec.state in (S.CRASHED, S.RESTARTING):  # a pending restart is cancelled
+            if rec.state in (S.CRASHED, S.RESTARTING, S.STARTING):  # a pending (re)start is cancelled
                 self._set(rec, S.STOPPED)
             return
         if rec.state is not S.STOPPING:
@@ -218,6 +222,8 @@ class Manager:
             if not alive:
                 if rec.state is S.FAILED:
                     reason = f"failed: {rec.last_error}"
+                elif rec.restart_due is not None and rec.state is S.STARTING:
+                    reason = f"queued: at most {self.settings.max_concurrent_starts} engines start at once"
                 elif rec.restart_due is not None:
                     reason = f"restarting in {max(0.0, rec.restart_due - now):.1f}s (failure {rec.failures}): " \
                              f"{rec.last_error}"
@@ -406,7 +412,9 @@ class Manager:
         self.shutting_down = True
         for rec in self.records.values():
             rec.restart_due = None
-            if rec.proc is not None and rec.proc.alive():
+            if rec.proc is None and rec.state in (S.STARTING, S.CRASHED, S.RESTARTING):
+                self._set(rec, S.STOPPED, pid="")  # queued or waiting for a restart: cancelled
+            elif rec.proc is not None and rec.proc.alive():
                 rec.stop_requested = True
                 self._set(rec, S.STOPPING)
                 self.procs.terminate(rec.proc)

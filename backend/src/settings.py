@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     backoff_jitter: float = Field(default=0.2, ge=0, le=1)
     stable_after_s: float = Field(default=60.0, gt=0)
     max_concurrent_starts: int = Field(default=4, ge=1)
+    # Engines one manager may run: more symbols are refused at start and on reload (exit 2).
+    max_engines: int = Field(default_factory=lambda: default_max_engines(), ge=1)
 
     # Market data pacing.
     replay_speed: float = Field(default=300.0, gt=0)  # simulated seconds per wall second
@@ -164,6 +166,23 @@ class Settings(BaseSettings):
                 continue
             out[f"LEVIBOT_{name.upper()}"] = str(raw).lower() if isinstance(raw, bool) else str(raw)
         return out
+
+
+ENGINES_PER_CORE = 25
+MIB_PER_ENGINE = 128
+
+
+def default_max_engines() -> int:
+    """25 engines per CPU core, and no more than one per 128 MiB of RAM (an engine uses ~30 MB;
+    the rest is headroom for its candles, the ML model and the machine's other work)."""
+    import psutil  # noqa: PLC0415 - only when the default is needed
+
+    cores = psutil.cpu_count() or 1
+    return max(1, min(ENGINES_PER_CORE * cores, psutil.virtual_memory().total // (MIB_PER_ENGINE * 2**20)))
+
+
+def max_engines_rule() -> str:
+    return f"{ENGINES_PER_CORE} per CPU core, at most 1 per {MIB_PER_ENGINE} MiB of RAM"
 
 
 ENGINE_SECRETS = frozenset({"exchange_api_key", "exchange_secret"})

@@ -22,7 +22,7 @@ class EngineState(StrEnum):
 S = EngineState
 
 TRANSITIONS: dict[EngineState, frozenset[EngineState]] = {
-    S.STARTING: frozenset({S.RUNNING, S.STOPPING, S.CRASHED, S.FAILED}),
+    S.STARTING: frozenset({S.RUNNING, S.STOPPING, S.STOPPED, S.CRASHED, S.FAILED}),  # stopped: a queued start cancelled
     S.RUNNING: frozenset({S.STOPPING, S.CRASHED, S.FAILED}),
     S.STOPPING: frozenset({S.STOPPED, S.CRASHED}),
     S.STOPPED: frozenset({S.STARTING}),

@@ -225,3 +225,37 @@ def test_manager_runs_its_api_and_restarts_it(redis_server, ns: str, data_dir: P
         assert m.stop() == 0
     with pytest.raises(httpx.HTTPError):
         httpx.get(url + "/health", timeout=1)
+
+
+def test_more_symbols_than_the_engine_limit_are_refused_writing_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    syms = ",".join(f"S{i:03d}USDT" for i in range(500))
+    res = run_cli(["--symbols", syms], embedded_env(data, LEVIBOT_MAX_ENGINES="40"))
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and "LEVIBOT_MAX_ENGINES: 500 symbols exceed" in res.stderr, res.stderr
+    assert not data.exists(), "a refused start writes nothing"
+
+
+def test_default_engine_limit_follows_cores_and_memory() -> None:
+    from backend.src.settings import Settings, default_max_engines
+
+    n = default_max_engines()
+    cores = psutil.cpu_count() or 1
+    assert 1 <= n <= 25 * cores and n <= psutil.virtual_memory().total // (128 * 2**20)
+    assert Settings().max_engines == n
+
+
+def test_sigint_during_a_large_launch_stops_at_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    syms = ",".join(f"L{i:02d}USDT" for i in range(40))
+    m = ManagerProc(["--symbols", syms], embedded_env(data, LEVIBOT_MAX_CONCURRENT_STARTS="1"))
+    wait_for(lambda: (data / "engine_registry.json").exists(), 30, what="manager up")
+    children = m.descendants()
+    t0 = time.monotonic()
+    m.proc.send_signal(signal.SIGINT)
+    assert m.proc.wait(20) == 0
+    took = time.monotonic() - t0
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == [] and took < 15, took
+    reg = json.loads((data / "engine_registry.json").read_text())
+    assert len(reg) >= 1 and {v["status"] for v in reg.values()} <= {"stopped"}, reg

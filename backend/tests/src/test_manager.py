@@ -83,3 +83,36 @@ def test_shutdown_right_after_an_unseen_engine_death_finishes_cleanly(manager: M
     assert all(x.state is S.STOPPED and x.proc is None for x in manager.records.values())
     assert r.hget(f"{ns}engine:ETHUSDT", "status") == "stopped"
     assert any(f["type"] == "crashed" and f["symbol"] == "ETHUSDT" for _, f in r.xrange(f"{ns}events"))
+
+
+def test_first_start_is_staggered(settings: Settings, r: redis.Redis) -> None:
+    """At most max_concurrent_starts engines are spawned and not yet running at any moment."""
+    syms = [f"S{i:02d}USDT" for i in range(8)]
+    cfg = SymbolConfig(strategy=StrategyConfig(fast=2, slow=5))
+    m = Manager(settings.model_copy(update={"max_concurrent_starts": 2}), r, dict.fromkeys(syms, cfg),
+                dict.fromkeys(syms, SourceSpec("synthetic")), procs=ProcessOps())
+    peak = [0]
+
+    def all_running() -> bool:
+        starting = sum(1 for x in m.records.values() if x.proc is not None and x.state is S.STARTING)
+        peak[0] = max(peak[0], starting)
+        return all(x.state is S.RUNNING for x in m.records.values())
+
+    try:
+        m.start_all()
+        assert sum(1 for x in m.records.values() if x.proc is not None) == 2, "two spawned, six queued"
+        assert "queued" in str(m.health_check()[syms[-1]]["reason"])
+        assert m.pump_until(all_running, 60)
+        assert peak[0] == 2
+    finally:
+        m.shutdown()
+
+
+def test_shutdown_cancels_queued_starts(settings: Settings, r: redis.Redis, ns: str) -> None:
+    syms = [f"Q{i:02d}USDT" for i in range(4)]
+    m = Manager(settings.model_copy(update={"max_concurrent_starts": 1}), r, dict.fromkeys(syms, SymbolConfig()),
+                dict.fromkeys(syms, SourceSpec("synthetic")), procs=ProcessOps())
+    m.start_all()
+    m.shutdown()
+    assert all(x.state is S.STOPPED and x.proc is None for x in m.records.values())
+    assert {r.hget(f"{ns}engine:{s}", "status") for s in syms} == {"stopped"}
