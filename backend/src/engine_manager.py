@@ -31,9 +31,10 @@ from backend.src.config import SourceSpec, SymbolConfig, parse_source, parse_sym
 from backend.src.control import ConfigSource, ControlPlane
 from backend.src.errors import EXIT_OK, EXIT_USAGE, RedisUnavailable, UsageError
 from backend.src.keys import Keys
-from backend.src.manager import Manager
+from backend.src.manager import Manager, default_owner
 from backend.src.ml_strategy import ML_PRELOAD
 from backend.src.procs import PRELOAD, ProcessOps
+from backend.src.reconcile import refuse_foreign_leases
 from backend.src.redis_launcher import EmbeddedRedis, connect, embedded_password, ping, redact
 from backend.src.settings import Settings, secret_env_names
 from backend.src.workers import WorkerPool
@@ -139,10 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         policy = load_policy(settings.risk_policy)
         if settings.data_dir.exists() and not settings.data_dir.is_dir():
             raise UsageError(f"LEVIBOT_DATA_DIR: {settings.data_dir} is not a directory")
+        if settings.redis_url is not None:  # an external Redis: refuse foreign leases before writing anything
+            check_redis(settings.redis_url, settings, list(loaded[0]))
         # 2. exclusive data dir
         lock = DataDirLock(settings.data_dir)
         lock.acquire()
-    except UsageError as exc:
+    except (UsageError, RedisUnavailable) as exc:
         print(f"levibot: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
@@ -153,6 +156,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     finally:
         lock.release()
+
+
+def check_redis(url: str, settings: Settings, symbols: list[str]) -> None:
+    """Redis answers and none of ``symbols`` is leased by another manager's live engine."""
+    r = connect(url)
+    try:
+        ping(r, url)
+        refuse_foreign_leases(r, Keys(settings.namespace), default_owner(settings.data_dir), symbols)
+    except redis.RedisError as exc:
+        raise RedisUnavailable(f"redis at {redact(url)}: {exc}") from exc
+    finally:
+        r.close()
 
 
 def supervise(settings: Settings, config_source: ConfigSource,

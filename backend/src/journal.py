@@ -15,12 +15,15 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 from backend.src.errors import JournalError
+
+log = logging.getLogger(__name__)
 
 
 class Journal:
@@ -61,6 +64,8 @@ class Journal:
             # Torn final write: never fsynced as a whole, so never acknowledged. Cut it off.
             os.ftruncate(self.fd, len(data) - len(tail))
             os.fsync(self.fd)
+            log.warning("journal %s: torn final line (%d bytes, never acknowledged) cut off", self.path, len(tail),
+                        extra={"bytes": len(tail)})
         out: list[dict[str, Any]] = []
         for n, raw in enumerate(lines, start=1):
             if not raw.strip():

@@ -140,8 +140,16 @@ def write_json_atomic(path: Path, obj: object) -> None:
 
 
 def read_registry(path: Path) -> dict[str, dict[str, Any]]:
+    """The registry mirror a previous run left; a corrupt one is ignored, with a warning (it is
+    rewritten from Redis within a second)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except FileNotFoundError:
         return {}
-    return data if isinstance(data, dict) else {}
+    except (OSError, ValueError) as exc:
+        log.warning("registry %s unreadable (%s); ignored, it is rewritten from redis", path, exc)
+        return {}
+    if not isinstance(data, dict):
+        log.warning("registry %s is not a JSON object; ignored, it is rewritten from redis", path)
+        return {}
+    return data

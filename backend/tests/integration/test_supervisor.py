@@ -213,6 +213,7 @@ def test_symbol_leased_elsewhere_refused_other_symbols_share_redis(
     assert clash.proc.wait(20) == 2
     _, err = clash.output()
     assert "BTCUSDT is already leased by a live engine elsewhere" in err and err.strip().count("\n") == 0
+    assert not other_host.exists(), "a refused start writes nothing (no logs/, no manager.lock)"
     shared = start_manager(["ETHUSDT"], data=other_host)
     wait_running(r, ns, ["BTCUSDT", "ETHUSDT"])
     assert shared.proc.poll() is None

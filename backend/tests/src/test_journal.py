@@ -22,11 +22,13 @@ def test_append_is_durable_and_reloads(tmp_path: Path) -> None:
     assert j2.of_type("fill")[0]["qty"] == 1.0
 
 
-def test_torn_final_line_is_cut_off(tmp_path: Path) -> None:
+def test_torn_final_line_is_cut_off(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "X.jsonl"
     path.write_text('{"type":"fill","seq":1,"gen":1}\n{"type":"fill","se')
     j = Journal(path)
     assert len(j.entries) == 1
+    warned = [r for r in caplog.records if r.levelname == "WARNING" and "torn" in r.getMessage()]
+    assert len(warned) == 1 and "18 bytes" in warned[0].getMessage()
     j.append({"type": "fill"}, gen=1)
     j.close()
     lines = path.read_text().splitlines()

@@ -6,6 +6,7 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
 import redis
 
 from backend.src.keys import Keys
@@ -57,3 +58,14 @@ def test_writes_buffer_while_redis_is_down_and_flush_after(r: redis.Redis, ns: s
     assert r.hgetall(f"{ns}engine:BTCUSDT") == {"status": "crashed", "restarts": "1"}
     assert r.xlen(f"{ns}events") == 1 and r.lrange(f"{ns}watchdog:recoveries", 0, -1) == ["0.120000"]
     assert down.redis_ok and not down.pending
+
+
+def test_a_corrupt_registry_is_ignored_with_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "engine_registry.json"
+    path.write_text('{"BTCUSDT": {"status": "run')
+    assert read_registry(path) == {}
+    path.write_text("[1, 2]")
+    assert read_registry(path) == {}
+    assert read_registry(tmp_path / "missing.json") == {}
+    warned = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 2 and all(str(path) in r.getMessage() for r in warned)

@@ -63,8 +63,8 @@ def test_non_finite_numbers_are_a_422_on_every_operation_with_a_body(live_api: A
 
     spec = httpx.get(live_api.url + "/openapi.json").json()
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-    with_body = [(path.replace("{symbol}", "BTCUSDT").replace("{action}", "restart"), method) for path, ops in spec["paths"].items()
-                 for method, op in ops.items() if "requestBody" in op]
+    with_body = [(path.replace("{symbol}", "BTCUSDT").replace("{action}", "restart"), method)
+                 for path, ops in spec["paths"].items() for method, op in ops.items() if "requestBody" in op]
     assert with_body
     for path, method in with_body:
         res = httpx.request(method, live_api.url + path, content=f'{{"wait_s": {value}}}', headers=headers)
