@@ -64,6 +64,9 @@ class EngineSpec:
     policy: RiskPolicy = field(default_factory=RiskPolicy)
 
 
+CARRIED_OVER_LIMIT = "risk:carried_over_limit"
+
+
 class LeaseLost(FatalError):
     pass
 
@@ -104,6 +107,7 @@ class Engine:
         self.idle_logged = False
         self.last_candle_at = clock()
         self.candle_period_s = 0.0
+        self.close_carried = False  # a position carried over a restart that no portfolio slot admits
 
     def _check_journal_source(self) -> None:
         """A ledger holds positions priced by one feed: never mix a synthetic and a replay book."""
@@ -179,7 +183,9 @@ class Engine:
         self.acquire_lease()
         price = self.broker.last_price or self.broker.avg_price
         if not self.gate.adopt(self.lease.token, self.broker.qty, abs(self.broker.qty * price), self.broker.equity):
-            self.log.warning("carried position exceeds a portfolio limit after restart; it will be closed")
+            self.close_carried = True
+            self.log.warning("carried position exceeds a portfolio limit after restart; closing it on the next candle",
+                             extra={"position": self.broker.qty})
         self.source = self.build_source()
         history = self.source.warmup(self.strategy.warmup_candles)
         self.strategy.warmup(history)
@@ -208,6 +214,11 @@ class Engine:
         self.gate.observe(candle)
         signal_ = self.strategy.on_candle(candle)
         self.cursor_ts = max(self.cursor_ts, candle.ts)
+        if self.close_carried:
+            self.close_carried = False
+            closed = self.trader.flatten(candle.close, candle.ts, gen=self.gen, now=self.clock(),
+                                         reason=CARRIED_OVER_LIMIT)
+            self.log.warning("carried position over a portfolio limit closed", extra={"fills": len(closed)})
         fills = self.trader.on_candle(candle, signal_, gen=self.gen, now=self.clock(), fence=self.check_fence)
         for fill in fills:
             self.log.info("fill", extra={"side": fill.side, "qty": round(fill.qty, 8), "price": fill.price,

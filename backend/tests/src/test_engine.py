@@ -163,3 +163,57 @@ def test_journal_from_another_source_is_refused(settings: Settings, r: redis.Red
     with pytest.raises(JournalError, match="holds positions from source 'synthetic'"):
         make(settings, replay, r, clock)
     assert e.journal.path.stat().st_size == size
+
+
+def test_carried_position_over_a_portfolio_limit_is_closed_on_the_first_candle(
+    settings: Settings, r: redis.Redis, replay: SourceSpec
+) -> None:
+    from backend.risk.limits import PortfolioLimits
+    from backend.risk.policy import RiskPolicy
+    from backend.src.engine import CARRIED_OVER_LIMIT
+
+    s = settings.model_copy(update={"replay_speed": 600.0})
+    keys = Keys(s.namespace)
+    clock = Clock(1000.0)
+    e1 = make(s, replay, r, clock)
+    e1.start()
+    while not e1.broker.qty:
+        run_until(e1, clock, 0.1)
+    e1.shutdown()
+    # While it was down, another engine took the only portfolio slot the policy allows.
+    Lease(r, keys, "ETHUSDT", "me", 4242, 30.0).acquire()
+    assert PortfolioLimits(r, keys).reserve("ETHUSDT", "x", group="", exposure_usd=100, max_exposure_usd=1e9,
+                                            max_total=1, max_group=5).allowed
+    cfg = SymbolConfig(strategy=StrategyConfig(fast=2, slow=5), size_usd=1000, max_position_usd=5000)
+    tight = RiskPolicy(max_concurrent_positions=1)
+    e2 = Engine(EngineSpec("BTCUSDT", s, cfg, replay, "me", tight), r, clock=clock)
+    assert e2.broker.qty
+    e2.start()
+    assert e2.close_carried
+    run_until(e2, clock, 0.15)  # the first candle
+    closing = [f for f in e2.journal.of_type("fill") if f.get("reason") == CARRIED_OVER_LIMIT]
+    assert len(closing) == 1 and e2.broker.qty == 0
+    assert "BTCUSDT" not in PortfolioLimits(r, keys).slots()
+    e2.shutdown()
+    e3 = Engine(EngineSpec("BTCUSDT", s, cfg, replay, "me", tight), r, clock=clock)
+    e3.start()
+    assert not e3.close_carried, "flat after the close: nothing to close on the next restart"
+    e3.shutdown()
+
+
+def test_a_kept_carried_position_holds_its_slot(settings: Settings, r: redis.Redis, replay: SourceSpec) -> None:
+    from backend.risk.limits import PortfolioLimits
+
+    s = settings.model_copy(update={"replay_speed": 600.0})
+    clock = Clock(1000.0)
+    e1 = make(s, replay, r, clock)
+    e1.start()
+    while not e1.broker.qty:
+        run_until(e1, clock, 0.1)
+    e1.journal.close()  # killed
+    e2 = make(s, replay, r, clock)
+    e2.start()
+    assert not e2.close_carried
+    slot = PortfolioLimits(r, Keys(s.namespace)).slots()["BTCUSDT"]
+    assert slot.endswith(e2.lease.token), "re-reserved under the new lease"
+    e2.shutdown()
