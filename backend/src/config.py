@@ -67,6 +67,12 @@ class SymbolConfig(BaseModel):
     start_price: float = Field(default=100.0, gt=0, le=MAX_PRICE)  # synthetic feed
     seed: int = Field(default=7, ge=0, le=2**32 - 1)  # numpy seeds are unsigned 32-bit
     enabled: bool = True  # false: not traded even if named on --symbols (hot-reloadable)
+    # After 5 failed restarts the engine stays down. flatten: its position is closed at once
+    # (paper: at the last price; live: a market order); hold: it is kept, alerted and shown.
+    on_failed: Literal["flatten", "hold"] = "flatten"
+    # Live only: a stop-loss order rests on the exchange this far below the average entry while a
+    # position is open, so a position is protected even when no engine is running.
+    protective_stop_pct: float = Field(default=5.0, gt=0, lt=100)
 
 
 class EngineConfig(BaseModel):

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Literal
 
 import redis
 from pydantic import ValidationError
@@ -62,6 +62,7 @@ class EngineSpec:
     source: SourceSpec  # replay path already resolved to this symbol's file
     owner: str  # manager identity, used for the lease
     policy: RiskPolicy = field(default_factory=RiskPolicy)
+    mode: Literal["trade", "liquidate"] = "trade"  # liquidate: close the position and exit (liquidate.py)
 
 
 CARRIED_OVER_LIMIT = "risk:carried_over_limit"

@@ -23,10 +23,11 @@ def run_engine(spec: EngineSpec, lifeline: Connection | None = None) -> None:
     from backend.src import logging_setup  # noqa: PLC0415
     from backend.src.redis_launcher import connect  # noqa: PLC0415
 
-    setproctitle.setproctitle(f"levibot engine-{spec.symbol}")
+    role = "engine" if spec.mode == "trade" else "liquidate"
+    setproctitle.setproctitle(f"levibot {role}-{spec.symbol}")
     s = spec.settings
     logging_setup.configure(
-        s.log_dir, f"engine-{spec.symbol}", level=s.log_level, retention_days=s.log_retention_days,
+        s.log_dir, f"{role}-{spec.symbol}", level=s.log_level, retention_days=s.log_retention_days,
         static={"symbol": spec.symbol},
     )
     log = logging.getLogger(__name__)
@@ -47,7 +48,12 @@ def run_engine(spec: EngineSpec, lifeline: Connection | None = None) -> None:
         if not s.redis_url:
             raise FatalError("no redis URL: engines are started by the manager, which always sets one")
         engine = Engine(spec, connect(s.redis_url), lifeline=lifeline)
-        code = engine.run()
+        if spec.mode == "liquidate":
+            from backend.src.liquidate import liquidate  # noqa: PLC0415
+
+            code = liquidate(engine)
+        else:
+            code = engine.run()
     except FatalError as exc:
         log.error("fatal: %s", exc, extra={"error_kind": type(exc).__name__})
         write_note(s.data_dir, spec.symbol, f"{type(exc).__name__}: {exc}")

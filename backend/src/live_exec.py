@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +63,21 @@ class LiveExecutor:
                 raise OrderRejected("not placed: the exchange did not answer and has no such order") from None
         return str(res["id"]), self._fills(res, 0.0)
 
+    def place_stop(self, cid: str, qty: float, stop: float, limit: float) -> str:
+        """A stop-loss-limit sell resting on the exchange; its exchange id. OrderRejected if refused."""
+        import ccxt  # noqa: PLC0415
+
+        try:
+            res = self.ex.create_order(self.market, "STOP_LOSS_LIMIT", "sell", qty, limit,
+                                       {"stopPrice": stop, "timeInForce": "GTC", "newClientOrderId": cid})
+        except (ccxt.InsufficientFunds, ccxt.InvalidOrder, ccxt.BadRequest) as exc:
+            raise OrderRejected(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+        except ccxt.OperationFailed:
+            res = self._lookup(cid)
+            if res is None:
+                raise OrderRejected("stop not placed: the exchange did not answer and has no such order") from None
+        return str(res["id"])
+
     def _lookup(self, cid: str) -> dict[str, Any] | None:
         import ccxt  # noqa: PLC0415
 
@@ -94,3 +111,55 @@ class LiveExecutor:
             raise
         total = float((balance.get(self.base) or {}).get("total") or 0)
         return total, len(open_orders)
+
+
+class ProtectiveStop:
+    """A stop-loss order resting on the exchange for the whole long position (live, spot).
+
+    It protects a position whose engine has died (``on_failed``), whatever the process does.
+    The engine lifts it before a sell of its own (the exchange locks the base it covers) and
+    places it again for the position that results; a stop the exchange filled is reported as
+    fills. Each placement and removal is journaled (``protect`` / ``unprotect``).
+    """
+
+    LIMIT_BELOW_STOP = 0.01  # the limit sits 1 % under the trigger, so a fast fall still fills
+
+    def __init__(self, live: LiveExecutor, pct: float, record: Callable[[dict[str, Any]], object]) -> None:
+        self.live, self.pct, self.record = live, pct, record
+        self.exchange_id: str | None = None
+        self.qty = self.stop = 0.0
+
+    def lift(self) -> None:
+        if self.exchange_id is None:
+            return
+        self.live.cancel(self.exchange_id)
+        self.record({"type": "unprotect", "exchange_id": self.exchange_id})
+        self.exchange_id = None
+
+    def sync(self, qty: float, avg_price: float, tag: str) -> None:
+        """Cover ``qty`` (base units) with a stop ``pct`` below ``avg_price``; nothing when flat."""
+        if qty <= 0 or avg_price <= 0:
+            self.lift()
+            return
+        stop = avg_price * (1 - self.pct / 100)
+        if self.exchange_id is not None and math.isclose(qty, self.qty, rel_tol=1e-9) \
+                and math.isclose(stop, self.stop, rel_tol=1e-9):
+            return
+        self.lift()
+        try:
+            eid = self.live.place_stop(client_id(tag), qty, stop, stop * (1 - self.LIMIT_BELOW_STOP))
+        except OrderRejected as exc:
+            self.record({"type": "reject", "id": tag, "reason": f"protective stop: {exc}"})
+            log.error("protective stop not placed on the exchange: %s", exc, extra={"alert": True})
+            return
+        self.exchange_id, self.qty, self.stop = eid, qty, stop
+        self.record({"type": "protect", "exchange_id": eid, "qty": qty, "stop_price": stop})
+
+    def triggered(self) -> list[ExchangeFill]:
+        """Fills of our stop since the last look (it triggered on the exchange)."""
+        if self.exchange_id is None:
+            return []
+        fills, still_open = self.live.poll(self.exchange_id, 0.0)
+        if not still_open:
+            self.exchange_id = None
+        return fills

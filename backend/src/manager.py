@@ -20,10 +20,11 @@ from pathlib import Path
 import redis
 
 from backend.risk.policy import RiskPolicy
-from backend.src.config import SourceSpec, SymbolConfig
+from backend.src.config import SourceSpec, StrategyConfig, SymbolConfig
 from backend.src.engine import EngineSpec
 from backend.src.errors import EXIT_FATAL, EXIT_OK, UsageError
 from backend.src.exit_notes import describe_exit, pop_note, write_note
+from backend.src.failed import announce_failed, report_liquidation
 from backend.src.keys import Keys
 from backend.src.monitor import Monitor
 from backend.src.procs import EngineProcess, ProcessOps, is_engine
@@ -55,6 +56,7 @@ class EngineRecord:
     start_after_stop: bool = False  # restart command: start again once the stop completed
     removed: bool = False  # dropped from the config: forget it once stopped
     kill_sent: bool = False  # the watchdog already SIGKILLed this process as hung
+    liquidating: bool = False  # proc is the one-shot process closing a failed engine's position
 
 
 def default_owner(data_dir: Path) -> str:
@@ -124,9 +126,9 @@ class Manager:
             if prev.status is not None:
                 rec.state = S.FAILED if prev.status is S.FAILED else S.STOPPED
 
-    def _spawn(self, rec: EngineRecord) -> None:
+    def _spawn(self, rec: EngineRecord, spec: EngineSpec | None = None) -> None:
         rec.restart_due = None
-        rec.proc = self.procs.spawn(rec.spec)
+        rec.proc = self.procs.spawn(spec or rec.spec)
         rec.last_hb = time.monotonic()  # a new process gets a full start timeout
         rec.running_since = None
         rec.kill_sent = False
@@ -143,7 +145,7 @@ class Manager:
         rec.stop_requested, rec.failures, rec.last_error = False, 0, ""
         if rec.state not in (None, S.STOPPED, S.FAILED):
             rec.state = S.STOPPED
-        self._set(rec, S.STARTING, pid="")
+        self._set(rec, S.STARTING, pid="", on_failed="")
         rec.restart_due = time.monotonic()
         self._start_due(rec.restart_due)
 
@@ -158,6 +160,8 @@ class Manager:
         rec = self._rec(symbol)
         rec.stop_requested = True
         rec.restart_due = None
+        if rec.liquidating:
+            return  # failed already; the one-shot liquidation ends by itself
         if rec.proc is None or not rec.proc.alive():
             if rec.state in (S.CRASHED, S.RESTARTING, S.STARTING):  # a pending (re)start is cancelled
                 self._set(rec, S.STOPPED)
@@ -293,6 +297,12 @@ class Manager:
         code = proc.exitcode
         rec.proc = None
         reason = describe_exit(code, pop_note(self.settings.data_dir, rec.symbol))
+        if rec.liquidating:
+            rec.liquidating = False
+            report_liquidation(self.store, rec.symbol, code, reason)
+            if rec.removed and not self.shutting_down:
+                del self.records[rec.symbol]
+            return
         if rec.stop_requested or self.shutting_down:
             if rec.state in (S.STARTING, S.RUNNING):  # it died on its own before our SIGTERM reached it
                 rec.last_error = reason
@@ -311,8 +321,7 @@ class Manager:
         rec.crash_at = self.clock()
         if code == EXIT_FATAL:
             self._set(rec, S.FAILED, pid="")
-            self.store.event("failed", rec.symbol, reason=reason)
-            log.error("engine %s failed: %s", rec.symbol, reason, extra={"symbol": rec.symbol, "alert": True})
+            self._on_failed(rec, f"engine {rec.symbol} failed: {reason}")
             return
         rec.failures += 1
         self._set(rec, S.CRASHED, pid="")
@@ -320,14 +329,20 @@ class Manager:
         if self.policy.exhausted(rec.failures):
             rec.last_error = f"{reason} ({rec.failures} crashes in a row)"
             self._set(rec, S.FAILED)
-            self.store.event("failed", rec.symbol, reason=rec.last_error)
-            log.error("engine %s failed permanently after %s restarts", rec.symbol, rec.failures - 1,
-                      extra={"symbol": rec.symbol, "alert": True})
+            self._on_failed(rec, f"engine {rec.symbol} failed permanently after {rec.failures - 1} restarts")
             return
         delay = self.policy.delay(rec.failures, self.rng)
         rec.restarts += 1
         rec.restart_due = time.monotonic() + delay
         self._set(rec, S.RESTARTING, next_restart_in_s=round(delay, 3))
+
+    def _on_failed(self, rec: EngineRecord, headline: str) -> None:
+        """A failed engine stays down; its position is closed (on_failed: flatten) or held and shown."""
+        announce_failed(self.store, rec.symbol, rec.spec.config.on_failed, headline, rec.last_error)
+        if rec.spec.config.on_failed == "flatten" and not self.shutting_down:
+            no_model = rec.spec.config.model_copy(update={"strategy": StrategyConfig(name="buy_and_hold")})
+            rec.liquidating = True  # the journal decides what there is to close
+            self._spawn(rec, replace(rec.spec, mode="liquidate", config=no_model))
 
     def _check_heartbeats(self, now: float) -> None:
         live = [r for r in self.records.values() if r.proc is not None and r.proc.alive()]
@@ -350,7 +365,7 @@ class Manager:
                 if rec.state in (S.STARTING, S.RESTARTING) and not rec.stop_requested:
                     self._became_running(rec, now)
             ref = max(rec.last_hb, self.redis_back_at)
-            waiting = rec.state in (S.STARTING, S.RESTARTING)
+            waiting = rec.state in (S.STARTING, S.RESTARTING) or rec.liquidating
             limit = self.settings.start_timeout_s if waiting else self.settings.heartbeat_timeout_s
             if now - ref > limit and rec.state is not S.STOPPING and not rec.kill_sent:
                 age = now - ref
@@ -414,7 +429,7 @@ class Manager:
             rec.restart_due = None
             if rec.proc is None and rec.state in (S.STARTING, S.CRASHED, S.RESTARTING):
                 self._set(rec, S.STOPPED, pid="")  # queued or waiting for a restart: cancelled
-            elif rec.proc is not None and rec.proc.alive():
+            elif rec.proc is not None and rec.proc.alive() and not rec.liquidating:
                 rec.stop_requested = True
                 self._set(rec, S.STOPPING)
                 self.procs.terminate(rec.proc)

@@ -92,6 +92,14 @@ class StateStore:
             pipe.hgetall(self.keys.state(s))
         return dict(zip(symbols, pipe.execute(), strict=True))
 
+    def position(self, symbol: str) -> float | None:
+        """The position the engine last reported (its journal is the truth); None if unknown."""
+        try:
+            raw = self.r.hget(self.keys.state(symbol), "position")
+            return float(str(raw)) if raw not in (None, "") else 0.0
+        except (redis.RedisError, ValueError):
+            return None
+
     def heartbeats(self, symbols: list[str]) -> dict[str, tuple[int, int, float] | None]:
         """symbol -> (pid, generation, unix ts) of its last heartbeat, or None."""
         values = self.r.mget([self.keys.heartbeat(s) for s in symbols])

@@ -21,7 +21,7 @@ from backend.src.broker import Fill, PaperBroker
 from backend.src.config import SymbolConfig
 from backend.src.exchange_rules import MarketRules, OrderRejected
 from backend.src.journal import Journal
-from backend.src.live_exec import LiveExecutor
+from backend.src.live_exec import LiveExecutor, ProtectiveStop
 from backend.src.market_data import Candle
 from backend.src.risk_gate import RiskGate
 from backend.src.strategy import Signal
@@ -67,6 +67,7 @@ class Trader:
         self.live: LiveExecutor | None = None  # set: orders go to the exchange (--live)
         self.gate: RiskGate | None = None  # set: portfolio risk (sizing, slots, global stop)
         self.exchange_ids: dict[str, str] = {}
+        self.stop: ProtectiveStop | None = None  # live: the stop-loss resting on the exchange
         for e in journal.entries:
             self._replay(e)
 
@@ -112,13 +113,32 @@ class Trader:
         if candle.ts <= self.last_candle:
             return []  # already traded before a restart
         before = self.broker.qty
-        fills = self._match_resting(candle, gen, now, fence)
+        fills = self._stop_fills(candle, gen, now)
+        fills += self._match_resting(candle, gen, now, fence)
         fills += self._protect(candle, gen, now, fence)
         if sig is not None:
             fills += self._rebalance(candle, sig, gen, now, fence)
         if before and not self.broker.qty and self.gate is not None:
             self.gate.flat()
+        self._sync_stop(f"{self.symbol}-{candle.ts}-{gen}-stop")
         return fills
+
+    def _stop_fills(self, candle: Candle, gen: int, now: float) -> list[Fill]:
+        """Live: the exchange filled our protective stop since the last candle."""
+        if self.stop is None:
+            return []
+        out = []
+        for f in self.stop.triggered():
+            fill = Fill(f"{self.symbol}-{candle.ts}-{gen}-exchange_stop", "sell", f.qty, f.price, f.fee, candle.ts, now)
+            self._record({**fill.as_entry(), "reason": "stop_loss"}, gen)
+            self.broker.apply(fill)
+            out.append(fill)
+        return out
+
+    def _sync_stop(self, tag: str) -> None:
+        if self.stop is not None:
+            resting_sells = sum(o.remaining for o in self.orders.values() if o.side == "sell")
+            self.stop.sync(self.broker.qty - resting_sells, self.broker.avg_price, tag)
 
     def flatten(self, price: float, ts: int, *, gen: int, now: float, reason: str) -> list[Fill]:
         """Close everything now at ``price`` (global stop): cancel resting orders, exit the position."""
@@ -136,6 +156,7 @@ class Trader:
                               "taker")
         if not self.broker.qty and self.gate is not None:
             self.gate.flat()
+        self._sync_stop(f"{order.id}-stop")
         return fills
 
     def _fill(self, order: Order, qty: float, price: float, liquidity: str, candle: Candle, gen: int, now: float,
@@ -152,6 +173,8 @@ class Trader:
         """Paper: fill now at ``paper_price``. Live: send it; journal the exchange's answer."""
         if self.live is None:
             return [self._fill(order, order.qty, paper_price, liquidity, candle, gen, now, reason)]
+        if order.side == "sell" and self.stop is not None:
+            self.stop.lift()  # the base it covers is locked on the exchange; placed again after this order
         try:
             exchange_id, fills = self.live.submit(order.id, order.side, order.kind, order.qty, order.price)
         except OrderRejected as exc:
@@ -180,6 +203,8 @@ class Trader:
             self.broker.apply(fill)
         log.info("reconciled with the exchange: position %s, %d open order(s) cancelled", position, cancelled,
                  extra={"symbol": self.symbol})
+        self.stop = ProtectiveStop(executor, self.cfg.protective_stop_pct, lambda e: self._record(e, gen))
+        self._sync_stop(f"{self.symbol}-{int(now)}-{gen}-stop")
 
     def _poll_live(self, live: LiveExecutor, candle: Candle, gen: int, now: float) -> list[Fill]:
         out: list[Fill] = []

@@ -72,6 +72,8 @@ def engine_view(symbol: str, st: dict[str, str], hb: str | None, now: float, hb_
         "last_trade": st.get("last_trade") or None,
         "owner": st.get("owner") or None,
         "last_command": st.get("last_command") or None,
+        # failed engines: what became of the position (flattening, flattened, flatten_failed, holding, flat)
+        "on_failed": (st.get("on_failed") or None) if status == "failed" else None,
     }
 
 

@@ -167,11 +167,12 @@ class BinanceServer:
             return (400, result) if isinstance(result, dict) and result.get("code") else (200, result)
         if key != API_KEY or not self.signed(p):
             return 401, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}
+        self.trigger_stops()
         if path == "/api/v3/account":
             return 200, {"makerCommission": 10, "takerCommission": 10, "canTrade": True, "accountType": "SPOT",
                          "updateTime": now, "permissions": ["SPOT"],
-                         "balances": [{"asset": a, "free": f"{v:.8f}", "locked": "0.00000000"}
-                                      for a, v in self.balances.items()]}
+                         "balances": [{"asset": a, "free": f"{v - self.locked(a):.8f}",
+                                       "locked": f"{self.locked(a):.8f}"} for a, v in self.balances.items()]}
         if path == "/api/v3/openOrders":
             return 200, [o for o in self.orders.values() if o["status"] in ("NEW", "PARTIALLY_FILLED")]
         if path == "/api/v3/order" and method == "POST":
@@ -186,6 +187,23 @@ class BinanceServer:
             order["status"] = "CANCELED"
             return 200, order
         return 404, {"code": -1100, "msg": f"unknown path {path}"}
+
+    def resting_stops(self) -> list[dict[str, Any]]:
+        return [o for o in self.orders.values() if o["type"] == "STOP_LOSS_LIMIT" and o["status"] == "NEW"]
+
+    def locked(self, asset: str) -> float:
+        """Base held by resting stop-loss sells (Binance moves it from free to locked)."""
+        return sum(float(o["origQty"]) for o in self.resting_stops() if o["symbol"].startswith(asset))
+
+    def trigger_stops(self) -> None:
+        """A stop-loss-limit sell triggers once the last price is at or below its stop: it fills at its limit."""
+        for o in self.resting_stops():
+            if self.last_price(o["symbol"]) <= float(o["stopPrice"]):
+                base, quote = o["symbol"][:-4], o["symbol"][-4:]
+                qty, price = float(o["origQty"]), float(o["price"])
+                self.balances[base] -= qty
+                self.balances[quote] = self.balances.get(quote, 0) + qty * price * 0.999
+                o.update(status="FILLED", executedQty=f"{qty:.8f}", cummulativeQuoteQty=f"{qty * price:.8f}")
 
     def find(self, p: dict[str, str]) -> dict[str, Any] | None:
         if p.get("orderId"):
@@ -253,11 +271,13 @@ class BinanceServer:
         if qty * (limit or price) < 5:
             return 400, {"code": -1013, "msg": "Filter failure: NOTIONAL"}
         base, quote = sym[:-4], sym[-4:]
+        if kind == "STOP_LOSS_LIMIT":
+            return self.place_stop(p, sym, qty, now)
         crosses = kind == "MARKET" or (side == "BUY" and limit >= price) or (side == "SELL" and limit <= price)
         filled = qty if kind == "MARKET" else (qty * self.partial_limit_fill if crosses else 0.0)
         if side == "BUY" and self.balances.get(quote, 0) < qty * (limit or price):
             return 400, {"code": -2010, "msg": "Account has insufficient balance for requested action."}
-        if side == "SELL" and self.balances.get(base, 0) < qty - 1e-12:
+        if side == "SELL" and self.balances.get(base, 0) - self.locked(base) < qty - 1e-12:
             return 400, {"code": -2010, "msg": "Account has insufficient balance for requested action."}
         fee = filled * price * 0.001
         if filled:
@@ -274,6 +294,26 @@ class BinanceServer:
             "selfTradePreventionMode": "NONE",
             "fills": [{"price": f"{price:.8f}", "qty": f"{filled:.8f}", "commission": f"{fee:.8f}",
                        "commissionAsset": quote, "tradeId": self.next_id}] if filled else [],
+        }
+        self.orders[self.next_id] = order
+        return 200, order
+
+    def place_stop(self, p: dict[str, str], sym: str, qty: float, now: int) -> tuple[int, Any]:
+        if p.get("side") != "SELL" or not p.get("stopPrice") or not p.get("price"):
+            return 400, {"code": -1102, "msg": "Mandatory parameter 'stopPrice' was not sent."}
+        if float(p["stopPrice"]) >= self.last_price(sym):
+            return 400, {"code": -2010, "msg": "Stop price would trigger immediately."}
+        base = sym[:-4]
+        if self.balances.get(base, 0) - self.locked(base) < qty - 1e-12:
+            return 400, {"code": -2010, "msg": "Account has insufficient balance for requested action."}
+        self.next_id += 1
+        order = {
+            "symbol": sym, "orderId": self.next_id, "orderListId": -1, "clientOrderId": p.get("newClientOrderId", ""),
+            "transactTime": now, "price": f"{float(p['price']):.8f}", "origQty": f"{qty:.8f}",
+            "executedQty": "0.00000000", "cummulativeQuoteQty": "0.00000000", "status": "NEW",
+            "timeInForce": p.get("timeInForce", "GTC"), "type": "STOP_LOSS_LIMIT", "side": "SELL",
+            "stopPrice": f"{float(p['stopPrice']):.8f}", "workingTime": -1, "selfTradePreventionMode": "NONE",
+            "fills": [],
         }
         self.orders[self.next_id] = order
         return 200, order

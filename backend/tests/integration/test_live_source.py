@@ -101,3 +101,25 @@ def test_keys_without_the_flag_stay_on_paper(binance: BinanceServer, start_manag
     wait_running(r, ns, ["BTCUSDT"])
     wait_for(lambda: len(fills(data_dir, "BTCUSDT")) >= 1, 30, what="paper fills")
     assert binance.orders == {}, "no --live: not a single real order, whatever the environment says"
+
+
+@pytest.mark.parametrize("policy", ["flatten", "hold"])
+def test_live_failed_engine_is_flattened_on_the_exchange_or_left_under_its_stop(
+        policy: str, binance: BinanceServer, start_manager: Callable[..., ManagerProc], engine_config: Path,
+        r: redis.Redis, ns: str, data_dir: Path) -> None:
+    from backend.tests.fakes.binance_server import API_KEY, API_SECRET
+    from backend.tests.integration.test_on_failed import kill_until_failed
+
+    binance.balances.update({"USDT": 100_000.0})
+    engine_config.write_text(LIVE_CONFIG + f"  on_failed: {policy}\n")
+    start_manager(["BTCUSDT"], "--source", "live:binance", "--live", exchange_base_url=binance.url,
+                  live_poll_delay_s=0.05, exchange_timeout_s=1, exchange_api_key=API_KEY, exchange_secret=API_SECRET)
+    wait_for(lambda: binance.resting_stops(), 30, what="a protective stop on the exchange")
+    kill_until_failed(r, ns, "BTCUSDT")
+    if policy == "flatten":
+        wait_for(lambda: state(r, ns, "BTCUSDT").get("on_failed") == "flattened", 30, what="flattened")
+        assert binance.balances["BTC"] == pytest.approx(0.0, abs=1e-8) and binance.resting_stops() == []
+    else:
+        wait_for(lambda: state(r, ns, "BTCUSDT").get("on_failed") == "holding", 10, what="holding")
+        (stop,) = binance.resting_stops()
+        assert float(stop["origQty"]) == pytest.approx(binance.balances["BTC"]), "the whole position is covered"
