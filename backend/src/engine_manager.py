@@ -29,9 +29,10 @@ from backend.src.alerts import AlertDispatcher, build_sinks
 from backend.src.children import ApiProcess
 from backend.src.config import SourceSpec, SymbolConfig, parse_source, parse_symbols
 from backend.src.control import ConfigSource, ControlPlane
+from backend.src.engine_record import default_owner
 from backend.src.errors import EXIT_OK, EXIT_USAGE, RedisUnavailable, UsageError
 from backend.src.keys import Keys
-from backend.src.manager import Manager, default_owner
+from backend.src.manager import Manager
 from backend.src.ml_strategy import ML_PRELOAD
 from backend.src.procs import PRELOAD, ProcessOps
 from backend.src.reconcile import refuse_foreign_leases

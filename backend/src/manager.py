@@ -11,23 +11,22 @@ from __future__ import annotations
 import logging
 import random
 import selectors
-import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
 import redis
 
 from backend.risk.policy import RiskPolicy
 from backend.src.config import SourceSpec, StrategyConfig, SymbolConfig
 from backend.src.engine import EngineSpec
+from backend.src.engine_record import EngineRecord, default_owner
 from backend.src.errors import EXIT_FATAL, EXIT_OK, UsageError
 from backend.src.exit_notes import describe_exit, pop_note, write_note
 from backend.src.failed import announce_failed, report_liquidation
 from backend.src.keys import Keys
 from backend.src.monitor import Monitor
-from backend.src.procs import EngineProcess, ProcessOps, is_engine
+from backend.src.procs import ProcessOps, is_engine
 from backend.src.reconcile import reconcile_previous, refuse_foreign_leases
 from backend.src.registry import StateStore
 from backend.src.settings import ENGINE_SECRETS, Settings, without_secrets
@@ -37,30 +36,6 @@ from backend.src.watchdog import RestartPolicy
 S = EngineState
 Clock = Callable[[], float]
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EngineRecord:
-    symbol: str
-    spec: EngineSpec
-    state: EngineState | None = None
-    proc: EngineProcess | None = None
-    failures: int = 0  # consecutive crashes without a stable run
-    restarts: int = 0  # total restarts
-    running_since: float | None = None
-    restart_due: float | None = None
-    crash_at: float | None = None  # wall time the last crash was detected
-    last_hb: float = 0.0
-    last_error: str = ""
-    stop_requested: bool = False
-    start_after_stop: bool = False  # restart command: start again once the stop completed
-    removed: bool = False  # dropped from the config: forget it once stopped
-    kill_sent: bool = False  # the watchdog already SIGKILLed this process as hung
-    liquidating: bool = False  # proc is the one-shot process closing a failed engine's position
-
-
-def default_owner(data_dir: Path) -> str:
-    return f"{socket.gethostname()}:{data_dir.resolve()}".replace("|", "/")
 
 
 class Manager:
@@ -219,27 +194,7 @@ class Manager:
     def health_check(self) -> dict[str, dict[str, object]]:
         """Every engine: alive or not, and why not."""
         now = time.monotonic()
-        out: dict[str, dict[str, object]] = {}
-        for sym, rec in self.records.items():
-            alive = rec.proc is not None and rec.proc.alive() and rec.state is S.RUNNING
-            reason = ""
-            if not alive:
-                if rec.state is S.FAILED:
-                    reason = f"failed: {rec.last_error}"
-                elif rec.restart_due is not None and rec.state is S.STARTING:
-                    reason = f"queued: at most {self.settings.max_concurrent_starts} engines start at once"
-                elif rec.restart_due is not None:
-                    reason = f"restarting in {max(0.0, rec.restart_due - now):.1f}s (failure {rec.failures}): " \
-                             f"{rec.last_error}"
-                elif rec.state in (S.STARTING, S.RESTARTING):
-                    reason = "starting: waiting for first heartbeat"
-                elif rec.stop_requested or rec.state is S.STOPPED:
-                    reason = "stopped by operator"
-                else:
-                    reason = rec.last_error or (rec.state.value if rec.state else "never started")
-            out[sym] = {"alive": alive, "status": rec.state.value if rec.state else None,
-                        "pid": rec.proc.pid if rec.proc else None, "restarts": rec.restarts, "reason": reason}
-        return out
+        return {sym: rec.health(now, self.settings.max_concurrent_starts) for sym, rec in self.records.items()}
 
     def _rec(self, symbol: str) -> EngineRecord:
         try:
