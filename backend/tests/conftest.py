@@ -5,9 +5,12 @@ Every test gets its own key namespace and data directory, so tests never see eac
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,27 +22,17 @@ import redis
 
 from backend.src.redis_launcher import EmbeddedRedis, connect
 from backend.src.settings import REPO_ROOT, Settings
+from backend.tests.ohlcv_data import generate_ohlcv, real_ohlcv_dir
 
-
-def _find_shared_ohlcv() -> Path:
-    """Real Binance candles shipped beside the repository (``../shared/data/ohlcv``).
-
-    ``LEVIBOT_TEST_OHLCV_DIR`` overrides; otherwise the nearest ancestor holding
-    ``shared/data/ohlcv`` (a clone may sit deeper than the main checkout).
-    """
-    if os.environ.get("LEVIBOT_TEST_OHLCV_DIR"):
-        return Path(os.environ["LEVIBOT_TEST_OHLCV_DIR"]).resolve()
-    for parent in REPO_ROOT.resolve().parents:
-        candidate = parent / "shared" / "data" / "ohlcv"
-        if candidate.is_dir():
-            return candidate
-    return (REPO_ROOT / ".." / "shared" / "data" / "ohlcv").resolve()
-
-
-SHARED_OHLCV = _find_shared_ohlcv()
-needs_shared_ohlcv = pytest.mark.skipif(
-    not SHARED_OHLCV.is_dir(), reason=f"real OHLCV files not found at {SHARED_OHLCV}; set LEVIBOT_TEST_OHLCV_DIR"
-)
+REAL_OHLCV = real_ohlcv_dir()
+# Real Binance candles when they sit beside the repository, else generated ones of the same
+# names and shapes (a fresh clone, GitHub CI): every data test runs either way.
+OHLCV_DIR = REAL_OHLCV or generate_ohlcv(Path(tempfile.mkdtemp(prefix="levibot-test-ohlcv-")))
+if REAL_OHLCV is None:
+    atexit.register(shutil.rmtree, OHLCV_DIR, True)
+# Only checks that mean something on real market data (not on a random walk) need these.
+needs_real_ohlcv = pytest.mark.skipif(REAL_OHLCV is None, reason="real OHLCV files not found beside the repository; "
+                                      "set LEVIBOT_TEST_OHLCV_DIR")
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
+from scipy.special import expit
 
 from backend.ml.feature_pipeline import FEATURES
 from backend.ml.models import lgbm, sentiment_model, tft  # noqa: F401 - register the model classes
@@ -76,7 +77,7 @@ def platt(p: np.ndarray, y: np.ndarray, iters: int = 200) -> tuple[float, float]
     """Fit sigmoid(a * logit(p) + b) to labels by Newton's method on the log loss."""
     x, a, b = logit(p), 1.0, 0.0
     for _ in range(iters):
-        q = 1 / (1 + np.exp(-(a * x + b)))
+        q = expit(a * x + b)  # no overflow when Newton steps make a large
         g = np.array([np.sum((q - y) * x), np.sum(q - y)])
         w = q * (1 - q) + 1e-9
         h = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + 1e-6 * np.eye(2)

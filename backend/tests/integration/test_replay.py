@@ -10,15 +10,14 @@ from pathlib import Path
 import redis
 
 from backend.src.market_data import load_candles
-from backend.tests.conftest import SHARED_OHLCV, ManagerProc, needs_shared_ohlcv, wait_for
+from backend.tests.conftest import OHLCV_DIR, ManagerProc, wait_for
 from backend.tests.integration.helpers import fills, running_pid, state, wait_running
 
 
-@needs_shared_ohlcv
 def test_replay_resumes_after_kill9_without_retrading(
     start_manager: Callable[..., ManagerProc], r: redis.Redis, ns: str, data_dir: Path
 ) -> None:
-    path = SHARED_OHLCV / "ETH_BTC-5m.csv"
+    path = OHLCV_DIR / "ETH_BTC-5m.csv"
     candles, _ = load_candles(path)
     start_manager(["ETHBTC"], "--source", f"replay:{path}", "--replay-speed", "15000")
     pid = wait_running(r, ns, ["ETHBTC"])["ETHBTC"]

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from backend.src.market_data import load_candles
-from backend.tests.conftest import SHARED_OHLCV, ManagerProc, needs_shared_ohlcv, wait_for
+from backend.tests.conftest import OHLCV_DIR, ManagerProc, wait_for
 from backend.tests.integration.helpers import fills, state, wait_running
 
 
@@ -34,16 +34,14 @@ def replay_all(start_manager: Callable[..., ManagerProc], r: redis.Redis, ns: st
         assert ts, f"{sym}: the strategy traded"
 
 
-@needs_shared_ohlcv
 def test_every_5m_file(start_manager: Callable[..., ManagerProc], r: redis.Redis, ns: str, data_dir: Path) -> None:
-    files = {p.name.split("-")[0].replace("_", ""): p for p in SHARED_OHLCV.glob("*-5m.csv")}
+    files = {p.name.split("-")[0].replace("_", ""): p for p in OHLCV_DIR.glob("*-5m.csv")}
     assert len(files) >= 7
-    replay_all(start_manager, r, ns, data_dir, files, f"replay:{SHARED_OHLCV}")
+    replay_all(start_manager, r, ns, data_dir, files, f"replay:{OHLCV_DIR}")
 
 
-@needs_shared_ohlcv
 @pytest.mark.parametrize("name", ["UNITTEST_BTC-1m.csv", "UNITTEST_BTC-30m.csv"])
 def test_the_1m_and_30m_files(name: str, start_manager: Callable[..., ManagerProc], r: redis.Redis, ns: str,
                               data_dir: Path) -> None:
-    files = {"UNITTESTBTC": SHARED_OHLCV / name}
+    files = {"UNITTESTBTC": OHLCV_DIR / name}
     replay_all(start_manager, r, ns, data_dir, files, f"replay:{files['UNITTESTBTC']}")

@@ -15,11 +15,11 @@ from backend.ml.auto_tuner import main
 from backend.ml.registry import Registry
 from backend.src.redis_launcher import EmbeddedRedis
 from backend.src.settings import REPO_ROOT
-from backend.tests.conftest import SHARED_OHLCV, ManagerProc, needs_shared_ohlcv, wait_for
+from backend.tests.conftest import OHLCV_DIR, ManagerProc, wait_for
 
-pytestmark = [needs_shared_ohlcv, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 ARGS = ["--symbol", "ETHBTC,LTCBTC", "--holdout-days", "1", "--start-date", "2018-01-10", "--end-date", "2018-01-31",
-        "--ohlcv-dir", str(SHARED_OHLCV), "--tft-epochs", "1", "--tft-samples", "1500"]
+        "--ohlcv-dir", str(OHLCV_DIR), "--tft-epochs", "1", "--tft-samples", "1500"]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_fusion_test_on_the_production_model(tuned: tuple[Path, str]) -> None:
     data, version = tuned
     Registry(data / "models").promote(version)
     out = subprocess.run([sys.executable, "-m", "backend.ml.run_fusion_test", "--symbol", "ETHBTC", "--lookback",
-                          "100", "--data-dir", str(data), "--ohlcv-dir", str(SHARED_OHLCV)], cwd=REPO_ROOT,
+                          "100", "--data-dir", str(data), "--ohlcv-dir", str(OHLCV_DIR)], cwd=REPO_ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert f"model {version}" in out.stdout and "prob_up 0." in out.stdout
@@ -68,7 +68,7 @@ def test_an_engine_trades_on_the_production_model(tuned: tuple[Path, str], redis
     from backend.tests.conftest import fast_env
 
     env = fast_env(redis_server.url, ns, data, replay_speed=100000)
-    m = ManagerProc(["--symbols", "ETHBTC", "--source", f"replay:{SHARED_OHLCV / 'ETH_BTC-5m.csv'}"], env)
+    m = ManagerProc(["--symbols", "ETHBTC", "--source", f"replay:{OHLCV_DIR / 'ETH_BTC-5m.csv'}"], env)
     try:
         def engine_log() -> str:
             return "".join(p.read_text() for p in (data / "logs").glob("engine-ETHBTC-*.jsonl"))
@@ -80,13 +80,13 @@ def test_an_engine_trades_on_the_production_model(tuned: tuple[Path, str], redis
 
 
 def test_bad_ranges_and_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    base = ["--symbol", "ETHBTC,LTCBTC", "--ohlcv-dir", str(SHARED_OHLCV), "--data-dir", str(tmp_path)]
+    base = ["--symbol", "ETHBTC,LTCBTC", "--ohlcv-dir", str(OHLCV_DIR), "--data-dir", str(tmp_path)]
     assert main([*base, "--start-date", "2023-01-01", "--end-date", "2024-10-01"]) == 2
     err = capsys.readouterr().err
     assert "only 0 candles in that range" in err and "covers 2018-01-10 04:55 .. 2018-01-30 04:50 UTC" in err
     assert main([*base, "--start-date", "2018/01/10", "--end-date", "2018-01-31"]) == 2
     assert "--start-date: expected YYYY-MM-DD" in capsys.readouterr().err
-    assert main(["--symbol", "DOGEUSDT", "--ohlcv-dir", str(SHARED_OHLCV), "--start-date", "2018-01-10",
+    assert main(["--symbol", "DOGEUSDT", "--ohlcv-dir", str(OHLCV_DIR), "--start-date", "2018-01-10",
                  "--end-date", "2018-01-31"]) == 2
     assert "no 5m candles for DOGEUSDT" in capsys.readouterr().err
     assert main([*base, "--start-date", "2018-01-10", "--end-date", "2018-01-31", "--storage", "mysql://x"]) == 2

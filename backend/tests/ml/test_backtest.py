@@ -23,7 +23,7 @@ from backend.ml.models.ensemble_predictor import EnsembleConfig
 from backend.risk.manager import RiskManager
 from backend.risk.policy import load_policy
 from backend.src.settings import Settings
-from backend.tests.conftest import SHARED_OHLCV, needs_shared_ohlcv
+from backend.tests.conftest import OHLCV_DIR, needs_real_ohlcv
 
 
 def frame(opens: list[float]) -> pd.DataFrame:
@@ -57,10 +57,10 @@ def test_deflated_sharpe_penalises_many_trials() -> None:
     assert deflated_sharpe_prob(r, 1) > deflated_sharpe_prob(r, 100) > 0
 
 
-@needs_shared_ohlcv
 @pytest.mark.slow
+@needs_real_ohlcv  # the accuracy band is a fact of real 5m markets, not of a random walk
 def test_real_walk_forward_is_honest(settings: Settings) -> None:
-    df = load_ohlcv(SHARED_OHLCV / "ETH_BTC-5m.csv")
+    df = load_ohlcv(OHLCV_DIR / "ETH_BTC-5m.csv")
     rep = run_series(df, EnsembleConfig.load(DEFAULT_CONFIG), WalkForward(), 0.25, Costs(),
                      RiskManager(load_policy(settings.risk_policy)))
     s = rep["strategies"]
@@ -74,9 +74,8 @@ def test_real_walk_forward_is_honest(settings: Settings) -> None:
         assert k in ens
 
 
-@needs_shared_ohlcv
 @pytest.mark.slow
 def test_cli_writes_report_and_chart(tmp_path: Path) -> None:
-    assert main(["--ohlcv-dir", str(SHARED_OHLCV), "--pattern", "ETH_BTC-5m.csv", "--out", str(tmp_path)]) == 0
+    assert main(["--ohlcv-dir", str(OHLCV_DIR), "--pattern", "ETH_BTC-5m.csv", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "report.json").stat().st_size > 500 and (tmp_path / "ETH_BTC-5m.png").stat().st_size > 5000
     assert main(["--ohlcv-dir", str(tmp_path), "--holdout", "2"]) == 2

@@ -10,10 +10,9 @@ import pandas as pd
 import pytest
 
 from backend.ml.feature_pipeline import FEATURES, build, join_asof, label_up, load_ohlcv, main, update_cache
-from backend.tests.conftest import SHARED_OHLCV, needs_shared_ohlcv
+from backend.tests.conftest import OHLCV_DIR
 
-pytestmark = needs_shared_ohlcv
-ETH = SHARED_OHLCV / "ETH_BTC-5m.csv"
+ETH = OHLCV_DIR / "ETH_BTC-5m.csv"
 
 
 @pytest.fixture(scope="module")

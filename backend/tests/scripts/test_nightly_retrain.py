@@ -23,9 +23,9 @@ from backend.ml.registry import Registry
 from backend.src.keys import Keys
 from backend.src.redis_launcher import EmbeddedRedis
 from backend.src.settings import REPO_ROOT
-from backend.tests.conftest import SHARED_OHLCV, ApiServer, fast_env, needs_shared_ohlcv, wait_for
+from backend.tests.conftest import OHLCV_DIR, ApiServer, fast_env, wait_for
 
-pytestmark = [needs_shared_ohlcv, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 SCRIPT = REPO_ROOT / "backend" / "scripts" / "nightly_retrain.sh"
 
 
@@ -34,7 +34,7 @@ def night_env(tmp: Path, url: str, ns: str, data: Path) -> dict[str, str]:
     if not replay.exists():
         replay.mkdir()
         for name in ("ETH_BTC-5m.csv", "LTC_BTC-5m.csv"):
-            (replay / name).symlink_to(SHARED_OHLCV / name)
+            (replay / name).symlink_to(OHLCV_DIR / name)
     env = fast_env(url, ns, data, retrain_symbols='["ETHBTC","LTCBTC"]', retrain_source=f"replay:{replay}",
                    retrain_trials=3, retrain_tuner_args="--tft-samples 1200 --tft-epochs 1")
     env["LEVIBOT_PYTHON"] = sys.executable

@@ -12,7 +12,7 @@ import pytest
 
 from backend.src.market_data import load_candles
 from backend.src.settings import REPO_ROOT
-from backend.tests.conftest import SHARED_OHLCV, needs_shared_ohlcv
+from backend.tests.conftest import OHLCV_DIR
 from backend.tests.fakes.binance_server import BinanceServer
 
 
@@ -22,7 +22,7 @@ def day_ms(day: str) -> int:
 
 @pytest.fixture
 def real_rows() -> list[list[float]]:
-    candles, _ = load_candles(SHARED_OHLCV / "ETH_BTC-5m.csv")
+    candles, _ = load_candles(OHLCV_DIR / "ETH_BTC-5m.csv")
     return [[c.ts, c.open, c.high, c.low, c.close, c.volume] for c in candles]
 
 
@@ -42,7 +42,6 @@ def run(binance: BinanceServer, out: Path, start: str, end: str, *extra: str) ->
     )
 
 
-@needs_shared_ohlcv
 def test_download_resume_and_incremental(binance: BinanceServer, real_rows: list[list[float]], tmp_path: Path) -> None:
     first = dt.datetime.fromtimestamp(real_rows[0][0] / 1000, dt.UTC) + dt.timedelta(days=1)
     start, mid, end = (first + dt.timedelta(days=d) for d in (0, 3, 6))
@@ -71,7 +70,6 @@ def test_download_resume_and_incremental(binance: BinanceServer, real_rows: list
     assert sum(1 for _, p in binance.requests if p == "/api/v3/klines") - calls_before <= 1
 
 
-@needs_shared_ohlcv
 def test_download_survives_rate_limits(binance: BinanceServer, real_rows: list[list[float]], tmp_path: Path) -> None:
     day = dt.datetime.fromtimestamp(real_rows[0][0] / 1000, dt.UTC) + dt.timedelta(days=1)
     binance.plan.extend(["429", "500"])

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from backend.src.settings import REPO_ROOT
-from backend.tests.conftest import SHARED_OHLCV, ManagerProc, engine_pids, fast_env, needs_shared_ohlcv, wait_for
+from backend.tests.conftest import OHLCV_DIR, ManagerProc, engine_pids, fast_env, wait_for
 
 
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -100,9 +100,8 @@ def test_unreadable_replay_file(tmp_path: Path, redis_server, ns: str, data_dir:
     assert not data_dir.exists()
 
 
-@needs_shared_ohlcv
 def test_replay_directory_needs_a_file_per_symbol(redis_server, ns: str, data_dir: Path) -> None:
-    res = run_cli(["--symbols", "BTCUSDT", "--source", f"replay:{SHARED_OHLCV}"],
+    res = run_cli(["--symbols", "BTCUSDT", "--source", f"replay:{OHLCV_DIR}"],
                   fast_env(redis_server.url, ns, data_dir))
     assert res.returncode == 2 and "no replay file for BTCUSDT" in res.stderr
 

@@ -8,7 +8,7 @@ import pytest
 
 from backend.src.errors import UsageError
 from backend.src.market_data import ReplaySource, SyntheticSource, load_candles, resolve_replay_file
-from backend.tests.conftest import SHARED_OHLCV, needs_shared_ohlcv
+from backend.tests.conftest import OHLCV_DIR
 
 
 def synth(now: float, price: float = 100.0, seed: int = 7, symbol: str = "BTCUSDT") -> SyntheticSource:
@@ -64,8 +64,7 @@ def test_synthetic_warmup_ends_at_current_price() -> None:
     assert [round(c.close, 9) for c in replayed if c] == [round(c.close, 9) for c in hist]
 
 
-@needs_shared_ohlcv
-@pytest.mark.parametrize("path", sorted(SHARED_OHLCV.glob("*.csv")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(OHLCV_DIR.glob("*.csv")), ids=lambda p: p.name)
 def test_every_shared_file_loads_with_a_report(path: Path) -> None:
     candles, report = load_candles(path)
     assert report.rows == len(candles) > 0
@@ -96,9 +95,8 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
         load_candles(p)
 
 
-@needs_shared_ohlcv
 def test_replay_paced_by_speed_and_resumes_after_cursor() -> None:
-    candles, _ = load_candles(SHARED_OHLCV / "ETH_BTC-5m.csv")
+    candles, _ = load_candles(OHLCV_DIR / "ETH_BTC-5m.csv")
     src = ReplaySource(candles, speed=300.0, after_ts=None, now=100.0)
     assert src.poll(100.0) == candles[0]
     assert src.poll(100.5) is None  # next 5m candle is due 1 s later at 300x
@@ -109,11 +107,10 @@ def test_replay_paced_by_speed_and_resumes_after_cursor() -> None:
     assert end.exhausted and end.poll(1e12) is None
 
 
-@needs_shared_ohlcv
 def test_resolve_replay_file(tmp_path: Path) -> None:
-    assert resolve_replay_file(SHARED_OHLCV, "ETHBTC").name == "ETH_BTC-5m.csv"
+    assert resolve_replay_file(OHLCV_DIR, "ETHBTC").name == "ETH_BTC-5m.csv"
     with pytest.raises(UsageError, match="several replay files for UNITTESTBTC"):
-        resolve_replay_file(SHARED_OHLCV, "UNITTESTBTC")
-    template = Path(str(SHARED_OHLCV) + "/{symbol}-5m.csv")
+        resolve_replay_file(OHLCV_DIR, "UNITTESTBTC")
+    template = Path(str(OHLCV_DIR) + "/{symbol}-5m.csv")
     with pytest.raises(UsageError, match="does not exist"):
         resolve_replay_file(template, "BTCUSDT")

@@ -15,10 +15,9 @@ from backend.src.keys import Keys
 from backend.src.market_data import load_candles
 from backend.src.ml_strategy import EnsembleStrategy, ModelWatcher, SentimentReader, build_ml_strategy
 from backend.src.strategy import SmaCrossover
-from backend.tests.conftest import SHARED_OHLCV, needs_shared_ohlcv
+from backend.tests.conftest import OHLCV_DIR
 
-pytestmark = needs_shared_ohlcv
-ETH = SHARED_OHLCV / "ETH_BTC-5m.csv"
+ETH = OHLCV_DIR / "ETH_BTC-5m.csv"
 
 
 @pytest.fixture(scope="module")

@@ -12,20 +12,20 @@ import pytest
 from backend.ml.feature_pipeline import build, load_ohlcv
 from backend.ml.models.base import Model
 from backend.ml.models.tft import TFTModel
-from backend.tests.conftest import SHARED_OHLCV, needs_shared_ohlcv
+from backend.tests.conftest import OHLCV_DIR
 
-pytestmark = [needs_shared_ohlcv, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def feats() -> pd.DataFrame:
-    return build(load_ohlcv(SHARED_OHLCV / "ETH_BTC-5m.csv"))
+    return build(load_ohlcv(OHLCV_DIR / "ETH_BTC-5m.csv"))
 
 
 @pytest.fixture(scope="module")
 def tft(feats: pd.DataFrame) -> TFTModel:
     train = pd.concat([feats.iloc[:3000].assign(symbol="ETHBTC"),
-                       build(load_ohlcv(SHARED_OHLCV / "LTC_BTC-5m.csv")).iloc[:3000].assign(symbol="LTCBTC")])
+                       build(load_ohlcv(OHLCV_DIR / "LTC_BTC-5m.csv")).iloc[:3000].assign(symbol="LTCBTC")])
     return TFTModel(["ret_1", "vol_12", "vol_48"], hidden_size=16, epochs=1, max_train_samples=2000).fit(
         train, pd.Series(dtype=float))
 
