@@ -46,7 +46,7 @@ from backend.ml.registry import Registry
 from backend.risk.manager import RiskManager
 from backend.risk.policy import load_policy
 from backend.src.errors import EXIT_USAGE, UsageError
-from backend.src.settings import cli_settings
+from backend.src.settings import cli_path, cli_settings
 
 log = logging.getLogger(__name__)
 TFT_SIZES = (32, 64, 128)
@@ -228,8 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--objective", choices=["sharpe", "sortino"], default="sharpe")
     ap.add_argument("--timeframe", default="5m")
-    ap.add_argument("--data-dir", type=Path, default=None)
-    ap.add_argument("--ohlcv-dir", type=Path, default=None, help="default <data dir>/ohlcv")
+    ap.add_argument("--data-dir", type=cli_path, default=None)
+    ap.add_argument("--ohlcv-dir", type=cli_path, default=None, help="default <data dir>/ohlcv")
     ap.add_argument("--storage", default=None, help="redis:// URL: share the study through Optuna's journal")
     ap.add_argument("--study-name", default=None)
     ap.add_argument("--seed", type=int, default=42)

@@ -32,7 +32,7 @@ from backend.ml.models.tft import TFTModel
 from backend.risk.manager import RiskManager
 from backend.risk.policy import load_policy
 from backend.src.errors import EXIT_USAGE, UsageError
-from backend.src.settings import REPO_ROOT, Settings
+from backend.src.settings import REPO_ROOT, Settings, cli_path
 
 log = logging.getLogger(__name__)
 DEFAULT_CONFIG = REPO_ROOT / "backend" / "ml" / "ensemble.yaml"
@@ -268,11 +268,11 @@ def plot(curves: dict[str, pd.Series], title: str, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="backtest", description=__doc__.splitlines()[0])
-    ap.add_argument("--ohlcv-dir", type=Path, required=True)
+    ap.add_argument("--ohlcv-dir", type=cli_path, required=True)
     ap.add_argument("--pattern", default="*-5m.csv")
     ap.add_argument("--holdout", type=float, default=0.25)
-    ap.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    ap.add_argument("--out", type=Path, default=None, help="report dir (default <data dir>/backtests)")
+    ap.add_argument("--config", type=cli_path, default=DEFAULT_CONFIG)
+    ap.add_argument("--out", type=cli_path, default=None, help="report dir (default <data dir>/backtests)")
     ap.add_argument("--no-tft", action="store_true", help="leave the TFT out (it trains for a minute or two)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

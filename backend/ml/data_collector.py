@@ -21,7 +21,7 @@ from backend.src.download_data import download, read_rows, write_rows
 from backend.src.errors import EXIT_USAGE, TransientError, UsageError
 from backend.src.live_source import timeframe_ms
 from backend.src.market_data import load_candles, resolve_replay_file
-from backend.src.settings import Settings, cli_settings
+from backend.src.settings import Settings, cli_path, cli_settings
 
 EXIT_FETCH = 3
 DAY_MS = 86_400_000
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", required=True, help="live:EXCHANGE | replay:DIR")
     ap.add_argument("--timeframe", default="5m")
     ap.add_argument("--seed-days", type=float, default=15.0, help="replay: days stored by the first run")
-    ap.add_argument("--data-dir", type=Path, default=None)
+    ap.add_argument("--data-dir", type=cli_path, default=None)
     args = ap.parse_args(argv)
     try:
         if args.days <= 0:

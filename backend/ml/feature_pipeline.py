@@ -19,7 +19,7 @@ import pandas as pd
 
 from backend.src.errors import EXIT_USAGE, UsageError
 from backend.src.market_data import load_candles
-from backend.src.settings import cli_settings
+from backend.src.settings import cli_path, cli_settings
 
 log = logging.getLogger(__name__)
 WARMUP = 600  # bars recomputed before new data: EWM weights older than this are < 1e-15
@@ -143,8 +143,8 @@ def update_cache(source: Path, data_dir: Path, *, full: bool = False) -> tuple[P
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="feature_pipeline", description=__doc__.splitlines()[0])
-    ap.add_argument("--ohlcv-dir", type=Path, default=None, help="candle files (default: <data dir>/ohlcv)")
-    ap.add_argument("--data-dir", type=Path, default=None, help="overrides LEVIBOT_DATA_DIR")
+    ap.add_argument("--ohlcv-dir", type=cli_path, default=None, help="candle files (default: <data dir>/ohlcv)")
+    ap.add_argument("--data-dir", type=cli_path, default=None, help="overrides LEVIBOT_DATA_DIR")
     ap.add_argument("--update", action="store_true", help="only compute rows newer than the cache")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

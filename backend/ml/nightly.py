@@ -12,7 +12,6 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import redis
@@ -23,7 +22,7 @@ from backend.src.keys import Keys
 from backend.src.market_data import load_candles
 from backend.src.redis_launcher import connect, discover_url
 from backend.src.registry import RETRAIN_BUCKETS
-from backend.src.settings import Settings, cli_settings
+from backend.src.settings import Settings, cli_path, cli_settings
 
 EVENTS_MAXLEN = 10_000
 
@@ -83,7 +82,7 @@ def report(r: redis.Redis, keys: Keys, status: str, duration_s: float, *, step: 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="nightly", description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", type=Path, default=None)
+    ap.add_argument("--data-dir", type=cli_path, default=None)
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("symbols")
     rng = sub.add_parser("range")

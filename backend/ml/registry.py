@@ -25,7 +25,7 @@ from typing import Any
 
 from backend.src.errors import EXIT_USAGE, UsageError
 from backend.src.journal import fsync_dir
-from backend.src.settings import REPO_ROOT, cli_settings
+from backend.src.settings import REPO_ROOT, cli_path, cli_settings
 
 KEEP = 7
 METADATA = "model_metadata.json"
@@ -186,7 +186,7 @@ def _alive(pid: int) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="registry", description="LeviBot model registry")
-    ap.add_argument("--data-dir", type=Path, default=None)
+    ap.add_argument("--data-dir", type=cli_path, default=None)
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list")
     sub.add_parser("promote").add_argument("version")

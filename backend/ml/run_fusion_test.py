@@ -11,13 +11,12 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 from backend.ml.feature_pipeline import find_file
 from backend.src.errors import EXIT_USAGE, UsageError
 from backend.src.market_data import load_candles
 from backend.src.ml_strategy import WINDOW, EnsembleStrategy, production_model
-from backend.src.settings import cli_settings
+from backend.src.settings import cli_path, cli_settings
 from backend.src.strategy import SmaCrossover
 
 
@@ -26,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--symbol", required=True)
     ap.add_argument("--lookback", type=int, default=500)
     ap.add_argument("--timeframe", default="5m")
-    ap.add_argument("--data-dir", type=Path, default=None)
-    ap.add_argument("--ohlcv-dir", type=Path, default=None, help="default <data dir>/ohlcv")
+    ap.add_argument("--data-dir", type=cli_path, default=None)
+    ap.add_argument("--ohlcv-dir", type=cli_path, default=None, help="default <data dir>/ohlcv")
     args = ap.parse_args(argv)
     try:
         if args.lookback < 1:

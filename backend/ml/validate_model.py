@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +25,7 @@ from backend.ml.registry import ChecksumError, Registry
 from backend.risk.manager import RiskManager
 from backend.risk.policy import load_policy
 from backend.src.errors import EXIT_USAGE, UsageError
-from backend.src.settings import Settings, cli_settings
+from backend.src.settings import Settings, cli_path, cli_settings
 
 WARMUP = 300  # bars of history before the window, for the features and the TFT encoder
 
@@ -111,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="latest", help="latest | current | ensemble_YYYYMMDD_HHMMSS")
     ap.add_argument("--promote", action="store_true", help="make it production when it passes")
     ap.add_argument("--bars", type=int, default=None, help="window length (default: the model's holdout_bars)")
-    ap.add_argument("--data-dir", type=Path, default=None)
+    ap.add_argument("--data-dir", type=cli_path, default=None)
     args = ap.parse_args(argv)
     try:
         settings = cli_settings(args.data_dir)

@@ -21,6 +21,7 @@ from backend.src.errors import UsageError
 from backend.src.keys import Keys
 from backend.src.lease import Lease
 from backend.src.redis_launcher import EmbeddedRedis, connect
+from backend.src.settings import cli_path
 
 EXTRA = ["DOGEUSDT", "BNBUSDT", "LINKUSDT", "MATICUSDT", "ATOMUSDT", "UNIUSDT", "FILUSDT", "APTUSDT"]
 
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--symbols", type=int, default=10)
     ap.add_argument("--equity", type=float, default=10_000.0)
-    ap.add_argument("--policy", type=Path, default=DEFAULT_POLICY_PATH)
+    ap.add_argument("--policy", type=cli_path, default=DEFAULT_POLICY_PATH)
     args = ap.parse_args(argv)
     try:
         if args.symbols < 1 or args.equity <= 0:

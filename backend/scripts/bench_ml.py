@@ -13,7 +13,6 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 from backend.ml.feature_pipeline import build, label_up, load_ohlcv
 from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
@@ -22,6 +21,7 @@ from backend.ml.models.sentiment_model import SentimentModel
 from backend.ml.models.tft import TFTModel
 from backend.src.market_data import load_candles
 from backend.src.ml_strategy import WINDOW, EnsembleStrategy
+from backend.src.settings import cli_path
 from backend.src.strategy import SmaCrossover
 
 
@@ -31,7 +31,7 @@ def q(xs: list[float], p: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ohlcv", type=Path, required=True)
+    ap.add_argument("--ohlcv", type=cli_path, required=True)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     df = load_ohlcv(args.ohlcv)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from backend.src.market_data import load_candles
 from backend.src.redis_launcher import EmbeddedRedis, connect
-from backend.src.settings import REPO_ROOT
+from backend.src.settings import REPO_ROOT, cli_path
 
 NS = "benchreplay:"
 
@@ -63,7 +63,7 @@ def run(n: int, path: Path, url: str, tmp: str) -> list[tuple[int, float]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engines", type=int, default=15)
-    ap.add_argument("--file", type=Path, default=None)
+    ap.add_argument("--file", type=cli_path, default=None)
     args = ap.parse_args(argv)
     path = args.file or default_file()
     if path is None or not path.is_file() or args.engines < 1:

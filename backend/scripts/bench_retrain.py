@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from backend.src.redis_launcher import EmbeddedRedis
-from backend.src.settings import REPO_ROOT
+from backend.src.settings import REPO_ROOT, cli_path
 
 SCRIPT = REPO_ROOT / "backend" / "scripts" / "nightly_retrain.sh"
 
@@ -47,7 +47,7 @@ def night(n: int, ohlcv: Path, tmp: Path, url: str) -> tuple[float, str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--symbols", type=int, nargs="+", default=[3, 15])
-    ap.add_argument("--ohlcv-dir", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "ohlcv")
+    ap.add_argument("--ohlcv-dir", type=cli_path, default=REPO_ROOT.parent / "shared" / "data" / "ohlcv")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="levibot-bench-retrain-") as tmp:
         server = EmbeddedRedis(Path(tmp) / "redis").start()

@@ -21,7 +21,7 @@ from backend.src.config import parse_symbols
 from backend.src.errors import EXIT_OK, EXIT_USAGE, TransientError, UsageError
 from backend.src.live_source import timeframe_ms
 from backend.src.market_data import load_candles
-from backend.src.settings import Settings
+from backend.src.settings import Settings, cli_path
 
 COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]
 SAVE_EVERY_PAGES = 10
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeframe", default="5m")
     p.add_argument("--start", required=True, help="YYYY-MM-DD (UTC)")
     p.add_argument("--end", default=None, help="YYYY-MM-DD (UTC, exclusive); default: now")
-    p.add_argument("--out", type=Path, default=None, help="default: <data dir>/ohlcv")
+    p.add_argument("--out", type=cli_path, default=None, help="default: <data dir>/ohlcv")
     args = p.parse_args(argv)
     try:
         from backend.src.config import SourceSpec  # noqa: PLC0415

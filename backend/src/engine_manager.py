@@ -37,7 +37,7 @@ from backend.src.ml_strategy import ML_PRELOAD
 from backend.src.procs import PRELOAD, ProcessOps
 from backend.src.reconcile import refuse_foreign_leases
 from backend.src.redis_launcher import EmbeddedRedis, connect, embedded_password, ping, redact
-from backend.src.settings import Settings, secret_env_names
+from backend.src.settings import Settings, cli_path, secret_env_names
 from backend.src.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -53,9 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="levibot", description="Supervise one trading engine process per symbol.")
     p.add_argument("--symbols", default=None,
                    help="comma-separated, e.g. BTCUSDT,ETHUSDT,SOLUSDT (default: the config's symbols:)")
-    p.add_argument("--source", default="synthetic", help="synthetic | replay:PATH (file, dir or {symbol} template)")
-    p.add_argument("--config", type=Path, default=None, help="per-symbol engine config (YAML)")
-    p.add_argument("--data-dir", type=Path, default=None, help="overrides LEVIBOT_DATA_DIR")
+    p.add_argument("--source", default="synthetic", help="synthetic | replay:PATH (file, dir or {symbol} template) | live:EXCHANGE (a ccxt id, e.g. "
+                        "live:binance)")
+    p.add_argument("--config", type=cli_path, default=None, help="per-symbol engine config (YAML)")
+    p.add_argument("--data-dir", type=cli_path, default=None, help="overrides LEVIBOT_DATA_DIR")
     p.add_argument("--replay-speed", type=float, default=None, help="simulated seconds per wall second")
     p.add_argument("--api-port", type=int, default=None, help="API port (default 8000, LEVIBOT_API_PORT)")
     p.add_argument("--no-api", action="store_true", help="do not start the API process")

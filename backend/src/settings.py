@@ -117,6 +117,12 @@ class Settings(BaseSettings):
     log_retention_days: int = Field(default=30, ge=1)
     log_level: str = "INFO"
 
+    @field_validator("data_dir", "risk_policy", "engine_config", "news_jsonl")
+    @classmethod
+    def _absolute(cls, v: Path | None) -> Path | None:
+        """Relative paths are read against the directory the command was started in."""
+        return None if v is None else v.expanduser().resolve()
+
     @field_validator("namespace")
     @classmethod
     def _namespace_ends_with_colon(cls, v: str) -> str:
@@ -198,6 +204,12 @@ def secret_env_names(s: Settings) -> list[str]:
     """``LEVIBOT_<FIELD>`` of every secret setting (scrubbed from the manager's own environment)."""
     return [f"LEVIBOT_{name.upper()}" for name, info in type(s).model_fields.items()
             if "SecretStr" in str(info.annotation)]
+
+
+def cli_path(value: str) -> Path:
+    """argparse ``type`` for path options: absolute against the current directory, once, at parse
+    time (children and subprocesses run elsewhere, so a relative path would change meaning)."""
+    return Path(value).expanduser().resolve()
 
 
 def cli_settings(data_dir: Path | None) -> Settings:

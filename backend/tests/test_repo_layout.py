@@ -99,3 +99,15 @@ def test_crontab_lines_point_at_real_paths() -> None:
         assert (REPO_ROOT / path).exists() and (REPO_ROOT / path).stat().st_mode & 0o111, path
     for module in re.findall(r"-m ([\w.]+)", text):
         importlib.import_module(module)
+
+
+def test_cli_path_options_resolve_at_parse_time() -> None:
+    """Every path option is made absolute when parsed (children and subprocesses run elsewhere)."""
+    offenders = [str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "backend").rglob("*.py")
+                 if "tests" not in p.parts and "type=Path" in p.read_text()]
+    assert offenders == [], f"use type=cli_path: {offenders}"
+
+
+def test_ci_script_uses_sudo_when_not_root() -> None:
+    text = (REPO_ROOT / ".ci" / "run").read_text()
+    assert 'SUDO="sudo"' in text and "$SUDO apt-get update" in text and "$SUDO apt-get install" in text

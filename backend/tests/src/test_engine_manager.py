@@ -258,3 +258,19 @@ def test_sigint_during_a_large_launch_stops_at_once(tmp_path: Path) -> None:
     assert alive == [] and took < 15, took
     reg = json.loads((data / "engine_registry.json").read_text())
     assert len(reg) >= 1 and {v["status"] for v in reg.values()} <= {"stopped"}, reg
+
+
+def test_relative_paths_are_read_against_the_start_directory(tmp_path: Path) -> None:
+    """--config and --data-dir relative to where the command runs, not where children run."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "fleet.yaml").write_text("defaults: {size_usd: 1234}\n")
+    env = embedded_env(tmp_path / "unused", LEVIBOT_SYNTHETIC_INTERVAL_S="0.05")
+    env.pop("LEVIBOT_DATA_DIR")
+    env["PYTHONPATH"] = str(REPO_ROOT)  # as an installed package would be found from anywhere
+    m = ManagerProc(["--symbols", "BTCUSDT", "--config", "fleet.yaml", "--data-dir", "rel-data"], env, cwd=work)
+    try:
+        wait_for(lambda: _all_running(work / "rel-data" / "engine_registry.json"), 30, what="engine running")
+    finally:
+        assert m.stop() == 0
+    assert not (REPO_ROOT / "rel-data").exists()
