@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="levibot", description="Supervise one trading engine process per symbol.")
     p.add_argument("--symbols", default=None,
                    help="comma-separated, e.g. BTCUSDT,ETHUSDT,SOLUSDT (default: the config's symbols:)")
-    p.add_argument("--source", default="synthetic", help="synthetic | replay:PATH (file, dir or {symbol} template) | live:EXCHANGE (a ccxt id, e.g. "
+    p.add_argument("--source", default="synthetic",
+                   help="synthetic | replay:PATH (file, dir or {symbol} template) | live:EXCHANGE (ccxt id, e.g. "
                         "live:binance)")
     p.add_argument("--config", type=cli_path, default=None, help="per-symbol engine config (YAML)")
     p.add_argument("--data-dir", type=cli_path, default=None, help="overrides LEVIBOT_DATA_DIR")
