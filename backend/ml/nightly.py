@@ -20,7 +20,7 @@ import yaml
 from backend.src.errors import EXIT_USAGE, UsageError
 from backend.src.keys import Keys
 from backend.src.market_data import load_candles
-from backend.src.redis_launcher import connect, discover_url
+from backend.src.redis_launcher import connect, discover_url, redact
 from backend.src.registry import RETRAIN_BUCKETS
 from backend.src.settings import Settings, cli_path, cli_settings
 
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                 report(connect(url, timeout=3.0), Keys(settings.namespace), args.status, args.duration,
                        step=args.step, version=args.version, detail=args.detail, sharpe=sharpe)
             except redis.RedisError as exc:  # the run's own log still has it; cron mails stderr
-                print(f"nightly: could not record the run in redis at {url}: {exc}", file=sys.stderr)
+                print(f"nightly: could not record the run in redis at {redact(url)}: {exc}", file=sys.stderr)
                 return 1
     except UsageError as exc:
         print(f"nightly: error: {exc}", file=sys.stderr)
