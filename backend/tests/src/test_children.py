@@ -45,11 +45,13 @@ def fleet(tmp_path: Path) -> tuple[ManagerProc, Path]:
     env = embedded_env(data, LEVIBOT_API_ENABLED="1", LEVIBOT_API_PORT=str(port), LEVIBOT_WORKERS="1",
                        LEVIBOT_TELEGRAM_API_BASE="http://127.0.0.1:1", **SECRETS)
     m = ManagerProc(["--symbols", "BTCUSDT,ETHUSDT"], env)
-    wait_for(lambda: _all_running(data / "engine_registry.json"), 30, what="engines running")
-    wait_for(lambda: {"uvicorn", "rq:worker"} <= {kind(p) for p in m.descendants()}, 20,
-             what="api and worker started")
-    yield m, data
-    assert m.stop() == 0
+    try:
+        wait_for(lambda: _all_running(data / "engine_registry.json"), 30, what="engines running")
+        wait_for(lambda: {"uvicorn", "rq:worker"} <= {kind(p) for p in m.descendants()}, 20,
+                 what="api and worker started")
+        yield m, data
+    finally:
+        assert m.stop() == 0
 
 
 def test_each_child_gets_only_the_secrets_it_uses(fleet: tuple[ManagerProc, Path]) -> None:
