@@ -111,3 +111,18 @@ def test_cli_path_options_resolve_at_parse_time() -> None:
 def test_ci_script_uses_sudo_when_not_root() -> None:
     text = (REPO_ROOT / ".ci" / "run").read_text()
     assert 'SUDO="sudo"' in text and "$SUDO apt-get update" in text and "$SUDO apt-get install" in text
+
+
+def test_compose_redis_needs_a_password_and_services_get_only_their_secrets() -> None:
+    import yaml
+
+    services = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())["services"]
+    assert "--requirepass" in services["redis"]["command"]
+    secret = ("TOKEN", "SECRET", "KEY", "WEBHOOK")
+    got = {name: {k for k in (svc.get("environment") or {}) if any(w in k for w in secret)}
+           for name, svc in services.items() if name != "redis"}
+    assert got == {"manager": {"LEVIBOT_TELEGRAM_BOT_TOKEN", "LEVIBOT_SLACK_WEBHOOK_URL"},
+                   "api": {"LEVIBOT_API_TOKEN"},
+                   "workers": {"LEVIBOT_GEMMA_API_KEY", "LEVIBOT_DUNE_API_KEY"}}, got
+    assert all(":${LEVIBOT_REDIS_PASSWORD" in svc["environment"]["LEVIBOT_REDIS_URL"]
+               for name, svc in services.items() if name != "redis")
