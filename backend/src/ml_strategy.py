@@ -31,6 +31,8 @@ WINDOW = 200  # candles kept: the longest feature window (48) plus the TFT encod
 
 def production_model(models_root: Path) -> tuple[str, Any] | None:
     """(version, EnsemblePredictor) of the verified production model, or None."""
+    if not (models_root / "current").is_symlink():
+        return None  # no model promoted: an engine (re)start does not import the ML stack for nothing
     from backend.ml.models.ensemble_predictor import EnsemblePredictor  # noqa: PLC0415
     from backend.ml.registry import Registry  # noqa: PLC0415
 
