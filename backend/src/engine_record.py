@@ -31,6 +31,7 @@ class EngineRecord:
     removed: bool = False  # dropped from the config: forget it once stopped
     kill_sent: bool = False  # the watchdog already SIGKILLed this process as hung
     liquidating: bool = False  # proc is the one-shot process closing a failed engine's position
+    liquidations: int = 0  # liquidation attempts since the engine failed
 
 
     def health(self, now: float, max_concurrent_starts: int) -> dict[str, object]:

@@ -28,14 +28,20 @@ def announce_failed(store: StateStore, symbol: str, on_failed: str, headline: st
                                               "on_failed": on_failed})
 
 
-def report_liquidation(store: StateStore, symbol: str, code: int | None, reason: str) -> None:
+def report_liquidation(store: StateStore, symbol: str, code: int | None, reason: str, *, final: bool) -> bool:
+    """True when the position is closed or this was the last attempt (then alerted)."""
     position = store.position(symbol)
     if code == EXIT_OK and position == 0:
         store.write(symbol, on_failed="flattened")
         store.event("flattened", symbol, reason="on_failed: flatten")
         log.warning("engine %s: the failed engine's position is closed", symbol, extra={"symbol": symbol})
-        return
+        return True
+    if not final:
+        log.warning("engine %s: closing the failed engine's position did not succeed (%s); trying again",
+                    symbol, reason, extra={"symbol": symbol})
+        return False
     store.write(symbol, on_failed="flatten_failed")
     store.event("flatten_failed", symbol, reason=reason, position=fmt(position))
     log.error("engine %s: could not close the failed engine's position %s: %s", symbol, fmt(position), reason,
               extra={"symbol": symbol, "alert": True, "position": position})
+    return True

@@ -36,6 +36,7 @@ from backend.src.watchdog import RestartPolicy
 S = EngineState
 Clock = Callable[[], float]
 log = logging.getLogger(__name__)
+LIQUIDATION_ATTEMPTS = 3  # one-shot liquidations of a failed engine's position before giving up
 
 
 class Manager:
@@ -254,7 +255,10 @@ class Manager:
         reason = describe_exit(code, pop_note(self.settings.data_dir, rec.symbol))
         if rec.liquidating:
             rec.liquidating = False
-            report_liquidation(self.store, rec.symbol, code, reason)
+            final = rec.liquidations >= LIQUIDATION_ATTEMPTS or self.shutting_down
+            if not report_liquidation(self.store, rec.symbol, code, reason, final=final):
+                self._liquidate(rec)  # e.g. the exchange timed out: try again at once
+                return
             if rec.removed and not self.shutting_down:
                 del self.records[rec.symbol]
             return
@@ -294,10 +298,15 @@ class Manager:
     def _on_failed(self, rec: EngineRecord, headline: str) -> None:
         """A failed engine stays down; its position is closed (on_failed: flatten) or held and shown."""
         announce_failed(self.store, rec.symbol, rec.spec.config.on_failed, headline, rec.last_error)
+        rec.liquidations = 0
         if rec.spec.config.on_failed == "flatten" and not self.shutting_down:
-            no_model = rec.spec.config.model_copy(update={"strategy": StrategyConfig(name="buy_and_hold")})
-            rec.liquidating = True  # the journal decides what there is to close
-            self._spawn(rec, replace(rec.spec, mode="liquidate", config=no_model))
+            self._liquidate(rec)
+
+    def _liquidate(self, rec: EngineRecord) -> None:
+        no_model = rec.spec.config.model_copy(update={"strategy": StrategyConfig(name="buy_and_hold")})
+        rec.liquidating = True  # the journal decides what there is to close
+        rec.liquidations += 1
+        self._spawn(rec, replace(rec.spec, mode="liquidate", config=no_model))
 
     def _check_heartbeats(self, now: float) -> None:
         live = [r for r in self.records.values() if r.proc is not None and r.proc.alive()]

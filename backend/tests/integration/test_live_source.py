@@ -117,7 +117,7 @@ def test_live_failed_engine_is_flattened_on_the_exchange_or_left_under_its_stop(
     wait_for(lambda: binance.resting_stops(), 30, what="a protective stop on the exchange")
     kill_until_failed(r, ns, "BTCUSDT")
     if policy == "flatten":
-        wait_for(lambda: state(r, ns, "BTCUSDT").get("on_failed") == "flattened", 30, what="flattened")
+        wait_for(lambda: state(r, ns, "BTCUSDT").get("on_failed") == "flattened", 60, what="flattened")
         assert binance.balances["BTC"] == pytest.approx(0.0, abs=1e-8) and binance.resting_stops() == []
     else:
         wait_for(lambda: state(r, ns, "BTCUSDT").get("on_failed") == "holding", 10, what="holding")
