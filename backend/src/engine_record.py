@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from backend.src.engine import EngineSpec
-from backend.src.procs import EngineProcess
+from backend.src.procs import EngineProcess, is_engine
 from backend.src.states import EngineState
 
 S = EngineState
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,3 +60,14 @@ class EngineRecord:
 
 def default_owner(data_dir: Path) -> str:
     return f"{socket.gethostname()}:{data_dir.resolve()}".replace("|", "/")
+
+
+def sweep(records: dict[str, EngineRecord], now: float, max_concurrent_starts: int) -> None:
+    """Log any engine whose pid lost its identity, and one summary line of who is down and why."""
+    for rec in records.values():
+        if rec.proc is not None and rec.proc.alive() and not rec.liquidating \
+                and not is_engine(rec.proc.pid, rec.symbol):
+            log.error("engine %s pid %s lost its identity", rec.symbol, rec.proc.pid, extra={"symbol": rec.symbol})
+    health = {sym: rec.health(now, max_concurrent_starts) for sym, rec in records.items()}
+    log.info("health sweep: %d/%d engines running", sum(1 for h in health.values() if h["alive"]),
+             len(health), extra={"down": {k: v["reason"] for k, v in health.items() if not v["alive"]}})

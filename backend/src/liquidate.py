@@ -9,13 +9,22 @@ exit with reason ``risk:engine_failed``, writes the state once and exits.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import redis
 
-from backend.src.engine import Engine
+from backend.src.config import StrategyConfig
+from backend.src.engine import Engine, EngineSpec
 from backend.src.errors import EXIT_OK
 from backend.src.states import EngineState
 
 ENGINE_FAILED = "risk:engine_failed"
+
+
+def liquidation_spec(spec: EngineSpec) -> EngineSpec:
+    """The failed engine's spec in liquidate mode, with no model to load (nothing that may fail again)."""
+    no_model = spec.config.model_copy(update={"strategy": StrategyConfig(name="buy_and_hold")})
+    return replace(spec, mode="liquidate", config=no_model)
 
 
 def last_known_price(engine: Engine) -> float:

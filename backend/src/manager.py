@@ -18,15 +18,16 @@ from dataclasses import replace
 import redis
 
 from backend.risk.policy import RiskPolicy
-from backend.src.config import SourceSpec, StrategyConfig, SymbolConfig
+from backend.src.config import SourceSpec, SymbolConfig
 from backend.src.engine import EngineSpec
-from backend.src.engine_record import EngineRecord, default_owner
+from backend.src.engine_record import EngineRecord, default_owner, sweep
 from backend.src.errors import EXIT_FATAL, EXIT_OK, UsageError
 from backend.src.exit_notes import describe_exit, pop_note, write_note
 from backend.src.failed import announce_failed, report_liquidation
 from backend.src.keys import Keys
+from backend.src.liquidate import liquidation_spec
 from backend.src.monitor import Monitor
-from backend.src.procs import ProcessOps, is_engine
+from backend.src.procs import ProcessOps
 from backend.src.reconcile import reconcile_previous, refuse_foreign_leases
 from backend.src.registry import StateStore
 from backend.src.settings import ENGINE_SECRETS, Settings, without_secrets
@@ -303,10 +304,8 @@ class Manager:
             self._liquidate(rec)
 
     def _liquidate(self, rec: EngineRecord) -> None:
-        no_model = rec.spec.config.model_copy(update={"strategy": StrategyConfig(name="buy_and_hold")})
-        rec.liquidating = True  # the journal decides what there is to close
-        rec.liquidations += 1
-        self._spawn(rec, replace(rec.spec, mode="liquidate", config=no_model))
+        rec.liquidating, rec.liquidations = True, rec.liquidations + 1  # the journal decides what to close
+        self._spawn(rec, liquidation_spec(rec.spec))
 
     def _check_heartbeats(self, now: float) -> None:
         live = [r for r in self.records.values() if r.proc is not None and r.proc.alive()]
@@ -369,16 +368,8 @@ class Manager:
                 rec.failures = 0
 
     def sweep(self) -> None:
-        """Full health sweep: identities, stable runs, leases, summary line."""
-        for rec in self.records.values():
-            if rec.proc is not None and rec.proc.alive() and not is_engine(rec.proc.pid, rec.symbol):
-                log.error("engine %s pid %s lost its identity", rec.symbol, rec.proc.pid, extra={"symbol": rec.symbol})
-        health = self.health_check()
-        log.info("health sweep: %d/%d engines running", sum(1 for h in health.values() if h["alive"]),
-                 len(health), extra={"down": {k: v["reason"] for k, v in health.items() if not v["alive"]}})
-
-    def mirror_registry(self) -> None:
-        self.monitor.mirror(list(self.records))
+        """Full health sweep: identities and a summary line."""
+        sweep(self.records, time.monotonic(), self.settings.max_concurrent_starts)
 
     def run_forever(self, should_stop: Callable[[], bool], on_step: Callable[[], None] | None = None) -> None:
         while not should_stop():
@@ -403,5 +394,5 @@ class Manager:
                 self.procs.kill(rec.proc)
         self.pump_until(lambda: all(r.proc is None for r in self.records.values()), 5.0)
         self.store.flush()
-        self.mirror_registry()
+        self.monitor.mirror(list(self.records))
         self.monitor.absent()
