@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, v: Path | None) -> Path | None:
         """Relative paths are read against the directory the command was started in."""
-        return None if v is None else v.expanduser().resolve()
+        return None if v is None else cli_path(str(v))
 
     @field_validator("namespace")
     @classmethod
@@ -179,8 +179,8 @@ MIB_PER_ENGINE = 128
 
 
 def default_max_engines() -> int:
-    """25 engines per CPU core, and no more than one per 128 MiB of RAM (an engine uses ~30 MB;
-    the rest is headroom for its candles, the ML model and the machine's other work)."""
+    """25 engines per CPU core, and no more than one per 128 MiB of RAM (an engine uses ~10 MB USS
+    without a model, bench_recovery; the rest is headroom for the ML model and the machine's other work)."""
     import psutil  # noqa: PLC0415 - only when the default is needed
 
     cores = psutil.cpu_count() or 1
