@@ -45,8 +45,8 @@ from backend.ml.models.tft import TFTModel
 from backend.ml.registry import Registry
 from backend.risk.manager import RiskManager
 from backend.risk.policy import load_policy
-from backend.src.errors import EXIT_USAGE, UsageError
-from backend.src.settings import cli_path, cli_settings
+from backend.src.core.errors import EXIT_USAGE, UsageError
+from backend.src.core.settings import cli_path, cli_settings
 
 log = logging.getLogger(__name__)
 TFT_SIZES = (32, 64, 128)

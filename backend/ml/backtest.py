@@ -31,8 +31,8 @@ from backend.ml.models.ensemble_predictor import FEATURE_SETS, EnsembleConfig, E
 from backend.ml.models.tft import TFTModel
 from backend.risk.manager import RiskManager
 from backend.risk.policy import load_policy
-from backend.src.errors import EXIT_USAGE, UsageError
-from backend.src.settings import REPO_ROOT, Settings, cli_path
+from backend.src.core.errors import EXIT_USAGE, UsageError
+from backend.src.core.settings import REPO_ROOT, Settings, cli_path
 
 log = logging.getLogger(__name__)
 DEFAULT_CONFIG = REPO_ROOT / "backend" / "ml" / "ensemble.yaml"

@@ -16,12 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from backend.src.config import parse_source, parse_symbols
-from backend.src.download_data import download, read_rows, write_rows
-from backend.src.errors import EXIT_USAGE, TransientError, UsageError
-from backend.src.live_source import timeframe_ms
-from backend.src.market_data import load_candles, resolve_replay_file
-from backend.src.settings import Settings, cli_path, cli_settings
+from backend.src.core.config import parse_source, parse_symbols
+from backend.src.core.errors import EXIT_USAGE, TransientError, UsageError
+from backend.src.core.settings import Settings, cli_path, cli_settings
+from backend.src.market.candles import load_candles, resolve_replay_file
+from backend.src.market.download import download, read_rows, write_rows
+from backend.src.market.live_source import timeframe_ms
 
 EXIT_FETCH = 3
 DAY_MS = 86_400_000
@@ -41,7 +41,7 @@ def collect_replay(source_dir: Path, symbol: str, out: Path, days: float, seed_d
 
 def collect_live(exchange: str, symbol: str, timeframe: str, out: Path, days: float, settings: Settings,
                  now_ms: int) -> dict[str, int]:
-    from backend.src.exchange import call, make_exchange, resolve_symbol  # noqa: PLC0415 - ccxt is slow to import
+    from backend.src.market.exchange import call, make_exchange, resolve_symbol  # noqa: PLC0415 - ccxt is slow to import
 
     ex = make_exchange(exchange, base_url=settings.exchange_base_url, timeout_s=settings.exchange_timeout_s)
     call(ex.load_markets)

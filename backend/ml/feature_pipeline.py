@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from backend.src.errors import EXIT_USAGE, UsageError
-from backend.src.market_data import load_candles
-from backend.src.settings import cli_path, cli_settings
+from backend.src.core.errors import EXIT_USAGE, UsageError
+from backend.src.core.settings import cli_path, cli_settings
+from backend.src.market.candles import load_candles
 
 log = logging.getLogger(__name__)
 WARMUP = 600  # bars recomputed before new data: EWM weights older than this are < 1e-15

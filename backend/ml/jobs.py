@@ -18,9 +18,9 @@ import httpx
 import redis
 from rq import Queue, Retry
 
-from backend.src.keys import Keys
-from backend.src.redis_launcher import connect
-from backend.src.settings import Settings
+from backend.src.core.keys import Keys
+from backend.src.core.redis_launcher import connect
+from backend.src.core.settings import Settings
 
 log = logging.getLogger(__name__)
 SENTIMENT, ONCHAIN = "sentiment", "onchain"

@@ -17,12 +17,12 @@ from typing import Any
 import redis
 import yaml
 
-from backend.src.errors import EXIT_USAGE, UsageError
-from backend.src.keys import Keys
-from backend.src.market_data import load_candles
-from backend.src.redis_launcher import connect, discover_url, redact
-from backend.src.registry import RETRAIN_BUCKETS
-from backend.src.settings import Settings, cli_path, cli_settings
+from backend.src.core.buckets import RETRAIN_BUCKETS, bucket_field
+from backend.src.core.errors import EXIT_USAGE, UsageError
+from backend.src.core.keys import Keys
+from backend.src.core.redis_launcher import connect, discover_url, redact
+from backend.src.core.settings import Settings, cli_path, cli_settings
+from backend.src.market.candles import load_candles
 
 EVENTS_MAXLEN = 10_000
 
@@ -59,7 +59,7 @@ def report(r: redis.Redis, keys: Keys, status: str, duration_s: float, *, step: 
            detail: str = "", sharpe: float | None = None, now: float | None = None) -> None:
     """Metrics the API exposes, and an event the manager's alert dispatcher sends on."""
     now = time.time() if now is None else now
-    bucket = next((f"le:{b}" for b in RETRAIN_BUCKETS if duration_s <= b), "le:+Inf")
+    bucket = bucket_field(duration_s, RETRAIN_BUCKETS)
     pipe = r.pipeline(transaction=True)
     pipe.hincrby(keys.retrain, f"{status}_total", 1)
     pipe.hincrby(keys.retrain, bucket, 1)

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from backend.src.errors import EXIT_USAGE, UsageError
-from backend.src.journal import fsync_dir
-from backend.src.settings import REPO_ROOT, cli_path, cli_settings
+from backend.src.core.errors import EXIT_USAGE, UsageError
+from backend.src.core.fsio import fsync_dir
+from backend.src.core.settings import REPO_ROOT, cli_path, cli_settings
 
 KEEP = 7
 METADATA = "model_metadata.json"

@@ -13,11 +13,11 @@ import sys
 import time
 
 from backend.ml.feature_pipeline import find_file
-from backend.src.errors import EXIT_USAGE, UsageError
-from backend.src.market_data import load_candles
-from backend.src.ml_strategy import WINDOW, EnsembleStrategy, production_model
-from backend.src.settings import cli_path, cli_settings
-from backend.src.strategy import SmaCrossover
+from backend.src.core.errors import EXIT_USAGE, UsageError
+from backend.src.core.settings import cli_path, cli_settings
+from backend.src.market.candles import load_candles
+from backend.src.trading.strategies.baselines import SmaCrossover
+from backend.src.trading.strategies.ensemble import WINDOW, EnsembleStrategy, production_model
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,8 +24,8 @@ from backend.ml.models.ensemble_predictor import EnsemblePredictor
 from backend.ml.registry import ChecksumError, Registry
 from backend.risk.manager import RiskManager
 from backend.risk.policy import load_policy
-from backend.src.errors import EXIT_USAGE, UsageError
-from backend.src.settings import Settings, cli_path, cli_settings
+from backend.src.core.errors import EXIT_USAGE, UsageError
+from backend.src.core.settings import Settings, cli_path, cli_settings
 
 WARMUP = 300  # bars of history before the window, for the features and the TFT encoder
 

@@ -32,8 +32,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from backend.ml.jobs import queue_names
-from backend.src.keys import Keys
-from backend.src.settings import Settings
+from backend.src.core.keys import Keys
+from backend.src.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

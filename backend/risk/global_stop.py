@@ -11,7 +11,7 @@ import time
 
 import redis
 
-from backend.src.keys import Keys
+from backend.src.core.keys import Keys
 
 # KEYS: engines set, flag, operator override, events stream, policy hash
 # ARGV: namespace, day, max_daily_loss_pct, symbol, now

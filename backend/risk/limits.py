@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import redis
 
-from backend.src.keys import Keys
+from backend.src.core.keys import Keys
 
 RESERVE = """
 local slots = redis.call('HGETALL', KEYS[1])

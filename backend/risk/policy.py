@@ -8,7 +8,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from backend.src.errors import UsageError
+from backend.src.core.errors import UsageError
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent / "policy.yaml"
 

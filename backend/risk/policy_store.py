@@ -11,8 +11,8 @@ import redis
 
 from backend.risk.global_stop import policy_key
 from backend.risk.policy import RiskPolicy, load_policy
-from backend.src.errors import UsageError
-from backend.src.keys import Keys
+from backend.src.core.errors import UsageError
+from backend.src.core.keys import Keys
 
 log = logging.getLogger(__name__)
 

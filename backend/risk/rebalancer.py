@@ -23,11 +23,10 @@ from pathlib import Path
 import redis
 import yaml
 
-from backend.src.app.main import redis_url
-from backend.src.errors import EXIT_USAGE
-from backend.src.keys import Keys
-from backend.src.redis_launcher import connect
-from backend.src.settings import Settings
+from backend.src.core.errors import EXIT_USAGE
+from backend.src.core.keys import Keys
+from backend.src.core.redis_launcher import connect, discover_url
+from backend.src.core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threshold", type=float, default=5.0, help="report drift beyond this many percentage points")
     args = ap.parse_args(argv)
     settings = Settings()
-    r = connect(redis_url(settings))
+    r = connect(discover_url(settings))
     try:
         states, sizes = read_fleet(r, Keys(settings.namespace))
     except redis.RedisError as exc:

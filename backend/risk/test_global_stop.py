@@ -22,8 +22,8 @@ from pathlib import Path
 
 import redis
 
-from backend.src.redis_launcher import EmbeddedRedis, connect
-from backend.src.settings import REPO_ROOT
+from backend.src.core.redis_launcher import EmbeddedRedis, connect
+from backend.src.core.settings import REPO_ROOT
 
 NS = "gstop:"
 DAY0 = 1_717_200_000_000  # 2024-06-01 00:00 UTC

@@ -17,11 +17,11 @@ from pathlib import Path
 from backend.risk.limits import PortfolioLimits
 from backend.risk.manager import RiskManager
 from backend.risk.policy import DEFAULT_POLICY_PATH, PositionSizing, load_policy
-from backend.src.errors import UsageError
-from backend.src.keys import Keys
-from backend.src.lease import Lease
-from backend.src.redis_launcher import EmbeddedRedis, connect
-from backend.src.settings import cli_path
+from backend.src.core.errors import UsageError
+from backend.src.core.keys import Keys
+from backend.src.core.lease import Lease
+from backend.src.core.redis_launcher import EmbeddedRedis, connect
+from backend.src.core.settings import cli_path
 
 EXTRA = ["DOGEUSDT", "BNBUSDT", "LINKUSDT", "MATICUSDT", "ATOMUSDT", "UNIUSDT", "FILUSDT", "APTUSDT"]
 

@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from backend.src.redis_launcher import EmbeddedRedis, connect, free_port
-from backend.src.settings import REPO_ROOT
+from backend.src.core.redis_launcher import EmbeddedRedis, connect, free_port
+from backend.src.core.settings import REPO_ROOT
 
 NS = "benchapi:"
 REQUEST = b"GET /engines/status HTTP/1.1\r\nHost: bench\r\n\r\n"

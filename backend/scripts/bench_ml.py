@@ -19,10 +19,10 @@ from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredict
 from backend.ml.models.lgbm import LightGBMModel
 from backend.ml.models.sentiment_model import SentimentModel
 from backend.ml.models.tft import TFTModel
-from backend.src.market_data import load_candles
-from backend.src.ml_strategy import WINDOW, EnsembleStrategy
-from backend.src.settings import cli_path
-from backend.src.strategy import SmaCrossover
+from backend.src.core.settings import cli_path
+from backend.src.market.candles import load_candles
+from backend.src.trading.strategies.baselines import SmaCrossover
+from backend.src.trading.strategies.ensemble import WINDOW, EnsembleStrategy
 
 
 def q(xs: list[float], p: float) -> float:

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import psutil
 
-from backend.src.redis_launcher import EmbeddedRedis, connect
-from backend.src.settings import REPO_ROOT
+from backend.src.core.redis_launcher import EmbeddedRedis, connect
+from backend.src.core.settings import REPO_ROOT
 
 NS = "bench:"
 

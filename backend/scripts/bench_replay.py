@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from backend.src.market_data import load_candles
-from backend.src.redis_launcher import EmbeddedRedis, connect
-from backend.src.settings import REPO_ROOT, cli_path
+from backend.src.core.redis_launcher import EmbeddedRedis, connect
+from backend.src.core.settings import REPO_ROOT, cli_path
+from backend.src.market.candles import load_candles
 
 NS = "benchreplay:"
 

@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from backend.src.redis_launcher import EmbeddedRedis
-from backend.src.settings import REPO_ROOT, cli_path
+from backend.src.core.redis_launcher import EmbeddedRedis
+from backend.src.core.settings import REPO_ROOT, cli_path
 
 SCRIPT = REPO_ROOT / "backend" / "scripts" / "nightly_retrain.sh"
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from backend.risk import test_global_stop
 from backend.risk.limits import PortfolioLimits
-from backend.src.keys import Keys
-from backend.src.lease import Lease
-from backend.src.redis_launcher import EmbeddedRedis, connect
+from backend.src.core.keys import Keys
+from backend.src.core.lease import Lease
+from backend.src.core.redis_launcher import EmbeddedRedis, connect
 
 
 def racer(url: str, idx: int, calls: int, out: mp.Queue) -> None:  # type: ignore[type-arg]

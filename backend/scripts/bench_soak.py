@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from backend.src.redis_launcher import connect
-from backend.src.settings import REPO_ROOT
+from backend.src.core.redis_launcher import connect
+from backend.src.core.settings import REPO_ROOT
 
 
 def size_mb(path: Path) -> float:

@@ -12,8 +12,8 @@ import sys
 import time
 import urllib.request
 
-from backend.src.redis_launcher import connect, discover_url
-from backend.src.settings import Settings
+from backend.src.core.redis_launcher import connect, discover_url
+from backend.src.core.settings import Settings
 
 
 def check(kind: str, settings: Settings) -> str | None:

@@ -24,21 +24,21 @@ from pydantic import ValidationError
 
 from backend.risk.policy import RiskPolicy, load_policy
 from backend.risk.policy_store import PolicyWatcher
-from backend.src import logging_setup
-from backend.src.alerts import AlertDispatcher, build_sinks
-from backend.src.children import ApiProcess
-from backend.src.config import SourceSpec, SymbolConfig, parse_source, parse_symbols
-from backend.src.control import ConfigSource, ControlPlane
-from backend.src.engine_record import default_owner
-from backend.src.errors import EXIT_OK, EXIT_USAGE, RedisUnavailable, UsageError
-from backend.src.keys import Keys
-from backend.src.manager import Manager
-from backend.src.ml_strategy import ML_PRELOAD
-from backend.src.procs import PRELOAD, ProcessOps
-from backend.src.reconcile import refuse_foreign_leases
-from backend.src.redis_launcher import EmbeddedRedis, connect, embedded_password, ping, redact
-from backend.src.settings import Settings, cli_path, secret_env_names
-from backend.src.workers import WorkerPool
+from backend.src.core import logging_setup
+from backend.src.core.config import SourceSpec, SymbolConfig, parse_source, parse_symbols
+from backend.src.core.errors import EXIT_OK, EXIT_USAGE, RedisUnavailable, UsageError
+from backend.src.core.keys import Keys
+from backend.src.core.redis_launcher import EmbeddedRedis, connect, embedded_password, ping, redact
+from backend.src.core.settings import Settings, cli_path, secret_env_names
+from backend.src.supervisor.alerts import AlertDispatcher, build_sinks
+from backend.src.supervisor.children import ApiProcess
+from backend.src.supervisor.control import ConfigSource, ControlPlane
+from backend.src.supervisor.engine_record import default_owner
+from backend.src.supervisor.procs import PRELOAD, ProcessOps
+from backend.src.supervisor.reconcile import refuse_foreign_leases
+from backend.src.supervisor.watchdog import Watchdog
+from backend.src.supervisor.workers import WorkerPool
+from backend.src.trading.strategies.ensemble import ML_PRELOAD
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ def supervise(settings: Settings, config_source: ConfigSource,
         signal.signal(signal.SIGINT, stopper)
         configs, sources = loaded
         procs = ProcessOps(forkserver_preload(settings, sources))
-        manager = Manager(settings, r, configs, sources, procs=procs, policy=policy)
+        manager = Watchdog(settings, r, configs, sources, procs=procs, policy=policy)
         manager.check_leases()
         manager.reconcile()
         control = ControlPlane(manager, r, manager.keys, manager.owner, config_source,
@@ -244,7 +244,7 @@ def forkserver_preload(settings: Settings, sources: dict[str, SourceSpec]) -> li
     """Modules every engine needs, imported once in the forkserver rather than in every engine start."""
     preload = list(PRELOAD)
     if any(s.kind == "live" for s in sources.values()):
-        preload += ["ccxt", "backend.src.live_source", "backend.src.live_exec"]
+        preload += ["ccxt", "backend.src.market.live_source", "backend.src.engine.live_exec"]
     if (settings.models_dir / "current").is_symlink():  # a production model: the ML stack (torch: ~7 s)
         preload += ML_PRELOAD
     return preload + main_module_preload()

@@ -20,8 +20,8 @@ import psutil
 import pytest
 import redis
 
-from backend.src.redis_launcher import EmbeddedRedis, connect
-from backend.src.settings import REPO_ROOT, Settings
+from backend.src.core.redis_launcher import EmbeddedRedis, connect
+from backend.src.core.settings import REPO_ROOT, Settings
 from backend.tests.ohlcv_data import generate_ohlcv, real_ohlcv_dir
 
 REAL_OHLCV = real_ohlcv_dir()
@@ -160,7 +160,7 @@ class ApiServer:
     """``uvicorn backend.src.app.main:app`` on a free loopback port, as an operator runs it alone."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        from backend.src.redis_launcher import free_port
+        from backend.src.core.redis_launcher import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from backend.src.market_data import SyntheticSource
-from backend.src.settings import REPO_ROOT
+from backend.src.core.settings import REPO_ROOT
+from backend.src.market.candles import SyntheticSource
 
 START_MS = 1_515_560_100_000  # the real 5m files start here (2018-01-10)
 # name -> (timeframe, rows, first price, missing rows: the real files have small gaps)

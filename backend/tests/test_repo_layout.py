@@ -7,8 +7,8 @@ import re
 import shlex
 from pathlib import Path
 
-from backend.src.config import load_engine_config
-from backend.src.settings import REPO_ROOT
+from backend.src.core.config import load_engine_config
+from backend.src.core.settings import REPO_ROOT
 
 
 def test_example_engine_config_is_valid() -> None:

@@ -26,7 +26,7 @@ import redis
 from defusedxml import ElementTree
 
 from backend.ml.features.sentiment_extractor import FALLBACK, GemmaSentiment, preprocess
-from backend.src.keys import Keys
+from backend.src.core.keys import Keys
 
 log = logging.getLogger(__name__)
 MARKET = "MARKET"  # index of every item, whatever it mentions

@@ -20,9 +20,9 @@ import httpx
 import redis
 
 from backend.ml.features.news import base_asset
-from backend.src.errors import LeviBotError, TransientError
-from backend.src.keys import Keys
-from backend.src.settings import Settings
+from backend.src.core.errors import LeviBotError, TransientError
+from backend.src.core.keys import Keys
+from backend.src.core.settings import Settings
 
 log = logging.getLogger(__name__)
 DEFAULT_SQL = (Path(__file__).with_name("dune_exchange_flows.sql")).read_text()
@@ -205,7 +205,7 @@ def ccxt_funding(settings: Settings) -> Callable[[str], float] | None:
     """Funding-rate lookup through ccxt (``LEVIBOT_FUNDING_EXCHANGE``), or None when disabled."""
     if not settings.funding_exchange:
         return None
-    from backend.src.exchange import call, fetch_funding_rate, make_exchange  # noqa: PLC0415 - ccxt is slow to import
+    from backend.src.market.exchange import call, fetch_funding_rate, make_exchange  # noqa: PLC0415 - ccxt is slow to import
 
     ex = make_exchange(settings.funding_exchange, base_url=settings.exchange_base_url,
                        timeout_s=settings.exchange_timeout_s)

@@ -32,9 +32,9 @@ from backend.ml.features.llm_backends import (
     RetryLater,
 )
 from backend.ml.features.rate_limit import RateLimited, TokenBucket
-from backend.src.errors import UsageError
-from backend.src.keys import Keys
-from backend.src.settings import Settings
+from backend.src.core.errors import UsageError
+from backend.src.core.keys import Keys
+from backend.src.core.settings import Settings
 
 log = logging.getLogger(__name__)
 Backend = Literal["lexicon", "gemma", "openai"]

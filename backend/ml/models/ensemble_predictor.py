@@ -30,7 +30,7 @@ from scipy.special import expit
 from backend.ml.feature_pipeline import FEATURES
 from backend.ml.models import lgbm, sentiment_model, tft  # noqa: F401 - register the model classes
 from backend.ml.models.base import Model
-from backend.src.errors import UsageError
+from backend.src.core.errors import UsageError
 
 FEATURE_SETS = {"technical": FEATURES, "price_history": ["ret_1", "vol_12", "vol_48"]}
 

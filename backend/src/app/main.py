@@ -23,9 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from backend.src.app import snapshot
 from backend.src.app.metrics import render
-from backend.src.keys import Keys
-from backend.src.redis_launcher import discover_url
-from backend.src.settings import Settings
+from backend.src.core.keys import Keys
+from backend.src.core.redis_launcher import discover_url
+from backend.src.core.settings import Settings
 
 SymbolPath = Annotated[str, Path(pattern=r"^[A-Z0-9]{2,20}$", description="e.g. BTCUSDT")]
 EngineAction = Literal["restart", "stop", "start"]
@@ -46,10 +46,6 @@ class CommandResult(BaseModel):
     detail: str = ""
 
 
-def redis_url(s: Settings) -> str:
-    return discover_url(s)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.keys = Keys(s.namespace)
         app.state.status_cache = snapshot.BodyCache(s.api_cache_s)
         app.state.redis = aioredis.Redis.from_url(
-            redis_url(s), decode_responses=True, socket_timeout=1.0, socket_connect_timeout=1.0,
+            discover_url(s), decode_responses=True, socket_timeout=1.0, socket_connect_timeout=1.0,
             max_connections=64,
         )
         yield
@@ -97,10 +93,10 @@ def require_token(request: Request, authorization: Annotated[str | None, Header(
 
 
 def _send(request: Request, owner: str, action: Any, symbol: str) -> str:
-    from backend.src import commands  # noqa: PLC0415 - sync client for the one XADD pipeline
-    from backend.src.redis_launcher import connect  # noqa: PLC0415
+    from backend.src.core import commands  # noqa: PLC0415 - sync client for the one XADD pipeline
+    from backend.src.core.redis_launcher import connect  # noqa: PLC0415
 
-    client = connect(redis_url(request.app.state.settings))
+    client = connect(discover_url(request.app.state.settings))
     try:
         return commands.send(client, request.app.state.keys, owner, action, symbol)
     finally:
@@ -206,13 +202,13 @@ async def risk(request: Request) -> dict[str, Any]:
 async def clear_global_stop(request: Request) -> dict[str, Any]:
     """Operator clear: entries allowed again; the trigger stays off for the rest of the UTC day."""
     from backend.risk import global_stop  # noqa: PLC0415
-    from backend.src.redis_launcher import connect  # noqa: PLC0415
+    from backend.src.core.redis_launcher import connect  # noqa: PLC0415
 
     flag = await request.app.state.redis.get(request.app.state.keys.global_stop)
     day = (flag or "").partition("|")[0] or time.strftime("%Y-%m-%d", time.gmtime())
 
     def run() -> bool:
-        client = connect(redis_url(request.app.state.settings))
+        client = connect(discover_url(request.app.state.settings))
         try:
             return global_stop.clear(client, request.app.state.keys, by="operator (API)", day=day)
         finally:

@@ -14,7 +14,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from backend.src.app.snapshot import STATUSES, Snapshot, cumulative
-from backend.src.registry import RETRAIN_BUCKETS
+from backend.src.core.buckets import RETRAIN_BUCKETS
 
 
 class SnapshotCollector(Collector):

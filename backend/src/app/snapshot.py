@@ -10,9 +10,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from backend.src.health import format_uptime, heartbeat_age, is_stalled
-from backend.src.keys import Keys
-from backend.src.registry import RECOVERY_BUCKETS
+from backend.src.core.buckets import RECOVERY_BUCKETS
+from backend.src.core.health import format_uptime, heartbeat_age, is_stalled
+from backend.src.core.keys import Keys
 
 STATUSES = ("running", "starting", "restarting", "stopping", "stopped", "crashed", "failed")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import redis
 
-from backend.src.broker import PaperBroker
+from backend.src.trading.execution import PaperBroker
 from backend.tests.conftest import wait_for
 
 

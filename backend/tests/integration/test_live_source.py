@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from backend.src.settings import REPO_ROOT
+from backend.src.core.settings import REPO_ROOT
 from backend.tests.conftest import FAST_CONFIG, ManagerProc, fast_env, wait_for
 from backend.tests.fakes.binance_server import BinanceServer, generated
 from backend.tests.integration.helpers import fills, running_pid, state, wait_running

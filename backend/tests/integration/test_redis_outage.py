@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.src.redis_launcher import EmbeddedRedis, connect
+from backend.src.core.redis_launcher import EmbeddedRedis, connect
 from backend.tests.conftest import ManagerProc, engine_pids, wait_for
 from backend.tests.integration.helpers import events, fills, state, wait_running
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from backend.src.market_data import load_candles
+from backend.src.market.candles import load_candles
 from backend.tests.conftest import OHLCV_DIR, ManagerProc, wait_for
 from backend.tests.integration.helpers import fills, running_pid, state, wait_running
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from backend.src.market_data import load_candles
+from backend.src.market.candles import load_candles
 from backend.tests.conftest import OHLCV_DIR, ManagerProc, wait_for
 from backend.tests.integration.helpers import fills, state, wait_running
 

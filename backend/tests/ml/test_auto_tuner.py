@@ -13,8 +13,8 @@ import redis
 
 from backend.ml.auto_tuner import main
 from backend.ml.registry import Registry
-from backend.src.redis_launcher import EmbeddedRedis
-from backend.src.settings import REPO_ROOT
+from backend.src.core.redis_launcher import EmbeddedRedis
+from backend.src.core.settings import REPO_ROOT
 from backend.tests.conftest import OHLCV_DIR, ManagerProc, wait_for
 
 pytestmark = [pytest.mark.slow]

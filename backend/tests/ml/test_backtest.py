@@ -22,7 +22,7 @@ from backend.ml.feature_pipeline import load_ohlcv
 from backend.ml.models.ensemble_predictor import EnsembleConfig
 from backend.risk.manager import RiskManager
 from backend.risk.policy import load_policy
-from backend.src.settings import Settings
+from backend.src.core.settings import Settings
 from backend.tests.conftest import OHLCV_DIR, needs_real_ohlcv
 
 

@@ -22,9 +22,9 @@ from rq.results import Result
 
 from backend.ml.features.news import MARKET
 from backend.ml.jobs import RETRY, enqueue_once, queue_names, refresh_onchain, refresh_sentiment
-from backend.src.keys import Keys
-from backend.src.redis_launcher import EmbeddedRedis
-from backend.src.settings import REPO_ROOT, Settings
+from backend.src.core.keys import Keys
+from backend.src.core.redis_launcher import EmbeddedRedis
+from backend.src.core.settings import REPO_ROOT, Settings
 from backend.tests.conftest import ManagerProc, fast_env, wait_for
 from backend.tests.fakes.llm_servers import DuneServer, LLMServer
 

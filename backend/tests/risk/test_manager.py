@@ -71,7 +71,7 @@ def test_sprint_plan_sizing_table_command() -> None:
     import subprocess
     import sys
 
-    from backend.src.settings import REPO_ROOT
+    from backend.src.core.settings import REPO_ROOT
 
     res = subprocess.run([sys.executable, "-m", "backend.risk.test_manager", "--symbols", "20", "--equity", "10000"],
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from backend.risk.policy import DEFAULT_POLICY_PATH, load_policy, parse_policy
-from backend.src.errors import UsageError
+from backend.src.core.errors import UsageError
 
 
 def test_shipped_policy_is_valid() -> None:

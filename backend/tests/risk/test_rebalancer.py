@@ -11,7 +11,7 @@ import redis
 import yaml
 
 from backend.risk.rebalancer import plan
-from backend.src.settings import REPO_ROOT
+from backend.src.core.settings import REPO_ROOT
 from backend.tests.conftest import ManagerProc, fast_env, wait_for
 from backend.tests.integration.helpers import running_pid, state, wait_running
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from backend.src.settings import REPO_ROOT
+from backend.src.core.settings import REPO_ROOT
 
 
 @pytest.mark.slow

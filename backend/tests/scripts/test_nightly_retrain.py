@@ -20,9 +20,9 @@ import pytest
 import redis
 
 from backend.ml.registry import Registry
-from backend.src.keys import Keys
-from backend.src.redis_launcher import EmbeddedRedis
-from backend.src.settings import REPO_ROOT
+from backend.src.core.keys import Keys
+from backend.src.core.redis_launcher import EmbeddedRedis
+from backend.src.core.settings import REPO_ROOT
 from backend.tests.conftest import OHLCV_DIR, ApiServer, fast_env, wait_for
 
 pytestmark = [pytest.mark.slow]

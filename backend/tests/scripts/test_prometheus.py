@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import redis
 
-from backend.src.redis_launcher import free_port
-from backend.src.settings import REPO_ROOT
+from backend.src.core.redis_launcher import free_port
+from backend.src.core.settings import REPO_ROOT
 from backend.tests.conftest import ApiServer, ManagerProc, require_binary, wait_for
 from backend.tests.integration.helpers import wait_running
 

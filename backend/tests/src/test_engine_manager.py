@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from backend.src.settings import REPO_ROOT
+from backend.src.core.settings import REPO_ROOT
 from backend.tests.conftest import OHLCV_DIR, ManagerProc, engine_pids, fast_env, wait_for
 
 
@@ -201,7 +201,7 @@ def test_embedded_redis_killed_is_restarted_and_engines_carry_on(tmp_path: Path)
 def test_manager_runs_its_api_and_restarts_it(redis_server, ns: str, data_dir: Path) -> None:
     import httpx
 
-    from backend.src.redis_launcher import free_port
+    from backend.src.core.redis_launcher import free_port
 
     port = free_port()
     m = ManagerProc(["--symbols", "BTCUSDT", "--api-port", str(port)],
@@ -236,7 +236,7 @@ def test_more_symbols_than_the_engine_limit_are_refused_writing_nothing(tmp_path
 
 
 def test_default_engine_limit_follows_cores_and_memory() -> None:
-    from backend.src.settings import Settings, default_max_engines
+    from backend.src.core.settings import Settings, default_max_engines
 
     n = default_max_engines()
     cores = psutil.cpu_count() or 1

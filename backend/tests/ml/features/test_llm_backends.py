@@ -14,9 +14,9 @@ from pydantic import SecretStr
 from backend.ml.features.llm_backends import parse_scores
 from backend.ml.features.rate_limit import TokenBucket
 from backend.ml.features.sentiment_extractor import GemmaSentiment
-from backend.src.errors import UsageError
-from backend.src.keys import Keys
-from backend.src.settings import Settings
+from backend.src.core.errors import UsageError
+from backend.src.core.keys import Keys
+from backend.src.core.settings import Settings
 from backend.tests.fakes.llm_servers import LLMServer
 
 TEXTS = ["Bitcoin ETF approval expected soon!", "Exchange hacked, $200M drained", "Bitcoin trades sideways"]

@@ -21,8 +21,8 @@ from backend.ml.features.news import (
     tag_symbols,
 )
 from backend.ml.features.sentiment_extractor import GemmaSentiment
-from backend.src.keys import Keys
-from backend.src.settings import Settings
+from backend.src.core.keys import Keys
+from backend.src.core.settings import Settings
 
 SYMS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>wire</title>

@@ -11,7 +11,7 @@ import redis
 from pydantic import SecretStr
 
 from backend.ml.features.onchain_fetcher import OnchainFetcher, ccxt_funding
-from backend.src.settings import Settings
+from backend.src.core.settings import Settings
 from backend.tests.fakes.binance_server import BinanceServer, generated
 from backend.tests.fakes.llm_servers import DuneServer
 

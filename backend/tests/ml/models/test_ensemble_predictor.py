@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec, platt
-from backend.src.errors import UsageError
+from backend.src.core.errors import UsageError
 
 
 def synthetic(n: int = 6000, seed: int = 3) -> tuple[pd.DataFrame, pd.Series]:

@@ -10,7 +10,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from backend.src.redis_launcher import EmbeddedRedis, connect
+from backend.src.core.redis_launcher import EmbeddedRedis, connect
 from backend.tests.conftest import ApiServer, ManagerProc, fast_env
 from backend.tests.integration.helpers import wait_running
 

@@ -1,0 +1,246 @@
+"""Per-symbol engine config (YAML), the ``--symbols`` list and the ``--source`` spec.
+
+Every validation error names the field, e.g.
+``config.yaml: symbols.BTCUSDT.size_usd: Input should be greater than 0``.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from backend.src.core.errors import UsageError
+
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
+# Upper bounds that keep money arithmetic finite and meaningful (a typo like 1e308 is refused).
+MAX_MONEY = 1e12
+MAX_PRICE = 1e9
+
+
+class StrategyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # ensemble: the production ML model when one exists, else the SMA crossover (fast/slow)
+    name: Literal["ensemble", "sma_crossover", "momentum", "buy_and_hold"] = "ensemble"
+    fast: int = Field(default=10, ge=1, le=10_000)
+    slow: int = Field(default=30, ge=2, le=10_000)
+    lookback: int = Field(default=20, ge=1, le=10_000)  # momentum only
+    threshold: float = Field(default=0.0, ge=0)  # momentum only: minimum return to go long
+
+    @model_validator(mode="after")
+    def _fast_below_slow(self) -> StrategyConfig:
+        if self.fast >= self.slow:
+            raise ValueError("fast must be smaller than slow")
+        return self
+
+
+class SymbolConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    strategy: StrategyConfig = StrategyConfig()
+    size_usd: float = Field(default=1000.0, gt=0, le=MAX_MONEY)  # notional of one entry
+    initial_equity: float = Field(default=10_000.0, gt=0, le=MAX_MONEY)
+    fee_bps: float = Field(default=10.0, ge=0, le=1000)  # taker fee, basis points
+    maker_fee_bps: float = Field(default=10.0, ge=-100, le=1000)  # maker fee (negative: rebate)
+    fees_from_exchange: bool = True  # live: the exchange's taker/maker fees (ccxt market) replace the two above
+    slippage_bps: float = Field(default=5.0, ge=0, le=1000)
+    order_type: Literal["market", "limit"] = "market"
+    limit_offset_bps: float = Field(default=5.0, ge=0, le=5000)  # limit orders rest this far inside the close
+    max_participation: float = Field(default=0.25, gt=0, le=1)  # of a candle's volume a limit order can take
+    stop_loss_pct: float = Field(default=0.0, ge=0, lt=100)  # 0: off
+    take_profit_pct: float = Field(default=0.0, ge=0, le=10_000)  # 0: off
+    # Exchange rules for replay/synthetic (live: from the exchange's market unless set here).
+    tick_size: float = Field(default=0.0, ge=0, le=MAX_PRICE)
+    step_size: float = Field(default=0.0, ge=0, le=MAX_MONEY)
+    min_qty: float = Field(default=0.0, ge=0, le=MAX_MONEY)
+    min_notional: float = Field(default=0.0, ge=0, le=MAX_MONEY)
+    max_position_usd: float = Field(default=5000.0, gt=0, le=MAX_MONEY)
+    timeframe: str = Field(default="1m", pattern=r"^[1-9]\d{0,5}[smhd]$")  # synthetic candles stand for this
+    annual_volatility: float = Field(default=0.7, gt=0, le=10)  # synthetic feed
+    start_price: float = Field(default=100.0, gt=0, le=MAX_PRICE)  # synthetic feed
+    seed: int = Field(default=7, ge=0, le=2**32 - 1)  # numpy seeds are unsigned 32-bit
+    enabled: bool = True  # false: not traded even if named on --symbols (hot-reloadable)
+    # After 5 failed restarts the engine stays down. flatten: its position is closed at once
+    # (paper: at the last price; live: a market order); hold: it is kept, alerted and shown.
+    on_failed: Literal["flatten", "hold"] = "flatten"
+    # Live only: a stop-loss order rests on the exchange this far below the average entry while a
+    # position is open, so a position is protected even when no engine is running.
+    protective_stop_pct: float = Field(default=5.0, gt=0, lt=100)
+
+
+class EngineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    symbols: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _normalise_symbols(cls, v: object) -> object:
+        """``btcusdt`` and ``BTC/USDT`` mean BTCUSDT, as on ``--symbols``."""
+        if not isinstance(v, dict):
+            return v
+        out: dict[str, object] = {}
+        for key, value in v.items():
+            sym = str(key).strip().upper().replace("/", "")
+            if sym in out:
+                raise ValueError(f"{key}: duplicate symbol {sym}")
+            out[sym] = value if value is not None else {}
+        return out
+
+    def for_symbol(self, symbol: str) -> SymbolConfig:
+        merged = _deep_merge(self.defaults, self.symbols.get(symbol, {}))
+        return SymbolConfig.model_validate(merged)
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _fmt(err: ValidationError, prefix: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in (prefix, *first["loc"]) if p != "")
+    return f"{loc}: {first['msg']}"
+
+
+def load_engine_config(path: Path | None, symbols: list[str]) -> dict[str, SymbolConfig]:
+    """Read and validate the YAML for every symbol; UsageError names the bad field."""
+    cfg, name = read_config_file(path)
+    return _per_symbol(cfg, name, symbols)
+
+
+def load_active(path: Path | None, cli_symbols: list[str] | None) -> dict[str, SymbolConfig]:
+    """The symbols to trade and their configs.
+
+    The set comes from one place: ``--symbols`` when given (fixed for the manager's life),
+    else the keys of the config's ``symbols:`` mapping (then a hot reload adds and removes
+    engines). Either way a symbol with ``enabled: false`` is not traded.
+    """
+    cfg, name = read_config_file(path)
+    if cli_symbols:
+        candidates = cli_symbols
+    else:
+        candidates = list(cfg.symbols)
+        for sym in candidates:
+            if not SYMBOL_RE.match(sym):
+                raise UsageError(f"{name}: symbols.{sym}: malformed symbol (expected letters/digits like BTCUSDT)")
+        if not candidates:
+            raise UsageError("--symbols: empty, and no --config with a symbols: section; expected e.g. BTCUSDT,ETHUSDT")
+    configs = _per_symbol(cfg, name, candidates)
+    return {s: c for s, c in configs.items() if c.enabled}
+
+
+def read_config_file(path: Path | None) -> tuple[EngineConfig, str]:
+    raw: Any = {}
+    name = str(path) if path else "<defaults>"
+    if path is not None:
+        try:
+            raw = yaml.safe_load(read_settled(path))
+        except OSError as exc:
+            raise UsageError(f"--config: cannot read {path}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise UsageError(f"--config: {path} is not valid YAML{where}") from exc
+        if raw is None:  # an editor truncating before it writes, or a file with only comments
+            raise UsageError(f"--config: {path} is empty")
+        if not isinstance(raw, dict):
+            raise UsageError(f"--config: {path}: top level must be a mapping")
+    try:
+        return EngineConfig.model_validate(raw), name
+    except ValidationError as exc:
+        raise UsageError(f"{name}: {_fmt(exc, '')}") from exc
+
+
+def read_settled(path: Path, *, pause_s: float = 0.05, attempts: int = 20) -> str:
+    """The file's text once two reads ``pause_s`` apart agree (a writer mid-save is waited out).
+
+    Editors that truncate and then write in pieces are seen here as a changing file; after
+    ``attempts`` disagreeing reads the file counts as unreadable (OSError).
+    """
+    text = path.read_text(encoding="utf-8")
+    for _ in range(attempts):
+        time.sleep(pause_s)
+        again = path.read_text(encoding="utf-8")
+        if again == text:
+            return text
+        text = again
+    raise OSError(errno.EAGAIN, f"still changing after {attempts} reads")
+
+
+def _per_symbol(cfg: EngineConfig, name: str, symbols: list[str]) -> dict[str, SymbolConfig]:
+    try:
+        SymbolConfig.model_validate(cfg.defaults)  # blame defaults for their own mistakes
+    except ValidationError as exc:
+        raise UsageError(f"{name}: {_fmt(exc, 'defaults')}") from exc
+    out: dict[str, SymbolConfig] = {}
+    for sym in symbols:
+        try:
+            out[sym] = cfg.for_symbol(sym)
+        except ValidationError as exc:
+            where = f"symbols.{sym}" if sym in cfg.symbols else "defaults"
+            raise UsageError(f"{name}: {_fmt(exc, where)}") from exc
+    return out
+
+
+def parse_symbols(value: str) -> list[str]:
+    """``BTCUSDT,ETHUSDT`` -> list; rejects empty, malformed and duplicate entries."""
+    if not value or not value.strip():
+        raise UsageError("--symbols: empty; expected e.g. BTCUSDT,ETHUSDT")
+    out: list[str] = []
+    for part in value.split(","):
+        sym = part.strip().upper().replace("/", "")
+        if not sym:
+            raise UsageError(f"--symbols: empty entry in {value!r}")
+        if not SYMBOL_RE.match(sym):
+            raise UsageError(f"--symbols: malformed symbol {part.strip()!r} (expected letters/digits like BTCUSDT)")
+        if sym in out:
+            raise UsageError(f"--symbols: duplicate symbol {sym}")
+        out.append(sym)
+    return out
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: Literal["synthetic", "replay", "live"]
+    path: Path | None = None
+    exchange: str | None = None  # live: ccxt exchange id
+    market: str | None = None  # live: the exchange's unified symbol, e.g. BTC/USDT
+
+    def __str__(self) -> str:
+        if self.kind == "live":
+            return f"live:{self.exchange}"
+        return self.kind if self.path is None else f"{self.kind}:{self.path}"
+
+    @property
+    def identity(self) -> str:
+        """What a journal's prices came from: ``synthetic``, ``replay:<file name>``, ``live:<exchange>``."""
+        if self.kind == "live":
+            return f"live:{self.exchange}"
+        return self.kind if self.path is None else f"{self.kind}:{self.path.name}"
+
+
+def parse_source(value: str) -> SourceSpec:
+    if value == "synthetic":
+        return SourceSpec("synthetic")
+    if value.startswith("live:"):
+        exchange = value.removeprefix("live:").strip().lower()
+        if not re.match(r"^[a-z0-9_]+$", exchange):
+            raise UsageError("--source: live needs a ccxt exchange id, e.g. live:binance")
+        return SourceSpec("live", exchange=exchange)
+    if value.startswith("replay:"):
+        raw = value.removeprefix("replay:")
+        if not raw:
+            raise UsageError("--source: replay needs a path, e.g. replay:data/BTCUSDT-5m.csv")
+        return SourceSpec("replay", Path(raw).expanduser())
+    raise UsageError(f"--source: unknown source {value!r} (expected synthetic, replay:PATH or live:EXCHANGE)")

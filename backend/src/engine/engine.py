@@ -1,0 +1,403 @@
+"""One trading engine: the body of a per-symbol OS process.
+
+candles -> strategy -> order (fenced by the lease generation) -> paper fill -> journal
+(fsync) -> position. A heartbeat + state write goes to Redis every ``heartbeat_interval_s``
+in one Lua call that first checks the lease: a stale engine cannot write anything.
+Redis being down does not stop trading on paper; the journal is the ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any, Literal
+
+import redis
+from pydantic import ValidationError
+
+from backend.risk.policy import RiskPolicy
+from backend.src.core.config import SourceSpec, SymbolConfig
+from backend.src.core.errors import (
+    EXIT_OK,
+    EXIT_ORPHANED,
+    FatalError,
+    JournalError,
+    RedisUnavailable,
+)
+from backend.src.core.keys import Keys
+from backend.src.core.lease import BEAT, Lease
+from backend.src.core.settings import Settings
+from backend.src.core.states import EngineState
+from backend.src.engine.journal import Journal
+from backend.src.engine.risk_gate import RiskGate
+from backend.src.engine.trader import Trader
+from backend.src.market.candles import Candle, CandleSource, ReplaySource, SyntheticSource, load_candles
+from backend.src.market.exchange_rules import MarketRules
+from backend.src.trading.factory import build_strategy
+from backend.src.trading.strategies.ensemble import SentimentReader
+
+Clock = Callable[[], float]
+
+
+class SymbolLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Binds the symbol to every line and keeps the call's own ``extra`` fields."""
+
+    def process(self, msg: object, kwargs: MutableMapping[str, Any]) -> tuple[object, MutableMapping[str, Any]]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Everything an engine process needs, built by the manager and pickled to the child."""
+
+    symbol: str
+    settings: Settings
+    config: SymbolConfig
+    source: SourceSpec  # replay path already resolved to this symbol's file
+    owner: str  # manager identity, used for the lease
+    policy: RiskPolicy = field(default_factory=RiskPolicy)
+    mode: Literal["trade", "liquidate"] = "trade"  # liquidate: close the position and exit (liquidate.py)
+
+
+CARRIED_OVER_LIMIT = "risk:carried_over_limit"
+
+
+class LeaseLost(FatalError):
+    pass
+
+
+class Engine:
+    def __init__(
+        self, spec: EngineSpec, r: redis.Redis, clock: Clock = time.time, lifeline: Connection | None = None
+    ) -> None:
+        self.spec, self.symbol, self.r, self.clock = spec, spec.symbol, r, clock
+        self.settings = spec.settings
+        self.keys = Keys(self.settings.namespace)
+        self.log = SymbolLogger(logging.getLogger(__name__), {"symbol": spec.symbol})
+        self.pid = os.getpid()
+        self.parent = os.getppid()
+        self.lifeline = lifeline
+        self.stop_requested = False
+        self.status = EngineState.STARTING
+        self.started_at = clock()
+        self.lease = Lease(r, self.keys, spec.symbol, spec.owner, self.pid, self.settings.lease_ttl_s)
+        self.journal = Journal(self.settings.journal_dir / f"{spec.symbol}.jsonl")
+        self._check_journal_source()
+        self.config = cfg = spec.config
+        self.config_version = ""
+        self.trader = Trader(spec.symbol, cfg, self.journal, source_id=spec.source.identity)
+        self.broker = self.trader.broker
+        self.gate = self.trader.gate = RiskGate(r, self.keys, spec.symbol, spec.policy,
+                                                live=self.settings.live_trading)
+        marks = self.journal.of_type("day")
+        self.day = str(marks[-1]["day"]) if marks else ""
+        self.news = SentimentReader(r, self.keys, spec.symbol, max_age_s=3 * self.settings.news_interval_s)
+        self.strategy = build_strategy(cfg.strategy, self.settings.models_dir, self.news)
+        self.source: CandleSource | None = None
+        self.exchange: Any = None
+        self.redis_ok = True
+        self.last_beat = 0.0
+        self.cursor_ts = self.trader.last_candle
+        self.candles = 0
+        self.idle_logged = False
+        self.last_candle_at = clock()
+        self.candle_period_s = 0.0
+        self.close_carried = False  # a position carried over a restart that no portfolio slot admits
+
+    def _check_journal_source(self) -> None:
+        """A ledger holds positions priced by one feed: never mix a synthetic and a replay book."""
+        written = next((str(e["source"]) for e in reversed(self.journal.entries) if "source" in e), None)
+        if written is not None and written != self.spec.source.identity:
+            self.journal.close()
+            raise JournalError(
+                f"journal {self.journal.path} holds positions from source {written!r}, not "
+                f"{self.spec.source.identity!r}; use another LEVIBOT_DATA_DIR for this source"
+            )
+
+    # ------------------------------------------------------------------ startup
+
+    def acquire_lease(self) -> None:
+        deadline = self.clock() + self.settings.start_timeout_s
+        while True:
+            try:
+                self.lease.acquire(min_generation=self.journal.max_gen + 1)
+                return
+            except RedisUnavailable:
+                if self.clock() > deadline or self.stop_requested:
+                    raise
+                time.sleep(0.2)
+
+    def build_source(self) -> CandleSource:
+        spec, cfg, now = self.spec.source, self.config, self.clock()
+        saved: dict[str, str] = {}
+        try:
+            saved = self.r.hgetall(self.keys.state(self.symbol))  # type: ignore[assignment]
+        except redis.RedisError:
+            pass
+        saved_cursor = int(float(saved.get("cursor_ts", -1) or -1)) if saved.get("source") == spec.identity else -1
+        cursor = max(self.trader.last_candle, saved_cursor)
+        self.cursor_ts = cursor
+        if spec.kind == "replay" and spec.path is not None:
+            candles, report = load_candles(spec.path)
+            self.candle_period_s = report.timeframe_ms / 1000 / self.settings.replay_speed
+            self.log.info(
+                "replay loaded", extra={"file": str(spec.path), "rows": report.rows,
+                                        "duplicates": report.duplicates, "gaps": report.gaps},
+            )
+            return ReplaySource(candles, speed=self.settings.replay_speed,
+                                after_ts=cursor if cursor >= 0 else None, now=now)
+        if spec.kind == "live":
+            return self.build_live_source()
+        price = float(saved.get("last_price", 0) or 0) or self.broker.last_price or cfg.start_price
+        self.candle_period_s = self.settings.synthetic_interval_s
+        return SyntheticSource(
+            self.symbol, seed=cfg.seed, interval_s=self.settings.synthetic_interval_s,
+            timeframe=cfg.timeframe, annual_volatility=cfg.annual_volatility, price=price, now=now,
+        )
+
+    def build_live_source(self) -> CandleSource:
+        from backend.src.market.exchange import call, make_exchange  # noqa: PLC0415 - ccxt only for live engines
+        from backend.src.market.live_source import LiveSource, timeframe_ms  # noqa: PLC0415
+
+        s, spec = self.settings, self.spec.source
+        keys = (s.exchange_api_key, s.exchange_secret) if s.live_trading else (None, None)
+        ex = make_exchange(str(spec.exchange), base_url=s.exchange_base_url, timeout_s=s.exchange_timeout_s,
+                           api_key=keys[0].get_secret_value() if keys[0] else None,
+                           secret=keys[1].get_secret_value() if keys[1] else None)
+        call(ex.load_markets)
+        self.exchange = ex
+        self.candle_period_s = timeframe_ms(self.config.timeframe) / 1000
+        market = ex.market(spec.market)
+        self.trader.exchange_rules = MarketRules.from_ccxt(market, ex.precisionMode)
+        self.trader.exchange_fees = (market.get("taker"), market.get("maker"))
+        self.trader.apply_config(self.config)
+        return LiveSource(ex, str(spec.market), self.config.timeframe, poll_delay_s=s.live_poll_delay_s,
+                          clock=self.clock)
+
+    def start(self) -> None:
+        self.acquire_lease()
+        price = self.broker.last_price or self.broker.avg_price
+        if not self.gate.adopt(self.lease.token, self.broker.qty, abs(self.broker.qty * price), self.broker.equity):
+            self.close_carried = True
+            self.log.warning("carried position exceeds a portfolio limit after restart; closing it on the next candle",
+                             extra={"position": self.broker.qty})
+        self.source = self.build_source()
+        history = self.source.warmup(self.strategy.warmup_candles)
+        self.strategy.warmup(history)
+        if self.settings.live_trading and self.spec.source.kind == "live":
+            from backend.src.engine.live_exec import LiveExecutor  # noqa: PLC0415
+
+            price = history[-1].close if history else self.broker.last_price
+            self.trader.attach_live(LiveExecutor(self.exchange, str(self.spec.source.market)), price, self.gen,
+                                    self.clock())
+            self.log.warning("LIVE TRADING: real orders on %s", self.spec.source.exchange)
+        self.status = EngineState.RUNNING
+        self.beat(force=True)
+        self.log.info(
+            "engine running",
+            extra={"generation": self.lease.generation, "position": self.broker.qty,
+                   "equity": round(self.broker.equity, 2), "journal_entries": len(self.journal.entries)},
+        )
+
+    # ------------------------------------------------------------------ trading
+
+    def on_candle(self, candle: Candle) -> None:
+        self.candles += 1
+        self.last_candle_at = self.clock()
+        self.roll_day(candle)
+        self.broker.mark(candle.close)
+        self.gate.observe(candle)
+        signal_ = self.strategy.on_candle(candle)
+        self.cursor_ts = max(self.cursor_ts, candle.ts)
+        if self.close_carried:
+            self.close_carried = False
+            closed = self.trader.flatten(candle.close, candle.ts, gen=self.gen, now=self.clock(),
+                                         reason=CARRIED_OVER_LIMIT)
+            self.log.warning("carried position over a portfolio limit closed", extra={"fills": len(closed)})
+        fills = self.trader.on_candle(candle, signal_, gen=self.gen, now=self.clock(), fence=self.check_fence)
+        for fill in fills:
+            self.log.info("fill", extra={"side": fill.side, "qty": round(fill.qty, 8), "price": fill.price,
+                                         "fee": round(fill.fee, 6), "order_id": fill.order_id,
+                                         "position": self.broker.qty, "generation": self.gen})
+        if fills:
+            self.beat(force=True)
+
+    def roll_day(self, candle: Candle) -> None:
+        """On the first candle of a UTC day, journal the opening equity (the daily PnL base)."""
+        day = dt.datetime.fromtimestamp(candle.ts / 1000, dt.UTC).date().isoformat()
+        if day == self.day:
+            return
+        self.broker.mark(candle.open)
+        equity = self.broker.equity
+        self.journal.append({"type": "day", "day": day, "equity": equity, "price": candle.open,
+                             "source": self.spec.source.identity}, gen=self.gen)
+        self.broker.day_open_equity = equity
+        self.day = day
+
+    @property
+    def gen(self) -> int:
+        return self.lease.generation
+
+    def check_fence(self) -> None:
+        """The order path's fencing check: our generation must still own the lease."""
+        try:
+            cur = self.r.get(self.keys.lease(self.symbol))
+        except redis.RedisError:
+            self.redis_ok = False
+            return  # paper trading continues through a Redis outage; the journal flock fences locally
+        if cur is not None and cur != self.lease.token:
+            raise LeaseLost(f"{self.symbol}: lease taken over by {cur!s}; generation {self.gen} is fenced off")
+
+    # ------------------------------------------------------------------ heartbeat
+
+    def state_fields(self) -> dict[str, str | int | float]:
+        b = self.broker
+        lf = b.last_fill
+        return {
+            "status": self.status.value, "pid": self.pid, "generation": self.gen,
+            "started_at": round(self.started_at, 3), "owner": self.spec.owner,
+            "position": round(b.qty, 10), "avg_price": b.avg_price, "last_price": b.last_price,
+            "equity": round(b.equity, 6), "pnl": round(b.pnl, 6), "daily_pnl": round(b.daily_pnl, 6),
+            "realized_pnl": round(b.realized - b.fees, 6), "unrealized_pnl": round(b.unrealized, 6),
+            "cursor_ts": self.cursor_ts, "candles": self.candles, "last_candle_at": round(self.last_candle_at, 3),
+            "candle_period_s": round(self.candle_period_s, 6), "config_version": self.config_version,
+            "exhausted": int(bool(self.source and self.source.exhausted)), "source": self.spec.source.identity,
+            "last_trade": dt.datetime.fromtimestamp(lf.ts, dt.UTC).isoformat().replace("+00:00", "Z") if lf else "",
+            "heartbeat_at": round(self.clock(), 3), "day": self.risk_day, "halted": self.gate.halted_reason,
+            "volatility": round(self.gate.ewma_abs_ret, 10), "policy_version": self.gate.policy_version,
+        }
+
+    def beat(self, force: bool = False) -> None:
+        now = self.clock()
+        if not force and now - self.last_beat < self.settings.heartbeat_interval_s:
+            return
+        self.last_beat = now
+        lease_key, token, ttl_ms, gen = self.lease.renew_args()
+        fields = [str(x) for kv in self.state_fields().items() for x in kv]
+        hb = f"{self.pid}:{gen}:{now:.3f}"
+        hb_ttl = int(self.settings.heartbeat_timeout_s * 2000)
+        try:
+            held, version = self.r.eval(  # type: ignore[misc]
+                BEAT, 6, lease_key, self.keys.generation(self.symbol), self.keys.heartbeat(self.symbol),
+                self.keys.state(self.symbol), self.keys.engines, self.keys.config(self.symbol),
+                token, ttl_ms, gen, hb, hb_ttl, self.symbol, *fields,
+            )
+        except redis.RedisError as exc:
+            if self.redis_ok:
+                self.log.warning("redis unreachable; trading on, journal is the ledger", extra={"error": str(exc)})
+            self.redis_ok = False
+            return
+        if not self.redis_ok:
+            self.log.info("redis back; heartbeats resumed")
+            self.redis_ok = True
+        if not held:
+            raise LeaseLost(f"{self.symbol}: lease lost (generation {gen}); stopping")
+        if version and version != self.config_version:
+            self.reload_config(str(version))
+        self.check_global_stop()
+
+    @property
+    def risk_day(self) -> str:
+        """The UTC day of the last candle (simulated days in a replay), else today."""
+        return self.day or dt.datetime.fromtimestamp(self.clock(), dt.UTC).date().isoformat()
+
+    def check_global_stop(self) -> None:
+        """Every beat: trigger/see/clear the portfolio stop. Seen: flat and no entries, at once."""
+        try:
+            flag = self.gate.beat(self.risk_day)
+        except redis.RedisError:
+            return
+        if flag and not self.gate.halted_reason:
+            self.gate.halted_reason = flag.split("|", 1)[-1]
+            fills = self.trader.flatten(self.broker.last_price, self.cursor_ts, gen=self.gen, now=self.clock(),
+                                        reason="global_stop")
+            self.log.error("GLOBAL STOP: %s; position closed, entries refused", self.gate.halted_reason,
+                           extra={"fills": len(fills), "position": self.broker.qty})
+            self.beat(force=True)
+        elif not flag and self.gate.halted_reason:
+            self.log.info("global stop cleared; entries allowed again")
+            self.gate.halted_reason = ""
+
+    # ------------------------------------------------------------------ hot reload
+
+    def reload_config(self, version: str) -> None:
+        """Apply the config the manager published, without a restart; keep the old one if invalid."""
+        try:
+            raw = self.r.hget(self.keys.config(self.symbol), "json")
+            new = SymbolConfig.model_validate_json(str(raw or "{}"))
+        except (redis.RedisError, ValidationError) as exc:
+            self.log.error("config version %s not applied: %s", version, exc)
+            self.config_version = version  # do not retry a bad payload every beat
+            return
+        self.config_version = version
+        if new == self.config:
+            return
+        old, self.config = self.config, new
+        self.trader.apply_config(new)
+        if new.strategy != old.strategy and self.source is not None:
+            self.strategy = build_strategy(new.strategy, self.settings.models_dir, self.news)
+            self.strategy.warmup(self.source.warmup(self.strategy.warmup_candles))
+        changed = sorted(k for k in type(new).model_fields if getattr(new, k) != getattr(old, k))
+        self.log.info("config version %s applied: %s", version, ", ".join(changed), extra={"changed": changed})
+
+    # ------------------------------------------------------------------ loop
+
+    def orphaned(self) -> bool:
+        """The manager is gone: its lifeline pipe hit EOF, or our parent changed."""
+        if self.lifeline is not None and self.lifeline.poll(0):
+            return True
+        return os.getppid() != self.parent
+
+    def step(self, budget_s: float = 0.1) -> None:
+        """Process the candles that are due (for at most ``budget_s``), then heartbeat if due.
+
+        The budget keeps heartbeats flowing while a fast replay has thousands of candles due.
+        """
+        source = self.source
+        if source is None:
+            raise FatalError(f"{self.symbol}: engine stepped before start()")
+        deadline = time.monotonic() + budget_s
+        candle = source.poll(self.clock())
+        while candle is not None:
+            self.on_candle(candle)
+            if time.monotonic() > deadline:
+                break
+            candle = source.poll(self.clock())
+        if source.exhausted and not self.idle_logged:
+            self.log.info("replay finished; holding position, waiting for stop")
+            self.idle_logged = True
+        self.beat()
+
+    def run(self) -> int:
+        self.start()
+        while not self.stop_requested:
+            if self.orphaned():
+                self.log.error("supervisor gone; stopping so that no engine trades unsupervised")
+                self.shutdown()
+                return EXIT_ORPHANED
+            self.step()
+            if self.source is not None and self.source.exhausted:
+                time.sleep(0.1)  # a finished replay idles, heartbeating
+            else:
+                time.sleep(0.02 if self.candle_period_s >= 0.02 else 0.0005)
+        self.shutdown()
+        return EXIT_OK
+
+    def shutdown(self) -> None:
+        self.status = EngineState.STOPPING
+        self.beat(force=True)
+        self.status = EngineState.STOPPED
+        self.beat(force=True)
+        try:
+            self.r.delete(self.keys.heartbeat(self.symbol))
+            self.lease.release()
+        except redis.RedisError:
+            pass
+        self.journal.close()
+        self.log.info("engine stopped", extra={"position": self.broker.qty, "equity": round(self.broker.equity, 2)})

@@ -1,0 +1,227 @@
+"""Alerts to Telegram (Bot API ``sendMessage``) and Slack (incoming webhook), through httpx.
+
+A background thread consumes the manager's event stream (consumer group ``alerts``, so
+nothing is lost across a manager restart), de-duplicates per (event, symbol): the first
+event is sent at once, the rest of the window is folded into one summary with a count.
+Sending has timeouts and retries (429 ``retry_after`` / ``Retry-After`` honoured); a dead
+endpoint is logged, never raised: alerting can never block or crash the watchdog.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, cast
+
+import httpx
+import redis
+
+from backend.src.core.commands import StreamReply
+from backend.src.core.keys import Keys
+from backend.src.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ALERTED = {
+    "crashed": "💥 {symbol} crashed: {reason}",
+    "failed": "🛑 {symbol} FAILED (no more restarts): {reason}",
+    "recovered": "✅ {symbol} recovered in {seconds}s",
+    "stalled": "⏸ {symbol} stalled: alive but no candle for {idle_s}s",
+    "global_stop": "🚨 GLOBAL STOP: {reason}",
+    "config_rejected": "⚠️ config rejected, previous config stays: {reason}",
+    "retrain_failed": "❌ nightly retrain failed, production model untouched: {reason}",
+    "model_rejected": "⚠️ new model {version} kept as a candidate: {reason}",
+    "model_promoted": "🧠 model {version} promoted: {reason}",
+}
+GROUP = "alerts"
+MAX_RETRY_AFTER_S = 30.0
+
+
+class SendError(Exception):
+    def __init__(self, message: str, *, retry_after: float | None = None, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retry_after, self.retryable = retry_after, retryable
+
+
+class Sink(Protocol):
+    name: str
+
+    def send(self, text: str) -> None: ...
+
+
+class TelegramSink:
+    name = "telegram"
+
+    def __init__(self, client: httpx.Client, base_url: str, token: str, chat_id: str) -> None:
+        self.client, self.url, self.chat_id = client, f"{base_url.rstrip('/')}/bot{token}/sendMessage", chat_id
+
+    def send(self, text: str) -> None:
+        try:
+            res = self.client.post(self.url, json={"chat_id": self.chat_id, "text": text,
+                                                   "disable_web_page_preview": True})
+        except httpx.HTTPError as exc:
+            raise SendError(f"telegram: {type(exc).__name__}") from exc
+        try:
+            body = res.json()
+        except ValueError:
+            raise SendError(f"telegram: HTTP {res.status_code} with a non-JSON body") from None
+        if not isinstance(body, dict):
+            raise SendError(f"telegram: HTTP {res.status_code} with an unexpected body")
+        if res.status_code == 200 and body.get("ok") is True:
+            return
+        params = body.get("parameters")
+        retry_after = params.get("retry_after") if isinstance(params, dict) and res.status_code == 429 else None
+        raise SendError(f"telegram: HTTP {res.status_code} {body.get('description', '')}".strip(),
+                        retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+                        retryable=res.status_code == 429 or res.status_code >= 500)
+
+
+class SlackSink:
+    name = "slack"
+
+    def __init__(self, client: httpx.Client, webhook_url: str) -> None:
+        self.client, self.url = client, webhook_url
+
+    def send(self, text: str) -> None:
+        try:
+            res = self.client.post(self.url, json={"text": text})
+        except httpx.HTTPError as exc:
+            raise SendError(f"slack: {type(exc).__name__}") from exc
+        if res.status_code == 200:
+            return
+        retry_after = res.headers.get("Retry-After")
+        raise SendError(f"slack: HTTP {res.status_code} {res.text[:100]}".strip(),
+                        retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+                        retryable=res.status_code == 429 or res.status_code >= 500)
+
+
+def deliver(sink: Sink, text: str, *, attempts: int = 3, backoff_s: float = 0.5,
+            sleep: Callable[[float], object] = time.sleep) -> bool:
+    """Send with retries; False (and a log line) if it could not be delivered."""
+    for attempt in range(1, attempts + 1):
+        try:
+            sink.send(text)
+            return True
+        except SendError as exc:
+            last = exc
+            if not exc.retryable or attempt == attempts:
+                break
+            wait = min(MAX_RETRY_AFTER_S, exc.retry_after) if exc.retry_after else backoff_s * 2 ** (attempt - 1)
+            sleep(wait)
+    log.error("alert not delivered to %s after %d attempt(s): %s", sink.name, attempt, last)
+    return False
+
+
+def build_sinks(s: Settings, client: httpx.Client) -> list[Sink]:
+    sinks: list[Sink] = []
+    if s.telegram_bot_token and s.telegram_chat_id:
+        sinks.append(TelegramSink(client, s.telegram_api_base, s.telegram_bot_token.get_secret_value(),
+                                  s.telegram_chat_id))
+    if s.slack_webhook_url:
+        sinks.append(SlackSink(client, s.slack_webhook_url.get_secret_value()))
+    return sinks
+
+
+@dataclass
+class Window:
+    opened_at: float
+    suppressed: int = 0
+    last: dict[str, str] = field(default_factory=dict)
+
+
+class Deduplicator:
+    """First event of a (kind, symbol) goes out at once; the rest of the window becomes one summary."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self.windows: dict[tuple[str, str], Window] = {}
+
+    def offer(self, event: dict[str, str], now: float) -> str | None:
+        kind, symbol = event.get("type", ""), event.get("symbol", "")
+        template = ALERTED.get(kind)
+        if template is None:
+            return None
+        key = (kind, symbol)
+        win = self.windows.get(key)
+        if win is not None and now - win.opened_at < self.window_s:
+            win.suppressed += 1
+            win.last = event
+            return None
+        self.windows[key] = Window(now)
+        return _fmt(template, event)
+
+    def due(self, now: float) -> list[str]:
+        out = []
+        for key, win in list(self.windows.items()):
+            if now - win.opened_at >= self.window_s:
+                if win.suppressed:
+                    kind, symbol = key
+                    latest = _fmt(ALERTED[kind], win.last)
+                    out.append(f"{latest}\n(+{win.suppressed} more '{kind}' alerts for {symbol or 'the fleet'} "
+                               f"in the last {self.window_s:.0f}s)")
+                del self.windows[key]
+        return out
+
+
+def _fmt(template: str, event: dict[str, str]) -> str:
+    class Missing(dict[str, str]):
+        def __missing__(self, key: str) -> str:
+            return "?"
+
+    return template.format_map(Missing(event))
+
+
+class AlertDispatcher(threading.Thread):
+    def __init__(self, r: redis.Redis, keys: Keys, sinks: list[Sink], *, window_s: float, consumer: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(name="alerts", daemon=True)
+        self.r, self.keys, self.sinks, self.consumer, self.clock = r, keys, sinks, consumer, clock
+        self.dedup = Deduplicator(window_s)
+        self.stopping = threading.Event()
+        self.sent = 0
+
+    def run(self) -> None:
+        created = False
+        while not self.stopping.is_set():
+            try:
+                if not created:
+                    self._create_group()
+                    created = True
+                self.step()
+            except redis.RedisError as exc:
+                log.debug("alerts waiting for redis: %s", exc)
+                self.stopping.wait(1.0)
+            except Exception:  # never let alerting die silently
+                log.exception("alert dispatcher error")
+                self.stopping.wait(1.0)
+
+    def _create_group(self) -> None:
+        try:
+            self.r.xgroup_create(self.keys.events, GROUP, id="$", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def step(self, block_ms: int = 500) -> None:
+        reply = cast(StreamReply, self.r.xreadgroup(GROUP, self.consumer, {self.keys.events: ">"}, count=100,
+                                                    block=block_ms))
+        for _, messages in reply or []:
+            for msg_id, event in messages:
+                text = self.dedup.offer(event, self.clock())
+                if text:
+                    self.broadcast(text)
+                self.r.xack(self.keys.events, GROUP, msg_id)
+        for text in self.dedup.due(self.clock()):
+            self.broadcast(text)
+
+    def broadcast(self, text: str) -> None:
+        for sink in self.sinks:
+            if deliver(sink, text, sleep=self.stopping.wait):  # a stop interrupts a retry wait
+                self.sent += 1
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stopping.set()
+        self.join(timeout)

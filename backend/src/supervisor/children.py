@@ -1,0 +1,117 @@
+"""Non-engine children of the manager: the API (``uvicorn backend.src.app.main:app``) and the
+RQ workers (``python -m backend.ml.worker``).
+
+Each dies with the manager (``PR_SET_PDEATHSIG``) and is restarted if it exits on its own,
+backing off 1 s, 2 s, ... 30 s (reset after 30 s of stable running).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess  # noqa: S404 - we start our own children on purpose
+import sys
+import time
+from collections.abc import Callable
+
+from backend.src.core.redis_launcher import die_with_parent, stop_child
+from backend.src.core.settings import REPO_ROOT, Settings
+
+log = logging.getLogger(__name__)
+RESTART_DELAY_S = 1.0
+MAX_RESTART_DELAY_S = 30.0
+STABLE_S = 30.0
+
+
+# What a child takes from the manager's environment besides its LEVIBOT_ settings: the
+# interpreter's basics, and coverage's subprocess hook when the test suite measures it.
+INHERITED = frozenset({"PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH",
+                       "PYTHONHASHSEED", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV"})
+INHERITED_PREFIXES = ("COVERAGE_", "COV_CORE_")
+
+
+def child_environ(settings: Settings, secrets: frozenset[str], environ: dict[str, str] | None = None) -> dict[str, str]:
+    """An allow-listed environment: basics from ``environ`` plus the settings, with only ``secrets``."""
+    src = os.environ if environ is None else environ
+    base = {k: v for k, v in src.items() if k in INHERITED or k.startswith(INHERITED_PREFIXES)}
+    return {**base, **settings.child_env(secrets)}
+
+
+class ChildProcess:
+    secrets: frozenset[str] = frozenset()  # the secret settings this kind of child uses
+
+    def __init__(self, settings: Settings, label: str, on_exit: Callable[[ChildProcess], None] | None = None) -> None:
+        self.settings = settings
+        self.label = label
+        self.on_exit = on_exit
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.died_at = 0.0
+        self.started_at = 0.0
+        self.delay = RESTART_DELAY_S
+        self.starts = 0
+
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        env = child_environ(self.settings, self.secrets)
+        self.starts += 1
+        self.proc = subprocess.Popen(  # noqa: S603
+            self.argv(), cwd=REPO_ROOT, env=env, start_new_session=True, preexec_fn=die_with_parent()
+        )
+        self.started_at = time.monotonic()
+        log.info("%s started (pid %s)", self.label, self.proc.pid)
+
+    def supervise(self) -> None:
+        """Called every manager step: restart a dead child after its backoff delay."""
+        if self.proc is None or self.proc.poll() is None:
+            return
+        now = time.monotonic()
+        if not self.died_at:
+            self.died_at = now
+            if now - self.started_at >= STABLE_S:
+                self.delay = RESTART_DELAY_S
+            log.error("%s exited with code %s; restarting in %.0fs", self.label, self.proc.returncode, self.delay)
+            if self.on_exit is not None:
+                self.on_exit(self)
+        if now - self.died_at >= self.delay:
+            self.died_at = 0.0
+            self.delay = min(MAX_RESTART_DELAY_S, self.delay * 2)
+            self.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        stop_child(self.proc, timeout)
+        self.proc = None
+
+
+class ApiProcess(ChildProcess):
+    secrets = frozenset({"api_token"})  # control endpoints; no exchange, LLM or chat keys
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, f"api on http://{settings.api_host}:{settings.api_port}")
+
+    def argv(self) -> list[str]:
+        s = self.settings
+        return [sys.executable, "-m", "uvicorn", "backend.src.app.main:app", "--host", s.api_host,
+                "--port", str(s.api_port), "--no-access-log", "--log-level", "warning"]
+
+
+class WorkerProcess(ChildProcess):
+    """One RQ worker; a new name per start (RQ refuses a name whose key is still alive)."""
+
+    secrets = frozenset({"gemma_api_key", "openai_api_key", "dune_api_key"})  # news scoring, on-chain fetch
+
+    def __init__(self, settings: Settings, index: int, on_exit: Callable[[ChildProcess], None] | None = None) -> None:
+        super().__init__(settings, f"rq worker {index}", on_exit)
+        self.index = index
+
+    @property
+    def name(self) -> str:
+        return f"levibot-{socket.gethostname()}-{os.getpid()}-w{self.index}-{self.starts}"
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "backend.ml.worker", "--name", self.name]
+
+    def start(self) -> None:
+        super().start()
+        self.label = f"rq worker {self.name}"

@@ -1,0 +1,198 @@
+"""The manager's control plane: operator commands from Redis, config hot reload, stall alerts.
+
+Runs inside the manager's event loop (``poll`` is called every step), never blocks it: a
+stop or restart is started and its progress shows in the engine's status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+import redis
+import yaml
+
+from backend.risk.policy_store import PolicyWatcher, publish_json
+from backend.src.core.commands import Command, CommandInbox, encode_config
+from backend.src.core.config import SourceSpec, SymbolConfig, load_active
+from backend.src.core.errors import UsageError
+from backend.src.core.keys import Keys
+from backend.src.core.settings import Settings, max_engines_rule
+from backend.src.market.resolve import resolve_sources
+
+log = logging.getLogger(__name__)
+
+
+def read_rebalance(path: Path | None) -> dict[str, float]:
+    """``{symbol: size_usd}`` from the rebalancer's overlay; a broken overlay is ignored (logged)."""
+    if path is None or not path.exists():
+        return {}
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return {str(s): float(v["size_usd"]) for s, v in (raw.get("symbols") or {}).items() if float(v["size_usd"]) > 0}
+    except (OSError, yaml.YAMLError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        log.error("rebalance overlay %s ignored: %s", path, exc)
+        return {}
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """Where the engine configs come from: the YAML file, ``--symbols`` and ``--source``."""
+
+    path: Path | None
+    cli_symbols: list[str] | None
+    source: SourceSpec
+    settings: Settings | None = None
+
+    def load(self) -> tuple[dict[str, SymbolConfig], dict[str, SourceSpec]]:
+        configs = load_active(self.path, self.cli_symbols)
+        if self.settings is not None and len(configs) > self.settings.max_engines:
+            raise UsageError(
+                f"LEVIBOT_MAX_ENGINES: {len(configs)} symbols exceed this machine's limit of "
+                f"{self.settings.max_engines} engines (default: {max_engines_rule()}); raise it if you are sure")
+        sizes = read_rebalance(self.overlay)
+        configs = {s: c.model_copy(update={"size_usd": sizes[s]}) if s in sizes else c for s, c in configs.items()}
+        return configs, resolve_sources(self.source, list(configs), self.settings)
+
+    @property
+    def overlay(self) -> Path | None:
+        """Per-symbol sizes written by the weekly rebalancer, applied on top of the config."""
+        return self.settings.data_dir / "rebalance.yaml" if self.settings is not None else None
+
+    def fingerprint(self) -> tuple[int, int, int, int] | None:
+        out: list[int] = []
+        for path in (self.path, self.overlay):
+            try:
+                st = path.stat() if path is not None else None
+            except OSError:
+                st = None
+            out += [st.st_mtime_ns, st.st_size] if st else [0, 0]
+        return (out[0], out[1], out[2], out[3]) if any(out) else None
+
+
+class Supervised(Protocol):
+    """What the control plane needs from the manager (keeps the import one-way)."""
+
+    def configs(self) -> dict[str, SymbolConfig]: ...
+    def start(self, symbol: str) -> None: ...
+    def stop(self, symbol: str, wait: bool = True) -> None: ...
+    def restart_async(self, symbol: str) -> None: ...
+    def add(self, symbol: str, config: SymbolConfig, source: SourceSpec) -> None: ...
+    def remove(self, symbol: str) -> None: ...
+    def update_config(self, symbol: str, config: SymbolConfig) -> None: ...
+
+
+class ControlPlane:
+    def __init__(self, manager: Supervised, r: redis.Redis, keys: Keys, owner: str, config_source: ConfigSource,
+                 clock: Callable[[], float] = time.time, policy: PolicyWatcher | None = None) -> None:
+        self.m, self.r, self.keys, self.clock = manager, r, keys, clock
+        self.config_source = config_source
+        self.policy = policy
+        self.inbox = CommandInbox(r, keys, owner, consumer=f"{os.uname().nodename}-{os.getpid()}")
+        self.fingerprint = config_source.fingerprint()
+        # A file change is applied once the file has stopped changing for one check (1 s), and
+        # only if two reads of it agree (config.read_settled): a writer mid-save is never applied.
+        self.pending_fp = self.fingerprint
+        self._last = {"commands": 0.0, "file": 0.0}
+
+    def open(self) -> None:
+        self.inbox.ensure_group()
+        for sym, cfg in self.m.configs().items():
+            self.publish(sym, cfg)
+        if self.policy is not None:
+            self.policy.reload()
+
+    def publish(self, symbol: str, cfg: SymbolConfig) -> None:
+        """Engines poll the version with their heartbeat and apply a new config within a beat."""
+        publish_json(self.r, self.keys.config(symbol), encode_config(cfg.model_dump(mode="json")))
+
+    def poll(self) -> None:
+        now = time.monotonic()
+        try:
+            if now - self._last["commands"] >= 0.1:
+                self._last["commands"] = now
+                for cmd in self.inbox.fetch():
+                    self.handle(cmd)
+            if now - self._last["file"] >= 1.0:
+                self._last["file"] = now
+                fp = self.config_source.fingerprint()
+                if fp != self.fingerprint and fp == self.pending_fp:  # unchanged for a whole second
+                    self.fingerprint = fp
+                    log.info("config file changed; reloading")
+                    with contextlib.suppress(UsageError):  # logged and recorded; old config stays
+                        self.reload()
+                self.pending_fp = fp
+                if self.policy is not None and self.policy.changed():
+                    log.info("risk policy file changed; reloading")
+                    with contextlib.suppress(UsageError):
+                        self.policy.reload()
+        except redis.RedisError as exc:
+            log.debug("control plane waiting for redis: %s", exc)
+
+    def handle(self, cmd: Command) -> None:
+        now = self.clock()
+        if self.inbox.expired(cmd, now):
+            self.finish(cmd, "expired", f"older than {self.inbox.max_age_s:.0f}s; not carried out")
+            return
+        try:
+            detail = self.execute(cmd)
+        except UsageError as exc:
+            self.finish(cmd, "error", str(exc))
+            log.warning("command %s %s refused: %s", cmd.action, cmd.symbol, exc)
+            return
+        self.finish(cmd, "done", detail)
+        log.info("command %s %s: %s", cmd.action, cmd.symbol or "-", detail, extra={"command_id": cmd.command_id})
+
+    def finish(self, cmd: Command, status: Literal["done", "error", "expired"], detail: str) -> None:
+        """Record the result for ``GET /commands/{id}`` and, for a symbol, in its status."""
+        now = self.clock()
+        if cmd.symbol and cmd.symbol in self.m.configs():
+            self.r.hset(self.keys.state(cmd.symbol), mapping={
+                "last_command": f"{cmd.action}: {status} ({detail})", "last_command_at": f"{now:.3f}"})
+        self.inbox.done(cmd, status, detail, now)
+
+    def execute(self, cmd: Command) -> str:
+        if cmd.action == "reload":
+            detail = self.reload()
+            return f"{detail}; {self.policy.reload()}" if self.policy is not None else detail
+        if cmd.action not in ("start", "stop", "restart"):
+            raise UsageError(f"action: unknown action {cmd.action!r}")
+        if cmd.symbol not in self.m.configs():
+            raise UsageError(f"symbol: {cmd.symbol or '(none)'} is not managed here")
+        if cmd.action == "start":
+            self.m.start(cmd.symbol)
+            return "starting"
+        if cmd.action == "stop":
+            self.m.stop(cmd.symbol, wait=False)
+            return "stopping"
+        self.m.restart_async(cmd.symbol)
+        return "restarting"
+
+    def reload(self) -> str:
+        """Validate the whole config first; apply only if all of it is valid."""
+        try:
+            configs, sources = self.config_source.load()
+        except UsageError as exc:
+            log.error("config rejected, previous config stays in force: %s", exc, extra={"alert": True})
+            self.r.xadd(self.keys.events, {"type": "config_rejected", "symbol": "", "reason": str(exc),
+                                           "ts": f"{self.clock():.3f}"}, maxlen=10_000, approximate=True)
+            raise
+        current = self.m.configs()
+        added = [s for s in configs if s not in current]
+        removed = [s for s in current if s not in configs]
+        changed = [s for s in configs if s in current and configs[s] != current[s]]
+        for sym in removed:
+            self.m.remove(sym)
+        for sym in changed:
+            self.m.update_config(sym, configs[sym])
+            self.publish(sym, configs[sym])
+        for sym in added:
+            self.publish(sym, configs[sym])
+            self.m.add(sym, configs[sym], sources[sym])
+        return f"config applied: added {added or '[]'}, removed {removed or '[]'}, changed {changed or '[]'}"

@@ -1,0 +1,47 @@
+"""What the manager says and records when an engine is ``failed`` (no more restarts), and
+when the one-shot liquidation of its position (``on_failed: flatten``, see liquidate.py) ends."""
+
+from __future__ import annotations
+
+import logging
+
+from backend.src.core.errors import EXIT_OK
+from backend.src.supervisor.state_store import StateStore
+
+log = logging.getLogger(__name__)
+
+
+def fmt(position: float | None) -> str:
+    return "unknown" if position is None else f"{position:g}"
+
+
+def announce_failed(store: StateStore, symbol: str, on_failed: str, headline: str, last_error: str) -> None:
+    """Alert with the position and what happens to it; show it in the status (``on_failed``)."""
+    position = store.position(symbol)
+    status = "flattening" if on_failed == "flatten" else ("holding" if position else "flat")
+    store.write(symbol, on_failed=status)
+    store.event("failed", symbol, reason=last_error, position=fmt(position), on_failed=on_failed)
+    tail = {"flattening": f"; closing position {fmt(position)} (on_failed: flatten)",
+            "holding": f"; position {fmt(position)} HELD with no engine managing it (on_failed: hold)",
+            "flat": ""}[status]
+    log.error("%s%s", headline, tail, extra={"symbol": symbol, "alert": True, "position": position,
+                                              "on_failed": on_failed})
+
+
+def report_liquidation(store: StateStore, symbol: str, code: int | None, reason: str, *, final: bool) -> bool:
+    """True when the position is closed or this was the last attempt (then alerted)."""
+    position = store.position(symbol)
+    if code == EXIT_OK and position == 0:
+        store.write(symbol, on_failed="flattened")
+        store.event("flattened", symbol, reason="on_failed: flatten")
+        log.warning("engine %s: the failed engine's position is closed", symbol, extra={"symbol": symbol})
+        return True
+    if not final:
+        log.warning("engine %s: closing the failed engine's position did not succeed (%s); trying again",
+                    symbol, reason, extra={"symbol": symbol})
+        return False
+    store.write(symbol, on_failed="flatten_failed")
+    store.event("flatten_failed", symbol, reason=reason, position=fmt(position))
+    log.error("engine %s: could not close the failed engine's position %s: %s", symbol, fmt(position), reason,
+              extra={"symbol": symbol, "alert": True, "position": position})
+    return True

@@ -1,0 +1,120 @@
+"""Process operations for the manager: spawn engines, check identities, signal.
+
+Engines are forked from a multiprocessing *forkserver* that preloads the engine's modules
+once, so a restart costs a fork (milliseconds), not an interpreter start plus imports.
+Every engine also holds the read end of the manager's *lifeline* pipe; only the manager
+holds the write end, so when the manager dies (even by ``kill -9``) each engine reads EOF
+and stops itself. (The forkserver itself lives on until its last child has exited.)
+
+A recorded pid is never trusted on its own (pids get reused): a process is ours only if
+it is alive, its cmdline names ``engine-<SYMBOL>`` and its start time matches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import signal
+from dataclasses import dataclass
+from multiprocessing.context import ForkServerContext
+
+import psutil
+
+from backend.src.engine.engine import EngineSpec
+from backend.src.engine.main import run_engine
+
+# The engine entry point imports the whole engine stack; setproctitle is imported in the child.
+PRELOAD = ["backend.src.engine.main", "backend.src.core.logging_setup", "setproctitle"]
+
+
+@dataclass
+class EngineProcess:
+    symbol: str
+    process: mp.process.BaseProcess
+    pid: int
+    create_time: float
+
+    @property
+    def sentinel(self) -> int:
+        return int(self.process.sentinel)
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.exitcode
+
+    def alive(self) -> bool:
+        return self.process.exitcode is None
+
+
+def proc_title(symbol: str) -> str:
+    return f"engine-{symbol}"
+
+
+def identity(pid: int) -> tuple[float, str] | None:
+    """(create_time, cmdline) of a live, non-zombie process, else None."""
+    try:
+        p = psutil.Process(pid)
+        if p.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return p.create_time(), " ".join(p.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+
+
+def is_engine(pid: int, symbol: str, started_at: float | None = None, tolerance_s: float = 2.0) -> bool:
+    """True only if ``pid`` is a live engine for ``symbol`` (and started at ``started_at``)."""
+    ident = identity(pid)
+    if ident is None:
+        return False
+    create_time, cmdline = ident
+    if proc_title(symbol) not in cmdline.split():
+        return False
+    return started_at is None or abs(create_time - started_at) <= tolerance_s
+
+
+class ProcessOps:
+    def __init__(self, preload: list[str] | None = None) -> None:
+        self.ctx: ForkServerContext = mp.get_context("forkserver")  # type: ignore[assignment]
+        self.ctx.set_forkserver_preload(preload if preload is not None else PRELOAD)
+        self.lifeline, self._lifeline_w = self.ctx.Pipe(duplex=False)
+
+    def spawn(self, spec: EngineSpec) -> EngineProcess:
+        proc = self.ctx.Process(
+            target=run_engine, args=(spec, self.lifeline), name=proc_title(spec.symbol), daemon=False
+        )
+        proc.start()
+        if proc.pid is None:  # pragma: no cover - start() either sets a pid or raises
+            raise RuntimeError(f"engine {spec.symbol}: process did not start")
+        ident = identity(proc.pid)
+        created = ident[0] if ident else psutil.boot_time()
+        return EngineProcess(spec.symbol, proc, proc.pid, created)
+
+    @staticmethod
+    def send(handle: EngineProcess, sig: int) -> bool:
+        """Signal our own child, after checking it is still the process we spawned."""
+        if not handle.alive():
+            return False
+        ident = identity(handle.pid)
+        if ident is None or abs(ident[0] - handle.create_time) > 0.5:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(handle.pid, sig)
+            return True
+        return False
+
+    def terminate(self, handle: EngineProcess) -> bool:
+        return self.send(handle, signal.SIGTERM)
+
+    def kill(self, handle: EngineProcess) -> bool:
+        return self.send(handle, signal.SIGKILL)
+
+    @staticmethod
+    def kill_verified(pid: int, symbol: str, started_at: float | None, sig: int = signal.SIGKILL) -> bool:
+        """Signal a process we did not spawn (previous manager's), only if identity matches."""
+        if not is_engine(pid, symbol, started_at):
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+            return True
+        return False

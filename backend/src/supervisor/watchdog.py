@@ -1,0 +1,398 @@
+"""The supervisor: spawns one engine process per symbol, watches and restarts them.
+
+Single-threaded event loop: engine exits are seen at once through their sentinels (a
+``select`` wakes up the moment a child dies), heartbeats are checked every few hundred
+milliseconds, and a full health sweep runs every ``health_sweep_s``. The manager owns
+nothing a crash can lose: positions live in the engines' journals, state in Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import selectors
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import redis
+
+from backend.risk.policy import RiskPolicy
+from backend.src.core.config import SourceSpec, SymbolConfig
+from backend.src.core.errors import EXIT_FATAL, EXIT_OK, UsageError
+from backend.src.core.exit_notes import describe_exit, pop_note, write_note
+from backend.src.core.keys import Keys
+from backend.src.core.settings import ENGINE_SECRETS, Settings, without_secrets
+from backend.src.core.states import EngineState, check_transition
+from backend.src.engine.engine import EngineSpec
+from backend.src.engine.liquidate import liquidation_spec
+from backend.src.supervisor.engine_record import EngineRecord, default_owner, sweep
+from backend.src.supervisor.failed import announce_failed, report_liquidation
+from backend.src.supervisor.monitor import Monitor
+from backend.src.supervisor.procs import ProcessOps
+from backend.src.supervisor.reconcile import reconcile_previous, refuse_foreign_leases
+from backend.src.supervisor.restart_policy import RestartPolicy
+from backend.src.supervisor.state_store import StateStore
+
+S = EngineState
+Clock = Callable[[], float]
+log = logging.getLogger(__name__)
+LIQUIDATION_ATTEMPTS = 3  # one-shot liquidations of a failed engine's position before giving up
+
+
+class Watchdog:
+    def __init__(
+        self,
+        settings: Settings,
+        r: redis.Redis,
+        configs: dict[str, SymbolConfig],
+        sources: dict[str, SourceSpec],
+        *,
+        procs: ProcessOps,
+        clock: Clock = time.time,
+        owner: str | None = None,
+        rng: random.Random | None = None,
+        policy: RiskPolicy | None = None,
+    ) -> None:
+        self.settings = s = settings
+        self.r, self.procs, self.clock = r, procs, clock
+        self.keys = Keys(s.namespace)
+        self.store = StateStore(r, self.keys)
+        self.owner = owner or default_owner(s.data_dir)
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
+        self.policy = RestartPolicy(s.max_restarts, s.backoff_base_s, s.backoff_cap_s, s.backoff_jitter,
+                                    s.stable_after_s)
+        self.risk_policy = policy or RiskPolicy()
+        # Engines get the exchange keys when (and only when) they trade live; no other secret.
+        self.engine_settings = without_secrets(s, ENGINE_SECRETS if s.live_trading else frozenset())
+        self.records: dict[str, EngineRecord] = {
+            sym: EngineRecord(sym, EngineSpec(sym, self.engine_settings, cfg, sources[sym], self.owner,
+                                              self.risk_policy))
+            for sym, cfg in configs.items()
+        }
+        self.monitor = Monitor(r, self.keys, self.store, s, self.owner, clock)
+        self.selector = selectors.DefaultSelector()
+        self.shutting_down = False
+        self.redis_back_at = 0.0
+        self._last = {"hb": 0.0, "mirror": 0.0, "sweep": time.monotonic()}
+
+    # ------------------------------------------------------------------ state
+
+    def _set(self, rec: EngineRecord, new: EngineState, *, write: bool = True, **fields: object) -> None:
+        old = rec.state
+        check_transition(old, new)
+        rec.state = new
+        log.info("engine %s: %s -> %s", rec.symbol, old.value if old else "-", new.value,
+                 extra={"symbol": rec.symbol, "from": old.value if old else None, "to": new.value, **fields})
+        if write:
+            self.store.write(rec.symbol, status=new.value, restarts=rec.restarts, owner=self.owner,
+                             last_error=rec.last_error, transition_at=f"{self.clock():.3f}", **fields)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def check_leases(self) -> None:
+        """Refuse symbols leased by a live engine of another manager (UsageError)."""
+        refuse_foreign_leases(self.r, self.keys, self.owner, list(self.records))
+
+    def reconcile(self) -> None:
+        """Adopt what Redis and the registry say; never trust a bare pid."""
+        previous = reconcile_previous(self.store, self.settings.registry_path, list(self.records), self.procs)
+        for sym, prev in previous.items():
+            rec = self.records[sym]
+            rec.restarts = prev.restarts
+            if prev.status is not None:
+                rec.state = S.FAILED if prev.status is S.FAILED else S.STOPPED
+
+    def _spawn(self, rec: EngineRecord, spec: EngineSpec | None = None) -> None:
+        rec.restart_due = None
+        rec.proc = self.procs.spawn(spec or rec.spec)
+        rec.last_hb = time.monotonic()  # a new process gets a full start timeout
+        rec.running_since = None
+        rec.kill_sent = False
+        self.selector.register(rec.proc.sentinel, selectors.EVENT_READ, rec)
+        log.info("spawned engine %s pid %s", rec.symbol, rec.proc.pid, extra={"symbol": rec.symbol})
+
+    def start(self, symbol: str) -> None:
+        """Queue a start: the event loop spawns it when a start slot is free (``max_concurrent_starts``)."""
+        rec = self._rec(symbol)
+        if rec.proc is not None and rec.proc.alive():
+            return
+        if rec.state is S.STARTING and rec.restart_due is not None:
+            return  # already queued
+        rec.stop_requested, rec.failures, rec.last_error = False, 0, ""
+        if rec.state not in (None, S.STOPPED, S.FAILED):
+            rec.state = S.STOPPED
+        self._set(rec, S.STARTING, pid="", on_failed="")
+        rec.restart_due = time.monotonic()
+        self._start_due(rec.restart_due)
+
+    def start_all(self, wait_s: float | None = None) -> bool:
+        for sym in self.records:
+            self.start(sym)
+        if wait_s is None:
+            return True
+        return self.pump_until(lambda: all(r.state is S.RUNNING for r in self.records.values()), wait_s)
+
+    def stop(self, symbol: str, wait: bool = True) -> None:
+        rec = self._rec(symbol)
+        rec.stop_requested = True
+        rec.restart_due = None
+        if rec.liquidating:
+            return  # failed already; the one-shot liquidation ends by itself
+        if rec.proc is None or not rec.proc.alive():
+            if rec.state in (S.CRASHED, S.RESTARTING, S.STARTING):  # a pending (re)start is cancelled
+                self._set(rec, S.STOPPED)
+            return
+        if rec.state is not S.STOPPING:
+            self._set(rec, S.STOPPING)
+        self.procs.terminate(rec.proc)
+        if wait:
+            self._await_exit(rec)
+
+    def _await_exit(self, rec: EngineRecord) -> None:
+        if not self.pump_until(lambda: rec.proc is None, self.settings.stop_timeout_s) and rec.proc is not None:
+            log.warning("engine %s ignored SIGTERM; killing", rec.symbol, extra={"symbol": rec.symbol})
+            self.procs.kill(rec.proc)
+            self.pump_until(lambda: rec.proc is None, 5.0)
+
+    def restart(self, symbol: str) -> None:
+        self.stop(symbol, wait=True)
+        self.start(symbol)
+
+    def restart_async(self, symbol: str) -> None:
+        """Restart without blocking the loop: stop now, start when the process has exited."""
+        rec = self._rec(symbol)
+        if rec.proc is None or not rec.proc.alive():
+            self.start(symbol)
+            return
+        rec.start_after_stop = True
+        self.stop(symbol, wait=False)
+
+    def configs(self) -> dict[str, SymbolConfig]:
+        return {s: r.spec.config for s, r in self.records.items() if not r.removed}
+
+    def add(self, symbol: str, config: SymbolConfig, source: SourceSpec) -> None:
+        rec = self.records.get(symbol)
+        if rec is not None and rec.proc is not None:  # removed, still stopping: cancel the removal
+            rec.removed, rec.start_after_stop = False, True
+            rec.spec = replace(rec.spec, config=config, source=source)
+            return
+        self.records[symbol] = EngineRecord(
+            symbol, EngineSpec(symbol, self.engine_settings, config, source, self.owner, self.risk_policy))
+        self.start(symbol)
+
+    def remove(self, symbol: str) -> None:
+        rec = self._rec(symbol)
+        rec.removed = True
+        self.stop(symbol, wait=False)
+        if rec.proc is None:
+            del self.records[symbol]
+
+    def update_config(self, symbol: str, config: SymbolConfig) -> None:
+        """Future (re)starts use it; the running engine picks it up from Redis (hot reload)."""
+        rec = self._rec(symbol)
+        rec.spec = replace(rec.spec, config=config)
+
+    def health_check(self) -> dict[str, dict[str, object]]:
+        """Every engine: alive or not, and why not."""
+        now = time.monotonic()
+        return {sym: rec.health(now, self.settings.max_concurrent_starts) for sym, rec in self.records.items()}
+
+    def _rec(self, symbol: str) -> EngineRecord:
+        try:
+            return self.records[symbol]
+        except KeyError:
+            raise UsageError(f"symbol: {symbol} is not managed here") from None
+
+    # ------------------------------------------------------------------ event loop
+
+    def pump_until(self, cond: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.step(min(left, 0.05))
+        return True
+
+    def step(self, timeout: float = 0.05) -> None:
+        """Wait for engine exits up to ``timeout``, then run due timers."""
+        if self.selector.get_map():
+            for key, _ in self.selector.select(timeout):
+                if isinstance(key.data, EngineRecord):
+                    self._on_exit(key.data)
+                else:
+                    key.data()
+        else:
+            time.sleep(timeout)
+        self.tick()
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        # Poll fast while an engine is starting (its first heartbeat frees a start slot).
+        starting = any(r.proc is not None and r.state in (S.STARTING, S.RESTARTING) for r in self.records.values())
+        if now - self._last["hb"] >= (0.02 if starting else min(0.2, self.settings.heartbeat_interval_s)):
+            self._last["hb"] = now
+            self._check_heartbeats(now)
+        self._start_due(now)
+        self._reset_stable(now)
+        if now - self._last["mirror"] >= 1.0:
+            self._last["mirror"] = now
+            self.store.flush()
+            self.monitor.mirror(list(self.records))
+            self.monitor.presence(list(self.records))
+        if now - self._last["sweep"] >= self.settings.health_sweep_s:
+            self._last["sweep"] = now
+            self.sweep()
+
+    def _on_exit(self, rec: EngineRecord) -> None:
+        proc = rec.proc
+        if proc is None:
+            return
+        self.selector.unregister(proc.sentinel)
+        proc.process.join(1.0)
+        code = proc.exitcode
+        rec.proc = None
+        reason = describe_exit(code, pop_note(self.settings.data_dir, rec.symbol))
+        if rec.liquidating:
+            rec.liquidating = False
+            final = rec.liquidations >= LIQUIDATION_ATTEMPTS or self.shutting_down
+            if not report_liquidation(self.store, rec.symbol, code, reason, final=final):
+                self._liquidate(rec)  # e.g. the exchange timed out: try again at once
+                return
+            if rec.removed and not self.shutting_down:
+                del self.records[rec.symbol]
+            return
+        if rec.stop_requested or self.shutting_down:
+            if rec.state in (S.STARTING, S.RUNNING):  # it died on its own before our SIGTERM reached it
+                rec.last_error = reason
+                self._set(rec, S.CRASHED, pid="")
+                self.store.event("crashed", rec.symbol, reason=reason, exit_code=code, failures=rec.failures)
+            rec.last_error = "" if code == EXIT_OK else reason
+            if rec.state is not S.STOPPED:
+                self._set(rec, S.STOPPED, pid="")
+            if rec.removed and not self.shutting_down:
+                del self.records[rec.symbol]
+            elif rec.start_after_stop and not self.shutting_down:
+                rec.start_after_stop = False
+                self.start(rec.symbol)
+            return
+        rec.last_error = reason
+        rec.crash_at = self.clock()
+        if code == EXIT_FATAL:
+            self._set(rec, S.FAILED, pid="")
+            self._on_failed(rec, f"engine {rec.symbol} failed: {reason}")
+            return
+        rec.failures += 1
+        self._set(rec, S.CRASHED, pid="")
+        self.store.event("crashed", rec.symbol, reason=reason, exit_code=code, failures=rec.failures)
+        if self.policy.exhausted(rec.failures):
+            rec.last_error = f"{reason} ({rec.failures} crashes in a row)"
+            self._set(rec, S.FAILED)
+            self._on_failed(rec, f"engine {rec.symbol} failed permanently after {rec.failures - 1} restarts")
+            return
+        delay = self.policy.delay(rec.failures, self.rng)
+        rec.restarts += 1
+        rec.restart_due = time.monotonic() + delay
+        self._set(rec, S.RESTARTING, next_restart_in_s=round(delay, 3))
+
+    def _on_failed(self, rec: EngineRecord, headline: str) -> None:
+        """A failed engine stays down; its position is closed (on_failed: flatten) or held and shown."""
+        announce_failed(self.store, rec.symbol, rec.spec.config.on_failed, headline, rec.last_error)
+        rec.liquidations = 0
+        if rec.spec.config.on_failed == "flatten" and not self.shutting_down:
+            self._liquidate(rec)
+
+    def _liquidate(self, rec: EngineRecord) -> None:
+        rec.liquidating, rec.liquidations = True, rec.liquidations + 1  # the journal decides what to close
+        self._spawn(rec, liquidation_spec(rec.spec))
+
+    def _check_heartbeats(self, now: float) -> None:
+        live = [r for r in self.records.values() if r.proc is not None and r.proc.alive()]
+        if not live:
+            return
+        try:
+            beats = self.store.heartbeats([r.symbol for r in live])
+        except redis.RedisError:
+            self.redis_back_at = 0.0  # unknown until it answers; no hang verdicts meanwhile
+            return
+        if self.redis_back_at == 0.0:
+            self.redis_back_at = now
+        for rec in live:
+            proc = rec.proc
+            if proc is None:
+                continue
+            hb = beats.get(rec.symbol)
+            if hb is not None and hb[0] == proc.pid:
+                rec.last_hb = max(rec.last_hb, now - max(0.0, self.clock() - hb[2]))
+                if rec.state in (S.STARTING, S.RESTARTING) and not rec.stop_requested:
+                    self._became_running(rec, now)
+            ref = max(rec.last_hb, self.redis_back_at)
+            waiting = rec.state in (S.STARTING, S.RESTARTING) or rec.liquidating
+            limit = self.settings.start_timeout_s if waiting else self.settings.heartbeat_timeout_s
+            if now - ref > limit and rec.state is not S.STOPPING and not rec.kill_sent:
+                age = now - ref
+                rec_reason = f"hung: no heartbeat for {age:.1f}s"
+                log.error("engine %s %s; killing", rec.symbol, rec_reason, extra={"symbol": rec.symbol})
+                self.store.event("hung", rec.symbol, heartbeat_age_s=f"{age:.1f}")
+                write_note(self.settings.data_dir, rec.symbol, rec_reason)
+                rec.kill_sent = self.procs.kill(proc)
+
+    def _became_running(self, rec: EngineRecord, now: float) -> None:
+        rec.state, rec.running_since = S.RUNNING, now  # the engine wrote "running" itself
+        log.info("engine %s running (pid %s)", rec.symbol, rec.proc.pid if rec.proc else None,
+                 extra={"symbol": rec.symbol})
+        if rec.crash_at is not None:
+            took = self.clock() - rec.crash_at
+            self.store.recovery(took)
+            self.store.event("recovered", rec.symbol, seconds=f"{took:.3f}")
+            rec.crash_at = None
+
+    def _start_due(self, now: float) -> None:
+        starting = sum(1 for r in self.records.values()
+                       if r.proc is not None and r.state in (S.STARTING, S.RESTARTING))
+        due = sorted((r for r in self.records.values() if r.restart_due is not None and r.restart_due <= now),
+                     key=lambda r: r.restart_due or 0.0)
+        for rec in due:
+            if starting >= self.settings.max_concurrent_starts:
+                break  # staggered: the rest start as these come up
+            self._spawn(rec)
+            starting += 1
+
+    def _reset_stable(self, now: float) -> None:
+        """A stable run forgives earlier crashes (and only a stable run does)."""
+        for rec in self.records.values():
+            if rec.failures and rec.state is S.RUNNING and rec.running_since is not None \
+                    and self.policy.stable(now - rec.running_since):
+                log.info("engine %s stable again; crash count reset", rec.symbol, extra={"symbol": rec.symbol})
+                rec.failures = 0
+
+    def sweep(self) -> None:
+        """Full health sweep: identities and a summary line."""
+        sweep(self.records, time.monotonic(), self.settings.max_concurrent_starts)
+
+    def run_forever(self, should_stop: Callable[[], bool], on_step: Callable[[], None] | None = None) -> None:
+        while not should_stop():
+            self.step(0.05)
+            if on_step is not None:
+                on_step()
+
+    def shutdown(self) -> None:
+        """Stop every engine gracefully (SIGTERM, then SIGKILL after stop_timeout_s)."""
+        self.shutting_down = True
+        for rec in self.records.values():
+            rec.restart_due = None
+            if rec.proc is None and rec.state in (S.STARTING, S.CRASHED, S.RESTARTING):
+                self._set(rec, S.STOPPED, pid="")  # queued or waiting for a restart: cancelled
+            elif rec.proc is not None and rec.proc.alive() and not rec.liquidating:
+                rec.stop_requested = True
+                self._set(rec, S.STOPPING)
+                self.procs.terminate(rec.proc)
+        self.pump_until(lambda: all(r.proc is None for r in self.records.values()), self.settings.stop_timeout_s)
+        for rec in self.records.values():
+            if rec.proc is not None:
+                self.procs.kill(rec.proc)
+        self.pump_until(lambda: all(r.proc is None for r in self.records.values()), 5.0)
+        self.store.flush()
+        self.monitor.mirror(list(self.records))
+        self.monitor.absent()

@@ -1,0 +1,53 @@
+"""The baseline strategies every model must beat: SMA crossover, momentum, buy-and-hold."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from backend.src.core.types import Candle, Signal
+from backend.src.trading.strategies.base import Strategy
+
+
+class SmaCrossover(Strategy):
+    """Long while the fast SMA of closes is above the slow SMA, flat otherwise."""
+
+    def __init__(self, fast: int, slow: int) -> None:
+        self.fast, self.slow = fast, slow
+        self.warmup_candles = slow
+        self.closes: deque[float] = deque(maxlen=slow)
+
+    def on_candle(self, candle: Candle) -> Signal | None:
+        self.closes.append(candle.close)
+        if len(self.closes) < self.slow:
+            return None
+        slow = sum(self.closes) / self.slow
+        fast = sum(list(self.closes)[-self.fast :]) / self.fast
+        spread = (fast - slow) / slow
+        prob_up = min(1.0, max(0.0, 0.5 + spread * 50))
+        target = 1.0 if fast > slow else 0.0
+        return Signal(target, prob_up, abs(prob_up - 0.5) * 2, f"sma{self.fast}/{self.slow} spread={spread:.5f}")
+
+
+class Momentum(Strategy):
+    """Long while the return over ``lookback`` candles exceeds ``threshold``."""
+
+    def __init__(self, lookback: int, threshold: float) -> None:
+        self.lookback, self.threshold = lookback, threshold
+        self.warmup_candles = lookback + 1
+        self.closes: deque[float] = deque(maxlen=lookback + 1)
+
+    def on_candle(self, candle: Candle) -> Signal | None:
+        self.closes.append(candle.close)
+        if len(self.closes) <= self.lookback:
+            return None
+        ret = self.closes[-1] / self.closes[0] - 1
+        prob_up = min(1.0, max(0.0, 0.5 + ret * 10))
+        target = 1.0 if ret > self.threshold else 0.0
+        return Signal(target, prob_up, abs(prob_up - 0.5) * 2, f"momentum{self.lookback} ret={ret:.5f}")
+
+
+class BuyAndHold(Strategy):
+    """Always fully long: the baseline every strategy must beat (and a stress-test driver)."""
+
+    def on_candle(self, candle: Candle) -> Signal | None:
+        return Signal(1.0, 0.5, 0.0, "buy_and_hold")

@@ -1,0 +1,173 @@
+"""The ensemble as an engine strategy: candles → features → ``prob_up`` / ``confidence`` → Signal.
+
+Engines use it when the registry has a production model (``<data dir>/models/current``,
+checksums verified before anything is loaded) and fall back to the SMA crossover otherwise
+or when the model cannot be loaded. Heavy imports (LightGBM, torch, pytorch-forecasting) are
+paid once in the forkserver, which preloads them when a production model exists; an engine
+start only reads the small artifact files.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from backend.src.core.keys import Keys
+from backend.src.core.types import Candle, Signal
+from backend.src.trading.strategies.base import Strategy
+from backend.src.trading.strategies.baselines import SmaCrossover
+
+log = logging.getLogger(__name__)
+ML_PRELOAD = ["backend.ml.models.ensemble_predictor", "backend.ml.feature_pipeline", "backend.ml.registry",
+              "lightgbm", "torch", "pytorch_forecasting"]
+ENCODER = 48
+WINDOW = 200  # candles kept: the longest feature window (48) plus the TFT encoder (48), with margin
+
+
+def production_model(models_root: Path) -> tuple[str, Any] | None:
+    """(version, EnsemblePredictor) of the verified production model, or None."""
+    if not (models_root / "current").is_symlink():
+        return None  # no model promoted: an engine (re)start does not import the ML stack for nothing
+    from backend.ml.models.ensemble_predictor import EnsemblePredictor  # noqa: PLC0415
+    from backend.ml.registry import Registry  # noqa: PLC0415
+
+    reg = Registry(models_root)
+    version = reg.current()
+    if version is None:
+        return None
+    directory = reg.verify(version)  # never unpickle what does not match its sha256
+    return version, EnsemblePredictor.load(directory)
+
+
+Extras = Callable[[], dict[str, float]]
+
+
+class SentimentReader:
+    """The symbol's news aggregate that the RQ jobs publish, as the ``news_score`` feature;
+    nothing when there is none, it is older than ``max_age_s``, or Redis does not answer."""
+
+    def __init__(self, r: redis.Redis, keys: Keys, symbol: str, max_age_s: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.r, self.keys, self.symbol, self.max_age_s, self.clock = r, keys, symbol, max_age_s, clock
+
+    def __call__(self) -> dict[str, float]:
+        try:
+            raw = self.r.hgetall(self.keys.sentiment(self.symbol))
+        except redis.RedisError:
+            return {}
+        try:
+            if not raw or float(raw["count"]) == 0 or self.clock() - float(raw["updated_at"]) > self.max_age_s:
+                return {}
+            return {"news_score": float(raw["decayed"])}
+        except (KeyError, ValueError):
+            return {}
+
+
+class EnsembleStrategy(Strategy):
+    """Long when P(up) ≥ the ensemble's threshold, held while it stays ≥ 0.5, flat otherwise."""
+
+    def __init__(self, model: Any, version: str, fallback: SmaCrossover, extras: Extras | None = None) -> None:
+        self.extras = extras
+        self.model = model
+        self.version = version
+        self.fallback = fallback
+        self.warmup_candles = WINDOW
+        self.candles: deque[Candle] = deque(maxlen=WINDOW)
+        self.held = 0.0
+
+    def warmup(self, candles: list[Candle]) -> None:
+        for c in candles[-WINDOW:]:
+            self.candles.append(c)
+        self.fallback.warmup(candles)
+
+    def on_candle(self, candle: Candle) -> Signal | None:
+        import pandas as pd  # noqa: PLC0415
+
+        from backend.ml.feature_pipeline import technical_features  # noqa: PLC0415
+
+        self.candles.append(candle)
+        fb = self.fallback.on_candle(candle)  # kept warm, in case the model has to be dropped
+        if len(self.candles) < 100:
+            return None
+        df = pd.DataFrame([(c.ts, c.open, c.high, c.low, c.close, c.volume) for c in self.candles],
+                          columns=["ts", "open", "high", "low", "close", "volume"]).set_index("ts")
+        feats = technical_features(df).iloc[-ENCODER:].copy()  # the TFT's encoder; the others use the last row
+        for name, value in (self.extras() if self.extras is not None else {}).items():
+            feats[name] = float("nan")
+            feats.loc[feats.index[-1], name] = value
+        try:
+            row = self.model.predict(feats).iloc[-1]
+        except Exception:  # a broken model must not stop trading: the SMA takes over  # noqa: BLE001
+            log.exception("ensemble %s failed on a candle; using the SMA fallback", self.version)
+            return fb
+        prob, conf = float(row["prob_up"]), float(row["confidence"])
+        if prob >= self.model.threshold:
+            self.held = 1.0
+        elif prob < 0.5:
+            self.held = 0.0
+        return Signal(self.held, prob, conf, f"ensemble {self.version} p={prob:.3f} c={conf:.3f}")
+
+
+class ModelWatcher(Strategy):
+    """Trades whatever ``models/current`` points at, re-checked before every candle (a
+    ``readlink``): a newly promoted model takes over within one candle period, warmed with
+    the candles already seen; one that fails to load is logged and skipped, and the model
+    in use (or the SMA) keeps trading."""
+
+    def __init__(self, fast: int, slow: int, models_root: Path, extras: Extras | None = None) -> None:
+        self.fallback = SmaCrossover(fast, slow)
+        self.active: Strategy = self.fallback
+        self.models_root = models_root
+        self.extras = extras
+        self.version: str | None = None
+        self.skipped: str | None = None
+        self.history: deque[Candle] = deque(maxlen=WINDOW)
+        self.warmup_candles = WINDOW
+        self.reload()
+
+    def reload(self) -> None:
+        link = self.models_root / "current"
+        try:
+            target = str(link.readlink()) if link.is_symlink() else None
+        except OSError:
+            target = None
+        if target is None or target in (self.version, self.skipped):
+            return
+        try:
+            loaded = production_model(self.models_root)
+        except Exception as exc:  # noqa: BLE001 - corrupted/tampered/unloadable: keep what we have
+            log.error("model %s not usable (%s); staying on %s", target, exc, self.version or "the SMA crossover")
+            self.skipped = target
+            return
+        if loaded is None:
+            return
+        version, model = loaded
+        new = EnsembleStrategy(model, version, self.fallback, self.extras)
+        new.candles.extend(self.history)
+        if isinstance(self.active, EnsembleStrategy):
+            new.held = self.active.held  # the position we hold stays held until the new model says otherwise
+        log.info("trading on ensemble %s%s", version, f" (was {self.version})" if self.version else "")
+        self.active, self.version, self.skipped = new, version, None
+
+    def warmup(self, candles: list[Candle]) -> None:
+        self.history.extend(candles[-WINDOW:])
+        self.fallback.warmup(candles)
+        if isinstance(self.active, EnsembleStrategy):
+            self.active.candles.extend(candles[-WINDOW:])
+
+    def on_candle(self, candle: Candle) -> Signal | None:
+        self.reload()
+        self.history.append(candle)
+        return self.active.on_candle(candle)
+
+
+def build_ml_strategy(fast: int, slow: int, models_root: Path | None, extras: Extras | None = None) -> Strategy:
+    if models_root is None:
+        return SmaCrossover(fast, slow)
+    return ModelWatcher(fast, slow, models_root, extras)

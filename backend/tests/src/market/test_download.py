@@ -1,0 +1,85 @@
+"""download_data against the local Binance stand-in serving real candles."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from backend.src.core.settings import REPO_ROOT
+from backend.src.market.candles import load_candles
+from backend.tests.conftest import OHLCV_DIR
+from backend.tests.fakes.binance_server import BinanceServer
+
+
+def day_ms(day: str) -> int:
+    return int(dt.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=dt.UTC).timestamp() * 1000)
+
+
+@pytest.fixture
+def real_rows() -> list[list[float]]:
+    candles, _ = load_candles(OHLCV_DIR / "ETH_BTC-5m.csv")
+    return [[c.ts, c.open, c.high, c.low, c.close, c.volume] for c in candles]
+
+
+@pytest.fixture
+def binance(real_rows: list[list[float]]) -> Iterator[BinanceServer]:
+    server = BinanceServer({"ETHBTC": real_rows}, timeframe="5m")
+    yield server
+    server.close()
+
+
+def run(binance: BinanceServer, out: Path, start: str, end: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "backend.src.market.download", "--exchange", "binance", "--symbols", "ETHBTC",
+         "--timeframe", "5m", "--start", start, "--end", end, "--out", str(out), *extra],
+        env={"LEVIBOT_EXCHANGE_BASE_URL": binance.url, "PATH": "/usr/bin:/bin", "LEVIBOT_EXCHANGE_TIMEOUT_S": "2"},
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_download_resume_and_incremental(binance: BinanceServer, real_rows: list[list[float]], tmp_path: Path) -> None:
+    first = dt.datetime.fromtimestamp(real_rows[0][0] / 1000, dt.UTC) + dt.timedelta(days=1)
+    start, mid, end = (first + dt.timedelta(days=d) for d in (0, 3, 6))
+    fmt = "%Y-%m-%d"
+    res = run(binance, tmp_path, start.strftime(fmt), mid.strftime(fmt))
+    assert res.returncode == 0, res.stderr
+    path = tmp_path / "ETHBTC-5m.parquet"
+    got, _ = load_candles(path)
+    want = [r for r in real_rows if day_ms(start.strftime(fmt)) <= r[0] < day_ms(mid.strftime(fmt))]
+    assert [[c.ts, c.open, c.high, c.low, c.close, c.volume] for c in got] == want
+    assert "100.0%" in res.stderr and "ETHBTC:" in res.stdout
+
+    calls_before = sum(1 for _, p in binance.requests if p == "/api/v3/klines")
+    res = run(binance, tmp_path, start.strftime(fmt), end.strftime(fmt))  # extends: only the new days
+    assert res.returncode == 0, res.stderr
+    calls = sum(1 for _, p in binance.requests if p == "/api/v3/klines") - calls_before
+    new_rows = sum(1 for r in real_rows if day_ms(mid.strftime(fmt)) <= r[0] < day_ms(end.strftime(fmt)))
+    assert calls <= new_rows // 1000 + 2, f"{calls} pages for {new_rows} new candles"
+    got, report = load_candles(path)
+    assert len(got) == sum(1 for r in real_rows if day_ms(start.strftime(fmt)) <= r[0] < day_ms(end.strftime(fmt)))
+    assert f"{report.gaps} gap(s)" in res.stdout
+
+    calls_before = sum(1 for _, p in binance.requests if p == "/api/v3/klines")
+    res = run(binance, tmp_path, start.strftime(fmt), end.strftime(fmt))
+    assert res.returncode == 0 and "ETHBTC: 0 new" in res.stdout
+    assert sum(1 for _, p in binance.requests if p == "/api/v3/klines") - calls_before <= 1
+
+
+def test_download_survives_rate_limits(binance: BinanceServer, real_rows: list[list[float]], tmp_path: Path) -> None:
+    day = dt.datetime.fromtimestamp(real_rows[0][0] / 1000, dt.UTC) + dt.timedelta(days=1)
+    binance.plan.extend(["429", "500"])
+    res = run(binance, tmp_path, day.strftime("%Y-%m-%d"), (day + dt.timedelta(days=1)).strftime("%Y-%m-%d"))
+    assert res.returncode == 0, res.stderr
+    assert len(load_candles(tmp_path / "ETHBTC-5m.parquet")[0]) == 288
+
+
+def test_bad_arguments(binance: BinanceServer, tmp_path: Path) -> None:
+    res = run(binance, tmp_path, "2024-13-01", "2024-12-01")
+    assert res.returncode == 2 and "--start: expected YYYY-MM-DD" in res.stderr
+    res = run(binance, tmp_path, "2024-02-01", "2024-01-01")
+    assert res.returncode == 2 and "--end: must be after --start" in res.stderr

@@ -1,0 +1,81 @@
+"""Config hot reload against a real manager: only a complete, valid, settled file is applied."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import redis
+
+from backend.src.core.config import read_settled
+from backend.src.core.settings import REPO_ROOT
+from backend.tests.conftest import ManagerProc, fast_env, wait_for
+from backend.tests.integration.helpers import events, state, wait_running
+
+EXAMPLE = (REPO_ROOT / "backend" / "engines.example.yaml").read_text()
+SYMS = ["BTCUSDT", "ETHUSDT"]
+
+
+def rejected_log_lines(data_dir: Path) -> list[dict[str, object]]:
+    out = []
+    for path in (data_dir / "logs").glob("manager*.jsonl"):
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            if "config rejected" in str(rec.get("msg", rec.get("message", ""))):
+                out.append(rec)
+    return out
+
+
+def test_an_emptied_config_file_is_refused_and_the_running_config_stays(
+    redis_server, ns: str, data_dir: Path, r: redis.Redis, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "x.yaml"
+    cfg.write_text(EXAMPLE.replace("name: ensemble", "name: sma_crossover"))
+    m = ManagerProc(["--symbols", ",".join(SYMS), "--config", str(cfg)], fast_env(redis_server.url, ns, data_dir))
+    try:
+        wait_running(r, ns, SYMS)
+        wait_for(lambda: all(state(r, ns, s).get("config_version") for s in SYMS), 5, what="config applied")
+        before = {s: state(r, ns, s)["config_version"] for s in SYMS}
+        published = r.hget(f"{ns}config:BTCUSDT", "json")
+        time.sleep(1.1)  # mtime granularity
+        cfg.write_text("")  # `: > x.yaml`, as an editor truncating before it writes
+        deadline = time.monotonic() + 10
+        while not events(r, ns, "config_rejected") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(2.5)  # several more checks of the unchanged empty file
+        rejected = events(r, ns, "config_rejected")
+        assert len(rejected) == 1 and "is empty" in rejected[0]["reason"], rejected
+        assert {s: state(r, ns, s)["config_version"] for s in SYMS} == before, "nothing applied"
+        assert r.hget(f"{ns}config:BTCUSDT", "json") == published
+        assert json.loads(str(published))["size_usd"] == 2000
+        assert len(rejected_log_lines(data_dir)) == 1, "one log line per rejected file"
+        cfg.write_text("defaults: [\n  size_usd: 5\n")  # broken YAML
+        wait_for(lambda: len(events(r, ns, "config_rejected")) == 2, 10, what="broken YAML rejected")
+        time.sleep(2.5)
+        assert "not valid YAML" in events(r, ns, "config_rejected")[1]["reason"]
+        assert len(rejected_log_lines(data_dir)) == 2, "one log line per rejected file"
+        assert {s: state(r, ns, s)["config_version"] for s in SYMS} == before
+    finally:
+        assert m.stop() == 0
+
+
+def test_a_file_being_written_is_read_once_it_settles(tmp_path: Path) -> None:
+    cfg = tmp_path / "x.yaml"
+    cfg.write_text("defaults:\n")
+
+    def slow_writer() -> None:
+        text = EXAMPLE
+        with cfg.open("w") as f:
+            for i in range(0, len(text), 200):
+                f.write(text[i:i + 200])
+                f.flush()
+                time.sleep(0.02)
+
+    t = threading.Thread(target=slow_writer)
+    t.start()
+    time.sleep(0.01)
+    got = read_settled(cfg)
+    t.join()
+    assert got == EXAMPLE

@@ -1,0 +1,108 @@
+"""The ensemble as an engine strategy: news from Redis as a feature, SMA fallback, verified loading."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from backend.ml.feature_pipeline import build, label_up, load_ohlcv
+from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
+from backend.ml.registry import Registry
+from backend.src.core.keys import Keys
+from backend.src.market.candles import load_candles
+from backend.src.trading.strategies.baselines import SmaCrossover
+from backend.src.trading.strategies.ensemble import EnsembleStrategy, ModelWatcher, SentimentReader, build_ml_strategy
+from backend.tests.conftest import OHLCV_DIR
+
+ETH = OHLCV_DIR / "ETH_BTC-5m.csv"
+
+
+@pytest.fixture(scope="module")
+def model() -> EnsemblePredictor:
+    df = load_ohlcv(ETH)
+    cfg = EnsembleConfig(models=[ModelSpec(name="lgbm", weight=0.5, params={"n_estimators": 30}),
+                                 ModelSpec(name="sentiment", weight=0.5, features=["news_score"])])
+    fitted = EnsemblePredictor(cfg).fit(build(df).iloc[:3000], label_up(df, 12).iloc[:3000])
+    fitted.calibration = (1.0, 0.0)  # the plumbing under test, not this weak model's calibration
+    return fitted
+
+
+def test_sentiment_reader(r: redis.Redis, ns: str) -> None:
+    keys, now = Keys(ns), time.time()
+    reader = SentimentReader(r, keys, "ETHBTC", max_age_s=900, clock=lambda: now)
+    assert reader() == {}
+    r.hset(keys.sentiment("ETHBTC"), mapping={"mean": 0.5, "count": 3, "decayed": 0.4, "updated_at": now - 60})
+    assert reader() == {"news_score": 0.4}
+    r.hset(keys.sentiment("ETHBTC"), "updated_at", now - 1000)
+    assert reader() == {}, "stale"
+    down = SentimentReader(redis.Redis(port=1, socket_connect_timeout=0.2), keys, "ETHBTC", 900)
+    assert down() == {}
+
+
+def test_news_moves_the_signal_and_the_confidence(model: EnsemblePredictor) -> None:
+    candles, _ = load_candles(ETH)
+    news: dict[str, float] = {}
+    s = EnsembleStrategy(model, "v1", SmaCrossover(10, 30), extras=lambda: dict(news))
+    s.warmup(candles[3000:3200])
+    quiet = s.on_candle(candles[3200])
+    signals = {}
+    for score in (-1.0, 1.0):
+        s.candles.pop()
+        news["news_score"] = score
+        signals[score] = s.on_candle(candles[3200])
+    assert quiet is not None and signals[-1.0] is not None and signals[1.0] is not None
+    assert signals[-1.0].prob_up < quiet.prob_up and signals[-1.0].prob_up < signals[1.0].prob_up
+    assert "ensemble v1" in quiet.reason
+
+
+def test_a_failing_model_falls_back_to_the_sma(model: EnsemblePredictor) -> None:
+    class Broken:
+        threshold = 0.6
+
+        def predict(self, _x: object) -> object:
+            raise RuntimeError("corrupt weights")
+
+    candles, _ = load_candles(ETH)
+    s = EnsembleStrategy(Broken(), "bad", SmaCrossover(10, 30))
+    s.warmup(candles[:200])
+    sig = s.on_candle(candles[200])
+    assert sig is not None and sig.reason.startswith("sma10/30")
+
+
+def test_hot_reload_and_fallback_to_the_model_in_use(model: EnsemblePredictor, tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    candles, _ = load_candles(ETH)
+    w = build_ml_strategy(10, 30, root)
+    assert isinstance(w, ModelWatcher) and w.active is w.fallback  # no model yet: the SMA
+    w.warmup(candles[:200])
+    assert (sig := w.on_candle(candles[200])) is not None and sig.reason.startswith("sma")
+    reg = Registry(root)
+    v1 = reg.save(model.save, {})
+    reg.promote(v1)
+    sig = w.on_candle(candles[201])  # picked up before the very next candle
+    assert w.version == v1 and sig is not None and sig.reason.startswith(f"ensemble {v1}")
+    v2 = reg.save(model.save, {})
+    reg.promote(v2)
+    w.on_candle(candles[202])
+    assert w.version == v2
+    v3 = reg.save(model.save, {})
+    reg.promote(v3)
+    (root / v3 / "lgbm.txt").write_text("tree\n")  # broken after promotion
+    sig = w.on_candle(candles[203])
+    assert w.version == v2 and w.skipped == v3 and sig is not None and sig.reason.startswith(f"ensemble {v2}")
+
+
+def test_tampered_or_missing_production_model_means_sma(model: EnsemblePredictor, tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    w = build_ml_strategy(10, 30, root)
+    assert isinstance(w, ModelWatcher) and w.version is None
+    reg = Registry(root)
+    v = reg.save(model.save, {})
+    reg.promote(v)
+    (root / v / "lgbm.txt").write_text("tree\n")
+    w = build_ml_strategy(10, 30, root)
+    assert isinstance(w, ModelWatcher) and w.version is None and w.active is w.fallback
+    assert isinstance(build_ml_strategy(10, 30, None), SmaCrossover)
