@@ -34,7 +34,7 @@ from backend.src.supervisor.alerts import AlertDispatcher, build_sinks
 from backend.src.supervisor.children import ApiProcess
 from backend.src.supervisor.control import ConfigSource, ControlPlane
 from backend.src.supervisor.engine_record import default_owner
-from backend.src.supervisor.procs import PRELOAD, ProcessOps
+from backend.src.supervisor.procs import PRELOAD, SystemRuntime
 from backend.src.supervisor.reconcile import refuse_foreign_leases
 from backend.src.supervisor.watchdog import Watchdog
 from backend.src.supervisor.workers import WorkerPool
@@ -190,8 +190,8 @@ def supervise(settings: Settings, config_source: ConfigSource,
         signal.signal(signal.SIGTERM, stopper)
         signal.signal(signal.SIGINT, stopper)
         configs, sources = loaded
-        procs = ProcessOps(forkserver_preload(settings, sources))
-        manager = Watchdog(settings, r, configs, sources, procs=procs, policy=policy)
+        runtime = SystemRuntime(settings.data_dir, forkserver_preload(settings, sources))
+        manager = Watchdog(settings, r, configs, sources, runtime=runtime, policy=policy)
         manager.check_leases()
         manager.reconcile()
         control = ControlPlane(manager, r, manager.keys, manager.owner, config_source,

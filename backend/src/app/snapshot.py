@@ -13,8 +13,9 @@ import redis.asyncio as aioredis
 from backend.src.core.buckets import RECOVERY_BUCKETS
 from backend.src.core.health import format_uptime, heartbeat_age, is_stalled
 from backend.src.core.keys import Keys
+from backend.src.core.states import LIVE_STATES, EngineState
 
-STATUSES = ("running", "starting", "restarting", "stopping", "stopped", "crashed", "failed")
+STATUSES = tuple(s.value for s in EngineState)  # every status, in the state machine's order
 
 
 @dataclass
@@ -52,7 +53,7 @@ def engine_view(symbol: str, st: dict[str, str], hb: str | None, now: float, hb_
     status = st.get("status", "unknown")
     age = heartbeat_age(hb, now)
     started = float(st.get("started_at") or 0)
-    live = status in ("running", "starting", "restarting", "stopping")
+    live = status in LIVE_STATES
     uptime_s = now - started if started and status == "running" else 0.0
     return {
         "symbol": symbol,

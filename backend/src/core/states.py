@@ -31,7 +31,10 @@ TRANSITIONS: dict[EngineState, frozenset[EngineState]] = {
     S.FAILED: frozenset({S.STARTING}),
 }
 
-LIVE_STATES = frozenset({S.STARTING, S.RUNNING, S.RESTARTING})
+# A record seen for the first time starts, or adopts what a previous manager left in Redis.
+INITIAL = frozenset({S.STARTING, S.STOPPED, S.FAILED})
+# Statuses in which an engine process exists or is about to (its pid and uptime are shown).
+LIVE_STATES = frozenset({S.STARTING, S.RUNNING, S.RESTARTING, S.STOPPING})
 
 
 class InvalidTransition(ValueError):
@@ -43,10 +46,10 @@ class InvalidTransition(ValueError):
 def check_transition(old: EngineState | None, new: EngineState) -> EngineState:
     """Return ``new`` if ``old -> new`` is allowed, else raise InvalidTransition.
 
-    ``old is None`` (never seen) may only go to ``starting``.
+    ``old is None`` (never seen) may only go to ``starting``, or adopt ``stopped``/``failed``.
     """
     if old is None:
-        if new is not S.STARTING:
+        if new not in INITIAL:
             raise InvalidTransition(S.STOPPED, new)
         return new
     if new not in TRANSITIONS[old]:

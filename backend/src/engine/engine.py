@@ -33,10 +33,11 @@ from backend.src.core.keys import Keys
 from backend.src.core.lease import BEAT, Lease
 from backend.src.core.settings import Settings
 from backend.src.core.states import EngineState
+from backend.src.core.types import Candle
 from backend.src.engine.journal import Journal
 from backend.src.engine.risk_gate import RiskGate
 from backend.src.engine.trader import Trader
-from backend.src.market.candles import Candle, CandleSource, ReplaySource, SyntheticSource, load_candles
+from backend.src.market.candles import CandleSource, ReplaySource, SyntheticSource, load_candles
 from backend.src.market.exchange_rules import MarketRules
 from backend.src.trading.factory import build_strategy
 from backend.src.trading.strategies.ensemble import SentimentReader

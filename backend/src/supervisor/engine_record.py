@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend.src.core.runtime import ProcessHandle
 from backend.src.core.states import EngineState
 from backend.src.engine.engine import EngineSpec
-from backend.src.supervisor.procs import EngineProcess, is_engine
 
 S = EngineState
 log = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ class EngineRecord:
     symbol: str
     spec: EngineSpec
     state: EngineState | None = None
-    proc: EngineProcess | None = None
+    proc: ProcessHandle | None = None
     failures: int = 0  # consecutive crashes without a stable run
     restarts: int = 0  # total restarts
     running_since: float | None = None
@@ -62,7 +63,8 @@ def default_owner(data_dir: Path) -> str:
     return f"{socket.gethostname()}:{data_dir.resolve()}".replace("|", "/")
 
 
-def sweep(records: dict[str, EngineRecord], now: float, max_concurrent_starts: int) -> None:
+def sweep(records: dict[str, EngineRecord], now: float, max_concurrent_starts: int,
+          is_engine: Callable[[int, str], bool]) -> None:
     """Log any engine whose pid lost its identity, and one summary line of who is down and why."""
     for rec in records.values():
         if rec.proc is not None and rec.proc.alive() and not rec.liquidating \

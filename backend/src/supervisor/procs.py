@@ -1,4 +1,4 @@
-"""Process operations for the manager: spawn engines, check identities, signal.
+"""The supervisor's real runtime: spawn engines, wait for exits, check identities, signal.
 
 Engines are forked from a multiprocessing *forkserver* that preloads the engine's modules
 once, so a restart costs a fork (milliseconds), not an interpreter start plus imports.
@@ -17,10 +17,14 @@ import multiprocessing as mp
 import os
 import signal
 from dataclasses import dataclass
+from multiprocessing.connection import wait as wait_sentinels
 from multiprocessing.context import ForkServerContext
+from pathlib import Path
 
 import psutil
 
+from backend.src.core import exit_notes
+from backend.src.core.runtime import ProcessHandle, SystemClock
 from backend.src.engine.engine import EngineSpec
 from backend.src.engine.main import run_engine
 
@@ -45,6 +49,9 @@ class EngineProcess:
 
     def alive(self) -> bool:
         return self.process.exitcode is None
+
+    def join(self, timeout: float) -> None:
+        self.process.join(timeout)
 
 
 def proc_title(symbol: str) -> str:
@@ -73,13 +80,17 @@ def is_engine(pid: int, symbol: str, started_at: float | None = None, tolerance_
     return started_at is None or abs(create_time - started_at) <= tolerance_s
 
 
-class ProcessOps:
-    def __init__(self, preload: list[str] | None = None) -> None:
+class SystemRuntime(SystemClock):
+    """Real clocks and real processes: engines forked from a forkserver, exit notes under
+    ``<data dir>/run``."""
+
+    def __init__(self, data_dir: Path, preload: list[str] | None = None) -> None:
+        self.data_dir = data_dir
         self.ctx: ForkServerContext = mp.get_context("forkserver")  # type: ignore[assignment]
         self.ctx.set_forkserver_preload(preload if preload is not None else PRELOAD)
         self.lifeline, self._lifeline_w = self.ctx.Pipe(duplex=False)
 
-    def spawn(self, spec: EngineSpec) -> EngineProcess:
+    def spawn(self, spec: EngineSpec) -> EngineProcess:  # type: ignore[override]
         proc = self.ctx.Process(
             target=run_engine, args=(spec, self.lifeline), name=proc_title(spec.symbol), daemon=False
         )
@@ -90,8 +101,24 @@ class ProcessOps:
         created = ident[0] if ident else psutil.boot_time()
         return EngineProcess(spec.symbol, proc, proc.pid, created)
 
+    def wait(self, handles: list[ProcessHandle], timeout: float) -> list[ProcessHandle]:
+        by_sentinel = {h.sentinel: h for h in handles if isinstance(h, EngineProcess)}
+        if not by_sentinel:
+            self.sleep(timeout)
+            return []
+        return [by_sentinel[int(s)] for s in wait_sentinels(list(by_sentinel), timeout)]  # type: ignore[arg-type]
+
+    def is_engine(self, pid: int, symbol: str, started_at: float | None = None) -> bool:
+        return is_engine(pid, symbol, started_at)
+
+    def write_note(self, symbol: str, text: str) -> None:
+        exit_notes.write_note(self.data_dir, symbol, text)
+
+    def pop_note(self, symbol: str) -> str:
+        return exit_notes.pop_note(self.data_dir, symbol)
+
     @staticmethod
-    def send(handle: EngineProcess, sig: int) -> bool:
+    def send(handle: ProcessHandle, sig: int) -> bool:
         """Signal our own child, after checking it is still the process we spawned."""
         if not handle.alive():
             return False
@@ -103,10 +130,10 @@ class ProcessOps:
             return True
         return False
 
-    def terminate(self, handle: EngineProcess) -> bool:
+    def terminate(self, handle: ProcessHandle) -> bool:
         return self.send(handle, signal.SIGTERM)
 
-    def kill(self, handle: EngineProcess) -> bool:
+    def kill(self, handle: ProcessHandle) -> bool:
         return self.send(handle, signal.SIGKILL)
 
     @staticmethod

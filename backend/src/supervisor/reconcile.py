@@ -8,7 +8,6 @@ Anything else holding that pid is an unrelated process and is never touched.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +16,8 @@ import redis
 from backend.src.core.errors import UsageError
 from backend.src.core.keys import Keys
 from backend.src.core.lease import read_lease
+from backend.src.core.runtime import Runtime
 from backend.src.core.states import EngineState
-from backend.src.supervisor.procs import ProcessOps, is_engine
 from backend.src.supervisor.state_store import StateStore, read_registry
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ def _candidates(state: dict[str, str], mirror: dict[str, object]) -> set[tuple[i
 
 
 def reconcile_previous(
-    store: StateStore, registry_path: Path, symbols: list[str], procs: ProcessOps
+    store: StateStore, registry_path: Path, symbols: list[str], rt: Runtime
 ) -> dict[str, Previous]:
     states = store.read_all(symbols)
     mirror = read_registry(registry_path)
@@ -59,10 +58,10 @@ def reconcile_previous(
     for sym in symbols:
         st = states.get(sym) or {}
         for pid, started in _candidates(st, mirror.get(sym) or {}):
-            if is_engine(pid, sym, started):
+            if rt.is_engine(pid, sym, started):
                 log.warning("engine %s pid %s from a previous manager still alive; stopping it", sym, pid,
                             extra={"symbol": sym})
-                _wait_gone(pid, sym, started, procs)
+                _wait_gone(pid, sym, started, rt)
             else:
                 log.info("recorded pid %s of %s is not a live engine of it; left alone", pid, sym,
                          extra={"symbol": sym})
@@ -72,11 +71,11 @@ def reconcile_previous(
     return out
 
 
-def _wait_gone(pid: int, sym: str, started: float, procs: ProcessOps) -> None:
-    deadline = time.monotonic() + ORPHAN_GRACE_S
-    while is_engine(pid, sym, started) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if is_engine(pid, sym, started):
-        procs.kill_verified(pid, sym, started)
-        while is_engine(pid, sym, started):
-            time.sleep(0.02)
+def _wait_gone(pid: int, sym: str, started: float, rt: Runtime) -> None:
+    deadline = rt.monotonic() + ORPHAN_GRACE_S
+    while rt.is_engine(pid, sym, started) and rt.monotonic() < deadline:
+        rt.sleep(0.05)
+    if rt.is_engine(pid, sym, started):
+        rt.kill_verified(pid, sym, started)
+        while rt.is_engine(pid, sym, started):
+            rt.sleep(0.02)

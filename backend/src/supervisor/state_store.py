@@ -18,6 +18,7 @@ import redis
 
 from backend.src.core.buckets import bucket_field
 from backend.src.core.keys import Keys
+from backend.src.core.states import LIVE_STATES
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def registry_entry(state: dict[str, str], now: float) -> dict[str, Any]:
     """The seed's shape: status, pid, uptime (s), last_trade, pnl, plus restarts and last_error."""
     status = state.get("status", "unknown")
     started = float(state.get("started_at") or 0)
-    live = status in ("running", "starting", "restarting", "stopping")
+    live = status in LIVE_STATES
     pid = int(state["pid"]) if state.get("pid") and live else None
     return {
         "status": status,

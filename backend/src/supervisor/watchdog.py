@@ -1,17 +1,17 @@
 """The supervisor: spawns one engine process per symbol, watches and restarts them.
 
-Single-threaded event loop: engine exits are seen at once through their sentinels (a
-``select`` wakes up the moment a child dies), heartbeats are checked every few hundred
-milliseconds, and a full health sweep runs every ``health_sweep_s``. The manager owns
-nothing a crash can lose: positions live in the engines' journals, state in Redis.
+Single-threaded event loop: engine exits are seen at once (``runtime.wait`` wakes up the
+moment a child dies), heartbeats are checked every few hundred milliseconds, and a full
+health sweep runs every ``health_sweep_s``. The watchdog owns nothing a crash can lose:
+positions live in the engines' journals, state in Redis. Every clock reading, sleep and
+process operation goes through the ``Runtime`` it is given, and every state change through
+the state machine (``_set``), so its policies are testable with a fake runtime.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import selectors
-import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -20,8 +20,9 @@ import redis
 from backend.risk.policy import RiskPolicy
 from backend.src.core.config import SourceSpec, SymbolConfig
 from backend.src.core.errors import EXIT_FATAL, EXIT_OK, UsageError
-from backend.src.core.exit_notes import describe_exit, pop_note, write_note
+from backend.src.core.exit_notes import describe_exit
 from backend.src.core.keys import Keys
+from backend.src.core.runtime import Runtime
 from backend.src.core.settings import ENGINE_SECRETS, Settings, without_secrets
 from backend.src.core.states import EngineState, check_transition
 from backend.src.engine.engine import EngineSpec
@@ -29,13 +30,11 @@ from backend.src.engine.liquidate import liquidation_spec
 from backend.src.supervisor.engine_record import EngineRecord, default_owner, sweep
 from backend.src.supervisor.failed import announce_failed, report_liquidation
 from backend.src.supervisor.monitor import Monitor
-from backend.src.supervisor.procs import ProcessOps
 from backend.src.supervisor.reconcile import reconcile_previous, refuse_foreign_leases
 from backend.src.supervisor.restart_policy import RestartPolicy
 from backend.src.supervisor.state_store import StateStore
 
 S = EngineState
-Clock = Callable[[], float]
 log = logging.getLogger(__name__)
 LIQUIDATION_ATTEMPTS = 3  # one-shot liquidations of a failed engine's position before giving up
 
@@ -48,14 +47,13 @@ class Watchdog:
         configs: dict[str, SymbolConfig],
         sources: dict[str, SourceSpec],
         *,
-        procs: ProcessOps,
-        clock: Clock = time.time,
+        runtime: Runtime,
         owner: str | None = None,
         rng: random.Random | None = None,
         policy: RiskPolicy | None = None,
     ) -> None:
         self.settings = s = settings
-        self.r, self.procs, self.clock = r, procs, clock
+        self.r, self.rt = r, runtime
         self.keys = Keys(s.namespace)
         self.store = StateStore(r, self.keys)
         self.owner = owner or default_owner(s.data_dir)
@@ -70,11 +68,11 @@ class Watchdog:
                                               self.risk_policy))
             for sym, cfg in configs.items()
         }
-        self.monitor = Monitor(r, self.keys, self.store, s, self.owner, clock)
-        self.selector = selectors.DefaultSelector()
+        self.monitor = Monitor(r, self.keys, self.store, s, self.owner, runtime.time)
         self.shutting_down = False
         self.redis_back_at = 0.0
-        self._last = {"hb": 0.0, "mirror": 0.0, "sweep": time.monotonic()}
+        self.mirror_due = False  # a state changed: rewrite the registry file on this tick
+        self._last = {"hb": 0.0, "mirror": 0.0, "sweep": runtime.monotonic()}
 
     # ------------------------------------------------------------------ state
 
@@ -82,11 +80,12 @@ class Watchdog:
         old = rec.state
         check_transition(old, new)
         rec.state = new
+        self.mirror_due = True
         log.info("engine %s: %s -> %s", rec.symbol, old.value if old else "-", new.value,
                  extra={"symbol": rec.symbol, "from": old.value if old else None, "to": new.value, **fields})
         if write:
             self.store.write(rec.symbol, status=new.value, restarts=rec.restarts, owner=self.owner,
-                             last_error=rec.last_error, transition_at=f"{self.clock():.3f}", **fields)
+                             last_error=rec.last_error, transition_at=f"{self.rt.time():.3f}", **fields)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -96,20 +95,19 @@ class Watchdog:
 
     def reconcile(self) -> None:
         """Adopt what Redis and the registry say; never trust a bare pid."""
-        previous = reconcile_previous(self.store, self.settings.registry_path, list(self.records), self.procs)
+        previous = reconcile_previous(self.store, self.settings.registry_path, list(self.records), self.rt)
         for sym, prev in previous.items():
             rec = self.records[sym]
             rec.restarts = prev.restarts
-            if prev.status is not None:
-                rec.state = S.FAILED if prev.status is S.FAILED else S.STOPPED
+            if prev.status is not None:  # adopted, not announced: Redis already says so
+                self._set(rec, S.FAILED if prev.status is S.FAILED else S.STOPPED, write=False)
 
     def _spawn(self, rec: EngineRecord, spec: EngineSpec | None = None) -> None:
         rec.restart_due = None
-        rec.proc = self.procs.spawn(spec or rec.spec)
-        rec.last_hb = time.monotonic()  # a new process gets a full start timeout
+        rec.proc = self.rt.spawn(spec or rec.spec)
+        rec.last_hb = self.rt.monotonic()  # a new process gets a full start timeout
         rec.running_since = None
         rec.kill_sent = False
-        self.selector.register(rec.proc.sentinel, selectors.EVENT_READ, rec)
         log.info("spawned engine %s pid %s", rec.symbol, rec.proc.pid, extra={"symbol": rec.symbol})
 
     def start(self, symbol: str) -> None:
@@ -117,13 +115,15 @@ class Watchdog:
         rec = self._rec(symbol)
         if rec.proc is not None and rec.proc.alive():
             return
+        if rec.proc is not None:
+            self._on_exit(rec)  # it died and the loop has not reaped it yet: account for it first
         if rec.state is S.STARTING and rec.restart_due is not None:
             return  # already queued
         rec.stop_requested, rec.failures, rec.last_error = False, 0, ""
-        if rec.state not in (None, S.STOPPED, S.FAILED):
-            rec.state = S.STOPPED
+        if rec.state not in (None, S.STOPPED, S.FAILED):  # crashed or waiting for a restart: cancelled
+            self._set(rec, S.STOPPED, write=False)
         self._set(rec, S.STARTING, pid="", on_failed="")
-        rec.restart_due = time.monotonic()
+        rec.restart_due = self.rt.monotonic()
         self._start_due(rec.restart_due)
 
     def start_all(self, wait_s: float | None = None) -> bool:
@@ -145,14 +145,14 @@ class Watchdog:
             return
         if rec.state is not S.STOPPING:
             self._set(rec, S.STOPPING)
-        self.procs.terminate(rec.proc)
+        self.rt.terminate(rec.proc)
         if wait:
             self._await_exit(rec)
 
     def _await_exit(self, rec: EngineRecord) -> None:
         if not self.pump_until(lambda: rec.proc is None, self.settings.stop_timeout_s) and rec.proc is not None:
             log.warning("engine %s ignored SIGTERM; killing", rec.symbol, extra={"symbol": rec.symbol})
-            self.procs.kill(rec.proc)
+            self.rt.kill(rec.proc)
             self.pump_until(lambda: rec.proc is None, 5.0)
 
     def restart(self, symbol: str) -> None:
@@ -195,7 +195,7 @@ class Watchdog:
 
     def health_check(self) -> dict[str, dict[str, object]]:
         """Every engine: alive or not, and why not."""
-        now = time.monotonic()
+        now = self.rt.monotonic()
         return {sym: rec.health(now, self.settings.max_concurrent_starts) for sym, rec in self.records.items()}
 
     def _rec(self, symbol: str) -> EngineRecord:
@@ -207,9 +207,9 @@ class Watchdog:
     # ------------------------------------------------------------------ event loop
 
     def pump_until(self, cond: Callable[[], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
+        deadline = self.rt.monotonic() + timeout
         while not cond():
-            left = deadline - time.monotonic()
+            left = deadline - self.rt.monotonic()
             if left <= 0:
                 return False
             self.step(min(left, 0.05))
@@ -217,18 +217,13 @@ class Watchdog:
 
     def step(self, timeout: float = 0.05) -> None:
         """Wait for engine exits up to ``timeout``, then run due timers."""
-        if self.selector.get_map():
-            for key, _ in self.selector.select(timeout):
-                if isinstance(key.data, EngineRecord):
-                    self._on_exit(key.data)
-                else:
-                    key.data()
-        else:
-            time.sleep(timeout)
+        running = {id(r.proc): r for r in self.records.values() if r.proc is not None}
+        for proc in self.rt.wait([r.proc for r in running.values() if r.proc is not None], timeout):
+            self._on_exit(running[id(proc)])
         self.tick()
 
     def tick(self) -> None:
-        now = time.monotonic()
+        now = self.rt.monotonic()
         # Poll fast while an engine is starting (its first heartbeat frees a start slot).
         starting = any(r.proc is not None and r.state in (S.STARTING, S.RESTARTING) for r in self.records.values())
         if now - self._last["hb"] >= (0.02 if starting else min(0.2, self.settings.heartbeat_interval_s)):
@@ -236,10 +231,12 @@ class Watchdog:
             self._check_heartbeats(now)
         self._start_due(now)
         self._reset_stable(now)
-        if now - self._last["mirror"] >= 1.0:
-            self._last["mirror"] = now
+        if self.mirror_due or now - self._last["mirror"] >= 1.0:
+            self.mirror_due = False  # state changes of one step are coalesced into one rewrite
             self.store.flush()
             self.monitor.mirror(list(self.records))
+        if now - self._last["mirror"] >= 1.0:
+            self._last["mirror"] = now
             self.monitor.presence(list(self.records))
         if now - self._last["sweep"] >= self.settings.health_sweep_s:
             self._last["sweep"] = now
@@ -249,11 +246,10 @@ class Watchdog:
         proc = rec.proc
         if proc is None:
             return
-        self.selector.unregister(proc.sentinel)
-        proc.process.join(1.0)
+        proc.join(1.0)
         code = proc.exitcode
         rec.proc = None
-        reason = describe_exit(code, pop_note(self.settings.data_dir, rec.symbol))
+        reason = describe_exit(code, self.rt.pop_note(rec.symbol))
         if rec.liquidating:
             rec.liquidating = False
             final = rec.liquidations >= LIQUIDATION_ATTEMPTS or self.shutting_down
@@ -278,7 +274,7 @@ class Watchdog:
                 self.start(rec.symbol)
             return
         rec.last_error = reason
-        rec.crash_at = self.clock()
+        rec.crash_at = self.rt.time()
         if code == EXIT_FATAL:
             self._set(rec, S.FAILED, pid="")
             self._on_failed(rec, f"engine {rec.symbol} failed: {reason}")
@@ -293,7 +289,7 @@ class Watchdog:
             return
         delay = self.policy.delay(rec.failures, self.rng)
         rec.restarts += 1
-        rec.restart_due = time.monotonic() + delay
+        rec.restart_due = self.rt.monotonic() + delay
         self._set(rec, S.RESTARTING, next_restart_in_s=round(delay, 3))
 
     def _on_failed(self, rec: EngineRecord, headline: str) -> None:
@@ -324,7 +320,7 @@ class Watchdog:
                 continue
             hb = beats.get(rec.symbol)
             if hb is not None and hb[0] == proc.pid:
-                rec.last_hb = max(rec.last_hb, now - max(0.0, self.clock() - hb[2]))
+                rec.last_hb = max(rec.last_hb, now - max(0.0, self.rt.time() - hb[2]))
                 if rec.state in (S.STARTING, S.RESTARTING) and not rec.stop_requested:
                     self._became_running(rec, now)
             ref = max(rec.last_hb, self.redis_back_at)
@@ -335,15 +331,14 @@ class Watchdog:
                 rec_reason = f"hung: no heartbeat for {age:.1f}s"
                 log.error("engine %s %s; killing", rec.symbol, rec_reason, extra={"symbol": rec.symbol})
                 self.store.event("hung", rec.symbol, heartbeat_age_s=f"{age:.1f}")
-                write_note(self.settings.data_dir, rec.symbol, rec_reason)
-                rec.kill_sent = self.procs.kill(proc)
+                self.rt.write_note(rec.symbol, rec_reason)
+                rec.kill_sent = self.rt.kill(proc)
 
     def _became_running(self, rec: EngineRecord, now: float) -> None:
-        rec.state, rec.running_since = S.RUNNING, now  # the engine wrote "running" itself
-        log.info("engine %s running (pid %s)", rec.symbol, rec.proc.pid if rec.proc else None,
-                 extra={"symbol": rec.symbol})
+        self._set(rec, S.RUNNING, write=False)  # the engine wrote "running" itself
+        rec.running_since = now
         if rec.crash_at is not None:
-            took = self.clock() - rec.crash_at
+            took = self.rt.time() - rec.crash_at
             self.store.recovery(took)
             self.store.event("recovered", rec.symbol, seconds=f"{took:.3f}")
             rec.crash_at = None
@@ -369,7 +364,7 @@ class Watchdog:
 
     def sweep(self) -> None:
         """Full health sweep: identities and a summary line."""
-        sweep(self.records, time.monotonic(), self.settings.max_concurrent_starts)
+        sweep(self.records, self.rt.monotonic(), self.settings.max_concurrent_starts, self.rt.is_engine)
 
     def run_forever(self, should_stop: Callable[[], bool], on_step: Callable[[], None] | None = None) -> None:
         while not should_stop():
@@ -387,11 +382,11 @@ class Watchdog:
             elif rec.proc is not None and rec.proc.alive() and not rec.liquidating:
                 rec.stop_requested = True
                 self._set(rec, S.STOPPING)
-                self.procs.terminate(rec.proc)
+                self.rt.terminate(rec.proc)
         self.pump_until(lambda: all(r.proc is None for r in self.records.values()), self.settings.stop_timeout_s)
         for rec in self.records.values():
             if rec.proc is not None:
-                self.procs.kill(rec.proc)
+                self.rt.kill(rec.proc)
         self.pump_until(lambda: all(r.proc is None for r in self.records.values()), 5.0)
         self.store.flush()
         self.monitor.mirror(list(self.records))

@@ -15,7 +15,7 @@ from backend.src.core.config import SourceSpec, StrategyConfig, SymbolConfig
 from backend.src.core.errors import UsageError
 from backend.src.core.settings import Settings
 from backend.src.core.states import EngineState as S
-from backend.src.supervisor.procs import ProcessOps, is_engine
+from backend.src.supervisor.procs import SystemRuntime, is_engine
 from backend.src.supervisor.watchdog import Watchdog
 
 SYMS = ["BTCUSDT", "ETHUSDT"]
@@ -25,7 +25,7 @@ SYMS = ["BTCUSDT", "ETHUSDT"]
 def manager(settings: Settings, r: redis.Redis) -> Iterator[Watchdog]:
     cfg = SymbolConfig(strategy=StrategyConfig(fast=2, slow=5))
     m = Watchdog(settings, r, dict.fromkeys(SYMS, cfg), dict.fromkeys(SYMS, SourceSpec("synthetic")),
-                procs=ProcessOps())
+                runtime=SystemRuntime(settings.data_dir))
     yield m
     m.shutdown()
 
@@ -90,7 +90,7 @@ def test_first_start_is_staggered(settings: Settings, r: redis.Redis) -> None:
     syms = [f"S{i:02d}USDT" for i in range(8)]
     cfg = SymbolConfig(strategy=StrategyConfig(fast=2, slow=5))
     m = Watchdog(settings.model_copy(update={"max_concurrent_starts": 2}), r, dict.fromkeys(syms, cfg),
-                dict.fromkeys(syms, SourceSpec("synthetic")), procs=ProcessOps())
+                dict.fromkeys(syms, SourceSpec("synthetic")), runtime=SystemRuntime(settings.data_dir))
     peak = [0]
 
     def all_running() -> bool:
@@ -111,7 +111,7 @@ def test_first_start_is_staggered(settings: Settings, r: redis.Redis) -> None:
 def test_shutdown_cancels_queued_starts(settings: Settings, r: redis.Redis, ns: str) -> None:
     syms = [f"Q{i:02d}USDT" for i in range(4)]
     m = Watchdog(settings.model_copy(update={"max_concurrent_starts": 1}), r, dict.fromkeys(syms, SymbolConfig()),
-                dict.fromkeys(syms, SourceSpec("synthetic")), procs=ProcessOps())
+                dict.fromkeys(syms, SourceSpec("synthetic")), runtime=SystemRuntime(settings.data_dir))
     m.start_all()
     m.shutdown()
     assert all(x.state is S.STOPPED and x.proc is None for x in m.records.values())
