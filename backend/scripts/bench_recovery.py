@@ -3,7 +3,9 @@
 Starts the real manager CLI with N engines (synthetic feed) against a Redis started by the
 project's launcher, ``kill -9``s random engines one at a time, and measures recovery as
 kill -> first heartbeat written by the replacement process (timestamps from the same
-host clock). Then kills all engines at once and measures until every one is back.
+host clock), and kill -> ``engine_registry.json`` says ``running`` with the new pid (what an
+outside reader of the registry file sees). Then kills all engines at once and measures
+until every one is back.
 Finally reports the memory (USS) of manager + forkserver + engines.
 
 Each kill is an isolated crash: an engine is not killed again before it has run for the
@@ -15,6 +17,7 @@ recovery-speed figure.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import signal
@@ -49,6 +52,20 @@ def wait_new(r, symbol: str, old_pid: int, timeout: float = 30.0) -> tuple[int, 
             return hb
         time.sleep(0.002)
     raise SystemExit(f"bench: {symbol} did not come back within {timeout}s")
+
+
+def wait_registry(path: Path, symbol: str, pid: int, timeout: float = 30.0) -> float:
+    """Wall time at which the registry file first shows ``symbol`` running as ``pid``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8")).get(symbol) or {}
+        except (OSError, ValueError):
+            entry = {}
+        if entry.get("pid") == pid and entry.get("status") == "running":
+            return time.time()
+        time.sleep(0.002)
+    raise SystemExit(f"bench: the registry file did not show {symbol} running as pid {pid} within {timeout}s")
 
 
 def stats(label: str, xs: list[float]) -> str:
@@ -94,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"started {args.engines} engines in {time.monotonic() - t0:.2f}s")
             last_kill: dict[str, float] = {}
             singles: list[float] = []
+            registry: list[float] = []
+            registry_file = Path(tmp) / "data" / "engine_registry.json"
             for _ in range(args.kills):
                 ready = [s for s in symbols if time.monotonic() - last_kill.get(s, -99) > 2.5] or symbols
                 sym = rng.choice(ready)
@@ -102,9 +121,11 @@ def main(argv: list[str] | None = None) -> int:
                 last_kill[sym] = time.monotonic()
                 pid, ts = wait_new(r, sym, pids[sym])
                 singles.append(ts - killed_at)
+                registry.append(wait_registry(registry_file, sym, pid) - killed_at)
                 pids[sym] = pid
                 time.sleep(args.gap)
             print(stats("single kill -> fresh heartbeat", singles))
+            print(stats("single kill -> registry file says running (new pid)", registry))
 
             time.sleep(2.0)  # let every engine pass its stable window
             killed_at = time.time()
