@@ -11,14 +11,14 @@ retrying will not help).
 
 from __future__ import annotations
 
-import email.utils
 import json
 import math
 import re
-import time
 from typing import Any
 
 import httpx
+
+from backend.src.core.retry import retry_after_s as retry_after
 
 INSTRUCTIONS = (
     "You rate crypto news by its likely impact on crypto prices over the next hours, not by its tone.\n"
@@ -111,15 +111,10 @@ def parse_scores(text: str, n: int) -> list[float | None]:
 
 
 def retry_after_s(resp: httpx.Response, default: float = 5.0) -> float:
-    """Retry-After as seconds or an HTTP date; Google's RetryInfo ``retryDelay: "12s"`` in the body."""
-    raw = resp.headers.get("Retry-After")
-    if raw:
-        try:
-            return max(0.0, float(raw))
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(raw) if raw else None
-            if parsed is not None:
-                return max(0.0, parsed.timestamp() - time.time())
+    """Retry-After (seconds or an HTTP date); else Google's RetryInfo ``retryDelay: "12s"`` in the body."""
+    header = retry_after(resp.headers.get("Retry-After"))
+    if header is not None:
+        return header
     try:
         for d in resp.json().get("error", {}).get("details", []):
             delay = str(d.get("retryDelay", ""))

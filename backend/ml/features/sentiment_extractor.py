@@ -34,6 +34,7 @@ from backend.ml.features.llm_backends import (
 from backend.ml.features.rate_limit import RateLimited, TokenBucket
 from backend.src.core.errors import UsageError
 from backend.src.core.keys import Keys
+from backend.src.core.retry import retrying
 from backend.src.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,11 @@ class LexiconBackend:
         compound = float(self.vader.polarity_scores(clean)["compound"])
         boosted = math.atanh(max(-0.999, min(0.999, compound))) + PHRASE_WEIGHT * phrase_valence(clean) * 2
         return max(-1.0, min(1.0, math.tanh(boosted)))
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    """5xx/timeouts, and a 429 whose Retry-After is short enough to wait for."""
+    return isinstance(exc, RemoteUnavailable) or (isinstance(exc, RetryLater) and exc.delay_s <= MAX_RATE_WAIT_S)
 
 
 class GemmaSentiment:
@@ -142,35 +148,39 @@ class GemmaSentiment:
                 for t, v in zip(chunk, scores, strict=True)]
 
     def _remote_call(self, texts: list[str]) -> list[float | None] | None:
-        """The remote scores, or None when the backend stays down after a few tries."""
-        assert self.remote is not None  # noqa: S101 - narrowed for mypy
-        delay = 0.5
-        for attempt in range(1, REMOTE_ATTEMPTS + 1):
+        """The remote scores, or None when the backend stays down after a few tries (429s with
+        a short Retry-After and 5xx are retried; a long Retry-After or a refusal is not)."""
+        remote, bucket = self.remote, self.bucket
+        assert remote is not None  # noqa: S101 - narrowed for mypy
+
+        def once() -> list[float | None]:
+            if bucket is not None:
+                bucket.acquire(max_wait_s=MAX_RATE_WAIT_S)
             try:
-                if self.bucket is not None:
-                    self.bucket.acquire(max_wait_s=MAX_RATE_WAIT_S)
-                return self.remote.score_batch(texts)
+                return remote.score_batch(texts)
             except RetryLater as exc:
-                if self.bucket is not None:
-                    self.bucket.block(exc.delay_s)
-                if exc.delay_s > MAX_RATE_WAIT_S:
-                    log.warning("%s; Retry-After %.0fs is too long, using the lexicon", exc, exc.delay_s)
-                    return None
-                log.info("%s; waiting %.1fs (attempt %d)", exc, exc.delay_s, attempt)
-                if self.bucket is None:
-                    self.sleep(exc.delay_s)
-            except RateLimited as exc:
-                log.warning("%s; using the lexicon", exc)
+                if bucket is not None:
+                    bucket.block(exc.delay_s)  # every worker waits, not only this one
+                raise
+
+        def server_wait(exc: BaseException) -> float | None:  # a blocked bucket does the waiting itself
+            return (0.0 if bucket is not None else exc.delay_s) if isinstance(exc, RetryLater) else None
+
+        policy = retrying(retry_if=_worth_retrying, attempts=REMOTE_ATTEMPTS, base_s=0.5, sleep=self.sleep,
+                          server_wait=server_wait, max_server_wait_s=MAX_RATE_WAIT_S, label=self.name)
+        try:
+            return policy(once)
+        except RetryLater as exc:
+            if exc.delay_s > MAX_RATE_WAIT_S:
+                log.warning("%s; Retry-After %.0fs is too long, using the lexicon", exc, exc.delay_s)
                 return None
-            except RemoteRejected as exc:
-                log.error("%s; using the lexicon", exc)
-                return None
-            except RemoteUnavailable as exc:
-                log.warning("%s (attempt %d/%d)", exc, attempt, REMOTE_ATTEMPTS)
-                if attempt < REMOTE_ATTEMPTS:
-                    self.sleep(delay)
-                    delay *= 2
-        log.warning("%s: still failing after %d attempts; using the lexicon", self.name, REMOTE_ATTEMPTS)
+            log.warning("%s: still rate limited after %d attempts; using the lexicon", self.name, REMOTE_ATTEMPTS)
+        except RateLimited as exc:
+            log.warning("%s; using the lexicon", exc)
+        except RemoteRejected as exc:
+            log.error("%s; using the lexicon", exc)
+        except RemoteUnavailable:
+            log.warning("%s: still failing after %d attempts; using the lexicon", self.name, REMOTE_ATTEMPTS)
         return None
 
     def _cache_key(self, clean: str) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from backend.src.core.errors import TransientError, UsageError
+from backend.src.core.retry import retrying
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,25 +71,26 @@ def resolve_symbol(ex: Any, symbol: str, *, kind: str = "spot") -> str:
 
 def call(fn: Callable[..., T], *args: Any, attempts: int = 5, base_s: float = 0.5, cap_s: float = 30.0,
          sleep: Callable[[float], Any] = time.sleep, **kwargs: Any) -> T:
-    """Call a ccxt method; retry network errors, 429/418 and 5xx with backoff (Retry-After honoured)."""
+    """Call a ccxt method; retry network errors, 429/418 and 5xx with backoff (at least 1 s after
+    a 429/418). An exchange's own refusal (bad symbol, insufficient funds, invalid order) is
+    raised at once: retrying cannot help, and an order is never blindly placed again."""
     import ccxt  # noqa: PLC0415
 
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn(*args, **kwargs)
-        except ccxt.ExchangeError:
-            raise  # bad symbol, insufficient funds, invalid order: retrying cannot help
-        except (ccxt.OperationFailed, ExchangeUnavailable) as exc:  # network, 429/418, timeouts, 5xx, garbage
-            if attempt == attempts:
-                raise ExchangeUnavailable(f"{getattr(fn, '__name__', 'call')}: {type(exc).__name__}: "
-                                          f"{str(exc)[:200]}") from exc
-            wait = min(cap_s, base_s * 2 ** (attempt - 1))
-            if isinstance(exc, ccxt.DDoSProtection):
-                wait = max(wait, 1.0)  # 429 / 418: back off at least a second
-            log.warning("exchange call failed (%s); retry %d/%d in %.1fs", type(exc).__name__, attempt,
-                        attempts - 1, wait)
-            sleep(wait)
-    raise AssertionError("unreachable")  # pragma: no cover
+    def retryable(exc: BaseException) -> bool:
+        return isinstance(exc, ccxt.OperationFailed | ExchangeUnavailable) and not isinstance(exc, ccxt.ExchangeError)
+
+    def min_wait(exc: BaseException) -> float:
+        return 1.0 if isinstance(exc, ccxt.DDoSProtection) else 0.0
+
+    policy = retrying(retry_if=retryable, attempts=attempts, base_s=base_s, cap_s=cap_s, sleep=sleep,
+                      min_wait=min_wait, label=f"exchange {getattr(fn, '__name__', 'call')}")
+    try:
+        return policy(fn, *args, **kwargs)
+    except (ccxt.OperationFailed, ExchangeUnavailable) as exc:  # network, 429/418, timeouts, 5xx, garbage
+        if isinstance(exc, ccxt.ExchangeError):
+            raise
+        raise ExchangeUnavailable(f"{getattr(fn, '__name__', 'call')}: {type(exc).__name__}: "
+                                  f"{str(exc)[:200]}") from exc
 
 
 def check_ohlcv(rows: Any) -> list[list[float]]:

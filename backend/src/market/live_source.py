@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from backend.src.core.errors import FatalError, TransientError
+from backend.src.core.retry import retrying
 from backend.src.core.types import Candle
 
 log = logging.getLogger(__name__)
@@ -76,19 +77,19 @@ class LiveSource:
         return [r for r in rows if r[0] + self.tf_ms <= now_ms]
 
     def _run(self) -> None:
-        backoff = 1.0
+        # Failures after the exchange layer's own retries: back off 1 s doubling to 30 s (reset by a
+        # success), until the engine stops the source.
+        policy = retrying(retry_if=lambda e: isinstance(e, TransientError), attempts=None, base_s=1.0,
+                          cap_s=30.0, sleep=self.stopping.wait, stop_event=self.stopping,
+                          label=f"live source {self.market}")
         while not self.stopping.is_set():
             due = self._next_close_s() + self.poll_delay_s
             if self.stopping.wait(max(0.0, due - self.clock())):
                 return
             try:
-                self._catch_up()
-                backoff = 1.0
-            except TransientError as exc:
-                log.warning("live source %s: %s; retrying in %.0fs", self.market, exc, backoff)
-                if self.stopping.wait(backoff):
-                    return
-                backoff = min(30.0, backoff * 2)
+                policy(self._catch_up)
+            except TransientError:
+                return  # stopping while it retried
             except Exception as exc:  # bad symbol, auth...: the engine stops with a clear reason
                 log.error("live source %s failed: %s", self.market, exc)
                 self.error = exc

@@ -21,6 +21,7 @@ import redis
 
 from backend.src.core.commands import StreamReply
 from backend.src.core.keys import Keys
+from backend.src.core.retry import retry_after_s, retrying
 from backend.src.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -92,27 +93,26 @@ class SlackSink:
             raise SendError(f"slack: {type(exc).__name__}") from exc
         if res.status_code == 200:
             return
-        retry_after = res.headers.get("Retry-After")
         raise SendError(f"slack: HTTP {res.status_code} {res.text[:100]}".strip(),
-                        retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+                        retry_after=retry_after_s(res.headers.get("Retry-After")),
                         retryable=res.status_code == 429 or res.status_code >= 500)
 
 
 def deliver(sink: Sink, text: str, *, attempts: int = 3, backoff_s: float = 0.5,
             sleep: Callable[[float], object] = time.sleep) -> bool:
-    """Send with retries; False (and a log line) if it could not be delivered."""
-    for attempt in range(1, attempts + 1):
-        try:
-            sink.send(text)
-            return True
-        except SendError as exc:
-            last = exc
-            if not exc.retryable or attempt == attempts:
-                break
-            wait = min(MAX_RETRY_AFTER_S, exc.retry_after) if exc.retry_after else backoff_s * 2 ** (attempt - 1)
-            sleep(wait)
-    log.error("alert not delivered to %s after %d attempt(s): %s", sink.name, attempt, last)
-    return False
+    """Send with retries (the endpoint's Retry-After honoured, up to MAX_RETRY_AFTER_S); False
+    (and a log line) if it could not be delivered: a dead endpoint is never fatal."""
+    policy = retrying(retry_if=lambda e: isinstance(e, SendError) and e.retryable, attempts=attempts,
+                      base_s=backoff_s, sleep=sleep, max_server_wait_s=MAX_RETRY_AFTER_S,
+                      server_wait=lambda e: e.retry_after if isinstance(e, SendError) else None,
+                      label=f"alert to {sink.name}")
+    try:
+        policy(sink.send, text)
+        return True
+    except SendError as exc:
+        tries = policy.statistics.get("attempt_number", attempts)
+        log.error("alert not delivered to %s after %d attempt(s): %s", sink.name, tries, exc)
+        return False
 
 
 def build_sinks(s: Settings, client: httpx.Client) -> list[Sink]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import subprocess  # noqa: S404 - we start our own children on purpose
 import sys
@@ -17,11 +18,11 @@ from collections.abc import Callable
 
 from backend.src.core.redis_launcher import die_with_parent, stop_child
 from backend.src.core.settings import REPO_ROOT, Settings
+from backend.src.supervisor.restart_policy import RestartPolicy
 
 log = logging.getLogger(__name__)
-RESTART_DELAY_S = 1.0
-MAX_RESTART_DELAY_S = 30.0
-STABLE_S = 30.0
+# The API, workers and the bot come back after 1 s, 2 s, 4 s … 30 s; a 30 s run resets the count.
+CHILD_RESTARTS = RestartPolicy(base_s=1.0, cap_s=30.0, jitter=0.0, stable_after_s=30.0)
 
 
 # What a child takes from the manager's environment besides its LEVIBOT_ settings: the
@@ -48,7 +49,7 @@ class ChildProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.died_at = 0.0
         self.started_at = 0.0
-        self.delay = RESTART_DELAY_S
+        self.failures = 0
         self.starts = 0
 
     def argv(self) -> list[str]:
@@ -70,15 +71,18 @@ class ChildProcess:
         now = time.monotonic()
         if not self.died_at:
             self.died_at = now
-            if now - self.started_at >= STABLE_S:
-                self.delay = RESTART_DELAY_S
+            self.failures = 1 if CHILD_RESTARTS.stable(now - self.started_at) else self.failures + 1
             log.error("%s exited with code %s; restarting in %.0fs", self.label, self.proc.returncode, self.delay)
             if self.on_exit is not None:
                 self.on_exit(self)
         if now - self.died_at >= self.delay:
             self.died_at = 0.0
-            self.delay = min(MAX_RESTART_DELAY_S, self.delay * 2)
             self.start()
+
+    @property
+    def delay(self) -> float:
+        """Seconds before the next start: never immediate for a child (it may die at once again)."""
+        return CHILD_RESTARTS.delay(self.failures + 1, random.Random())  # noqa: S311 - no jitter configured
 
     def stop(self, timeout: float = 5.0) -> None:
         stop_child(self.proc, timeout)
