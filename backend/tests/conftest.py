@@ -30,9 +30,6 @@ REAL_OHLCV = real_ohlcv_dir()
 OHLCV_DIR = REAL_OHLCV or generate_ohlcv(Path(tempfile.mkdtemp(prefix="levibot-test-ohlcv-")))
 if REAL_OHLCV is None:
     atexit.register(shutil.rmtree, OHLCV_DIR, True)
-# Only checks that mean something on real market data (not on a random walk) need these.
-needs_real_ohlcv = pytest.mark.skipif(REAL_OHLCV is None, reason="real OHLCV files not found beside the repository; "
-                                      "set LEVIBOT_TEST_OHLCV_DIR")
 
 
 @pytest.fixture(scope="session")
@@ -137,19 +134,18 @@ class ManagerProc:
         return out, err
 
 
-def engine_pids(symbol: str, data_dir: Path | None = None) -> list[int]:
-    """What ``pgrep -f engine-<SYMBOL>`` would find (exact title token).
-
-    With ``data_dir``: only engines with a file open under it (their journal and log), so a
-    test sees its own engines and not another run's engines of the same name.
+def engine_pids(symbol: str, data_dir: Path) -> list[int]:
+    """What ``pgrep -f engine-<SYMBOL>`` would find (exact title token), among the engines with a
+    file open under ``data_dir`` (their journal and log): a test sees its own engines, never
+    another run's engines of the same name.
     """
     out = []
-    root = str(data_dir.resolve()) + os.sep if data_dir is not None else None
+    root = str(data_dir.resolve()) + os.sep
     for p in psutil.process_iter(["pid", "cmdline"]):
         try:
             if f"engine-{symbol}" not in " ".join(p.info["cmdline"] or []).split():
                 continue
-            if root is None or any(f.path.startswith(root) for f in p.open_files()):
+            if any(f.path.startswith(root) for f in p.open_files()):
                 out.append(p.info["pid"])
         except psutil.Error:
             continue

@@ -270,7 +270,7 @@ def test_recorded_pid_with_matching_title_but_other_start_time_is_left_alone(
 
     lookalike = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "engine-ETHUSDT"])
     try:
-        wait_for(lambda: lookalike.pid in engine_pids("ETHUSDT"), 5, what="lookalike up")
+        wait_for(lambda: "engine-ETHUSDT" in psutil.Process(lookalike.pid).cmdline(), 5, what="lookalike up")
         created = psutil.Process(lookalike.pid).create_time()
         r.hset(f"{ns}engine:ETHUSDT", mapping={"status": "running", "pid": lookalike.pid,
                                                "started_at": created - 3600})

@@ -23,7 +23,7 @@ from backend.ml.models.ensemble_predictor import EnsembleConfig
 from backend.risk.manager import RiskManager
 from backend.risk.policy import load_policy
 from backend.src.core.settings import Settings
-from backend.tests.conftest import OHLCV_DIR, needs_real_ohlcv
+from backend.tests.conftest import OHLCV_DIR, REAL_OHLCV
 
 
 def frame(opens: list[float]) -> pd.DataFrame:
@@ -58,7 +58,6 @@ def test_deflated_sharpe_penalises_many_trials() -> None:
 
 
 @pytest.mark.slow
-@needs_real_ohlcv  # the accuracy band is a fact of real 5m markets, not of a random walk
 def test_real_walk_forward_is_honest(settings: Settings) -> None:
     df = load_ohlcv(OHLCV_DIR / "ETH_BTC-5m.csv")
     rep = run_series(df, EnsembleConfig.load(DEFAULT_CONFIG), WalkForward(), 0.25, Costs(),
@@ -67,9 +66,12 @@ def test_real_walk_forward_is_honest(settings: Settings) -> None:
     assert set(s) == {"ensemble", "lgbm_only", "buy_and_hold", "sma_crossover"}
     assert rep["bars"] == len(df) - int(len(df) * 0.75)
     ens = s["ensemble"]
-    # leakage alarm: 5m direction an hour ahead is barely predictable; far above the majority rate is a bug
-    assert 0.4 < ens["accuracy"] < max(0.62, ens["majority_rate"] + 0.08)
-    assert 0.35 < ens["auc"] < 0.7 and 0 <= ens["coverage"] <= 1 and ens["brier"] < 0.3
+    # leakage alarm, on any data: 5m direction an hour ahead is barely predictable; far above the
+    # majority rate (or an AUC of 0.7) on candles the model never saw is a bug
+    assert ens["accuracy"] < max(0.62, ens["majority_rate"] + 0.08) and ens["auc"] < 0.7
+    assert 0 <= ens["coverage"] <= 1 and ens["brier"] < 0.3
+    if REAL_OHLCV is not None:  # real markets: never clearly anti-predictive either (the generated walk's
+        assert ens["accuracy"] > 0.4 and ens["auc"] > 0.35  # regime switches can make it so)
     for k in ("sharpe", "sortino", "max_drawdown", "win_rate", "profit_factor", "turnover", "deflated_sharpe_prob"):
         assert k in ens
 

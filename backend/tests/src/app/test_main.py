@@ -13,6 +13,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from backend.src.core.health import format_uptime
 from backend.tests.conftest import FAST_CONFIG, ApiServer, ManagerProc, fast_env, wait_for
 from backend.tests.integration.helpers import running_pid, state, wait_running
 
@@ -35,7 +36,10 @@ def test_status_in_the_seed_shape(api: ApiServer, start_manager: Callable[..., M
     for key in ("uptime", "restarts", "last_error", "last_heartbeat_age_s", "position", "pnl"):
         assert key in e["BTCUSDT"]
     assert e["BTCUSDT"]["last_heartbeat_age_s"] < 1.0
-    assert e["BTCUSDT"]["uptime"].endswith("s") or "m" in e["BTCUSDT"]["uptime"]
+    started = float(r.hget(f"{ns}engine:BTCUSDT", "started_at") or 0)
+    assert started > 0
+    expected = {format_uptime(time.time() - started + d) for d in (-1.0, 0.0, 1.0)}  # the clock ticks meanwhile
+    assert e["BTCUSDT"]["uptime"] in expected, (e["BTCUSDT"]["uptime"], expected)
     one = httpx.get(api.url + "/engines/ETHUSDT").json()
     assert one["pid"] == pids["ETHUSDT"]
     assert httpx.get(api.url + "/engines/DOGEUSDT").status_code == 404
