@@ -126,3 +126,18 @@ def test_compose_redis_needs_a_password_and_services_get_only_their_secrets() ->
                    "workers": {"LEVIBOT_GEMMA_API_KEY", "LEVIBOT_DUNE_API_KEY"}}, got
     assert all(":${LEVIBOT_REDIS_PASSWORD" in svc["environment"]["LEVIBOT_REDIS_URL"]
                for name, svc in services.items() if name != "redis")
+
+
+def test_tests_mirror_the_package_layout() -> None:
+    """``backend/tests/src/<floor>/test_x.py`` tests ``backend/src/<floor>/x.py``'s package."""
+    tests_src = REPO_ROOT / "backend" / "tests" / "src"
+    for test in tests_src.rglob("test_*.py"):
+        package = REPO_ROOT / "backend" / "src" / test.parent.relative_to(tests_src)
+        assert (package / "__init__.py").is_file(), f"{test.relative_to(REPO_ROOT)}: no package {package}"
+
+
+def test_product_modules_stay_small() -> None:
+    """One responsibility per module: under 400 lines (tests and fakes excepted)."""
+    big = {str(p.relative_to(REPO_ROOT)): n for p in (REPO_ROOT / "backend").rglob("*.py")
+           if "tests" not in p.parts and (n := len(p.read_text(encoding="utf-8").splitlines())) >= 400}
+    assert big == {}

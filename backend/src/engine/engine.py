@@ -11,17 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import time
-from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any, Literal
+from typing import Any
 
 import redis
 from pydantic import ValidationError
 
-from backend.risk.policy import RiskPolicy
-from backend.src.core.config import SourceSpec, SymbolConfig
+from backend.src.core.config import SymbolConfig
 from backend.src.core.errors import (
     EXIT_OK,
     EXIT_ORPHANED,
@@ -31,40 +27,17 @@ from backend.src.core.errors import (
 )
 from backend.src.core.keys import Keys
 from backend.src.core.lease import BEAT, Lease
-from backend.src.core.settings import Settings
+from backend.src.core.runtime import Clock, SystemClock
 from backend.src.core.states import EngineState
 from backend.src.core.types import Candle
 from backend.src.engine.journal import Journal
 from backend.src.engine.risk_gate import RiskGate
+from backend.src.engine.spec import EngineSpec, SymbolLogger
 from backend.src.engine.trader import Trader
 from backend.src.market.candles import CandleSource, ReplaySource, SyntheticSource, load_candles
 from backend.src.market.exchange_rules import MarketRules
 from backend.src.trading.factory import build_strategy
 from backend.src.trading.strategies.ensemble import SentimentReader
-
-Clock = Callable[[], float]
-
-
-class SymbolLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """Binds the symbol to every line and keeps the call's own ``extra`` fields."""
-
-    def process(self, msg: object, kwargs: MutableMapping[str, Any]) -> tuple[object, MutableMapping[str, Any]]:
-        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
-        return msg, kwargs
-
-
-@dataclass(frozen=True)
-class EngineSpec:
-    """Everything an engine process needs, built by the manager and pickled to the child."""
-
-    symbol: str
-    settings: Settings
-    config: SymbolConfig
-    source: SourceSpec  # replay path already resolved to this symbol's file
-    owner: str  # manager identity, used for the lease
-    policy: RiskPolicy = field(default_factory=RiskPolicy)
-    mode: Literal["trade", "liquidate"] = "trade"  # liquidate: close the position and exit (liquidate.py)
-
 
 CARRIED_OVER_LIMIT = "risk:carried_over_limit"
 
@@ -75,9 +48,10 @@ class LeaseLost(FatalError):
 
 class Engine:
     def __init__(
-        self, spec: EngineSpec, r: redis.Redis, clock: Clock = time.time, lifeline: Connection | None = None
+        self, spec: EngineSpec, r: redis.Redis, clock: Clock | None = None, lifeline: Connection | None = None
     ) -> None:
-        self.spec, self.symbol, self.r, self.clock = spec, spec.symbol, r, clock
+        self.rt = clock or SystemClock()  # every clock reading and sleep goes through it
+        self.spec, self.symbol, self.r, self.clock = spec, spec.symbol, r, self.rt.time
         self.settings = spec.settings
         self.keys = Keys(self.settings.namespace)
         self.log = SymbolLogger(logging.getLogger(__name__), {"symbol": spec.symbol})
@@ -86,7 +60,7 @@ class Engine:
         self.lifeline = lifeline
         self.stop_requested = False
         self.status = EngineState.STARTING
-        self.started_at = clock()
+        self.started_at = self.clock()
         self.lease = Lease(r, self.keys, spec.symbol, spec.owner, self.pid, self.settings.lease_ttl_s)
         self.journal = Journal(self.settings.journal_dir / f"{spec.symbol}.jsonl")
         self._check_journal_source()
@@ -107,7 +81,7 @@ class Engine:
         self.cursor_ts = self.trader.last_candle
         self.candles = 0
         self.idle_logged = False
-        self.last_candle_at = clock()
+        self.last_candle_at = self.clock()
         self.candle_period_s = 0.0
         self.close_carried = False  # a position carried over a restart that no portfolio slot admits
 
@@ -132,7 +106,7 @@ class Engine:
             except RedisUnavailable:
                 if self.clock() > deadline or self.stop_requested:
                     raise
-                time.sleep(0.2)
+                self.rt.sleep(0.2)
 
     def build_source(self) -> CandleSource:
         spec, cfg, now = self.spec.source, self.config, self.clock()
@@ -363,11 +337,11 @@ class Engine:
         source = self.source
         if source is None:
             raise FatalError(f"{self.symbol}: engine stepped before start()")
-        deadline = time.monotonic() + budget_s
+        deadline = self.rt.monotonic() + budget_s
         candle = source.poll(self.clock())
         while candle is not None:
             self.on_candle(candle)
-            if time.monotonic() > deadline:
+            if self.rt.monotonic() > deadline:
                 break
             candle = source.poll(self.clock())
         if source.exhausted and not self.idle_logged:
@@ -384,9 +358,9 @@ class Engine:
                 return EXIT_ORPHANED
             self.step()
             if self.source is not None and self.source.exhausted:
-                time.sleep(0.1)  # a finished replay idles, heartbeating
+                self.rt.sleep(0.1)  # a finished replay idles, heartbeating
             else:
-                time.sleep(0.02 if self.candle_period_s >= 0.02 else 0.0005)
+                self.rt.sleep(0.02 if self.candle_period_s >= 0.02 else 0.0005)
         self.shutdown()
         return EXIT_OK
 

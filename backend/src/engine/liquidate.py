@@ -16,7 +16,8 @@ import redis
 from backend.src.core.config import StrategyConfig
 from backend.src.core.errors import EXIT_OK
 from backend.src.core.states import EngineState
-from backend.src.engine.engine import Engine, EngineSpec
+from backend.src.engine.engine import Engine
+from backend.src.engine.spec import EngineSpec
 
 ENGINE_FAILED = "risk:engine_failed"
 

@@ -13,7 +13,8 @@ from types import FrameType
 
 from backend.src.core.errors import EXIT_CRASH, EXIT_FATAL, EXIT_OK, FatalError
 from backend.src.core.exit_notes import write_note
-from backend.src.engine.engine import Engine, EngineSpec
+from backend.src.engine.engine import Engine
+from backend.src.engine.spec import EngineSpec
 
 
 def run_engine(spec: EngineSpec, lifeline: Connection | None = None) -> None:

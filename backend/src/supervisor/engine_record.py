@@ -10,7 +10,7 @@ from pathlib import Path
 
 from backend.src.core.runtime import ProcessHandle
 from backend.src.core.states import EngineState
-from backend.src.engine.engine import EngineSpec
+from backend.src.engine.spec import EngineSpec
 
 S = EngineState
 log = logging.getLogger(__name__)

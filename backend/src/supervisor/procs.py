@@ -25,8 +25,8 @@ import psutil
 
 from backend.src.core import exit_notes
 from backend.src.core.runtime import ProcessHandle, SystemClock
-from backend.src.engine.engine import EngineSpec
 from backend.src.engine.main import run_engine
+from backend.src.engine.spec import EngineSpec
 
 # The engine entry point imports the whole engine stack; setproctitle is imported in the child.
 PRELOAD = ["backend.src.engine.main", "backend.src.core.logging_setup", "setproctitle"]

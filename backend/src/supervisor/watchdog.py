@@ -25,8 +25,8 @@ from backend.src.core.keys import Keys
 from backend.src.core.runtime import Runtime
 from backend.src.core.settings import ENGINE_SECRETS, Settings, without_secrets
 from backend.src.core.states import EngineState, check_transition
-from backend.src.engine.engine import EngineSpec
 from backend.src.engine.liquidate import liquidation_spec
+from backend.src.engine.spec import EngineSpec
 from backend.src.supervisor.engine_record import EngineRecord, default_owner, sweep
 from backend.src.supervisor.failed import announce_failed, report_liquidation
 from backend.src.supervisor.monitor import Monitor

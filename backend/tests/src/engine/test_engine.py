@@ -14,7 +14,8 @@ from backend.src.core.keys import Keys
 from backend.src.core.lease import Lease
 from backend.src.core.redis_launcher import connect
 from backend.src.core.settings import Settings
-from backend.src.engine.engine import Engine, EngineSpec, LeaseLost
+from backend.src.engine.engine import Engine, LeaseLost
+from backend.src.engine.spec import EngineSpec
 
 DAY_MS = 86_400_000
 
@@ -25,6 +26,15 @@ class Clock:
 
     def __call__(self) -> float:
         return self.t
+
+    def time(self) -> float:
+        return self.t
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
 
 
 def zigzag_csv(path: Path, n: int = 120, start_ms: int = DAY_MS - 60 * 60_000) -> Path:
