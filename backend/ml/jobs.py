@@ -34,8 +34,8 @@ class FetchFailed(Exception):
 def queue_names(settings: Settings) -> tuple[str, str]:
     """``sentiment`` and ``onchain``; prefixed under a non-default namespace so that several
     deployments (or test runs) can share one Redis."""
-    prefix = "" if settings.namespace == "levibot:" else settings.namespace
-    return f"{prefix}{SENTIMENT}", f"{prefix}{ONCHAIN}"
+    keys = Keys(settings.namespace)
+    return keys.queue(SENTIMENT), keys.queue(ONCHAIN)
 
 
 def _redis(settings: Settings) -> redis.Redis:
@@ -120,14 +120,13 @@ class FeatureScheduler:
         self.next_due = now + 1.0
         s, n = self.settings, 0
         syms = sorted(self.symbols())
-        ns = "".join(c if c.isalnum() else "_" for c in s.namespace)  # RQ ids: letters, digits, _ and -
         if self.news and len(self.sentiment_q) < 2:
             bucket = int(now // s.news_interval_s)
-            n += enqueue_once(self.sentiment_q, self.r, self.keys, f"{ns}sentiment-{bucket}", refresh_sentiment,
-                              syms, timeout_s=s.job_timeout_s, hold_s=s.news_interval_s * 2)
+            n += enqueue_once(self.sentiment_q, self.r, self.keys, self.keys.job_id("sentiment", bucket),
+                              refresh_sentiment, syms, timeout_s=s.job_timeout_s, hold_s=s.news_interval_s * 2)
         if self.onchain and len(self.onchain_q) < 2 * max(1, len(syms)):
             bucket = int(now // s.onchain_interval_s)
             for sym in syms:
-                n += enqueue_once(self.onchain_q, self.r, self.keys, f"{ns}onchain-{sym}-{bucket}",
+                n += enqueue_once(self.onchain_q, self.r, self.keys, self.keys.job_id("onchain", sym, bucket),
                                   refresh_onchain, sym, timeout_s=s.job_timeout_s, hold_s=s.onchain_interval_s * 2)
         return n

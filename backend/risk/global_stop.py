@@ -48,18 +48,10 @@ return {flag or '', redis.call('HGET', KEYS[5], 'version') or ''}
 """
 
 
-def policy_key(keys: Keys) -> str:
-    return f"{keys.ns}risk:policy"
-
-
-def override_key(keys: Keys) -> str:
-    return f"{keys.ns}risk:global_stop_override"
-
-
 def check(r: redis.Redis, keys: Keys, *, day: str, max_daily_loss_pct: float, symbol: str) -> tuple[str, str]:
     """(flag or '', policy version) after (maybe) triggering or clearing the stop."""
     flag, version = r.eval(  # type: ignore[misc]
-        CHECK, 5, keys.engines, keys.global_stop, override_key(keys), keys.events, policy_key(keys),
+        CHECK, 5, keys.engines, keys.global_stop, keys.global_stop_override, keys.events, keys.risk_policy,
         keys.ns, day, f"{max_daily_loss_pct}", symbol, f"{time.time():.3f}")
     return str(flag), str(version)
 
@@ -69,7 +61,7 @@ def clear(r: redis.Redis, keys: Keys, *, by: str, day: str) -> bool:
     pipe = r.pipeline(transaction=True)
     pipe.get(keys.global_stop)
     pipe.delete(keys.global_stop)
-    pipe.set(override_key(keys), day, ex=2 * 86_400)
+    pipe.set(keys.global_stop_override, day, ex=2 * 86_400)
     pipe.xadd(keys.events, {"type": "global_stop_cleared", "symbol": "", "reason": f"cleared by {by}",
                             "ts": f"{time.time():.3f}"}, maxlen=10_000, approximate=True)
     was, *_ = pipe.execute()

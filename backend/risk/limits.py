@@ -57,19 +57,15 @@ class PortfolioLimits:
     def __init__(self, r: redis.Redis, keys: Keys) -> None:
         self.r, self.keys = r, keys
 
-    @property
-    def slots_key(self) -> str:
-        return f"{self.keys.ns}risk:slots"
-
     def reserve(self, symbol: str, holder: str, *, group: str, exposure_usd: float, max_exposure_usd: float,
                 max_total: int, max_group: int) -> Decision:
         ok, reason, total, in_group = self.r.eval(  # type: ignore[misc]
-            RESERVE, 1, self.slots_key, self.keys.ns, symbol, group, f"{exposure_usd:.6f}", max_total, max_group,
+            RESERVE, 1, self.keys.risk_slots, self.keys.ns, symbol, group, f"{exposure_usd:.6f}", max_total, max_group,
             f"{max_exposure_usd:.6f}", holder)
         return Decision(bool(ok), str(reason), int(total), int(in_group))
 
     def release(self, symbol: str, holder: str) -> bool:
-        return bool(self.r.eval(RELEASE, 1, self.slots_key, symbol, holder))
+        return bool(self.r.eval(RELEASE, 1, self.keys.risk_slots, symbol, holder))
 
     def slots(self) -> dict[str, str]:
-        return {str(k): str(v) for k, v in self.r.hgetall(self.slots_key).items()}  # type: ignore[union-attr]
+        return {str(k): str(v) for k, v in self.r.hgetall(self.keys.risk_slots).items()}  # type: ignore[union-attr]

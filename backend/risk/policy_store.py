@@ -9,7 +9,6 @@ from pathlib import Path
 
 import redis
 
-from backend.risk.global_stop import policy_key
 from backend.risk.policy import RiskPolicy, load_policy
 from backend.src.core.errors import UsageError
 from backend.src.core.keys import Keys
@@ -29,7 +28,7 @@ def publish_json(r: redis.Redis, key: str, payload: str) -> bool:
 
 
 def publish_policy(r: redis.Redis, keys: Keys, policy: RiskPolicy) -> bool:
-    return publish_json(r, policy_key(keys), json.dumps(policy.model_dump(mode="json"), sort_keys=True))
+    return publish_json(r, keys.risk_policy, json.dumps(policy.model_dump(mode="json"), sort_keys=True))
 
 
 class PolicyWatcher:

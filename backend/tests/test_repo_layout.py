@@ -141,3 +141,12 @@ def test_product_modules_stay_small() -> None:
     big = {str(p.relative_to(REPO_ROOT)): n for p in (REPO_ROOT / "backend").rglob("*.py")
            if "tests" not in p.parts and (n := len(p.read_text(encoding="utf-8").splitlines())) >= 400}
     assert big == {}
+
+
+def test_redis_key_names_are_built_only_in_keys_py() -> None:
+    """Every Redis key (and RQ queue/job name) comes from ``core/keys.py``: one place to read them all."""
+    built = re.compile(r"\{[\w.]*\b(ns|namespace)\}")
+    offenders = [f"{p.relative_to(REPO_ROOT)}:{i}" for p in (REPO_ROOT / "backend").rglob("*.py")
+                 if "tests" not in p.parts and "scripts" not in p.parts and p.name != "keys.py"
+                 for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if built.search(line)]
+    assert offenders == []

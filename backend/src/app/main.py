@@ -187,8 +187,8 @@ async def risk(request: Request) -> dict[str, Any]:
     """Global stop flag, open position slots, and the policy engines enforce."""
     r, keys = request.app.state.redis, request.app.state.keys
     flag = await r.get(keys.global_stop)
-    slots = await r.hgetall(f"{keys.ns}risk:slots")
-    policy = await r.hget(f"{keys.ns}risk:policy", "json")
+    slots = await r.hgetall(keys.risk_slots)
+    policy = await r.hget(keys.risk_policy, "json")
     day, _, reason = (flag or "").partition("|")
     return {
         "global_stop": {"active": flag is not None, "day": day or None, "reason": reason or None},

@@ -70,6 +70,21 @@ class Keys:
         """Set while the portfolio-wide stop is active (value: reason)."""
         return f"{self.ns}risk:global_stop"
 
+    @property
+    def global_stop_override(self) -> str:
+        """String (day): an operator cleared the stop for that day; it does not re-trigger."""
+        return f"{self.ns}risk:global_stop_override"
+
+    @property
+    def risk_slots(self) -> str:
+        """Hash: symbol -> reservation of a portfolio slot (holder, group, exposure)."""
+        return f"{self.ns}risk:slots"
+
+    @property
+    def risk_policy(self) -> str:
+        """Hash: version, json — the portfolio risk policy every engine applies."""
+        return f"{self.ns}risk:policy"
+
     # --- AI features (RQ workers) -------------------------------------------------------
     def sentiment_cache(self, backend: str, digest: str) -> str:
         """String: cached score JSON for one normalised text and backend (TTL 1 h)."""
@@ -102,6 +117,16 @@ class Keys:
     def job_marker(self, job_id: str) -> str:
         """SET NX guard that makes a periodic enqueue idempotent across managers."""
         return f"{self.ns}jobonce:{job_id}"
+
+    def queue(self, name: str) -> str:
+        """RQ queue name (RQ adds its own ``rq:queue:``): bare under the default namespace, prefixed
+        under another, so several deployments or test runs can share one Redis."""
+        return name if self.ns == "levibot:" else f"{self.ns}{name}"
+
+    def job_id(self, *parts: object) -> str:
+        """A periodic job's id: namespace-scoped, in the characters RQ accepts (letters, digits, _ and -)."""
+        ns = "".join(c if c.isalnum() else "_" for c in self.ns)
+        return ns + "-".join(str(p) for p in parts)
 
     @property
     def retrain(self) -> str:

@@ -43,7 +43,7 @@ class RiskGate:
     def reload_policy(self, version: str) -> None:
         self.policy_version = version
         try:
-            raw = self.r.hget(global_stop.policy_key(self.keys), "json")
+            raw = self.r.hget(self.keys.risk_policy, "json")
             policy = RiskPolicy.model_validate_json(str(raw or "{}"))
         except (redis.RedisError, ValidationError) as exc:
             log.error("risk policy version %s not applied, last good one stays: %s", version, exc,
