@@ -4,33 +4,70 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self, TypeVar
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_DATA_DIR = REPO_ROOT / "backend" / "data"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LEVIBOT_", extra="ignore", frozen=True)
+class RedisSettings(BaseModel):
+    """Coordination plane. ``redis_url`` unset: the manager starts an embedded redis-server."""
 
-    # Coordination plane. Unset: the manager starts an embedded redis-server.
     redis_url: str | None = None
     namespace: str = Field(default="levibot:", min_length=1)
-    data_dir: Path = DEFAULT_DATA_DIR
     embedded_redis_port: int = Field(default=0, ge=0, le=65535)  # 0: pick a free port
 
-    # Liveness.
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_ends_with_colon(cls, v: str) -> str:
+        return v if v.endswith(":") else v + ":"
+
+
+class StorageSettings(BaseModel):
+    """Where journals, logs, models, the embedded Redis and the registry file live."""
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    log_retention_days: int = Field(default=30, ge=1)
+    log_level: str = "INFO"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir_absolute(cls, v: Path) -> Path:
+        return cli_path(str(v))
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.data_dir / "journal"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.data_dir / "redis"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.data_dir / "engine_registry.json"
+
+
+class SupervisorSettings(BaseModel):
+    """Liveness and the restart policy."""
+
     heartbeat_interval_s: float = Field(default=0.25, gt=0, le=1.0)
     heartbeat_timeout_s: float = Field(default=5.0, gt=0)
     lease_ttl_s: float = Field(default=10.0, gt=0)
     start_timeout_s: float = Field(default=20.0, gt=0)
     health_sweep_s: float = Field(default=30.0, gt=0)
     stop_timeout_s: float = Field(default=10.0, gt=0)
-
-    # Restart policy.
     max_restarts: int = Field(default=5, ge=1)
     backoff_base_s: float = Field(default=0.5, ge=0)
     backoff_cap_s: float = Field(default=30.0, ge=0)
@@ -40,11 +77,31 @@ class Settings(BaseSettings):
     # Engines one manager may run: more symbols are refused at start and on reload (exit 2).
     max_engines: int = Field(default_factory=lambda: default_max_engines(), ge=1)
 
-    # Market data pacing.
+    @model_validator(mode="after")
+    def _timeouts_consistent(self) -> Self:
+        if self.heartbeat_timeout_s <= 2 * self.heartbeat_interval_s:
+            raise ValueError("heartbeat_timeout_s must exceed twice heartbeat_interval_s")
+        if self.lease_ttl_s <= 2 * self.heartbeat_interval_s:
+            raise ValueError("lease_ttl_s must exceed twice heartbeat_interval_s")
+        return self
+
+
+class EngineSettings(BaseModel):
+    """Market-data pacing and the portfolio risk policy every engine applies."""
+
     replay_speed: float = Field(default=300.0, gt=0)  # simulated seconds per wall second
     synthetic_interval_s: float = Field(default=1.0, gt=0)  # wall seconds per synthetic candle
+    risk_policy: Path = REPO_ROOT / "backend" / "risk" / "policy.yaml"
 
-    # API (started by the manager unless --no-api) and control-endpoint token.
+    @field_validator("risk_policy")
+    @classmethod
+    def _risk_policy_absolute(cls, v: Path) -> Path:
+        return cli_path(str(v))
+
+
+class ApiSettings(BaseModel):
+    """The API (started by the manager unless --no-api) and the control-endpoint token."""
+
     api_enabled: bool = True
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
@@ -52,7 +109,10 @@ class Settings(BaseSettings):
     command_max_age_s: float = Field(default=300.0, gt=0)
     api_cache_s: float = Field(default=0.1, ge=0)  # /engines/status body shared for this long
 
-    # Alerts (secrets from the environment only; never logged).
+
+class AlertSettings(BaseModel):
+    """Telegram and Slack (secrets from the environment only; never logged)."""
+
     telegram_bot_token: SecretStr | None = None
     telegram_chat_id: str | None = None
     telegram_api_base: str = "https://api.telegram.org"
@@ -60,19 +120,22 @@ class Settings(BaseSettings):
     alert_window_s: float = Field(default=60.0, gt=0)
     alert_timeout_s: float = Field(default=5.0, gt=0)
 
-    # Live market data through ccxt. The base URL override points every API of the exchange
-    # at another host (a testnet, a proxy, a local stand-in).
+
+class ExchangeSettings(BaseModel):
+    """Live market data through ccxt; the base URL points every API of the exchange at another
+    host (a testnet, a proxy, a local stand-in). Real orders only with --live AND both keys."""
+
     exchange_base_url: str | None = None
     exchange_timeout_s: float = Field(default=10.0, gt=0)
     live_poll_delay_s: float = Field(default=1.0, ge=0)  # after a candle closes, before asking for it
-    # Real orders: only with --live (sets live_trading) AND both keys in the environment.
     live_trading: bool = False
     exchange_api_key: SecretStr | None = None
     exchange_secret: SecretStr | None = None
 
-    risk_policy: Path = REPO_ROOT / "backend" / "risk" / "policy.yaml"
 
-    # AI features on RQ workers (queues "sentiment" and "onchain"). 0 workers: none started here.
+class FeatureSettings(BaseModel):
+    """AI features on RQ workers (queues "sentiment" and "onchain"). 0 workers: none started here."""
+
     workers: int = Field(default=2, ge=0, le=64)
     job_timeout_s: int = Field(default=120, ge=1)
     worker_alive_ttl_s: float = Field(default=3.0, gt=0)  # a worker silent this long is dead; its job requeued
@@ -105,7 +168,15 @@ class Settings(BaseSettings):
     onchain_interval_s: float = Field(default=300.0, gt=0)
     onchain_cache_ttl_s: float = Field(default=300.0, gt=0)
 
-    # Nightly retrain (backend/scripts/nightly_retrain.sh).
+    @field_validator("news_jsonl")
+    @classmethod
+    def _news_jsonl_absolute(cls, v: Path | None) -> Path | None:
+        return None if v is None else cli_path(str(v))
+
+
+class RetrainSettings(BaseModel):
+    """Nightly retrain (backend/scripts/nightly_retrain.sh)."""
+
     engine_config: Path | None = None  # the manager's --config: its symbols are retrained
     retrain_symbols: list[str] = Field(default_factory=list)  # used when there is no engine_config
     retrain_source: str = "live:binance"  # where the data collector gets the last day (or replay:DIR)
@@ -114,47 +185,62 @@ class Settings(BaseSettings):
     retrain_sharpe_tolerance: float = Field(default=0.5, ge=0)
     retrain_drawdown_tolerance: float = Field(default=0.02, ge=0)
 
-    log_retention_days: int = Field(default=30, ge=1)
-    log_level: str = "INFO"
-
-    @field_validator("data_dir", "risk_policy", "engine_config", "news_jsonl")
+    @field_validator("engine_config")
     @classmethod
-    def _absolute(cls, v: Path | None) -> Path | None:
-        """Relative paths are read against the directory the command was started in."""
+    def _engine_config_absolute(cls, v: Path | None) -> Path | None:
         return None if v is None else cli_path(str(v))
 
-    @field_validator("namespace")
-    @classmethod
-    def _namespace_ends_with_colon(cls, v: str) -> str:
-        return v if v.endswith(":") else v + ":"
 
-    @model_validator(mode="after")
-    def _timeouts_consistent(self) -> Settings:
-        if self.heartbeat_timeout_s <= 2 * self.heartbeat_interval_s:
-            raise ValueError("heartbeat_timeout_s must exceed twice heartbeat_interval_s")
-        if self.lease_ttl_s <= 2 * self.heartbeat_interval_s:
-            raise ValueError("lease_ttl_s must exceed twice heartbeat_interval_s")
-        return self
+Section = TypeVar("Section", bound=BaseModel)
 
-    @property
-    def journal_dir(self) -> Path:
-        return self.data_dir / "journal"
 
-    @property
-    def log_dir(self) -> Path:
-        return self.data_dir / "logs"
+class Settings(BaseSettings, RedisSettings, StorageSettings, SupervisorSettings, EngineSettings, ApiSettings,
+               AlertSettings, ExchangeSettings, FeatureSettings, RetrainSettings):
+    """Every setting, one ``LEVIBOT_<FIELD>`` environment surface, built once per entry point and
+    passed down. Each concern is its own model (the classes above: their fields, defaults,
+    ranges and validators); ``settings.redis``, ``settings.supervisor``, … give a component only
+    its own section. Relative paths are read against the directory the command started in."""
+
+    model_config = SettingsConfigDict(env_prefix="LEVIBOT_", extra="ignore", frozen=True)
+
+    def section(self, cls: type[Section]) -> Section:
+        return cls.model_validate({name: getattr(self, name) for name in cls.model_fields})
 
     @property
-    def redis_dir(self) -> Path:
-        return self.data_dir / "redis"
+    def redis(self) -> RedisSettings:
+        return self.section(RedisSettings)
 
     @property
-    def models_dir(self) -> Path:
-        return self.data_dir / "models"
+    def storage(self) -> StorageSettings:
+        return self.section(StorageSettings)
 
     @property
-    def registry_path(self) -> Path:
-        return self.data_dir / "engine_registry.json"
+    def supervisor(self) -> SupervisorSettings:
+        return self.section(SupervisorSettings)
+
+    @property
+    def engine(self) -> EngineSettings:
+        return self.section(EngineSettings)
+
+    @property
+    def api(self) -> ApiSettings:
+        return self.section(ApiSettings)
+
+    @property
+    def alerts(self) -> AlertSettings:
+        return self.section(AlertSettings)
+
+    @property
+    def exchange(self) -> ExchangeSettings:
+        return self.section(ExchangeSettings)
+
+    @property
+    def features(self) -> FeatureSettings:
+        return self.section(FeatureSettings)
+
+    @property
+    def retrain(self) -> RetrainSettings:
+        return self.section(RetrainSettings)
 
     def child_env(self, secrets: frozenset[str] = frozenset()) -> dict[str, str]:
         """Environment that rebuilds these settings in a child process (api, workers).

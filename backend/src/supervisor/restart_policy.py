@@ -9,6 +9,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from backend.src.core.settings import SupervisorSettings
+
 
 @dataclass(frozen=True)
 class RestartPolicy:
@@ -17,6 +19,10 @@ class RestartPolicy:
     cap_s: float = 30.0
     jitter: float = 0.2
     stable_after_s: float = 60.0
+
+    @classmethod
+    def of(cls, s: SupervisorSettings) -> RestartPolicy:
+        return cls(s.max_restarts, s.backoff_base_s, s.backoff_cap_s, s.backoff_jitter, s.stable_after_s)
 
     def delay(self, failures: int, rng: random.Random) -> float:
         """Seconds to wait before restart number ``failures`` (1-based).

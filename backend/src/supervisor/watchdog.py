@@ -58,8 +58,7 @@ class Watchdog:
         self.store = StateStore(r, self.keys)
         self.owner = owner or default_owner(s.data_dir)
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
-        self.policy = RestartPolicy(s.max_restarts, s.backoff_base_s, s.backoff_cap_s, s.backoff_jitter,
-                                    s.stable_after_s)
+        self.policy = RestartPolicy.of(s.supervisor)
         self.risk_policy = policy or RiskPolicy()
         # Engines get the exchange keys when (and only when) they trade live; no other secret.
         self.engine_settings = without_secrets(s, ENGINE_SECRETS if s.live_trading else frozenset())

@@ -1,0 +1,26 @@
+"""Settings: one LEVIBOT_* surface, split into one model per concern."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_settings_sections_partition_one_flat_environment_surface(monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.src.core import settings as mod
+
+    sections = [mod.RedisSettings, mod.StorageSettings, mod.SupervisorSettings, mod.EngineSettings, mod.ApiSettings,
+                mod.AlertSettings, mod.ExchangeSettings, mod.FeatureSettings, mod.RetrainSettings]
+    owners: dict[str, list[str]] = {}
+    for cls in sections:
+        for name in cls.model_fields:
+            owners.setdefault(name, []).append(cls.__name__)
+    assert set(owners) == set(mod.Settings.model_fields), "every setting belongs to a section"
+    assert {k: v for k, v in owners.items() if len(v) > 1} == {}, "and to one only"
+    monkeypatch.setenv("LEVIBOT_MAX_RESTARTS", "7")
+    monkeypatch.setenv("LEVIBOT_NAMESPACE", "x")
+    monkeypatch.setenv("LEVIBOT_RISK_POLICY", "p.yaml")
+    s = mod.Settings()
+    assert s.supervisor.max_restarts == 7 and s.redis.namespace == "x:"
+    assert s.engine.risk_policy.is_absolute() and s.risk_policy == s.engine.risk_policy
+    with pytest.raises(ValueError, match="heartbeat_timeout_s must exceed"):
+        mod.Settings(heartbeat_timeout_s=0.3)
