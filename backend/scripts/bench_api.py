@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -101,7 +102,15 @@ def main(argv: list[str] | None = None) -> int:
                 if time.monotonic() > deadline:
                     raise SystemExit("bench_api: engines did not start")
                 time.sleep(0.1)
-            asyncio.run(drive(port, 4, 1.0, None))  # warm-up (and wait for the API)
+            while True:  # the API starts after the engines: wait until it answers
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise SystemExit("bench_api: the API did not start") from None
+                    time.sleep(0.1)
+            asyncio.run(drive(port, 4, 1.0, None))  # warm-up
             print(f"{args.engines} engines running; {args.clients} concurrent clients on /engines/status")
             report("closed loop", *asyncio.run(drive(port, args.clients, args.seconds, None)))
             report(f"paced, each client every {args.interval:g}s",
