@@ -112,10 +112,10 @@ class Watchdog:
     def start(self, symbol: str) -> None:
         """Queue a start: the event loop spawns it when a start slot is free (``max_concurrent_starts``)."""
         rec = self._rec(symbol)
-        if rec.proc is not None and rec.proc.alive():
-            return
-        if rec.proc is not None:
+        if rec.proc is not None and not rec.proc.alive():
             self._on_exit(rec)  # it died and the loop has not reaped it yet: account for it first
+        if rec.proc is not None:
+            return  # running (or a failed engine's liquidation just began)
         if rec.state is S.STARTING and rec.restart_due is not None:
             return  # already queued
         rec.stop_requested, rec.failures, rec.last_error = False, 0, ""

@@ -218,3 +218,17 @@ def test_a_symbol_leased_by_another_manager_is_refused(settings: Settings, r: re
     Lease(r, w.keys, sym, "someone-else", 4242, ttl_s=30).acquire()
     with pytest.raises(UsageError, match=f"{sym} is already leased by a live engine elsewhere"):
         w.check_leases()
+
+
+def test_a_start_for_an_unreaped_dead_engine_accounts_for_the_death_first(settings: Settings, r: redis.Redis,
+                                                                          ns: str) -> None:
+    w, rt = make(settings, r)
+    sym = next(iter(w.records))
+    d = Driver(w, rt, r)
+    w.start_all()
+    assert d.run(2, d.all_running)
+    rt.crash(sym)
+    w.start(sym)  # an operator's start arrives before the loop saw the exit
+    assert any(f["type"] == "crashed" for _, f in r.xrange(Keys(ns).events)), "the crash is not lost"
+    assert d.run(2, d.all_running) and len(rt.procs) == 2, "one new process, not two"
+    assert w.records[sym].failures == 0, "an operator start begins a fresh count"
