@@ -21,7 +21,7 @@ from backend.src.core.settings import REPO_ROOT, Settings
 from backend.src.supervisor.restart_policy import RestartPolicy
 
 log = logging.getLogger(__name__)
-# The API, workers and the bot come back after 1 s, 2 s, 4 s … 30 s; a 30 s run resets the count.
+# The API and the RQ workers come back after 1 s, 2 s, 4 s … 30 s; a 30 s run resets the count.
 CHILD_RESTARTS = RestartPolicy(base_s=1.0, cap_s=30.0, jitter=0.0, stable_after_s=30.0)
 
 
