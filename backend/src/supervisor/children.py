@@ -50,6 +50,7 @@ class ChildProcess:
         self.died_at = 0.0
         self.started_at = 0.0
         self.failures = 0
+        self.delay = 0.0
         self.starts = 0
 
     def argv(self) -> list[str]:
@@ -72,17 +73,14 @@ class ChildProcess:
         if not self.died_at:
             self.died_at = now
             self.failures = 1 if CHILD_RESTARTS.stable(now - self.started_at) else self.failures + 1
+            # never immediate for a child (it may die at once again): the policy's delay for one more failure
+            self.delay = CHILD_RESTARTS.delay(self.failures + 1, random.Random(0))  # noqa: S311 - no jitter configured
             log.error("%s exited with code %s; restarting in %.0fs", self.label, self.proc.returncode, self.delay)
             if self.on_exit is not None:
                 self.on_exit(self)
         if now - self.died_at >= self.delay:
             self.died_at = 0.0
             self.start()
-
-    @property
-    def delay(self) -> float:
-        """Seconds before the next start: never immediate for a child (it may die at once again)."""
-        return CHILD_RESTARTS.delay(self.failures + 1, random.Random())  # noqa: S311 - no jitter configured
 
     def stop(self, timeout: float = 5.0) -> None:
         stop_child(self.proc, timeout)

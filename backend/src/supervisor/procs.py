@@ -90,7 +90,7 @@ class SystemRuntime(SystemClock):
         self.ctx.set_forkserver_preload(preload if preload is not None else PRELOAD)
         self.lifeline, self._lifeline_w = self.ctx.Pipe(duplex=False)
 
-    def spawn(self, spec: EngineSpec) -> EngineProcess:  # type: ignore[override]
+    def spawn(self, spec: EngineSpec) -> EngineProcess:
         proc = self.ctx.Process(
             target=run_engine, args=(spec, self.lifeline), name=proc_title(spec.symbol), daemon=False
         )

@@ -216,9 +216,10 @@ class Watchdog:
 
     def step(self, timeout: float = 0.05) -> None:
         """Wait for engine exits up to ``timeout``, then run due timers."""
-        running = {id(r.proc): r for r in self.records.values() if r.proc is not None}
-        for proc in self.rt.wait([r.proc for r in running.values() if r.proc is not None], timeout):
-            self._on_exit(running[id(proc)])
+        owners = {id(r.proc): r for r in self.records.values() if r.proc is not None}
+        procs = [r.proc for r in self.records.values() if r.proc is not None]
+        for proc in self.rt.wait(procs, timeout):
+            self._on_exit(owners[id(proc)])
         self.tick()
 
     def tick(self) -> None:
@@ -230,11 +231,12 @@ class Watchdog:
             self._check_heartbeats(now)
         self._start_due(now)
         self._reset_stable(now)
-        if self.mirror_due or now - self._last["mirror"] >= 1.0:
+        periodic = now - self._last["mirror"] >= 1.0
+        if self.mirror_due or periodic:
             self.mirror_due = False  # state changes of one step are coalesced into one rewrite
             self.store.flush()
             self.monitor.mirror(list(self.records))
-        if now - self._last["mirror"] >= 1.0:
+        if periodic:
             self._last["mirror"] = now
             self.monitor.presence(list(self.records))
         if now - self._last["sweep"] >= self.settings.health_sweep_s:

@@ -1,17 +1,12 @@
 """A fake ``Runtime`` for the watchdog: a virtual clock that only moves when the watchdog
-sleeps or waits, and processes that are records. ``engine_up`` writes the heartbeat a real
-engine would; ``crash`` ends a process with an exit code. No process is started, no real
-time passes."""
+sleeps or waits, and processes that are records (``crash`` ends one with an exit code). No
+process is started, no real time passes."""
 
 from __future__ import annotations
 
 import signal
 from dataclasses import dataclass, field
 from typing import Any
-
-import redis
-
-from backend.src.core.keys import Keys
 
 
 @dataclass(eq=False)
@@ -69,9 +64,11 @@ class FakeRuntime:
 
     def terminate(self, handle: Any) -> bool:
         self.signals.append((handle.symbol, signal.SIGTERM))
-        if handle.alive() and self.exit_on_term:
+        if not handle.alive():
+            return False
+        if self.exit_on_term:
             handle.code = 0
-        return handle.alive() or handle.code == 0
+        return True
 
     def kill(self, handle: Any) -> bool:
         self.signals.append((handle.symbol, signal.SIGKILL))
@@ -99,18 +96,8 @@ class FakeRuntime:
     def live(self, symbol: str) -> FakeProc | None:
         return next((p for p in reversed(self.procs) if p.symbol == symbol and p.alive()), None)
 
-    def starting(self, up: set[int]) -> list[FakeProc]:
-        """Live processes that have not sent a heartbeat yet."""
-        return [p for p in self.procs if p.alive() and p.pid not in up]
-
     def crash(self, symbol: str, code: int = 1) -> FakeProc:
         p = self.live(symbol)
         assert p is not None, f"{symbol} has no live process"
         p.code = code
         return p
-
-    def engine_up(self, r: redis.Redis, keys: Keys, proc: FakeProc, gen: int = 1) -> None:
-        """What a real engine does once it runs: a heartbeat ``pid:generation:ts`` and its status."""
-        r.set(keys.heartbeat(proc.symbol), f"{proc.pid}:{gen}:{self.time():.3f}")
-        r.hset(keys.state(proc.symbol), mapping={"status": "running", "pid": str(proc.pid),
-                                                  "started_at": f"{proc.create_time:.3f}"})

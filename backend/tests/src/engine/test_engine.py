@@ -24,9 +24,6 @@ class Clock:
     def __init__(self, t: float) -> None:
         self.t = t
 
-    def __call__(self) -> float:
-        return self.t
-
     def time(self) -> float:
         return self.t
 
