@@ -56,9 +56,16 @@ def test_kill9_shows_in_status_and_metrics(api: ApiServer, start_manager: Callab
     wait_for(lambda: (p := running_pid(r, ns, "BTCUSDT")) and p != pids["BTCUSDT"], 10, what="back")
     e = httpx.get(api.url + "/engines/BTCUSDT").json()
     assert e["restarts"] == 1 and "SIGKILL" in e["last_error"]
-    text = httpx.get(api.url + "/metrics").text
-    fams = {f.name: f for f in text_string_to_metric_families(text)}
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in fams.values() for s in f.samples}
+
+    def scrape() -> tuple[dict, dict]:
+        fams = {f.name: f for f in text_string_to_metric_families(httpx.get(api.url + "/metrics").text)}
+        return fams, {(s.name, tuple(sorted(s.labels.items()))): s.value for f in fams.values() for s in f.samples}
+
+    # The engine writes "running" itself; the watchdog records the recovery when it reads that heartbeat,
+    # one loop step later, so the histogram may trail the status by a step.
+    wait_for(lambda: scrape()[1].get(("levibot_watchdog_recovery_seconds_count", ())) == 1.0, 5,
+             what="recovery observed")
+    fams, samples = scrape()
     assert samples[("levibot_engine_up", (("symbol", "BTCUSDT"),))] == 1.0
     assert samples[("levibot_engine_restarts_total", (("symbol", "BTCUSDT"),))] == 1.0
     assert samples[("levibot_engines", (("status", "running"),))] == 2.0
