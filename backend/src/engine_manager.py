@@ -244,7 +244,7 @@ def forkserver_preload(settings: Settings, sources: dict[str, SourceSpec]) -> li
     """Modules every engine needs, imported once in the forkserver rather than in every engine start."""
     preload = list(PRELOAD)
     if any(s.kind == "live" for s in sources.values()):
-        preload += ["ccxt", "backend.src.market.live_source", "backend.src.engine.live_exec"]
+        preload += ["ccxt", "backend.src.market.live_source", "backend.src.trading.live_exec"]
     if (settings.models_dir / "current").is_symlink():  # a production model: the ML stack (torch: ~7 s)
         preload += ML_PRELOAD
     return preload + main_module_preload()

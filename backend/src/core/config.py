@@ -7,8 +7,10 @@ Every validation error names the field, e.g.
 from __future__ import annotations
 
 import errno
+import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,28 +26,71 @@ MAX_MONEY = 1e12
 MAX_PRICE = 1e9
 
 
+STRATEGY_KEYS = ("name", "params", "levilang", "source_hash")
+USD_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "USDP", "DAI", "USD")
+OTHER_QUOTES = ("BTC", "ETH", "BNB", "EUR", "TRY", "BRL", "GBP", "JPY")
+
+
 class StrategyConfig(BaseModel):
+    """Which strategy a symbol trades: a registered name with its parameters (checked against that
+    strategy's own model when the config is loaded), or a LeviLang file."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # ensemble: the production ML model when one exists, else the SMA crossover (fast/slow)
-    name: Literal["ensemble", "sma_crossover", "momentum", "buy_and_hold"] = "ensemble"
-    fast: int = Field(default=10, ge=1, le=10_000)
-    slow: int = Field(default=30, ge=2, le=10_000)
-    lookback: int = Field(default=20, ge=1, le=10_000)  # momentum only
-    threshold: float = Field(default=0.0, ge=0)  # momentum only: minimum return to go long
+    # ensemble: the production ML model when one exists, else the SMA crossover (params fast/slow)
+    name: str = Field(default="ensemble", pattern=r"^[a-z][a-z0-9_]{0,40}$")
+    params: dict[str, Any] = Field(default_factory=dict)
+    levilang: str | None = None  # a *.levi.yaml file (relative paths: to the config file's folder)
+    source_hash: str = ""  # levilang: the compiled file's content hash (a changed file reloads engines)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_params(cls, v: object) -> object:
+        """``{name: momentum, lookback: 30}`` means ``{name: momentum, params: {lookback: 30}}``."""
+        if not isinstance(v, dict):
+            return v
+        flat = {k: x for k, x in v.items() if k not in STRATEGY_KEYS}
+        if not flat:
+            return v
+        params = v.get("params") or {}
+        if not isinstance(params, dict):
+            return v
+        return {**{k: x for k, x in v.items() if k in STRATEGY_KEYS}, "params": {**params, **flat}}
 
     @model_validator(mode="after")
-    def _fast_below_slow(self) -> StrategyConfig:
-        if self.fast >= self.slow:
-            raise ValueError("fast must be smaller than slow")
+    def _levilang_stands_alone(self) -> StrategyConfig:
+        if self.levilang is not None:
+            if "name" in self.model_fields_set and self.name != "levilang":
+                raise ValueError("give either name or levilang, not both")
+            if self.params:
+                raise ValueError("params: a LeviLang file holds its own parameters")
+            object.__setattr__(self, "name", "levilang")
+        elif self.name == "levilang":
+            raise ValueError("levilang: the file is missing (strategy: {levilang: path/to/file.levi.yaml})")
         return self
+
+
+def quote_of(symbol: str) -> str | None:
+    """The quote currency of a symbol like ETHBTC (None when it is not a known one)."""
+    for q in sorted(USD_QUOTES + OTHER_QUOTES, key=len, reverse=True):
+        if symbol.endswith(q) and len(symbol) > len(q):
+            return q
+    return None
 
 
 class SymbolConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     strategy: StrategyConfig = StrategyConfig()
-    size_usd: float = Field(default=1000.0, gt=0, le=MAX_MONEY)  # notional of one entry
+    # Notional of one entry. Money fields are in the pair's quote currency: size_quote directly; the
+    # *_usd fields are converted through quote_usd (USD per unit of quote) when the quote is not a
+    # USD stablecoin, and refused without it.
+    size_quote: float | None = Field(default=None, gt=0, le=MAX_MONEY)
+    size_usd: float = Field(default=1000.0, gt=0, le=MAX_MONEY)
+    quote_usd: float | None = Field(default=None, gt=0, le=MAX_PRICE)
+    # Re-size an open position only when the strategy's target changes (None), or also when its size
+    # drifts beyond this fraction of the target (e.g. 0.25).
+    rebalance_band: float | None = Field(default=None, ge=0, le=10)
     initial_equity: float = Field(default=10_000.0, gt=0, le=MAX_MONEY)
     fee_bps: float = Field(default=10.0, ge=0, le=1000)  # taker fee, basis points
     maker_fee_bps: float = Field(default=10.0, ge=-100, le=1000)  # maker fee (negative: rebate)
@@ -74,6 +119,19 @@ class SymbolConfig(BaseModel):
     # position is open, so a position is protected even when no engine is running.
     protective_stop_pct: float = Field(default=5.0, gt=0, lt=100)
 
+    def notional_caps(self, symbol: str) -> tuple[float, float]:
+        """(entry size, position cap) in the quote currency of ``symbol``; ValueError naming the field."""
+        quote = quote_of(symbol)
+        if quote is None or quote in USD_QUOTES:
+            return self.size_quote or self.size_usd, self.max_position_usd
+        if self.quote_usd is None:
+            if self.size_quote is None:
+                raise ValueError(f"size_usd: {symbol} is quoted in {quote}, not USD; set size_quote (in {quote}) "
+                                 f"or quote_usd (USD per {quote})")
+            return self.size_quote, math.inf if "max_position_usd" not in self.model_fields_set \
+                else self.max_position_usd  # an explicit cap is read in the quote currency
+        return self.size_quote or self.size_usd / self.quote_usd, self.max_position_usd / self.quote_usd
+
 
 class EngineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -96,8 +154,12 @@ class EngineConfig(BaseModel):
         return out
 
     def for_symbol(self, symbol: str) -> SymbolConfig:
-        merged = _deep_merge(self.defaults, self.symbols.get(symbol, {}))
-        return SymbolConfig.model_validate(merged)
+        mine = self.symbols.get(symbol, {})
+        base = self.defaults
+        strategy = mine.get("strategy") if isinstance(mine, dict) else None
+        if isinstance(strategy, dict) and ({"name", "levilang"} & set(strategy)):
+            base = {k: v for k, v in base.items() if k != "strategy"}  # another strategy: its own params only
+        return SymbolConfig.model_validate(_deep_merge(base, mine))
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -113,13 +175,24 @@ def _fmt(err: ValidationError, prefix: str) -> str:
     return f"{loc}: {first['msg']}"
 
 
-def load_engine_config(path: Path | None, symbols: list[str]) -> dict[str, SymbolConfig]:
+# Checks a strategy against the registered strategies and resolves LeviLang files (the trading floor
+# supplies it); ValueError("strategy.<field>: ...") names the field.
+PrepareStrategy = Callable[[StrategyConfig, Path], StrategyConfig]
+
+
+def load_engine_config(path: Path | None, symbols: list[str],
+                       prepare: PrepareStrategy | None = None) -> dict[str, SymbolConfig]:
     """Read and validate the YAML for every symbol; UsageError names the bad field."""
     cfg, name = read_config_file(path)
-    return _per_symbol(cfg, name, symbols)
+    return _per_symbol(cfg, name, symbols, _base_dir(path), prepare)
 
 
-def load_active(path: Path | None, cli_symbols: list[str] | None) -> dict[str, SymbolConfig]:
+def _base_dir(path: Path | None) -> Path:
+    return path.resolve().parent if path is not None else Path.cwd()
+
+
+def load_active(path: Path | None, cli_symbols: list[str] | None,
+                prepare: PrepareStrategy | None = None) -> dict[str, SymbolConfig]:
     """The symbols to trade and their configs.
 
     The set comes from one place: ``--symbols`` when given (fixed for the manager's life),
@@ -136,7 +209,7 @@ def load_active(path: Path | None, cli_symbols: list[str] | None) -> dict[str, S
                 raise UsageError(f"{name}: symbols.{sym}: malformed symbol (expected letters/digits like BTCUSDT)")
         if not candidates:
             raise UsageError("--symbols: empty, and no --config with a symbols: section; expected e.g. BTCUSDT,ETHUSDT")
-    configs = _per_symbol(cfg, name, candidates)
+    configs = _per_symbol(cfg, name, candidates, _base_dir(path), prepare)
     return {s: c for s, c in configs.items() if c.enabled}
 
 
@@ -178,18 +251,26 @@ def read_settled(path: Path, *, pause_s: float = 0.05, attempts: int = 20) -> st
     raise OSError(errno.EAGAIN, f"still changing after {attempts} reads")
 
 
-def _per_symbol(cfg: EngineConfig, name: str, symbols: list[str]) -> dict[str, SymbolConfig]:
+def _per_symbol(cfg: EngineConfig, name: str, symbols: list[str], base_dir: Path,
+                prepare: PrepareStrategy | None) -> dict[str, SymbolConfig]:
     try:
         SymbolConfig.model_validate(cfg.defaults)  # blame defaults for their own mistakes
     except ValidationError as exc:
         raise UsageError(f"{name}: {_fmt(exc, 'defaults')}") from exc
     out: dict[str, SymbolConfig] = {}
     for sym in symbols:
+        where = f"symbols.{sym}" if sym in cfg.symbols else "defaults"
         try:
-            out[sym] = cfg.for_symbol(sym)
+            one = cfg.for_symbol(sym)
         except ValidationError as exc:
-            where = f"symbols.{sym}" if sym in cfg.symbols else "defaults"
             raise UsageError(f"{name}: {_fmt(exc, where)}") from exc
+        try:
+            one.notional_caps(sym)
+            if prepare is not None:
+                one = one.model_copy(update={"strategy": prepare(one.strategy, base_dir)})
+        except ValueError as exc:
+            raise UsageError(f"{name}: {where}.{exc}") from exc
+        out[sym] = one
     return out
 
 

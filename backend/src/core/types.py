@@ -21,3 +21,4 @@ class Signal:
     prob_up: float
     confidence: float
     reason: str
+    notional: float | None = None  # a fixed entry size in the quote currency (else the risk sizer's)

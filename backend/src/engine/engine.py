@@ -33,10 +33,10 @@ from backend.src.core.types import Candle
 from backend.src.engine.journal import Journal
 from backend.src.engine.risk_gate import RiskGate
 from backend.src.engine.spec import EngineSpec, SymbolLogger
-from backend.src.engine.trader import Trader
 from backend.src.market.candles import CandleSource, ReplaySource, SyntheticSource, load_candles
 from backend.src.market.exchange_rules import MarketRules
 from backend.src.trading.factory import build_strategy
+from backend.src.trading.session import TradingSession
 from backend.src.trading.strategies.ensemble import SentimentReader
 
 CARRIED_OVER_LIMIT = "risk:carried_over_limit"
@@ -66,14 +66,13 @@ class Engine:
         self._check_journal_source()
         self.config = cfg = spec.config
         self.config_version = ""
-        self.trader = Trader(spec.symbol, cfg, self.journal, source_id=spec.source.identity)
-        self.broker = self.trader.broker
-        self.gate = self.trader.gate = RiskGate(r, self.keys, spec.symbol, spec.policy,
-                                                live=self.settings.live_trading)
-        marks = self.journal.of_type("day")
-        self.day = str(marks[-1]["day"]) if marks else ""
+        self.gate = RiskGate(r, self.keys, spec.symbol, spec.policy, live=self.settings.live_trading)
         self.news = SentimentReader(r, self.keys, spec.symbol, max_age_s=3 * self.settings.news_interval_s)
-        self.strategy = build_strategy(cfg.strategy, self.settings.models_dir, self.news)
+        self.session = TradingSession(spec.symbol, cfg, self.journal,
+                                      build_strategy(cfg.strategy, self.settings.models_dir, self.news),
+                                      source_id=spec.source.identity, sizer=self.gate.sizer, gate=self.gate)
+        self.trader = self.session.trader
+        self.broker = self.trader.broker
         self.source: CandleSource | None = None
         self.exchange: Any = None
         self.redis_ok = True
@@ -163,10 +162,10 @@ class Engine:
             self.log.warning("carried position exceeds a portfolio limit after restart; closing it on the next candle",
                              extra={"position": self.broker.qty})
         self.source = self.build_source()
-        history = self.source.warmup(self.strategy.warmup_candles)
-        self.strategy.warmup(history)
+        history = self.source.warmup(self.session.strategy.warmup_candles)
+        self.session.warmup(history)
         if self.settings.live_trading and self.spec.source.kind == "live":
-            from backend.src.engine.live_exec import LiveExecutor  # noqa: PLC0415
+            from backend.src.trading.live_exec import LiveExecutor  # noqa: PLC0415
 
             price = history[-1].close if history else self.broker.last_price
             self.trader.attach_live(LiveExecutor(self.exchange, str(self.spec.source.market)), price, self.gen,
@@ -185,35 +184,19 @@ class Engine:
     def on_candle(self, candle: Candle) -> None:
         self.candles += 1
         self.last_candle_at = self.clock()
-        self.roll_day(candle)
-        self.broker.mark(candle.close)
-        self.gate.observe(candle)
-        signal_ = self.strategy.on_candle(candle)
         self.cursor_ts = max(self.cursor_ts, candle.ts)
         if self.close_carried:
             self.close_carried = False
             closed = self.trader.flatten(candle.close, candle.ts, gen=self.gen, now=self.clock(),
                                          reason=CARRIED_OVER_LIMIT)
             self.log.warning("carried position over a portfolio limit closed", extra={"fills": len(closed)})
-        fills = self.trader.on_candle(candle, signal_, gen=self.gen, now=self.clock(), fence=self.check_fence)
+        fills = self.session.on_candle(candle, gen=self.gen, now=self.clock(), fence=self.check_fence)
         for fill in fills:
             self.log.info("fill", extra={"side": fill.side, "qty": round(fill.qty, 8), "price": fill.price,
                                          "fee": round(fill.fee, 6), "order_id": fill.order_id,
                                          "position": self.broker.qty, "generation": self.gen})
         if fills:
             self.beat(force=True)
-
-    def roll_day(self, candle: Candle) -> None:
-        """On the first candle of a UTC day, journal the opening equity (the daily PnL base)."""
-        day = dt.datetime.fromtimestamp(candle.ts / 1000, dt.UTC).date().isoformat()
-        if day == self.day:
-            return
-        self.broker.mark(candle.open)
-        equity = self.broker.equity
-        self.journal.append({"type": "day", "day": day, "equity": equity, "price": candle.open,
-                             "source": self.spec.source.identity}, gen=self.gen)
-        self.broker.day_open_equity = equity
-        self.day = day
 
     @property
     def gen(self) -> int:
@@ -245,7 +228,7 @@ class Engine:
             "exhausted": int(bool(self.source and self.source.exhausted)), "source": self.spec.source.identity,
             "last_trade": dt.datetime.fromtimestamp(lf.ts, dt.UTC).isoformat().replace("+00:00", "Z") if lf else "",
             "heartbeat_at": round(self.clock(), 3), "day": self.risk_day, "halted": self.gate.halted_reason,
-            "volatility": round(self.gate.ewma_abs_ret, 10), "policy_version": self.gate.policy_version,
+            "volatility": round(self.gate.sizer.ewma_abs_ret, 10), "policy_version": self.gate.policy_version,
         }
 
     def beat(self, force: bool = False) -> None:
@@ -280,7 +263,7 @@ class Engine:
     @property
     def risk_day(self) -> str:
         """The UTC day of the last candle (simulated days in a replay), else today."""
-        return self.day or dt.datetime.fromtimestamp(self.clock(), dt.UTC).date().isoformat()
+        return self.session.day or dt.datetime.fromtimestamp(self.clock(), dt.UTC).date().isoformat()
 
     def check_global_stop(self) -> None:
         """Every beat: trigger/see/clear the portfolio stop. Seen: flat and no entries, at once."""
@@ -316,8 +299,14 @@ class Engine:
         old, self.config = self.config, new
         self.trader.apply_config(new)
         if new.strategy != old.strategy and self.source is not None:
-            self.strategy = build_strategy(new.strategy, self.settings.models_dir, self.news)
-            self.strategy.warmup(self.source.warmup(self.strategy.warmup_candles))
+            try:
+                strategy = build_strategy(new.strategy, self.settings.models_dir, self.news)
+            except (ValueError, OSError) as exc:  # the manager checked it; the file may have changed since
+                self.log.error("strategy of config version %s not applied, the running one stays: %s", version, exc)
+                self.config, new = old.model_copy(update={k: getattr(new, k) for k in type(new).model_fields
+                                                          if k != "strategy"}), old
+                return
+            self.session.use_strategy(strategy, self.source.warmup(strategy.warmup_candles))
         changed = sorted(k for k in type(new).model_fields if getattr(new, k) != getattr(old, k))
         self.log.info("config version %s applied: %s", version, ", ".join(changed), extra={"changed": changed})
 

@@ -44,8 +44,8 @@ def liquidate(engine: Engine) -> int:
     qty_before = engine.broker.qty
     price = last_known_price(engine)
     if engine.settings.live_trading and engine.spec.source.kind == "live":
-        from backend.src.engine.live_exec import LiveExecutor  # noqa: PLC0415
         from backend.src.market.exchange import call  # noqa: PLC0415
+        from backend.src.trading.live_exec import LiveExecutor  # noqa: PLC0415
 
         engine.source = engine.build_live_source()  # markets, rules and fees of the exchange
         market = str(engine.spec.source.market)

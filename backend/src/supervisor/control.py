@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -25,6 +25,7 @@ from backend.src.core.errors import UsageError
 from backend.src.core.keys import Keys
 from backend.src.core.settings import Settings, max_engines_rule
 from backend.src.market.resolve import resolve_sources
+from backend.src.trading.factory import prepare
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,11 @@ class ConfigSource:
     cli_symbols: list[str] | None
     source: SourceSpec
     settings: Settings | None = None
+    strategy_files: list[Path] = field(default_factory=list)  # LeviLang files of the last load
 
     def load(self) -> tuple[dict[str, SymbolConfig], dict[str, SourceSpec]]:
-        configs = load_active(self.path, self.cli_symbols)
+        configs = load_active(self.path, self.cli_symbols, prepare)
+        self.strategy_files[:] = sorted({Path(c.strategy.levilang) for c in configs.values() if c.strategy.levilang})
         if self.settings is not None and len(configs) > self.settings.max_engines:
             raise UsageError(
                 f"LEVIBOT_MAX_ENGINES: {len(configs)} symbols exceed this machine's limit of "
@@ -65,15 +68,16 @@ class ConfigSource:
         """Per-symbol sizes written by the weekly rebalancer, applied on top of the config."""
         return self.settings.data_dir / "rebalance.yaml" if self.settings is not None else None
 
-    def fingerprint(self) -> tuple[int, int, int, int] | None:
+    def fingerprint(self) -> tuple[int, ...] | None:
+        """Sizes and mtimes of the config, the overlay and the LeviLang files the config names."""
         out: list[int] = []
-        for path in (self.path, self.overlay):
+        for path in (self.path, self.overlay, *self.strategy_files):
             try:
                 st = path.stat() if path is not None else None
             except OSError:
                 st = None
             out += [st.st_mtime_ns, st.st_size] if st else [0, 0]
-        return (out[0], out[1], out[2], out[3]) if any(out) else None
+        return tuple(out) if any(out) else None
 
 
 class Supervised(Protocol):

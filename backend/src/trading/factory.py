@@ -1,24 +1,66 @@
-"""Config name → strategy instance: the one place that knows every implementation."""
+"""Strategy name → class: the one place that knows every implementation.
+
+``prepare`` checks a config's strategy when the config is loaded (an unknown name or parameter is
+one error naming it; a LeviLang file is compiled and its content hash recorded); ``build_strategy``
+makes the object an engine or the backtester trades.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import BaseModel, ValidationError
+
 from backend.src.core.config import StrategyConfig
+from backend.src.trading.levilang import compile_file
+from backend.src.trading.levilang.errors import LeviError
 from backend.src.trading.strategies.base import Strategy
 from backend.src.trading.strategies.baselines import BuyAndHold, Momentum, SmaCrossover
-from backend.src.trading.strategies.ensemble import build_ml_strategy
+from backend.src.trading.strategies.ensemble import ModelWatcher, build_ml_strategy
+
+REGISTRY: dict[str, type[Strategy]] = {c.name: c for c in (ModelWatcher, SmaCrossover, Momentum, BuyAndHold)}
+
+
+def params_of(cfg: StrategyConfig) -> BaseModel:
+    """The strategy's parameters, validated by its own model (ValueError naming the field)."""
+    cls = REGISTRY.get(cfg.name)
+    if cls is None:
+        raise ValueError(f"strategy.name: unknown strategy {cfg.name!r} (known: {', '.join(sorted(REGISTRY))}, "
+                         "or levilang: FILE)")
+    try:
+        return cls.Params.model_validate(cfg.params)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        msg = "unknown parameter of " + cfg.name if first["type"] == "extra_forbidden" else first["msg"]
+        known = ", ".join(cls.Params.model_fields) or "none"
+        raise ValueError(f"strategy.params{'.' + loc if loc else ''}: {msg} (parameters: {known})") from exc
+
+
+def prepare(cfg: StrategyConfig, base_dir: Path) -> StrategyConfig:
+    """A loaded config's strategy, checked; a LeviLang path made absolute and its hash recorded."""
+    if cfg.levilang is None:
+        params_of(cfg)
+        return cfg
+    path = Path(cfg.levilang).expanduser()
+    path = path if path.is_absolute() else (base_dir / path)
+    try:
+        compiled = compile_file(path)
+    except LeviError as exc:
+        raise ValueError(f"strategy.levilang: {exc}") from exc
+    return cfg.model_copy(update={"levilang": str(path.resolve()), "source_hash": compiled.source_hash})
 
 
 def build_strategy(cfg: StrategyConfig, models_root: Path | None = None,
                    extras: Callable[[], dict[str, float]] | None = None) -> Strategy:
     """``ensemble``: the production model under ``models_root`` when there is one, else the SMA;
-    ``extras`` supplies outside features (the news score) for the latest candle."""
+    ``extras`` supplies outside features (news score, on-chain, funding) for the latest candle."""
+    if cfg.levilang is not None:
+        from backend.src.trading.levilang.strategy import LeviStrategy  # noqa: PLC0415
+
+        return LeviStrategy(compile_file(Path(cfg.levilang)), models_root=models_root, extras=extras)
+    params = params_of(cfg).model_dump()
     if cfg.name == "ensemble":
-        return build_ml_strategy(cfg.fast, cfg.slow, models_root, extras)
-    if cfg.name == "momentum":
-        return Momentum(cfg.lookback, cfg.threshold)
-    if cfg.name == "buy_and_hold":
-        return BuyAndHold()
-    return SmaCrossover(cfg.fast, cfg.slow)
+        return build_ml_strategy(params["fast"], params["slow"], models_root, extras)
+    return REGISTRY[cfg.name](**params)

@@ -1,18 +1,63 @@
-"""What a strategy is: closed candles in, a ``Signal`` (target exposure in [0, 1] of the symbol's
-maximum position, with ``prob_up`` and ``confidence``) out. A leaf: implementations import it,
-it imports none of them (the factory maps config names to classes)."""
+"""The strategy contract: closed candles in, a ``Signal`` (target exposure in [0, 1] of the
+symbol's maximum position, with ``prob_up`` and ``confidence``) out.
+
+- ``warmup_candles``: how many candles before the first signal (engines replay that much history);
+- ``Params``: the strategy's own pydantic model; a config's ``strategy.params`` is validated against
+  it when the config is loaded (an unknown or bad parameter is one error naming it);
+- ``position``: what the ledger says about the open position, set by the trading session before
+  every candle — rebuilt from the journal after a restart, so a strategy keeps no position state
+  of its own that a crash could lose;
+- ``fingerprint`` / ``model_version``: written on every order, so a trade traces back to the exact
+  rules and model that made it.
+
+A leaf: implementations import it, it imports none of them (the factory maps names to classes).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
 
 from backend.src.core.types import Candle, Signal
 
-__all__ = ["Signal", "Strategy"]
+__all__ = ["NoParams", "PositionState", "Signal", "Strategy", "fingerprint"]
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class PositionState:
+    qty: float = 0.0  # signed, base currency
+    avg_price: float = 0.0
+    bars_held: int = 0  # candles since the position was opened (0 when flat)
+    bars_since_exit: int = 1_000_000  # candles since it was last closed
+    unrealized_pct: float = 0.0  # of the entry price
+    target: float = 0.0  # the signal target the position was sized for
+
+
+FLAT = PositionState()
+
+
+def fingerprint(name: str, params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps({"name": name, "params": params}, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class Strategy(ABC):
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[BaseModel]] = NoParams
     warmup_candles: int = 0
+    fingerprint: str = ""
+    model_version: str = ""
+    position: PositionState = FLAT
+    stop_loss_pct: float | None = None  # set: replaces the config's protective exits while it trades
+    take_profit_pct: float | None = None
 
     def warmup(self, candles: list[Candle]) -> None:
         for c in candles:

@@ -4,17 +4,43 @@ from __future__ import annotations
 
 from collections import deque
 
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from backend.src.core.types import Candle, Signal
-from backend.src.trading.strategies.base import Strategy
+from backend.src.trading.strategies.base import Strategy, fingerprint
+
+
+class SmaParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fast: int = Field(default=10, ge=1, le=10_000)  # fast SMA length (candles)
+    slow: int = Field(default=30, ge=2, le=10_000)  # slow SMA length, > fast
+
+    @model_validator(mode="after")
+    def _fast_below_slow(self) -> SmaParams:
+        if self.fast >= self.slow:
+            raise ValueError("fast must be smaller than slow")
+        return self
+
+
+class MomentumParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lookback: int = Field(default=20, ge=1, le=10_000)
+    threshold: float = Field(default=0.0, ge=0)  # minimum return over lookback to go long
 
 
 class SmaCrossover(Strategy):
     """Long while the fast SMA of closes is above the slow SMA, flat otherwise."""
 
+    name = "sma_crossover"
+    Params = SmaParams
+
     def __init__(self, fast: int, slow: int) -> None:
         self.fast, self.slow = fast, slow
         self.warmup_candles = slow
         self.closes: deque[float] = deque(maxlen=slow)
+        self.fingerprint = fingerprint(self.name, {"fast": fast, "slow": slow})
 
     def on_candle(self, candle: Candle) -> Signal | None:
         self.closes.append(candle.close)
@@ -31,8 +57,12 @@ class SmaCrossover(Strategy):
 class Momentum(Strategy):
     """Long while the return over ``lookback`` candles exceeds ``threshold``."""
 
+    name = "momentum"
+    Params = MomentumParams
+
     def __init__(self, lookback: int, threshold: float) -> None:
         self.lookback, self.threshold = lookback, threshold
+        self.fingerprint = fingerprint(self.name, {"lookback": lookback, "threshold": threshold})
         self.warmup_candles = lookback + 1
         self.closes: deque[float] = deque(maxlen=lookback + 1)
 
@@ -48,6 +78,9 @@ class Momentum(Strategy):
 
 class BuyAndHold(Strategy):
     """Always fully long: the baseline every strategy must beat (and a stress-test driver)."""
+
+    name = "buy_and_hold"
+    fingerprint = fingerprint("buy_and_hold", {})
 
     def on_candle(self, candle: Candle) -> Signal | None:
         return Signal(1.0, 0.5, 0.0, "buy_and_hold")

@@ -20,8 +20,8 @@ import redis
 
 from backend.src.core.keys import Keys
 from backend.src.core.types import Candle, Signal
-from backend.src.trading.strategies.base import Strategy
-from backend.src.trading.strategies.baselines import SmaCrossover
+from backend.src.trading.strategies.base import Strategy, fingerprint
+from backend.src.trading.strategies.baselines import SmaCrossover, SmaParams
 
 log = logging.getLogger(__name__)
 ML_PRELOAD = ["backend.ml.models.ensemble_predictor", "backend.ml.feature_pipeline", "backend.ml.registry",
@@ -75,7 +75,8 @@ class EnsembleStrategy(Strategy):
     def __init__(self, model: Any, version: str, fallback: SmaCrossover, extras: Extras | None = None) -> None:
         self.extras = extras
         self.model = model
-        self.version = version
+        self.version = self.model_version = version
+        self.fingerprint = fingerprint("ensemble", {"model": version, "threshold": float(model.threshold)})
         self.fallback = fallback
         self.warmup_candles = WINDOW
         self.candles: deque[Candle] = deque(maxlen=WINDOW)
@@ -120,9 +121,13 @@ class ModelWatcher(Strategy):
     the candles already seen; one that fails to load is logged and skipped, and the model
     in use (or the SMA) keeps trading."""
 
+    name = "ensemble"
+    Params = SmaParams  # the fallback's
+
     def __init__(self, fast: int, slow: int, models_root: Path, extras: Extras | None = None) -> None:
         self.fallback = SmaCrossover(fast, slow)
         self.active: Strategy = self.fallback
+        self.fingerprint = self.fallback.fingerprint
         self.models_root = models_root
         self.extras = extras
         self.version: str | None = None
@@ -154,6 +159,7 @@ class ModelWatcher(Strategy):
             new.held = self.active.held  # the position we hold stays held until the new model says otherwise
         log.info("trading on ensemble %s%s", version, f" (was {self.version})" if self.version else "")
         self.active, self.version, self.skipped = new, version, None
+        self.fingerprint, self.model_version = new.fingerprint, version
 
     def warmup(self, candles: list[Candle]) -> None:
         self.history.extend(candles[-WINDOW:])
@@ -164,6 +170,7 @@ class ModelWatcher(Strategy):
     def on_candle(self, candle: Candle) -> Signal | None:
         self.reload()
         self.history.append(candle)
+        self.active.position = self.position
         return self.active.on_candle(candle)
 
 

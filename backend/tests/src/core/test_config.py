@@ -33,9 +33,9 @@ def test_defaults_merge_per_symbol(tmp_path: Path) -> None:
         "symbols:\n  ETHUSDT:\n    size_usd: 900\n    strategy: {slow: 12}\n"
     )
     out = load_engine_config(cfg, ["BTCUSDT", "ETHUSDT"])
-    assert out["BTCUSDT"].size_usd == 500 and out["BTCUSDT"].strategy.slow == 9
+    assert out["BTCUSDT"].size_usd == 500 and out["BTCUSDT"].strategy.params["slow"] == 9
     assert out["ETHUSDT"].size_usd == 900
-    assert (out["ETHUSDT"].strategy.fast, out["ETHUSDT"].strategy.slow) == (3, 12)
+    assert (out["ETHUSDT"].strategy.params["fast"], out["ETHUSDT"].strategy.params["slow"]) == (3, 12)
 
 
 def test_no_file_means_defaults() -> None:

@@ -9,7 +9,7 @@ import pytest
 from backend.src.core.config import StrategyConfig, SymbolConfig
 from backend.src.core.types import Candle, Signal
 from backend.src.engine.journal import Journal
-from backend.src.engine.trader import Trader
+from backend.src.trading.trader import Trader
 from backend.src.market.exchange_rules import MarketRules, OrderRejected
 
 LONG, FLAT = Signal(1.0, 0.7, 0.4, "test"), Signal(0.0, 0.3, 0.4, "test")

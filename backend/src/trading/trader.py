@@ -1,4 +1,5 @@
-"""Paper execution for one symbol: orders, exchange rules, fills, protective exits, journal.
+"""The one execution model, for engines (paper and live) and the backtester alike: orders,
+exchange rules, fills, protective exits, sizing, all written to a ledger.
 
 Order of work on each closed candle (all from data known at its close, no look-ahead):
 1. resting limit orders placed on earlier candles fill if the candle traded through their
@@ -6,8 +7,11 @@ Order of work on each closed candle (all from data known at its close, no look-a
 2. stop-loss / take-profit of the open position (a gap through the level fills at the open);
 3. the strategy's target is turned into an order (market: taker fee + slippage, at the close;
    limit: rests ``limit_offset_bps`` inside the close), rounded and checked by the rules.
-Every order, cancel, reject and fill is journaled (fsynced) before it takes effect, so the
-book and the position are rebuilt exactly after a restart.
+Every order, cancel, reject and fill is written to the ledger (the engine's fsynced journal, or
+a backtest's memory) before it takes effect, so the book and the position are rebuilt exactly
+after a restart. An open position is re-sized only when the strategy's target changes, or, with
+``rebalance_band`` set, when the size drifts beyond that fraction of its target: no fee-paying
+churn while a signal stands.
 """
 
 from __future__ import annotations
@@ -19,11 +23,11 @@ from typing import Any
 
 from backend.src.core.config import SymbolConfig
 from backend.src.core.types import Candle, Signal
-from backend.src.engine.journal import Journal
-from backend.src.engine.live_exec import LiveExecutor, ProtectiveStop
-from backend.src.engine.risk_gate import RiskGate
 from backend.src.market.exchange_rules import MarketRules, OrderRejected
 from backend.src.trading.execution import Fill, PaperBroker
+from backend.src.trading.ledger import Ledger
+from backend.src.trading.live_exec import LiveExecutor, ProtectiveStop
+from backend.src.trading.sizing import Gate, Sizer
 
 log = logging.getLogger(__name__)
 PROTECTIVE = ("stop_loss", "take_profit")
@@ -51,9 +55,10 @@ def rules_for(cfg: SymbolConfig, exchange_rules: MarketRules | None) -> MarketRu
 
 
 class Trader:
-    def __init__(self, symbol: str, cfg: SymbolConfig, journal: Journal, *, source_id: str,
-                 exchange_rules: MarketRules | None = None) -> None:
+    def __init__(self, symbol: str, cfg: SymbolConfig, journal: Ledger, *, source_id: str,
+                 exchange_rules: MarketRules | None = None, sizer: Sizer | None = None) -> None:
         self.symbol, self.cfg, self.journal, self.source_id = symbol, cfg, journal, source_id
+        self.size, self.max_position = cfg.notional_caps(symbol)
         self.exchange_rules = exchange_rules
         self.exchange_fees: tuple[float | None, float | None] = (None, None)  # (taker, maker) from ccxt
         self.rules = rules_for(cfg, exchange_rules)
@@ -64,7 +69,14 @@ class Trader:
         self.last_candle = -1  # newest candle that produced a journal entry: never trade it twice
         self.blocked = False  # after a stop/take-profit: no re-entry until the signal goes flat
         self.live: LiveExecutor | None = None  # set: orders go to the exchange (--live)
-        self.gate: RiskGate | None = None  # set: portfolio risk (sizing, slots, global stop)
+        self.sizer = sizer  # risk-manager sizing; None: ``target × size`` (unit tests)
+        self.gate: Gate | None = None  # set: portfolio slots and the global stop
+        self.held_target: float | None = None  # the signal target the position was last sized for
+        self.stamp: dict[str, str] = {}  # strategy hash and model version, written on every order
+        self.entry_ts: int | None = None  # candle of the fill that opened the position
+        self.exit_ts: int | None = None  # candle of the fill that last closed one
+        self._pos = 0.0
+        self.exit_pcts: tuple[float | None, float | None] = (None, None)  # the strategy's own stops, if any
         self.exchange_ids: dict[str, str] = {}
         self.stop: ProtectiveStop | None = None  # live: the stop-loss resting on the exchange
         for e in journal.entries:
@@ -75,11 +87,13 @@ class Trader:
         if kind == "order":
             self.orders[e["id"]] = Order(e["id"], e["side"], e["kind"], float(e["qty"]), float(e["price"]),
                                          int(e["candle_ts"]))
+            self.held_target = float(e["target"]) if "target" in e else None
         elif kind == "cancel":
             self.orders.pop(e["id"], None)
         elif kind == "ack":
             self.exchange_ids[e["id"]] = e["exchange_id"]
         elif kind == "fill":
+            self._track_position(e)
             order = self.orders.get(e["order_id"])
             if order is not None:
                 order.filled += float(e["qty"])
@@ -91,6 +105,18 @@ class Trader:
         if "candle_ts" in e:
             self.last_candle = max(self.last_candle, int(e["candle_ts"]))
 
+    def _track_position(self, e: dict[str, Any]) -> None:
+        """Entry/exit candles, from the fills (so they survive a restart like the position)."""
+        qty = float(e["qty"]) if e["side"] == "buy" else -float(e["qty"])
+        before = self._pos
+        self._pos += qty
+        if abs(self._pos) < 1e-12:
+            self._pos = 0.0
+        if not before and self._pos:
+            self.entry_ts = int(e["candle_ts"])
+        elif before and not self._pos:
+            self.exit_ts = int(e["candle_ts"])
+
     def _record(self, entry: dict[str, Any], gen: int) -> dict[str, Any]:
         full = self.journal.append({**entry, "source": self.source_id}, gen=gen)
         self._replay(full)
@@ -101,6 +127,7 @@ class Trader:
         if cfg.fees_from_exchange and taker is not None and maker is not None:
             cfg = cfg.model_copy(update={"fee_bps": float(taker) * 10_000, "maker_fee_bps": float(maker) * 10_000})
         self.cfg = cfg
+        self.size, self.max_position = cfg.notional_caps(self.symbol)
         self.rules = rules_for(cfg, self.exchange_rules)
         self.broker.fee_rate = cfg.fee_bps / 10_000
         self.broker.slippage = cfg.slippage_bps / 10_000
@@ -237,14 +264,15 @@ class Trader:
         return out
 
     def _protect(self, candle: Candle, gen: int, now: float, fence: Callable[[], None]) -> list[Fill]:
-        qty, avg, cfg = self.broker.qty, self.broker.avg_price, self.cfg
-        if not qty or not (cfg.stop_loss_pct or cfg.take_profit_pct):
+        qty, avg = self.broker.qty, self.broker.avg_price
+        sl, tp = self.stops()
+        if not qty or not (sl or tp):
             return []
         long = qty > 0
-        stop = avg * (1 - cfg.stop_loss_pct / 100) if long else avg * (1 + cfg.stop_loss_pct / 100)
-        take = avg * (1 + cfg.take_profit_pct / 100) if long else avg * (1 - cfg.take_profit_pct / 100)
-        hit_stop = cfg.stop_loss_pct and (candle.low <= stop if long else candle.high >= stop)
-        hit_take = cfg.take_profit_pct and (candle.high >= take if long else candle.low <= take)
+        stop = avg * (1 - sl / 100) if long else avg * (1 + sl / 100)
+        take = avg * (1 + tp / 100) if long else avg * (1 - tp / 100)
+        hit_stop = sl and (candle.low <= stop if long else candle.high >= stop)
+        hit_take = tp and (candle.high >= take if long else candle.low <= take)
         if not (hit_stop or hit_take):
             return []
         # Both inside one candle: the order of the two is unknown; assume the stop (conservative).
@@ -262,30 +290,52 @@ class Trader:
         liquidity = "taker" if reason == "stop_loss" else "maker"
         return self._execute(order, candle, gen, now, reason, price, liquidity)
 
+    def _target_notional(self, sig: Signal) -> float:
+        if (self.gate is not None and self.gate.halted_reason) or sig.target <= 0:
+            return 0.0
+        if sig.notional is not None:
+            return min(sig.notional, self.max_position)
+        cap = min(self.size, self.max_position)
+        if self.sizer is not None:
+            return self.sizer.target(sig, self.broker.equity, cap, self.stops()[0])
+        return min(sig.target * self.size, self.max_position)
+
+    def _settled(self, sig: Signal, target_qty: float) -> bool:
+        """The open position already answers this signal: same target, within the band."""
+        qty = self.broker.qty
+        if not qty or sig.target != self.held_target or (target_qty > 0) != (qty > 0):
+            return False
+        band = self.cfg.rebalance_band
+        return band is None or abs(target_qty - qty) <= band * abs(target_qty)
+
+    def stops(self) -> tuple[float, float]:
+        """(stop-loss %, take-profit %): the strategy's own where it sets them, else the config's."""
+        sl, tp = self.exit_pcts
+        return (self.cfg.stop_loss_pct if sl is None else sl, self.cfg.take_profit_pct if tp is None else tp)
+
     def _rebalance(self, candle: Candle, sig: Signal, gen: int, now: float, fence: Callable[[], None]) -> list[Fill]:
         cfg = self.cfg
         if self.blocked:
             if sig.target > 0:
                 return []  # a protective exit stands until the strategy itself goes flat
             self._record({"type": "signal_flat", "candle_ts": candle.ts}, gen)
-        cap = min(cfg.size_usd, cfg.max_position_usd)
-        if self.gate is not None:
-            target_usd = self.gate.target_usd(sig, self.broker.equity, cap, cfg.stop_loss_pct)
-        else:
-            target_usd = min(sig.target * cfg.size_usd, cfg.max_position_usd)
-        target_qty = target_usd / candle.close
+        target = self._target_notional(sig)
+        target_qty = target / candle.close
+        if self._settled(sig, target_qty):
+            return []
         pending = sum(o.remaining if o.side == "buy" else -o.remaining for o in self.orders.values())
         delta = target_qty - self.broker.qty
-        if abs(delta - pending) * candle.close < 0.01 * cfg.size_usd:
+        dust = 0.01 * self.size
+        if abs(delta - pending) * candle.close < dust:
             return []  # resting orders already cover the target
         fence()
         for order in list(self.orders.values()):  # cancel-replace: one working order per symbol
             self._cancel(order, candle, gen, "replaced")
-        if abs(delta) * candle.close < 0.01 * cfg.size_usd:
+        if abs(delta) * candle.close < dust:
             return []
         side = "buy" if delta > 0 else "sell"
         if self.gate is not None and abs(target_qty) > abs(self.broker.qty) \
-                and not self.gate.allow_open(target_usd, self.broker.equity):
+                and not self.gate.allow_open(target, self.broker.equity):
             return []  # a portfolio limit refuses the entry (logged by the gate)
         limit = cfg.order_type == "limit"
         offset = cfg.limit_offset_bps / 10_000
@@ -300,7 +350,8 @@ class Trader:
             log.warning("order rejected: %s", exc, extra={"symbol": self.symbol})
             return []
         order = Order(order_id, side, "limit" if limit else "market", qty, price if limit else 0.0, candle.ts)
-        self._record({"type": "order", **asdict(order), "reason": sig.reason}, gen)
+        self._record({"type": "order", **asdict(order), "reason": sig.reason, "target": sig.target, **self.stamp},
+                     gen)
         if limit and self.live is None:
             return []  # rests in the paper book
         quote = self.broker.quote(side, qty, candle.close, order_id=order_id, candle_ts=candle.ts, now=now)

@@ -1,0 +1,86 @@
+"""One symbol's trading, candle by candle — the code path engines and the backtester share.
+
+On each closed candle: the first candle of a UTC day writes the day's opening equity (the daily
+PnL base); the position is marked at the close; the sizer sees the close; the strategy, told the
+ledger's position, gives its signal; the trader turns it into orders and fills. An engine wraps
+this with its lease fence, heartbeats and logging; the backtester feeds a file through it with
+an in-memory ledger. Same inputs, same fills.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from backend.src.core.config import SymbolConfig
+from backend.src.core.types import Candle, Signal
+from backend.src.market.exchange_rules import MarketRules
+from backend.src.trading.execution import Fill
+from backend.src.trading.ledger import Ledger
+from backend.src.trading.sizing import Gate, Sizer
+from backend.src.trading.strategies.base import PositionState, Strategy
+from backend.src.trading.trader import Trader
+
+
+def no_fence() -> None:
+    return None
+
+
+class TradingSession:
+    def __init__(self, symbol: str, cfg: SymbolConfig, ledger: Ledger, strategy: Strategy, *, source_id: str,
+                 sizer: Sizer, gate: Gate, exchange_rules: MarketRules | None = None) -> None:
+        self.symbol, self.ledger, self.strategy, self.source_id = symbol, ledger, strategy, source_id
+        self.sizer = sizer
+        self.trader = Trader(symbol, cfg, ledger, source_id=source_id, exchange_rules=exchange_rules, sizer=sizer)
+        self.trader.gate = gate
+        self.broker = self.trader.broker
+        marks = ledger.of_type("day")
+        self.day = str(marks[-1]["day"]) if marks else ""
+        self.prev_ts: int | None = None
+        self.last_signal: Signal | None = None
+
+    def warmup(self, history: list[Candle]) -> None:
+        self.strategy.warmup(history)
+        if history:
+            self.prev_ts = history[-1].ts
+
+    def use_strategy(self, strategy: Strategy, history: list[Candle]) -> None:
+        self.strategy = strategy
+        strategy.warmup(history)
+
+    def on_candle(self, candle: Candle, *, gen: int, now: float,
+                  fence: Callable[[], None] = no_fence) -> list[Fill]:
+        self.roll_day(candle, gen)
+        self.broker.mark(candle.close)
+        self.sizer.observe(candle)
+        self.strategy.position = self.position(candle)
+        sig = self.strategy.on_candle(candle)
+        self.last_signal = sig
+        self.prev_ts = candle.ts
+        self.trader.stamp = {"strategy": self.strategy.fingerprint, "model": self.strategy.model_version}
+        self.trader.exit_pcts = (self.strategy.stop_loss_pct, self.strategy.take_profit_pct)
+        return self.trader.on_candle(candle, sig, gen=gen, now=now, fence=fence)
+
+    def position(self, candle: Candle) -> PositionState:
+        t, b = self.trader, self.broker
+        step = candle.ts - self.prev_ts if self.prev_ts is not None and candle.ts > self.prev_ts else 0
+
+        def bars(since: int | None) -> int:
+            return int(round((candle.ts - since) / step)) if step and since is not None else 0
+
+        if not b.qty:
+            return PositionState(bars_since_exit=bars(t.exit_ts) if t.exit_ts is not None else 1_000_000)
+        upnl = (candle.close / b.avg_price - 1) * (1 if b.qty > 0 else -1) if b.avg_price else 0.0
+        return PositionState(b.qty, b.avg_price, bars(t.entry_ts), 0, upnl * 100, t.held_target or 0.0)
+
+    def roll_day(self, candle: Candle, gen: int) -> None:
+        """On the first candle of a UTC day, write the opening equity (the daily PnL base)."""
+        day = dt.datetime.fromtimestamp(candle.ts / 1000, dt.UTC).date().isoformat()
+        if day == self.day:
+            return
+        self.broker.mark(candle.open)
+        equity = self.broker.equity
+        self.ledger.append({"type": "day", "day": day, "equity": equity, "price": candle.open,
+                            "source": self.source_id}, gen=gen)
+        self.broker.day_open_equity = equity
+        self.day = day

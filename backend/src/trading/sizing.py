@@ -1,0 +1,68 @@
+"""Position sizing shared by engines and the backtester: the risk manager's size for a signal,
+against a volatility the sizer tracks from closes (an EWMA of absolute log returns).
+
+The portfolio side (slots, correlation groups, the global stop) needs Redis and lives in the
+engine's ``RiskGate``; the trader sees it through ``Gate``. A backtest of one symbol has no
+portfolio: ``OpenGate`` admits every entry."""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+from backend.risk.manager import RiskManager
+from backend.risk.policy import RiskPolicy
+from backend.src.core.types import Candle, Signal
+
+
+class Sizer:
+    def __init__(self, symbol: str, policy: RiskPolicy) -> None:
+        self.symbol = symbol
+        self.policy = policy
+        self.risk = RiskManager(policy)
+        self.ewma_abs_ret = 0.0
+        self.last_close = 0.0
+
+    def use(self, policy: RiskPolicy) -> None:
+        self.policy, self.risk = policy, RiskManager(policy)
+
+    def observe(self, candle: Candle) -> None:
+        if self.last_close > 0 and candle.close > 0:
+            r = abs(math.log(candle.close / self.last_close))
+            self.ewma_abs_ret = r if not self.ewma_abs_ret else 0.9 * self.ewma_abs_ret + 0.1 * r
+        self.last_close = candle.close
+
+    def volatility(self, stop_loss_pct: float) -> float:
+        """Expected adverse move as a fraction of price: the stop distance, else ~3 typical moves."""
+        return stop_loss_pct / 100 if stop_loss_pct else max(3 * self.ewma_abs_ret, 1e-4)
+
+    def target(self, sig: Signal, equity: float, cap: float, stop_loss_pct: float) -> float:
+        """Target notional (quote currency) for ``sig``: the policy's size, capped, scaled by the target."""
+        if sig.target <= 0:
+            return 0.0
+        size = self.risk.calculate_position_size(
+            self.symbol, equity, self.volatility(stop_loss_pct), self.policy.max_symbol_risk_pct / 100,
+            prob_up=sig.prob_up, confidence=sig.confidence)
+        return min(size, cap) * min(1.0, sig.target)
+
+
+class Gate(Protocol):
+    """The portfolio's say over one symbol's entries."""
+
+    halted_reason: str
+
+    def allow_open(self, exposure: float, equity: float) -> bool: ...
+
+    def flat(self) -> None: ...
+
+
+class OpenGate:
+    """No portfolio around (a backtest of one symbol): every entry is admitted."""
+
+    halted_reason = ""
+
+    def allow_open(self, exposure: float, equity: float) -> bool:
+        return True
+
+    def flat(self) -> None:
+        return None
