@@ -28,23 +28,14 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from backend.ml.backtest import (
-    Costs,
-    WalkForward,
-    mean_over_pairs,
-    positions,
-    risk_sizes,
-    run_series,
-    simulate,
-    trading_metrics,
-)
+from backend.ml.backtest import Costs, WalkForward, mean_over_pairs, run_series, trading_metrics
 from backend.ml.feature_pipeline import build, find_file, infer_timeframe_ms, label_up, load_ohlcv
 from backend.ml.models.base import Precomputed
 from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
 from backend.ml.models.tft import TFTModel
 from backend.ml.registry import Registry
-from backend.risk.manager import RiskManager
-from backend.risk.policy import load_policy
+from backend.ml.trade_sim import trade_probabilities
+from backend.risk.policy import RiskPolicy, load_policy
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.settings import cli_path, cli_settings
 
@@ -72,12 +63,11 @@ def load_range(path: Path, start_ms: int, end_ms: int) -> pd.DataFrame:
 
 @dataclass
 class Series:
-    """One symbol's candles and what every trial reuses: features, labels, sizes, regions."""
+    """One symbol's candles and what every trial reuses: features, labels, regions."""
 
     df: pd.DataFrame
     feats: pd.DataFrame
     y: pd.Series
-    size: np.ndarray
     val_start: int
     test_start: int
 
@@ -86,20 +76,19 @@ class Tuner:
     """Tunes one ensemble configuration for all the given symbols (mean of their validation
     scores); the TFT is one model across them, as in production."""
 
-    def __init__(self, frames: dict[str, pd.DataFrame], *, test_share: float, costs: Costs, risk: RiskManager,
+    def __init__(self, frames: dict[str, pd.DataFrame], *, test_share: float, costs: Costs, policy: RiskPolicy,
                  max_dd: float, objective: str, tft_epochs: int, tft_samples: int = 20000, val_days: int = 4,
                  holdout_bars: int = 0) -> None:
         self.wf = WalkForward()
-        self.costs, self.risk, self.max_dd, self.objective = costs, risk, max_dd, objective
+        self.costs, self.policy, self.max_dd, self.objective = costs, policy, max_dd, objective
         self.tft_epochs, self.tft_samples, self.holdout_bars = tft_epochs, tft_samples, holdout_bars
         self.tft_cache: dict[int, dict[str, pd.Series]] = {}
         self.series: dict[str, Series] = {}
         for sym, df in frames.items():
             feats = build(df)
-            size = risk_sizes(feats, risk, self.wf.horizon)
             test_start = int(len(df) * (1 - test_share))
             val_start = max(self.wf.horizon + 500, test_start - val_days * self.wf.test_bars)
-            self.series[sym] = Series(df, feats, label_up(df, self.wf.horizon), size, val_start, test_start)
+            self.series[sym] = Series(df, feats, label_up(df, self.wf.horizon), val_start, test_start)
         first = next(iter(frames.values()))
         self.per_year = 365 * 86400_000 / infer_timeframe_ms(first)
 
@@ -147,18 +136,20 @@ class Tuner:
         p = self.suggest(trial)
         cfg = self.config(p)
         folds = {sym: self.wf.folds(s.val_start, s.test_start) for sym, s in self.series.items()}
-        rets: dict[str, list[pd.Series]] = {sym: [] for sym in self.series}
-        sigs: dict[str, list[np.ndarray]] = {sym: [] for sym in self.series}
+        probs = {sym: np.full(len(s.df), np.nan) for sym, s in self.series.items()}
+        confs = {sym: np.zeros(len(s.df)) for sym, s in self.series.items()}
         value, dd = 0.0, 0.0
         for i in range(min(len(f) for f in folds.values())):
             scores, dds = [], []
             for sym, s in self.series.items():
                 train, test = folds[sym][i]
                 model = EnsemblePredictor(cfg, self.models(cfg, sym, p)).fit(s.feats.iloc[train], s.y.iloc[train])
-                sig = positions(model.predict(s.feats.iloc[test])["prob_up"].to_numpy(), cfg.threshold)
-                rets[sym].append(simulate(s.df.iloc[test], sig, s.size[test], self.costs))
-                sigs[sym].append(sig)
-                m = trading_metrics(pd.concat(rets[sym]), np.concatenate(sigs[sym]), self.per_year)
+                pred = model.predict(s.feats.iloc[test])
+                probs[sym][test], confs[sym][test] = pred["prob_up"].to_numpy(), pred["confidence"].to_numpy()
+                seen = slice(folds[sym][0][1].start, test.stop)  # the validation folds so far, traded as engines do
+                ret, held = trade_probabilities(s.df.iloc[seen], probs[sym][seen], cfg.threshold, sym, self.costs,
+                                                self.policy, confs[sym][seen])
+                m = trading_metrics(ret, held, self.per_year)
                 scores.append(m["sortino"] if self.objective == "sortino" else m["sharpe"])
                 dds.append(m["max_drawdown"])
             value, dd = float(np.mean(scores)), float(np.max(dds))
@@ -176,7 +167,8 @@ class Tuner:
         for sym, s in self.series.items():
             probs = self.tft_probs(p["tft_hidden_size"])[sym] if p["w_tft"] > 0 else None
             share = 1 - s.test_start / len(s.df)
-            rep = run_series(s.df, cfg, self.wf, share, self.costs, self.risk, n_trials=n_trials, tft_probs=probs)
+            rep = run_series(s.df, cfg, self.wf, share, self.costs, self.policy, n_trials=n_trials, tft_probs=probs,
+                             symbol=sym)
             rep.pop("curves")
             out[sym] = rep
         return out
@@ -260,9 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         ohlcv = args.ohlcv_dir or settings.data_dir / "ohlcv"
         paths = {sym: find_file(ohlcv, sym, args.timeframe) for sym in symbols}
         frames = {sym: load_range(p, start, end) for sym, p in paths.items()}
-        risk = RiskManager(load_policy(settings.risk_policy))
+        policy = load_policy(settings.risk_policy)
         holdout_bars = int(args.holdout_days * 86400_000 / infer_timeframe_ms(next(iter(frames.values()))))
-        tuner = Tuner(frames, test_share=args.test_share, costs=Costs(), risk=risk, max_dd=args.max_drawdown,
+        tuner = Tuner(frames, test_share=args.test_share, costs=Costs(), policy=policy, max_dd=args.max_drawdown,
                       objective=args.objective, tft_epochs=args.tft_epochs, tft_samples=args.tft_samples,
                       holdout_bars=holdout_bars)
         name = args.study_name or f"levibot-{args.symbol}-{args.start_date}-{args.end_date}-{args.objective}"

@@ -18,30 +18,31 @@ from typing import Any
 
 import numpy as np
 
-from backend.ml.backtest import Costs, WalkForward, positions, risk_sizes, simulate, trading_metrics
+from backend.ml.backtest_metrics import trading_metrics
 from backend.ml.feature_pipeline import build, find_file, infer_timeframe_ms, load_ohlcv
 from backend.ml.models.ensemble_predictor import EnsemblePredictor
 from backend.ml.registry import ChecksumError, Registry
-from backend.risk.manager import RiskManager
-from backend.risk.policy import load_policy
+from backend.ml.trade_sim import Costs, trade_probabilities
+from backend.risk.policy import RiskPolicy, load_policy
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.settings import Settings, cli_path, cli_settings
 
 WARMUP = 300  # bars of history before the window, for the features and the TFT encoder
 
 
-def evaluate(model: EnsemblePredictor, frames: dict[str, Any], bars: int, risk: RiskManager) -> dict[str, float]:
+def evaluate(model: EnsemblePredictor, frames: dict[str, Any], bars: int, policy: RiskPolicy) -> dict[str, float]:
+    """The model traded on each symbol's last ``bars`` by the engine's hold rule, sizer and trader."""
     sharpes, dds, rets = [], [], []
-    for df in frames.values():
+    for sym, df in frames.items():
         feats = build(df.iloc[-(bars + WARMUP):]).iloc[-bars:]
         window = df.iloc[-bars:]
-        prob = model.predict(feats)["prob_up"].to_numpy()
+        pred = model.predict(feats)
+        prob = pred["prob_up"].to_numpy()
         if not np.isfinite(prob).all() or ((prob < 0) | (prob > 1)).any():
             raise ValueError("the model produced probabilities outside [0, 1]")
-        sig = positions(prob, model.threshold)
-        size = risk_sizes(feats, risk, WalkForward().horizon)
-        ret = simulate(window, sig, size, Costs())
-        m = trading_metrics(ret, sig, 365 * 86400_000 / infer_timeframe_ms(df))
+        ret, held = trade_probabilities(window, prob, model.threshold, str(sym), Costs(), policy,
+                                        pred["confidence"].to_numpy())
+        m = trading_metrics(ret, held, 365 * 86400_000 / infer_timeframe_ms(df))
         sharpes.append(m["sharpe"])
         dds.append(m["max_drawdown"])
         rets.append(m["total_return"])
@@ -77,7 +78,7 @@ def gate(settings: Settings, reg: Registry, candidate: str, bars: int | None = N
     bars = bars or int(meta.get("holdout_bars") or 0) or 288
     ohlcv = settings.data_dir / "ohlcv"
     frames = {s: load_ohlcv(find_file(ohlcv, s, meta.get("timeframe", "5m"))) for s in syms}
-    risk = RiskManager(load_policy(settings.risk_policy))
+    risk = load_policy(settings.risk_policy)
     try:
         verdict["candidate_figures"] = cand = evaluate(cand_model, frames, bars, risk)
     except ValueError as exc:

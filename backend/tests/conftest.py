@@ -85,6 +85,7 @@ FAST_CONFIG = """
 defaults:
   strategy: {name: sma_crossover, fast: 2, slow: 5}
   size_usd: 1000
+  quote_usd: 50000  # BTC-quoted replay pairs: 1000 USD of notional is 0.02 BTC
   annual_volatility: 3.0
 """
 

@@ -119,6 +119,11 @@ class SymbolConfig(BaseModel):
     # position is open, so a position is protected even when no engine is running.
     protective_stop_pct: float = Field(default=5.0, gt=0, lt=100)
 
+    def usd_per_quote(self, symbol: str) -> float | None:
+        """USD per unit of the quote currency: 1 for USD quotes, ``quote_usd`` for others (None: unknown)."""
+        quote = quote_of(symbol)
+        return 1.0 if quote is None or quote in USD_QUOTES else self.quote_usd
+
     def notional_caps(self, symbol: str) -> tuple[float, float]:
         """(entry size, position cap) in the quote currency of ``symbol``; ValueError naming the field."""
         quote = quote_of(symbol)

@@ -207,7 +207,9 @@ def _read_parquet(path: Path) -> list[Candle]:
     ]
 
 
-def _norm(name: str) -> str:
+def symbol_of_file(path: Path | str) -> str:
+    """ETH_BTC-5m.csv → ETHBTC: the engine symbol a candle file stands for."""
+    name = Path(path).stem if isinstance(path, Path) else path
     return name.split("-")[0].replace("_", "").replace("/", "").upper()
 
 
@@ -217,7 +219,7 @@ def resolve_replay_file(path: Path, symbol: str) -> Path:
         path = Path(str(path).replace("{symbol}", symbol))
     if path.is_dir():
         matches = sorted(
-            p for p in path.iterdir() if p.suffix in (".csv", ".parquet") and _norm(p.stem) == symbol
+            p for p in path.iterdir() if p.suffix in (".csv", ".parquet") and symbol_of_file(p) == symbol
         )
         if not matches:
             raise UsageError(f"--source: no replay file for {symbol} in {path}")

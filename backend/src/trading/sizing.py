@@ -18,13 +18,14 @@ from backend.src.core.types import Candle, Signal
 class Sizer:
     def __init__(self, symbol: str, policy: RiskPolicy) -> None:
         self.symbol = symbol
-        self.policy = policy
-        self.risk = RiskManager(policy)
+        self.use(policy)
         self.ewma_abs_ret = 0.0
         self.last_close = 0.0
 
     def use(self, policy: RiskPolicy) -> None:
         self.policy, self.risk = policy, RiskManager(policy)
+        sizing = policy.position_sizing.model_copy(update={"min_position_usd": 0.0, "max_position_usd": math.inf})
+        self.unpriced = RiskManager(policy.model_copy(update={"position_sizing": sizing}))
 
     def observe(self, candle: Candle) -> None:
         if self.last_close > 0 and candle.close > 0:
@@ -36,13 +37,19 @@ class Sizer:
         """Expected adverse move as a fraction of price: the stop distance, else ~3 typical moves."""
         return stop_loss_pct / 100 if stop_loss_pct else max(3 * self.ewma_abs_ret, 1e-4)
 
-    def target(self, sig: Signal, equity: float, cap: float, stop_loss_pct: float) -> float:
-        """Target notional (quote currency) for ``sig``: the policy's size, capped, scaled by the target."""
+    def target(self, sig: Signal, equity: float, cap: float, stop_loss_pct: float,
+               usd_per_quote: float | None = 1.0) -> float:
+        """Target notional (quote currency) for ``sig``: the policy's size, capped, scaled by the target.
+
+        The policy's amounts are USD: equity is converted at ``usd_per_quote``; when that rate is
+        unknown (a BTC-quoted pair sized by ``size_quote``) its USD floor and cap are not applied."""
         if sig.target <= 0:
             return 0.0
-        size = self.risk.calculate_position_size(
-            self.symbol, equity, self.volatility(stop_loss_pct), self.policy.max_symbol_risk_pct / 100,
-            prob_up=sig.prob_up, confidence=sig.confidence)
+        rate = usd_per_quote or 1.0
+        risk = self.risk if usd_per_quote else self.unpriced
+        size = risk.calculate_position_size(
+            self.symbol, equity * rate, self.volatility(stop_loss_pct), self.policy.max_symbol_risk_pct / 100,
+            prob_up=sig.prob_up, confidence=sig.confidence) / rate
         return min(size, cap) * min(1.0, sig.target)
 
 

@@ -297,7 +297,7 @@ class Trader:
             return min(sig.notional, self.max_position)
         cap = min(self.size, self.max_position)
         if self.sizer is not None:
-            return self.sizer.target(sig, self.broker.equity, cap, self.stops()[0])
+            return self.sizer.target(sig, self.broker.equity, cap, self.stops()[0], self.cfg.usd_per_quote(self.symbol))
         return min(sig.target * self.size, self.max_position)
 
     def _settled(self, sig: Signal, target_qty: float) -> bool:

@@ -1,4 +1,4 @@
-"""Backtester mechanics (next-open fills, costs, purged folds) and one honest real run."""
+"""Backtester mechanics (the engine's fills and costs, the one hold rule, purged folds) and one honest real run."""
 
 from __future__ import annotations
 
@@ -8,40 +8,39 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend.ml.backtest import (
-    DEFAULT_CONFIG,
-    Costs,
-    WalkForward,
-    deflated_sharpe_prob,
-    main,
-    positions,
-    run_series,
-    simulate,
-)
+from backend.ml.backtest import DEFAULT_CONFIG, WalkForward, main, run_series
+from backend.ml.backtest_metrics import deflated_sharpe_prob
 from backend.ml.feature_pipeline import load_ohlcv
 from backend.ml.models.ensemble_predictor import EnsembleConfig
-from backend.risk.manager import RiskManager
+from backend.ml.trade_sim import Costs, trade_probabilities
 from backend.risk.policy import load_policy
+from backend.src.trading.strategies.ensemble import HoldRule
 from backend.src.core.settings import Settings
 from backend.tests.conftest import OHLCV_DIR, REAL_OHLCV
 
 
-def frame(opens: list[float]) -> pd.DataFrame:
-    return pd.DataFrame({"open": opens, "close": opens}, index=np.arange(len(opens)) * 300_000)
+def frame(closes: list[float]) -> pd.DataFrame:
+    c = np.array(closes, dtype=float)
+    return pd.DataFrame({"open": c, "high": c, "low": c, "close": c, "volume": 1.0},
+                        index=np.arange(len(c)) * 300_000)
 
 
-def test_signal_fills_at_the_next_open_and_pays_costs() -> None:
+def test_a_signal_fills_at_its_candle_close_with_slippage_and_fee_as_in_engines() -> None:
     df = frame([100, 110, 121, 121, 121])
-    sig = np.array([1.0, 0, 0, 0, 0])  # decided at bar 0's close
-    r = simulate(df, sig, np.ones(5), Costs(fee_bps=10, slippage_bps=5))
-    assert r.iloc[0] == pytest.approx(0.10 - 0.0015)  # bought at open[1]=110, valued at open[2]=121
-    assert r.iloc[1] == pytest.approx(-0.0015) and r.iloc[2:].eq(0).all()  # sold at open[2]
-    no_cost = simulate(df, sig, np.ones(5), Costs(0, 0))
-    assert no_cost.iloc[0] == pytest.approx(0.10), "never the 100 -> 110 move of the signal bar itself"
+    prob = np.array([0.9, 0.9, 0.1, 0.1, 0.1])  # long after bar 0's close, flat after bar 2's
+    policy = load_policy()
+    ret, held = trade_probabilities(df, prob, 0.6, "TESTUSDT", Costs(fee_bps=10, slippage_bps=5), policy)
+    free, _ = trade_probabilities(df, prob, 0.6, "TESTUSDT", Costs(0, 0), policy)
+    assert held.tolist() == [0, 1, 1, 0, 0], "held during bars 1 and 2"
+    assert free.iloc[0] == 0 and free.iloc[1] > 0 and free.iloc[3:].eq(0).all()
+    assert (1 + free).prod() - 1 == pytest.approx(0.2 * 0.21, rel=1e-6), "20 % of equity (policy cap) rode +21 %"
+    assert ret.iloc[0] < 0, "buying at 100 plus slippage and a fee costs on the signal candle itself"
+    assert (1 + ret).prod() < (1 + free).prod()
 
 
-def test_positions_hysteresis() -> None:
-    assert positions(np.array([0.55, 0.61, 0.52, 0.49, np.nan, 0.7]), 0.6).tolist() == [0, 1, 1, 0, 0, 1]
+def test_the_hold_rule() -> None:
+    rule = HoldRule(0.6)
+    assert [rule(p) for p in (0.55, 0.61, 0.52, 0.49, np.nan, 0.7)] == [0, 1, 1, 0, 0, 1]
 
 
 def test_folds_purge_the_label_horizon() -> None:
@@ -61,9 +60,10 @@ def test_deflated_sharpe_penalises_many_trials() -> None:
 def test_real_walk_forward_is_honest(settings: Settings) -> None:
     df = load_ohlcv(OHLCV_DIR / "ETH_BTC-5m.csv")
     rep = run_series(df, EnsembleConfig.load(DEFAULT_CONFIG), WalkForward(), 0.25, Costs(),
-                     RiskManager(load_policy(settings.risk_policy)))
+                     load_policy(settings.risk_policy), symbol="ETHBTC")
     s = rep["strategies"]
-    assert set(s) == {"ensemble", "lgbm_only", "buy_and_hold", "sma_crossover"}
+    assert set(s) == {"ensemble", "lgbm_only", "buy_and_hold", "sma_crossover", "flat"}
+    assert s["flat"]["total_return"] == 0 and s["buy_and_hold"]["trades"] == 1
     assert rep["bars"] == len(df) - int(len(df) * 0.75)
     ens = s["ensemble"]
     # leakage alarm, on any data: 5m direction an hour ahead is barely predictable; far above the

@@ -10,6 +10,7 @@ start only reads the small artifact files.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -69,8 +70,43 @@ class SentimentReader:
             return {}
 
 
+class HoldRule:
+    """The ensemble's decision, the only one anywhere (engines, backtests, tuner, validation gate):
+    long when P(up) ≥ ``threshold``, held while it stays ≥ 0.5, flat below (or when P(up) is unknown)."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self.held = 0.0
+
+    def __call__(self, prob: float) -> float:
+        if math.isnan(prob):
+            self.held = 0.0
+        elif prob >= self.threshold:
+            self.held = 1.0
+        elif prob < 0.5:
+            self.held = 0.0
+        return self.held
+
+
+class PrecomputedEnsemble(Strategy):
+    """The hold rule over probabilities computed beforehand (a walk-forward's per-fold models):
+    ``table`` maps a candle's ts to (prob_up, confidence)."""
+
+    name = "ensemble"
+
+    def __init__(self, table: dict[int, tuple[float, float]], threshold: float, version: str = "walk-forward") -> None:
+        self.table, self.rule = table, HoldRule(threshold)
+        self.model_version = version
+        self.fingerprint = fingerprint("ensemble", {"model": version, "threshold": float(threshold)})
+
+    def on_candle(self, candle: Candle) -> Signal | None:
+        prob, conf = self.table.get(candle.ts, (math.nan, 0.0))
+        return Signal(self.rule(prob), prob if math.isfinite(prob) else 0.5, conf,
+                      f"ensemble {self.model_version} p={prob:.3f} c={conf:.3f}")
+
+
 class EnsembleStrategy(Strategy):
-    """Long when P(up) ≥ the ensemble's threshold, held while it stays ≥ 0.5, flat otherwise."""
+    """The production model's P(up) per candle, traded by the ``HoldRule``."""
 
     def __init__(self, model: Any, version: str, fallback: SmaCrossover, extras: Extras | None = None) -> None:
         self.extras = extras
@@ -80,7 +116,7 @@ class EnsembleStrategy(Strategy):
         self.fallback = fallback
         self.warmup_candles = WINDOW
         self.candles: deque[Candle] = deque(maxlen=WINDOW)
-        self.held = 0.0
+        self.rule = HoldRule(float(model.threshold))
 
     def warmup(self, candles: list[Candle]) -> None:
         for c in candles[-WINDOW:]:
@@ -108,11 +144,7 @@ class EnsembleStrategy(Strategy):
             log.exception("ensemble %s failed on a candle; using the SMA fallback", self.version)
             return fb
         prob, conf = float(row["prob_up"]), float(row["confidence"])
-        if prob >= self.model.threshold:
-            self.held = 1.0
-        elif prob < 0.5:
-            self.held = 0.0
-        return Signal(self.held, prob, conf, f"ensemble {self.version} p={prob:.3f} c={conf:.3f}")
+        return Signal(self.rule(prob), prob, conf, f"ensemble {self.version} p={prob:.3f} c={conf:.3f}")
 
 
 class ModelWatcher(Strategy):
@@ -156,7 +188,7 @@ class ModelWatcher(Strategy):
         new = EnsembleStrategy(model, version, self.fallback, self.extras)
         new.candles.extend(self.history)
         if isinstance(self.active, EnsembleStrategy):
-            new.held = self.active.held  # the position we hold stays held until the new model says otherwise
+            new.rule.held = self.active.rule.held  # the position held stays held until the new model says otherwise
         log.info("trading on ensemble %s%s", version, f" (was {self.version})" if self.version else "")
         self.active, self.version, self.skipped = new, version, None
         self.fingerprint, self.model_version = new.fingerprint, version

@@ -11,9 +11,9 @@ import pytest
 from backend.src.core.config import StrategyConfig, SymbolConfig
 from backend.src.core.types import Candle, Signal
 from backend.src.engine.journal import Journal
+from backend.src.market.exchange import make_exchange
 from backend.src.trading.live_exec import LiveExecutor, client_id
 from backend.src.trading.trader import Trader
-from backend.src.market.exchange import make_exchange
 from backend.tests.fakes.binance_server import API_KEY, API_SECRET, BinanceServer
 
 LONG, FLAT = Signal(1.0, 0.7, 0.4, "t"), Signal(0.0, 0.3, 0.4, "t")

@@ -9,8 +9,8 @@ import pytest
 from backend.src.core.config import StrategyConfig, SymbolConfig
 from backend.src.core.types import Candle, Signal
 from backend.src.engine.journal import Journal
-from backend.src.trading.trader import Trader
 from backend.src.market.exchange_rules import MarketRules, OrderRejected
+from backend.src.trading.trader import Trader
 
 LONG, FLAT = Signal(1.0, 0.7, 0.4, "test"), Signal(0.0, 0.3, 0.4, "test")
 

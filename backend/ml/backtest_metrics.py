@@ -1,0 +1,119 @@
+"""Trading and prediction metrics of a backtest (Sharpe, deflated Sharpe, Sortino, drawdown, trades,
+accuracy, AUC, Brier) and the equity/drawdown chart."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def sharpe(r: np.ndarray, per_year: float) -> float:
+    sd = r.std(ddof=1)
+    return float(r.mean() / sd * math.sqrt(per_year)) if sd > 0 else 0.0
+
+
+def deflated_sharpe_prob(r: np.ndarray, n_trials: int, trial_sr_var: float | None = None) -> float:
+    """P(true Sharpe > the best of ``n_trials`` unskilled ones) (Bailey & López de Prado), per-bar units."""
+    n = len(r)
+    sd = r.std(ddof=1)
+    if n < 3 or sd == 0:
+        return 0.0
+    sr = r.mean() / sd
+    var = trial_sr_var if trial_sr_var is not None else 1.0 / n
+    g = 0.5772156649
+    sr0 = math.sqrt(var) * ((1 - g) * stats.norm.ppf(1 - 1 / max(n_trials, 2))
+                           + g * stats.norm.ppf(1 - 1 / (max(n_trials, 2) * math.e))) if n_trials > 1 else 0.0
+    skew, kurt = float(stats.skew(r)), float(stats.kurtosis(r, fisher=False))
+    denom = math.sqrt(max(1e-12, 1 - skew * sr + (kurt - 1) / 4 * sr * sr))
+    return float(stats.norm.cdf((sr - sr0) * math.sqrt(n - 1) / denom))
+
+
+def trading_metrics(ret: pd.Series, signal: np.ndarray, per_year: float, n_trials: int = 1) -> dict[str, float]:
+    r = ret.to_numpy()
+    equity = np.cumprod(1 + r)
+    dd = equity / np.maximum.accumulate(equity) - 1
+    downside = r[r < 0]
+    trades, cur = [], 0.0
+    for x, s in zip(r, signal, strict=True):
+        if s:
+            cur = (1 + cur) * (1 + x) - 1
+        elif cur:
+            trades.append(cur)
+            cur = 0.0
+    if cur:
+        trades.append(cur)
+    wins = [t for t in trades if t > 0]
+    losses = [t for t in trades if t <= 0]
+    return {
+        "total_return": float(equity[-1] - 1) if len(equity) else 0.0,
+        "sharpe": sharpe(r, per_year),
+        "deflated_sharpe_prob": deflated_sharpe_prob(r, n_trials),
+        "sortino": float(r.mean() / downside.std(ddof=1) * math.sqrt(per_year)) if len(downside) > 1 else 0.0,
+        "max_drawdown": float(-dd.min()) if len(dd) else 0.0,
+        "trades": float(len(trades)),
+        "win_rate": len(wins) / len(trades) if trades else 0.0,
+        "profit_factor": profit_factor(wins, losses),
+        "turnover": float(np.abs(np.diff(np.concatenate([[0.0], signal]))).sum()),
+        "exposure": float(np.mean(signal)) if len(signal) else 0.0,
+    }
+
+
+def profit_factor(wins: list[float], losses: list[float]) -> float:
+    loss = -sum(losses)
+    if loss > 0:
+        return float(sum(wins) / loss)
+    return float("inf") if wins else 0.0
+
+
+def prediction_metrics(prob: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
+    from sklearn.metrics import roc_auc_score  # noqa: PLC0415
+
+    ok = ~np.isnan(y)
+    p, t = prob[ok], y[ok]
+    conf = (p >= threshold) | (p <= 1 - threshold)
+    out = {"bars": float(len(t)), "accuracy": float(((p > 0.5) == t).mean()) if len(t) else 0.0,
+           "majority_rate": float(max(t.mean(), 1 - t.mean())) if len(t) else 0.0,
+           "selective_accuracy": float(((p[conf] > 0.5) == t[conf]).mean()) if conf.any() else float("nan"),
+           "coverage": float(conf.mean()) if len(t) else 0.0,
+           "brier": float(np.mean((p - t) ** 2)) if len(t) else 0.0}
+    out["auc"] = float(roc_auc_score(t, p)) if len(np.unique(t)) == 2 else float("nan")
+    return out
+
+
+def mean_over_pairs(reports: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    keys = ("accuracy", "majority_rate", "selective_accuracy", "coverage", "auc", "brier", "sharpe",
+            "deflated_sharpe_prob", "max_drawdown", "total_return", "win_rate", "turnover")
+    out: dict[str, dict[str, float]] = {}
+    for rep in reports.values():
+        for name, m in rep["strategies"].items():
+            for k in keys:
+                if k in m and np.isfinite(m[k]):
+                    out.setdefault(name, {}).setdefault(k, 0.0)
+                    out[name][k] += m[k] / len(reports)
+    return out
+
+
+def plot(curves: dict[str, pd.Series], title: str, path: Path) -> None:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True, height_ratios=[3, 1])
+    for name, r in curves.items():
+        eq = (1 + r).cumprod()
+        x = pd.to_datetime(r.index, unit="ms")
+        ax1.plot(x, eq, label=name, linewidth=1)
+        ax2.plot(x, eq / eq.cummax() - 1, linewidth=1)
+    ax1.set_title(title)
+    ax1.legend(fontsize=8)
+    ax1.set_ylabel("equity")
+    ax2.set_ylabel("drawdown")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

@@ -1,0 +1,65 @@
+"""Research results through the engine's own trading code.
+
+The walk-forward backtest, the tuner and the nightly validation gate turn a model's
+probabilities into trades with the same hold rule, sizer, trader, fees and slippage as an
+engine (``backend.src.trading.simulator``); this module only adapts DataFrames to candles and the
+resulting equity curve back to per-bar returns for the metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from backend.risk.policy import RiskPolicy
+from backend.src.core.config import SymbolConfig
+from backend.src.core.types import Candle
+from backend.src.trading.simulator import SimResult, simulate
+from backend.src.trading.strategies.base import Strategy
+from backend.src.trading.strategies.ensemble import PrecomputedEnsemble
+
+RESEARCH_EQUITY = 10_000.0
+
+
+@dataclass(frozen=True)
+class Costs:
+    fee_bps: float = 10.0  # the paper broker's default taker fee
+    slippage_bps: float = 5.0
+
+
+def research_config(costs: Costs) -> SymbolConfig:
+    """A symbol config whose caps do not bind: the risk policy alone sizes, in any quote currency."""
+    return SymbolConfig(initial_equity=RESEARCH_EQUITY, size_quote=RESEARCH_EQUITY, max_position_usd=RESEARCH_EQUITY,
+                        fee_bps=costs.fee_bps, maker_fee_bps=costs.fee_bps, slippage_bps=costs.slippage_bps)
+
+
+def candles_of(df: pd.DataFrame) -> list[Candle]:
+    cols = [df[c].to_numpy(dtype=float) for c in ("open", "high", "low", "close", "volume")]
+    return [Candle(int(ts), *vals) for ts, *vals in zip(df.index.to_numpy(), *cols, strict=True)]
+
+
+def returns_of(sim: SimResult, start_equity: float) -> tuple[pd.Series, np.ndarray]:
+    """Per-bar returns of the equity curve, and where a position was held during the bar."""
+    eq = np.asarray(sim.equity)
+    prev = np.concatenate([[start_equity], eq[:-1]])
+    held = np.concatenate([[0.0], (np.asarray(sim.position[:-1]) != 0).astype(float)]) if len(eq) else np.zeros(0)
+    return pd.Series(eq / prev - 1, index=pd.Index(sim.ts)), held
+
+
+def trade(df: pd.DataFrame, strategy: Strategy, symbol: str, costs: Costs, policy: RiskPolicy,
+          cfg: SymbolConfig | None = None) -> tuple[pd.Series, np.ndarray, SimResult]:
+    cfg = cfg or research_config(costs)
+    sim = simulate(symbol, cfg, strategy, candles_of(df), policy)
+    ret, held = returns_of(sim, cfg.initial_equity)
+    return ret, held, sim
+
+
+def trade_probabilities(df: pd.DataFrame, prob: np.ndarray, threshold: float, symbol: str, costs: Costs,
+                        policy: RiskPolicy, confidence: np.ndarray | None = None) -> tuple[pd.Series, np.ndarray]:
+    """A model's P(up) per bar traded by the ensemble's hold rule through the engine's trader."""
+    conf = np.abs(prob - 0.5) * 2 if confidence is None else confidence
+    table = {int(ts): (float(p), float(c)) for ts, p, c in zip(df.index.to_numpy(), prob, conf, strict=True)}
+    ret, held, _ = trade(df, PrecomputedEnsemble(table, threshold), symbol, costs, policy)
+    return ret, held
