@@ -154,15 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not 0 < args.holdout < 1:
             raise UsageError("--holdout: must be between 0 and 1")
-        if args.full and args.strategy is None:
-            raise UsageError("--full: needs --strategy (the walk-forward retrains on the past only)")
+        if args.full and args.strategy is None and args.engine_config is None:
+            raise UsageError("--full: needs --strategy or --engine-config (the strategy to replay)")
         settings = Settings()
         files = sorted(args.ohlcv_dir.glob(args.pattern)) if args.ohlcv_dir.is_dir() else []
         if not files:
             raise UsageError(f"--ohlcv-dir: no files matching {args.pattern} in {args.ohlcv_dir}")
         out = args.out or settings.data_dir / "backtests"
         out.mkdir(parents=True, exist_ok=True)
-        if args.strategy is not None:
+        if args.strategy is not None or args.full:
             from backend.ml.strategy_backtest import run  # noqa: PLC0415
 
             run(args, settings, files, out)
