@@ -229,6 +229,7 @@ class Engine:
             "last_trade": dt.datetime.fromtimestamp(lf.ts, dt.UTC).isoformat().replace("+00:00", "Z") if lf else "",
             "heartbeat_at": round(self.clock(), 3), "day": self.risk_day, "halted": self.gate.halted_reason,
             "volatility": round(self.gate.sizer.ewma_abs_ret, 10), "policy_version": self.gate.policy_version,
+            "strategy_hash": self.session.strategy.fingerprint, "model_version": self.session.strategy.model_version,
         }
 
     def beat(self, force: bool = False) -> None:
@@ -296,16 +297,17 @@ class Engine:
         self.config_version = version
         if new == self.config:
             return
-        old, self.config = self.config, new
-        self.trader.apply_config(new)
-        if new.strategy != old.strategy and self.source is not None:
+        strategy = None
+        if new.strategy != self.config.strategy and self.source is not None:
             try:
                 strategy = build_strategy(new.strategy, self.settings.models_dir, self.news)
-            except (ValueError, OSError) as exc:  # the manager checked it; the file may have changed since
-                self.log.error("strategy of config version %s not applied, the running one stays: %s", version, exc)
-                self.config, new = old.model_copy(update={k: getattr(new, k) for k in type(new).model_fields
-                                                          if k != "strategy"}), old
+            except (ValueError, OSError) as exc:  # checked by the manager; a LeviLang file may have changed since
+                self.log.error("config version %s not applied: its strategy does not build (%s); the running "
+                               "config stays", version, exc)
                 return
+        old, self.config = self.config, new
+        self.trader.apply_config(new)
+        if strategy is not None and self.source is not None:
             self.session.use_strategy(strategy, self.source.warmup(strategy.warmup_candles))
         changed = sorted(k for k in type(new).model_fields if getattr(new, k) != getattr(old, k))
         self.log.info("config version %s applied: %s", version, ", ".join(changed), extra={"changed": changed})

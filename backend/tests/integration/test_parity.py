@@ -51,25 +51,29 @@ def candle_files(tmp: Path) -> dict[str, tuple[str, Path]]:
     return out
 
 
-def levi_file(tmp: Path, tf: str) -> Path:
-    """The trend-following example, written for this file's timeframe (its 1-hour filter stays)."""
-    path = tmp / f"trend_{tf}.levi.yaml"
+def levi_file(tmp: Path, example: str, tf: str) -> Path:
+    """A shipped example, written for this file's timeframe (its higher-timeframe filters stay)."""
+    path = tmp / f"{example}_{tf}.levi.yaml"
     if not path.exists():
-        text = (STRATEGIES / "trend_htf.levi.yaml").read_text()
+        text = (STRATEGIES / f"{example}.levi.yaml").read_text()
         path.write_text(text.replace("timeframe: 5m", f"timeframe: {tf}"))
     return path
 
 
 def engine_config(path: Path, files: dict[str, tuple[str, Path]]) -> None:
+    """SMA on every file; LeviLang trend following and mean reversion, the ensemble and the ensemble-gated
+    LeviLang example, each on every other file."""
     lines = ["defaults:", "  size_quote: 0.5", "  initial_equity: 10", "  fee_bps: 7.5", "  slippage_bps: 3",
              "symbols:"]
-    for sym, (kind, f) in files.items():
+    for i, (sym, (kind, f)) in enumerate(sorted(files.items())):
+        tf, odd = f.stem.split("-")[1], (i // 3) % 2
         if kind == "SMA":
             strategy = "{name: sma_crossover, params: {fast: 10, slow: 30}}"
-        elif kind == "ENS":
+        elif kind == "ENS" and not odd:
             strategy = "{name: ensemble, params: {fast: 5, slow: 20}}"
         else:
-            strategy = f"{{levilang: {levi_file(path.parent, f.stem.split('-')[1])}}}"
+            example = "ensemble_gated" if kind == "ENS" else ("mean_reversion" if odd else "trend_htf")
+            strategy = f"{{levilang: {levi_file(path.parent, example, tf)}}}"
         lines += [f"  {sym}:", f"    strategy: {strategy}"]
     path.write_text("\n".join(lines) + "\n")
 
@@ -120,9 +124,9 @@ def test_engine_replay_and_backtest_fill_alike(redis_server, ns: str, data_dir: 
             for k in ("qty", "price", "fee"):
                 assert close(float(a[k]), float(b[k])), (sym, k, a[k], b[k])  # type: ignore[arg-type]
         traded[kind] += len(live)
-        if kind in ("SMA", "LEVI"):
+        if kind == "SMA":
             assert live, f"{sym}: the strategy traded"
-    assert traded["ENS"] > 0, "the ensemble traded somewhere"
+    assert traded["ENS"] > 0 and traded["LEVI"] > 0, traded
     orders = [e for s, (k, _f) in files.items() if k == "ENS" for e in _orders(data_dir, s)]
     assert orders and {o["model"] for o in orders} == {version}, "every ensemble order names its model"
 

@@ -14,8 +14,8 @@ from backend.ml.feature_pipeline import load_ohlcv
 from backend.ml.models.ensemble_predictor import EnsembleConfig
 from backend.ml.trade_sim import Costs, trade_probabilities
 from backend.risk.policy import load_policy
-from backend.src.trading.strategies.ensemble import HoldRule
 from backend.src.core.settings import Settings
+from backend.src.trading.strategies.ensemble import HoldRule
 from backend.tests.conftest import OHLCV_DIR, REAL_OHLCV
 
 

@@ -79,3 +79,53 @@ def test_a_file_being_written_is_read_once_it_settles(tmp_path: Path) -> None:
     got = read_settled(cfg)
     t.join()
     assert got == EXAMPLE
+
+
+LEVI = """levilang: 1
+name: hot
+timeframe: 1m
+indicators:
+  fast: ema(close, 3)
+entry: fast crosses_above sma(close, 8)
+exit: fast crosses_below sma(close, 8)
+"""
+
+
+def test_a_levilang_file_is_checked_at_start_and_hot_reloaded(redis_server, ns: str, data_dir: Path, r: redis.Redis,
+                                                             tmp_path: Path) -> None:
+    from backend.src.trading.levilang import compile_text  # noqa: PLC0415
+
+    levi = tmp_path / "hot.levi.yaml"
+    levi.write_text("name: hot\nentry: rsi(close, 14, 3) > 50\n")
+    cfg = tmp_path / "fleet.yaml"
+    cfg.write_text("defaults:\n  strategy: {levilang: hot.levi.yaml}\n  annual_volatility: 3.0\n")
+    env = fast_env(redis_server.url, ns, data_dir)
+    bad = ManagerProc(["--symbols", ",".join(SYMS), "--config", str(cfg)], env)
+    assert bad.proc.wait(60) == 2
+    err = bad.output()[1].strip().splitlines()
+    assert err == [f"levibot: error: {cfg}: defaults.strategy.levilang: {levi.resolve()}: line 2: "
+                   "`rsi` takes 1 or 2 arguments, got 3"], err
+    assert not r.keys(f"{ns}*engine:*"), "nothing started"
+
+    levi.write_text(LEVI)
+    m = ManagerProc(["--symbols", ",".join(SYMS), "--config", str(cfg)], env)
+    try:
+        pids = wait_running(r, ns, SYMS)
+        first = compile_text(LEVI).source_hash
+        wait_for(lambda: all(state(r, ns, s).get("strategy_hash") == first for s in SYMS), 10, what="compiled file")
+        time.sleep(1.1)  # mtime granularity
+        levi.write_text(LEVI.replace("ema(close, 3)", "ema(close, 4)"))
+        second = compile_text(levi.read_text()).source_hash
+        wait_for(lambda: all(state(r, ns, s).get("strategy_hash") == second for s in SYMS), 15,
+                 what="changed file hot-reloaded")
+        assert {s: int(state(r, ns, s)["pid"]) for s in SYMS} == pids, "no restart"
+        time.sleep(1.1)
+        levi.write_text(LEVI.replace("entry: fast crosses_above sma(close, 8)", "entry: close > 'abc'"))
+        wait_for(lambda: events(r, ns, "config_rejected"), 15, what="invalid file refused")
+        reason = events(r, ns, "config_rejected")[0]["reason"]
+        assert "hot.levi.yaml: line 6: `'abc'` is not a number" in reason, reason
+        time.sleep(1.5)
+        assert all(state(r, ns, s).get("strategy_hash") == second for s in SYMS), "the running version stays"
+        assert {s: int(state(r, ns, s)["pid"]) for s in SYMS} == pids
+    finally:
+        assert m.stop() == 0
