@@ -7,6 +7,8 @@ A rule strategy (built in, or LeviLang) through the engine's own trading code:
 - ``--full``: the whole file from a flat start with the engine config — exactly what an engine
   replaying that file with that config does; the fills go to ``<out>/<SYMBOL>/fills.csv``
   (``candle_ts,side,qty,price,fee``), comparable one for one with the engine's journal.
+Either way ``<out>/<SYMBOL>/trades.csv`` lists the round trips (entry and exit candle, size,
+average prices, fees, net PnL, return) and ``report.json`` / ``equity.png`` the figures.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def run_file(path: Path, args: Any, settings: Settings, out: Path) -> dict[str, 
     (out / symbol).mkdir(parents=True, exist_ok=True)
     if args.full:
         sim.write_fills(out / symbol / "fills.csv")
+    sim.write_trades(out / symbol / "trades.csv")
     plot(curves, f"{symbol}: {report['strategy']}", out / symbol / "equity.png")
     return report
 

@@ -4,9 +4,9 @@ The candidate (``latest``, ``current`` or a version) must verify against its che
 (nothing is loaded otherwise) and must not be worse than the production model on the same
 recent window — the bars the candidate was not trained on (its ``holdout_bars``) — beyond a
 tolerance: Sharpe down by at most ``LEVIBOT_RETRAIN_SHARPE_TOLERANCE``, max drawdown up by
-at most ``LEVIBOT_RETRAIN_DRAWDOWN_TOLERANCE``. Both are simulated as the backtester does
-(next-open fills, fees and slippage, risk sizing). Prints one JSON verdict; exit 0 when it
-passes (and is promoted with ``--promote``), 1 when it is kept as a candidate.
+at most ``LEVIBOT_RETRAIN_DRAWDOWN_TOLERANCE``. Both are traded as engines trade them (the
+ensemble's hold rule, the risk sizer and the trader: fills at the close plus slippage, fees).
+Prints one JSON verdict; exit 0 when it passes (and is promoted with ``--promote``), 1 when it is kept as a candidate.
 """
 
 from __future__ import annotations

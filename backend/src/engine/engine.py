@@ -36,8 +36,8 @@ from backend.src.engine.spec import EngineSpec, SymbolLogger
 from backend.src.market.candles import CandleSource, ReplaySource, SyntheticSource, load_candles
 from backend.src.market.exchange_rules import MarketRules
 from backend.src.trading.factory import build_strategy
+from backend.src.trading.feeds import FeedReader, OnchainReader, SentimentReader
 from backend.src.trading.session import TradingSession
-from backend.src.trading.strategies.ensemble import SentimentReader
 
 CARRIED_OVER_LIMIT = "risk:carried_over_limit"
 
@@ -67,7 +67,9 @@ class Engine:
         self.config = cfg = spec.config
         self.config_version = ""
         self.gate = RiskGate(r, self.keys, spec.symbol, spec.policy, live=self.settings.live_trading)
-        self.news = SentimentReader(r, self.keys, spec.symbol, max_age_s=3 * self.settings.news_interval_s)
+        self.news = FeedReader(  # what the strategy sees besides candles: news sentiment, on-chain, funding
+            SentimentReader(r, self.keys, spec.symbol, max_age_s=3 * self.settings.news_interval_s),
+            OnchainReader(r, self.keys, spec.symbol, max_age_s=3 * self.settings.onchain_interval_s))
         self.session = TradingSession(spec.symbol, cfg, self.journal,
                                       build_strategy(cfg.strategy, self.settings.models_dir, self.news),
                                       source_id=spec.source.identity, sizer=self.gate.sizer, gate=self.gate)

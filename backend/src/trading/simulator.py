@@ -22,6 +22,33 @@ from backend.src.trading.sizing import OpenGate, Sizer
 from backend.src.trading.strategies.base import Strategy
 
 FILL_COLUMNS = ("candle_ts", "side", "qty", "price", "fee")
+TRADE_COLUMNS = ("entry_ts", "exit_ts", "side", "qty", "entry_price", "exit_price", "fees", "pnl", "return_pct")
+
+
+def round_trips(fills: list[Fill]) -> list[dict[str, float | int | str]]:
+    """Fills grouped into trades (flat → position → flat), as a trade list to compare with other
+    backtesters': entry/exit candle, size, average prices, fees, net PnL (quote) and return."""
+    out: list[dict[str, float | int | str]] = []
+    pos, cur = 0.0, None
+    for f in fills:
+        signed = f.qty if f.side == "buy" else -f.qty
+        if cur is None:
+            cur = {"entry_ts": f.candle_ts, "side": "long" if signed > 0 else "short", "in_qty": 0.0, "in_cost": 0.0,
+                   "out_qty": 0.0, "out_value": 0.0, "fees": 0.0}
+        opening = (signed > 0) == (cur["side"] == "long")
+        cur["in_qty" if opening else "out_qty"] += f.qty
+        cur["in_cost" if opening else "out_value"] += f.qty * f.price
+        cur["fees"] += f.fee
+        pos += signed
+        if abs(pos) < 1e-12:
+            direction = 1.0 if cur["side"] == "long" else -1.0
+            entry, exit_ = cur["in_cost"] / cur["in_qty"], cur["out_value"] / cur["out_qty"]
+            pnl = direction * (cur["out_value"] - cur["in_cost"]) - cur["fees"]
+            out.append({"entry_ts": cur["entry_ts"], "exit_ts": f.candle_ts, "side": cur["side"], "qty": cur["in_qty"],
+                        "entry_price": entry, "exit_price": exit_, "fees": cur["fees"], "pnl": pnl,
+                        "return_pct": 100 * pnl / cur["in_cost"]})
+            pos, cur = 0.0, None
+    return out
 
 
 @dataclass
@@ -39,6 +66,12 @@ class SimResult:
             w.writerow(FILL_COLUMNS)
             for f in self.fills:
                 w.writerow([f.candle_ts, f.side, repr(f.qty), repr(f.price), repr(f.fee)])
+
+    def write_trades(self, path: Path) -> None:
+        with path.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, TRADE_COLUMNS)
+            w.writeheader()
+            w.writerows(round_trips(self.fills))
 
 
 def simulate(symbol: str, cfg: SymbolConfig, strategy: Strategy, candles: list[Candle], policy: RiskPolicy, *,

@@ -68,7 +68,10 @@ def test_an_engine_trades_on_the_production_model(tuned: tuple[Path, str], redis
     from backend.tests.conftest import fast_env
 
     env = fast_env(redis_server.url, ns, data, replay_speed=100000)
-    m = ManagerProc(["--symbols", "ETHBTC", "--source", f"replay:{OHLCV_DIR / 'ETH_BTC-5m.csv'}"], env)
+    cfg = data / "btc.yaml"
+    cfg.write_text("defaults:\n  size_quote: 0.5\n  initial_equity: 10\n")  # ETH/BTC: money in BTC
+    m = ManagerProc(["--symbols", "ETHBTC", "--config", str(cfg), "--source",
+                     f"replay:{OHLCV_DIR / 'ETH_BTC-5m.csv'}"], env)
     try:
         def engine_log() -> str:
             return "".join(p.read_text() for p in (data / "logs").glob("engine-ETHBTC-*.jsonl"))

@@ -17,8 +17,7 @@ from backend.src.trading.levilang.nodes import Const, Context, Cross, Field, Ind
 
 PRICE = ("open", "high", "low", "close", "volume")
 MODEL = ("prob_up", "confidence")
-FEEDS = ("sentiment", "funding_rate", "open_interest", "onchain_netflow", "onchain_active_addresses",
-         "onchain_whale_volume")
+FEEDS = ("sentiment", "funding_rate", "onchain_netflow", "onchain_active_addresses", "onchain_whale_transactions")
 POSITION = ("bars_held", "bars_since_exit", "unrealized_pct", "in_position")
 # name: (minimum args, maximum args, defaults for the trailing ones); the first argument is a series
 INDICATORS: dict[str, tuple[int, int, tuple[float, ...]]] = {

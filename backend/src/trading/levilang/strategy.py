@@ -66,7 +66,7 @@ class LeviStrategy(Strategy):
                       "volume": candle.volume}
         step = candle.ts - self.prev_ts if self.prev_ts is not None else 0
         self.prev_ts = candle.ts
-        if self.base_ms is not None and step and step != self.base_ms and not self.warned:
+        if self.base_ms is not None and step and step % self.base_ms and not self.warned:  # a gap is no mismatch
             log.error("%s: candles are %d s apart, the strategy is written for %d s candles; its higher "
                       "timeframes will be misaligned", self.c.name, step // 1000, self.base_ms // 1000)
             self.warned = True

@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import redis
-
-from backend.src.core.keys import Keys
 from backend.src.core.types import Candle, Signal
 from backend.src.trading.strategies.base import Strategy, fingerprint
 from backend.src.trading.strategies.baselines import SmaCrossover, SmaParams
@@ -47,27 +43,6 @@ def production_model(models_root: Path) -> tuple[str, Any] | None:
 
 
 Extras = Callable[[], dict[str, float]]
-
-
-class SentimentReader:
-    """The symbol's news aggregate that the RQ jobs publish, as the ``news_score`` feature;
-    nothing when there is none, it is older than ``max_age_s``, or Redis does not answer."""
-
-    def __init__(self, r: redis.Redis, keys: Keys, symbol: str, max_age_s: float,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.r, self.keys, self.symbol, self.max_age_s, self.clock = r, keys, symbol, max_age_s, clock
-
-    def __call__(self) -> dict[str, float]:
-        try:
-            raw = self.r.hgetall(self.keys.sentiment(self.symbol))
-        except redis.RedisError:
-            return {}
-        try:
-            if not raw or float(raw["count"]) == 0 or self.clock() - float(raw["updated_at"]) > self.max_age_s:
-                return {}
-            return {"news_score": float(raw["decayed"])}
-        except (KeyError, ValueError):
-            return {}
 
 
 class HoldRule:

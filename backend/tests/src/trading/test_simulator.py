@@ -59,3 +59,17 @@ def test_sizes_are_in_the_quote_currency() -> None:
     with pytest.raises(ValueError, match="size_usd: ETHBTC is quoted in BTC, not USD; set size_quote"):
         SymbolConfig(size_usd=1000).notional_caps("ETHBTC")
     assert SymbolConfig(size_usd=700).notional_caps("BTCUSDT") == (700, 5000)
+
+
+def test_round_trips_group_fills_into_trades() -> None:
+    from backend.src.trading.execution import Fill  # noqa: PLC0415
+    from backend.src.trading.simulator import round_trips  # noqa: PLC0415
+
+    fills = [Fill("a", "buy", 1.0, 100.0, 0.1, 1, 0), Fill("b", "buy", 1.0, 110.0, 0.1, 2, 0),
+             Fill("c", "sell", 2.0, 120.0, 0.2, 3, 0), Fill("d", "buy", 1.0, 50.0, 0.05, 4, 0)]
+    trips = round_trips(fills)
+    assert len(trips) == 1, "the open position at the end is not a trade yet"
+    t = trips[0]
+    assert (t["entry_ts"], t["exit_ts"], t["side"], t["qty"]) == (1, 3, "long", 2.0)
+    assert t["entry_price"] == 105.0 and t["exit_price"] == 120.0
+    assert t["pnl"] == pytest.approx(30.0 - 0.4) and t["return_pct"] == pytest.approx(100 * 29.6 / 210)

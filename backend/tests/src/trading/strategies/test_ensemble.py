@@ -13,8 +13,9 @@ from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredict
 from backend.ml.registry import Registry
 from backend.src.core.keys import Keys
 from backend.src.market.candles import load_candles
+from backend.src.trading.feeds import SentimentReader
 from backend.src.trading.strategies.baselines import SmaCrossover
-from backend.src.trading.strategies.ensemble import EnsembleStrategy, ModelWatcher, SentimentReader, build_ml_strategy
+from backend.src.trading.strategies.ensemble import EnsembleStrategy, ModelWatcher, build_ml_strategy
 from backend.tests.conftest import OHLCV_DIR
 
 ETH = OHLCV_DIR / "ETH_BTC-5m.csv"

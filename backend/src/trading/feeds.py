@@ -1,0 +1,88 @@
+"""Outside data an engine's strategy sees with each candle, read from the caches the RQ workers fill:
+
+- ``news_score``: the symbol's decayed news-sentiment aggregate (``sentiment:<SYMBOL>``);
+- ``funding_rate``, ``onchain_netflow`` (exchange inflow − outflow, USD),
+  ``onchain_active_addresses``, ``onchain_whale_transactions`` (``onchain:<SYMBOL>``).
+
+Each is given only while fresh (older than its ``max_age_s``: left out) and never when Redis does
+not answer: a strategy sees a missing feed as unknown, never as zero.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import redis
+
+from backend.src.core.keys import Keys
+
+
+class SentimentReader:
+    """The symbol's news aggregate as the ``news_score`` feature."""
+
+    def __init__(self, r: redis.Redis, keys: Keys, symbol: str, max_age_s: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.r, self.keys, self.symbol, self.max_age_s, self.clock = r, keys, symbol, max_age_s, clock
+
+    def __call__(self) -> dict[str, float]:
+        try:
+            raw = self.r.hgetall(self.keys.sentiment(self.symbol))
+        except redis.RedisError:
+            return {}
+        try:
+            if not raw or float(raw["count"]) == 0 or self.clock() - float(raw["updated_at"]) > self.max_age_s:
+                return {}
+            return {"news_score": float(raw["decayed"])}
+        except (KeyError, ValueError):
+            return {}
+
+
+class OnchainReader:
+    """The on-chain metrics (Dune) and the funding rate the on-chain job cached, while fresh."""
+
+    def __init__(self, r: redis.Redis, keys: Keys, symbol: str, max_age_s: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.r, self.keys, self.symbol, self.max_age_s, self.clock = r, keys, symbol, max_age_s, clock
+
+    def __call__(self) -> dict[str, float]:
+        try:
+            raw = self.r.hgetall(self.keys.onchain(self.symbol))
+            cached = {str(k): json.loads(v) for k, v in raw.items()}
+        except (redis.RedisError, ValueError):
+            return {}
+        now, out = self.clock(), {}
+
+        def fresh(stamp: str) -> bool:
+            at = cached.get(stamp)
+            return isinstance(at, int | float) and now - float(at) <= self.max_age_s
+
+        def num(name: str) -> float | None:
+            v = cached.get(name)
+            return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+        if fresh("funding_at") and (rate := num("funding_rate")) is not None:
+            out["funding_rate"] = rate
+        if fresh("dune_at"):
+            inflow, outflow = num("exchange_inflow_usd"), num("exchange_outflow_usd")
+            if inflow is not None and outflow is not None:
+                out["onchain_netflow"] = inflow - outflow
+            for src, dst in (("active_addresses_24h", "onchain_active_addresses"),
+                             ("whale_transactions_count", "onchain_whale_transactions")):
+                if (v := num(src)) is not None:
+                    out[dst] = v
+        return out
+
+
+class FeedReader:
+    """Every feed of one symbol, merged."""
+
+    def __init__(self, *readers: Callable[[], dict[str, float]]) -> None:
+        self.readers = readers
+
+    def __call__(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for read in self.readers:
+            out.update(read())
+        return out
