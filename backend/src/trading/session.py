@@ -1,8 +1,9 @@
 """One symbol's trading, candle by candle — the code path engines and the backtester share.
 
 On each closed candle: the first candle of a UTC day writes the day's opening equity (the daily
-PnL base); the position is marked at the close; the sizer sees the close; the strategy, told the
-ledger's position, gives its signal; the trader turns it into orders and fills. An engine wraps
+PnL base); the trader fills what earlier closes decided (at this candle's open) and the stops the
+candle hit; the position is marked at the close; the sizer sees the close; the strategy, told the
+ledger's position as it stands at the close, gives its signal; the trader turns it into orders. An engine wraps
 this with its lease fence, heartbeats and logging; the backtester feeds a file through it with
 an in-memory ledger. Same inputs, same fills.
 """
@@ -51,6 +52,8 @@ class TradingSession:
     def on_candle(self, candle: Candle, *, gen: int, now: float,
                   fence: Callable[[], None] = no_fence) -> list[Fill]:
         self.roll_day(candle, gen)
+        self.trader.exit_pcts = (self.strategy.stop_loss_pct, self.strategy.take_profit_pct)
+        fills = self.trader.begin_candle(candle, gen=gen, now=now, fence=fence)
         self.broker.mark(candle.close)
         self.sizer.observe(candle)
         self.strategy.position = self.position(candle)
@@ -58,8 +61,7 @@ class TradingSession:
         self.last_signal = sig
         self.prev_ts = candle.ts
         self.trader.stamp = {"strategy": self.strategy.fingerprint, "model": self.strategy.model_version}
-        self.trader.exit_pcts = (self.strategy.stop_loss_pct, self.strategy.take_profit_pct)
-        return self.trader.on_candle(candle, sig, gen=gen, now=now, fence=fence)
+        return fills + self.trader.end_candle(candle, sig, gen=gen, now=now, fence=fence)
 
     def position(self, candle: Candle) -> PositionState:
         t, b = self.trader, self.broker

@@ -25,6 +25,17 @@ FILL_COLUMNS = ("candle_ts", "side", "qty", "price", "fee")
 TRADE_COLUMNS = ("entry_ts", "exit_ts", "side", "qty", "entry_price", "exit_price", "fees", "pnl", "return_pct")
 
 
+@dataclass
+class _Trip:
+    entry_ts: int
+    long: bool
+    in_qty: float = 0.0
+    in_cost: float = 0.0
+    out_qty: float = 0.0
+    out_value: float = 0.0
+    fees: float = 0.0
+
+
 def round_trips(fills: list[Fill]) -> list[dict[str, float | int | str]]:
     """Fills grouped into trades (flat → position → flat), as a trade list to compare with other
     backtesters': entry/exit candle, size, average prices, fees, net PnL (quote) and return."""
@@ -33,20 +44,19 @@ def round_trips(fills: list[Fill]) -> list[dict[str, float | int | str]]:
     for f in fills:
         signed = f.qty if f.side == "buy" else -f.qty
         if cur is None:
-            cur = {"entry_ts": f.candle_ts, "side": "long" if signed > 0 else "short", "in_qty": 0.0, "in_cost": 0.0,
-                   "out_qty": 0.0, "out_value": 0.0, "fees": 0.0}
-        opening = (signed > 0) == (cur["side"] == "long")
-        cur["in_qty" if opening else "out_qty"] += f.qty
-        cur["in_cost" if opening else "out_value"] += f.qty * f.price
-        cur["fees"] += f.fee
+            cur = _Trip(f.candle_ts, signed > 0)
+        if (signed > 0) == cur.long:
+            cur.in_qty, cur.in_cost = cur.in_qty + f.qty, cur.in_cost + f.qty * f.price
+        else:
+            cur.out_qty, cur.out_value = cur.out_qty + f.qty, cur.out_value + f.qty * f.price
+        cur.fees += f.fee
         pos += signed
         if abs(pos) < 1e-12:
-            direction = 1.0 if cur["side"] == "long" else -1.0
-            entry, exit_ = cur["in_cost"] / cur["in_qty"], cur["out_value"] / cur["out_qty"]
-            pnl = direction * (cur["out_value"] - cur["in_cost"]) - cur["fees"]
-            out.append({"entry_ts": cur["entry_ts"], "exit_ts": f.candle_ts, "side": cur["side"], "qty": cur["in_qty"],
-                        "entry_price": entry, "exit_price": exit_, "fees": cur["fees"], "pnl": pnl,
-                        "return_pct": 100 * pnl / cur["in_cost"]})
+            pnl = (1.0 if cur.long else -1.0) * (cur.out_value - cur.in_cost) - cur.fees
+            out.append({"entry_ts": cur.entry_ts, "exit_ts": f.candle_ts, "side": "long" if cur.long else "short",
+                        "qty": cur.in_qty, "entry_price": cur.in_cost / cur.in_qty,
+                        "exit_price": cur.out_value / cur.out_qty, "fees": cur.fees, "pnl": pnl,
+                        "return_pct": 100 * pnl / cur.in_cost})
             pos, cur = 0.0, None
     return out
 

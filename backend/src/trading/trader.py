@@ -5,8 +5,11 @@ Order of work on each closed candle (all from data known at its close, no look-a
 1. resting limit orders placed on earlier candles fill if the candle traded through their
    price (maker fee, at most ``max_participation`` of the candle's volume: partial fills);
 2. stop-loss / take-profit of the open position (a gap through the level fills at the open);
-3. the strategy's target is turned into an order (market: taker fee + slippage, at the close;
-   limit: rests ``limit_offset_bps`` inside the close), rounded and checked by the rules.
+3. the strategy's target is turned into an order, rounded and checked by the rules. It is
+   decided at this candle's close and executed from the next candle on, never at a price that was
+   gone by the time the order could be sent: a market order fills at the next candle's open
+   (taker fee + slippage; on paper it rests in the book until then, live it goes out at once);
+   a limit order rests ``limit_offset_bps`` inside the close.
 Every order, cancel, reject and fill is written to the ledger (the engine's fsynced journal, or
 a backtest's memory) before it takes effect, so the book and the position are rebuilt exactly
 after a restart. An open position is re-sized only when the strategy's target changes, or, with
@@ -42,6 +45,7 @@ class Order:
     price: float  # limit price (0 for market)
     candle_ts: int
     filled: float = 0.0
+    reason: str = ""
 
     @property
     def remaining(self) -> float:
@@ -76,6 +80,8 @@ class Trader:
         self.entry_ts: int | None = None  # candle of the fill that opened the position
         self.exit_ts: int | None = None  # candle of the fill that last closed one
         self._pos = 0.0
+        self.current: int | None = None  # the candle between begin_candle and end_candle
+        self.position_before = 0.0
         self.exit_pcts: tuple[float | None, float | None] = (None, None)  # the strategy's own stops, if any
         self.exchange_ids: dict[str, str] = {}
         self.stop: ProtectiveStop | None = None  # live: the stop-loss resting on the exchange
@@ -86,7 +92,7 @@ class Trader:
         kind = e["type"]
         if kind == "order":
             self.orders[e["id"]] = Order(e["id"], e["side"], e["kind"], float(e["qty"]), float(e["price"]),
-                                         int(e["candle_ts"]))
+                                         int(e["candle_ts"]), reason=str(e.get("reason", "")))
             self.held_target = float(e["target"]) if "target" in e else None
         elif kind == "cancel":
             self.orders.pop(e["id"], None)
@@ -136,15 +142,28 @@ class Trader:
 
     def on_candle(self, candle: Candle, sig: Signal | None, *, gen: int, now: float,
                   fence: Callable[[], None]) -> list[Fill]:
-        if candle.ts <= self.last_candle:
-            return []  # already traded before a restart
-        before = self.broker.qty
+        """Both halves at once, for a signal decided without the position (tests, simple callers)."""
+        fills = self.begin_candle(candle, gen=gen, now=now, fence=fence)
+        return fills + self.end_candle(candle, sig, gen=gen, now=now, fence=fence)
+
+    def begin_candle(self, candle: Candle, *, gen: int, now: float, fence: Callable[[], None]) -> list[Fill]:
+        """What happened during the candle: orders from earlier closes filled, stops hit. The strategy
+        decides after this, on the position as it stands at the close."""
+        self.current = candle.ts if candle.ts > self.last_candle else None  # None: traded before a restart
+        if self.current is None:
+            return []
+        self.position_before = self.broker.qty
         fills = self._stop_fills(candle, gen, now)
         fills += self._match_resting(candle, gen, now, fence)
-        fills += self._protect(candle, gen, now, fence)
-        if sig is not None:
-            fills += self._rebalance(candle, sig, gen, now, fence)
-        if before and not self.broker.qty and self.gate is not None:
+        return fills + self._protect(candle, gen, now, fence)
+
+    def end_candle(self, candle: Candle, sig: Signal | None, *, gen: int, now: float,
+                   fence: Callable[[], None]) -> list[Fill]:
+        """The strategy's decision at the close, turned into orders."""
+        if self.current != candle.ts:
+            return []
+        fills = self._rebalance(candle, sig, gen, now, fence) if sig is not None else []
+        if self.position_before and not self.broker.qty and self.gate is not None:
             self.gate.flat()
         self._sync_stop(f"{self.symbol}-{candle.ts}-{gen}-stop")
         return fills
@@ -249,9 +268,15 @@ class Trader:
             return self._poll_live(self.live, candle, gen, now)
         out = []
         for order in list(self.orders.values()):
-            if order.kind != "limit" or order.candle_ts >= candle.ts:
+            if order.candle_ts >= candle.ts:
                 continue
             buy = order.side == "buy"
+            if order.kind == "market":  # decided at an earlier close: filled at this candle's open
+                quote = self.broker.quote(order.side, order.remaining, candle.open, order_id=order.id,
+                                          candle_ts=candle.ts, now=now)
+                fence()
+                out.append(self._fill(order, order.remaining, quote.price, "taker", candle, gen, now, order.reason))
+                continue
             if not (candle.low <= order.price if buy else candle.high >= order.price):
                 continue
             cap = candle.volume * self.cfg.max_participation
@@ -349,10 +374,9 @@ class Trader:
                           "candle_ts": candle.ts, "reason": str(exc)}, gen)
             log.warning("order rejected: %s", exc, extra={"symbol": self.symbol})
             return []
-        order = Order(order_id, side, "limit" if limit else "market", qty, price if limit else 0.0, candle.ts)
-        self._record({"type": "order", **asdict(order), "reason": sig.reason, "target": sig.target, **self.stamp},
-                     gen)
-        if limit and self.live is None:
-            return []  # rests in the paper book
-        quote = self.broker.quote(side, qty, candle.close, order_id=order_id, candle_ts=candle.ts, now=now)
-        return self._execute(order, candle, gen, now, sig.reason, quote.price, "maker" if limit else "taker")
+        order = Order(order_id, side, "limit" if limit else "market", qty, price if limit else 0.0, candle.ts,
+                      reason=sig.reason)
+        self._record({"type": "order", **asdict(order), "target": sig.target, **self.stamp}, gen)
+        if self.live is None:
+            return []  # rests in the paper book: a market order fills at the next candle's open
+        return self._execute(order, candle, gen, now, sig.reason, 0.0, "maker" if limit else "taker")

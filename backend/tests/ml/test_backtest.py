@@ -25,17 +25,18 @@ def frame(closes: list[float]) -> pd.DataFrame:
                         index=np.arange(len(c)) * 300_000)
 
 
-def test_a_signal_fills_at_its_candle_close_with_slippage_and_fee_as_in_engines() -> None:
+def test_a_signal_fills_at_the_next_open_with_slippage_and_fee_as_in_engines() -> None:
     df = frame([100, 110, 121, 121, 121])
     prob = np.array([0.9, 0.9, 0.1, 0.1, 0.1])  # long after bar 0's close, flat after bar 2's
     policy = load_policy()
     ret, held = trade_probabilities(df, prob, 0.6, "TESTUSDT", Costs(fee_bps=10, slippage_bps=5), policy)
     free, _ = trade_probabilities(df, prob, 0.6, "TESTUSDT", Costs(0, 0), policy)
-    assert held.tolist() == [0, 1, 1, 0, 0], "held during bars 1 and 2"
-    assert free.iloc[0] == 0 and free.iloc[1] > 0 and free.iloc[3:].eq(0).all()
-    assert (1 + free).prod() - 1 == pytest.approx(0.2 * 0.21, rel=1e-6), "20 % of equity (policy cap) rode +21 %"
-    assert ret.iloc[0] < 0, "buying at 100 plus slippage and a fee costs on the signal candle itself"
-    assert (1 + ret).prod() < (1 + free).prod()
+    assert held.tolist() == [0, 0, 1, 1, 0], "bought at bar 1's open, sold at bar 3's"
+    # 20 units (the policy's 20 % of 10,000 at the decision price 100) bought at 110, sold at 121:
+    # never the 100 -> 110 move of the signal bar itself
+    assert (1 + free).prod() - 1 == pytest.approx(20 * 11 / 10_000, rel=1e-9)
+    assert free.iloc[:2].eq(0).all() and free.iloc[3:].eq(0).all()
+    assert (1 + ret).prod() < (1 + free).prod(), "fees and slippage cost"
 
 
 def test_the_hold_rule() -> None:

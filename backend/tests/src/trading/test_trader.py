@@ -51,13 +51,16 @@ def test_rules_from_a_ccxt_market() -> None:
     assert MarketRules.from_ccxt(digits, precision_mode=2) == MarketRules(0.01, 0.001, 0.0, 0.0)
 
 
-def test_market_order_fill_fee_and_precision(tmp_path: Path) -> None:
+def test_market_order_fills_at_the_next_open_with_fee_and_precision(tmp_path: Path) -> None:
     t = trader(tmp_path, step_size=0.001, tick_size=0.01)
-    (fill,) = step(t, c(60_000, 100, 101, 99, 100), LONG)
-    assert fill.qty == 10.0  # 1000 USD / 100, on the 0.001 step
-    assert fill.price == 100.05  # +5 bps slippage, on the tick
-    assert fill.fee == pytest.approx(10 * 100.05 * 0.001)  # taker 10 bps
-    assert t.broker.qty == 10.0
+    assert step(t, c(60_000, 100, 101, 99, 100), LONG) == [], "decided at this close, not filled at it"
+    (order,) = t.orders.values()
+    assert order.kind == "market" and order.qty == 10.0  # 1000 USD / 100, on the 0.001 step
+    (fill,) = step(t, c(120_000, 102, 103, 101, 102.5), LONG)
+    assert fill.price == 102.05  # the next open +5 bps slippage, on the tick
+    assert fill.fee == pytest.approx(10 * 102.05 * 0.001)  # taker 10 bps
+    assert t.broker.qty == 10.0 and t.orders == {}
+    assert step(t, c(180_000, 102, 103, 101, 110), LONG) == [], "the standing signal is not re-sized"
 
 
 def test_min_notional_rejects_and_journals(tmp_path: Path) -> None:
@@ -83,12 +86,14 @@ def test_limit_order_rests_fills_partially_with_maker_fee(tmp_path: Path) -> Non
 def test_stop_loss_take_profit_and_gap_through(tmp_path: Path) -> None:
     t = trader(tmp_path, stop_loss_pct=2.0, take_profit_pct=3.0, slippage_bps=0.0)
     step(t, c(60_000, 100, 100, 100, 100), LONG)
-    (stop,) = step(t, c(120_000, 99.0, 99.5, 97.0, 98.0), LONG)  # low 97 < stop 98
+    (entry, stop) = step(t, c(120_000, 100.0, 100, 97.0, 98.0), LONG)  # bought at the open; low 97 < stop 98
+    assert (entry.side, entry.price) == ("buy", 100.0)
     assert stop.side == "sell" and stop.price == pytest.approx(98.0) and t.broker.qty == 0
     assert step(t, c(180_000, 98, 99, 97, 98), LONG) == [], "no re-entry while the signal stays long"
     step(t, c(240_000, 98, 99, 97, 98), FLAT)
-    (entry,) = step(t, c(300_000, 100, 100, 100, 100), LONG)
-    (take,) = step(t, c(360_000, 104.0, 105, 103.5, 104.5), LONG)  # opens above the take-profit: fills at open
+    step(t, c(300_000, 100, 100, 100, 100), LONG)
+    (entry,) = step(t, c(360_000, 100, 100, 100, 100), LONG)
+    (take,) = step(t, c(420_000, 104.0, 105, 103.5, 104.5), LONG)  # opens above the take-profit: fills at open
     assert take.price == pytest.approx(104.0) and take.fee == pytest.approx(take.qty * 104.0 * 0.0002)
 
 
