@@ -5,7 +5,7 @@ walk-forward backtest. For every 5m file, the final ``holdout`` share of the ser
 region; it is cut into day-long folds, and before each fold the models are trained on the past only
 (rolling window), with the last ``horizon`` bars before the fold purged (their labels would peek
 into it). The probabilities are then traded candle by candle by the engine's hold rule, sizer and
-trader (fill at the signal candle's close plus slippage, taker fee, risk-policy sizing, no
+trader (fill at the next candle's open plus slippage, taker fee, risk-policy sizing, no
 re-sizing while the signal stands) beside buy-and-hold, the SMA crossover and always-flat.
 
 ``python -m backend.ml.backtest --strategy NAME|FILE --ohlcv-dir DIR [--full --engine-config C]``: a

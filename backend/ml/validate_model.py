@@ -5,7 +5,7 @@ The candidate (``latest``, ``current`` or a version) must verify against its che
 recent window — the bars the candidate was not trained on (its ``holdout_bars``) — beyond a
 tolerance: Sharpe down by at most ``LEVIBOT_RETRAIN_SHARPE_TOLERANCE``, max drawdown up by
 at most ``LEVIBOT_RETRAIN_DRAWDOWN_TOLERANCE``. Both are traded as engines trade them (the
-ensemble's hold rule, the risk sizer and the trader: fills at the close plus slippage, fees).
+ensemble's hold rule, the risk sizer and the trader: next-open fills, slippage, fees).
 Prints one JSON verdict; exit 0 when it passes (and is promoted with ``--promote``), 1 when it is kept as a candidate.
 """
 

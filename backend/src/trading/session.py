@@ -3,9 +3,9 @@
 On each closed candle: the first candle of a UTC day writes the day's opening equity (the daily
 PnL base); the trader fills what earlier closes decided (at this candle's open) and the stops the
 candle hit; the position is marked at the close; the sizer sees the close; the strategy, told the
-ledger's position as it stands at the close, gives its signal; the trader turns it into orders. An engine wraps
-this with its lease fence, heartbeats and logging; the backtester feeds a file through it with
-an in-memory ledger. Same inputs, same fills.
+ledger's position as it stands at the close, gives its signal; the trader turns it into orders.
+An engine wraps this with its lease fence, heartbeats and logging; the backtester feeds a file
+through it with an in-memory ledger. Same inputs, same fills.
 """
 
 from __future__ import annotations
