@@ -19,12 +19,16 @@ import redis
 from backend.src.core.keys import Keys
 
 
-class SentimentReader:
-    """The symbol's news aggregate as the ``news_score`` feature."""
+class CacheReader:
+    """One Redis cache of one symbol, read on every candle; values older than ``max_age_s`` are left out."""
 
     def __init__(self, r: redis.Redis, keys: Keys, symbol: str, max_age_s: float,
                  clock: Callable[[], float] = time.time) -> None:
         self.r, self.keys, self.symbol, self.max_age_s, self.clock = r, keys, symbol, max_age_s, clock
+
+
+class SentimentReader(CacheReader):
+    """The symbol's news aggregate as the ``news_score`` feature."""
 
     def __call__(self) -> dict[str, float]:
         try:
@@ -39,12 +43,8 @@ class SentimentReader:
             return {}
 
 
-class OnchainReader:
+class OnchainReader(CacheReader):
     """The on-chain metrics (Dune) and the funding rate the on-chain job cached, while fresh."""
-
-    def __init__(self, r: redis.Redis, keys: Keys, symbol: str, max_age_s: float,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.r, self.keys, self.symbol, self.max_age_s, self.clock = r, keys, symbol, max_age_s, clock
 
     def __call__(self) -> dict[str, float]:
         try:
