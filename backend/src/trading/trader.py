@@ -195,7 +195,7 @@ class Trader:
             return []
         side = "sell" if qty > 0 else "buy"
         order = Order(f"{self.symbol}-{candle.ts}-{gen}-{reason}"[:60], side, "market", abs(qty), 0.0, candle.ts)
-        self._record({"type": "order", **asdict(order), "reason": reason}, gen)
+        self._record({"type": "order", **asdict(order), "reason": reason, **self.stamp}, gen)
         slip = self.broker.slippage
         fills = self._execute(order, candle, gen, now, reason, price * (1 - slip if side == "sell" else 1 + slip),
                               "taker")
@@ -311,7 +311,7 @@ class Trader:
         for order in list(self.orders.values()):
             self._cancel(order, candle, gen, reason)
         order = Order(f"{self.symbol}-{candle.ts}-{gen}-{reason}", side, "market", abs(qty), 0.0, candle.ts)
-        self._record({"type": "order", **asdict(order), "reason": reason}, gen)
+        self._record({"type": "order", **asdict(order), "reason": reason, **self.stamp}, gen)
         liquidity = "taker" if reason == "stop_loss" else "maker"
         return self._execute(order, candle, gen, now, reason, price, liquidity)
 

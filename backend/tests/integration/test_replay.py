@@ -30,9 +30,9 @@ def test_replay_resumes_after_kill9_without_retrading(
     f = fills(data_dir, "ETHBTC")
     ts = [int(x["candle_ts"]) for x in f]  # type: ignore[call-overload]
     assert ts == sorted(ts) and len(set(ts)) == len(ts), "no candle traded twice across the restart"
-    known = {c.ts: c.close for c in candles}
-    for x in f:  # every fill priced off the real candle close, slippage applied
-        close = known[int(x["candle_ts"])]  # type: ignore[call-overload]
+    known = {c.ts: c.open for c in candles}
+    for x in f:  # every fill priced off the real candle's open (decided at the close before), slippage applied
+        price = known[int(x["candle_ts"])]  # type: ignore[call-overload]
         slip = 1.0005 if x["side"] == "buy" else 0.9995
-        assert abs(float(x["price"]) - close * slip) < 1e-12  # type: ignore[arg-type]
+        assert abs(float(x["price"]) - price * slip) < 1e-12  # type: ignore[arg-type]
     assert ts[0] >= candles[0].ts and ts[-1] <= candles[-1].ts

@@ -52,6 +52,7 @@ class LeviStrategy(Strategy):
                "volume": candle.volume}
         if self.model is not None:
             sig = self.model.on_candle(candle)
+            self.model_version = self.model.version or ""
             if sig is not None and self.model.version is not None:
                 bar["prob_up"], bar["confidence"] = sig.prob_up, sig.confidence
         for k, v in (self.extras() if self.extras is not None else {}).items():
