@@ -17,6 +17,7 @@ COPY --chown=levibot:levibot backend/ml backend/ml
 COPY --chown=levibot:levibot backend/risk backend/risk
 COPY --chown=levibot:levibot backend/scripts backend/scripts
 COPY --chown=levibot:levibot backend/engines.example.yaml backend/
+COPY --chown=levibot:levibot backend/strategies backend/strategies
 RUN mkdir -p backend/data && chown levibot:levibot backend/data
 USER levibot
 ENV LEVIBOT_DATA_DIR=/app/backend/data PYTHONUNBUFFERED=1

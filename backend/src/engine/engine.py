@@ -67,11 +67,11 @@ class Engine:
         self.config = cfg = spec.config
         self.config_version = ""
         self.gate = RiskGate(r, self.keys, spec.symbol, spec.policy, live=self.settings.live_trading)
-        self.news = FeedReader(  # what the strategy sees besides candles: news sentiment, on-chain, funding
+        self.feeds = FeedReader(  # what the strategy sees besides candles: news sentiment, on-chain, funding
             SentimentReader(r, self.keys, spec.symbol, max_age_s=3 * self.settings.news_interval_s),
             OnchainReader(r, self.keys, spec.symbol, max_age_s=3 * self.settings.onchain_interval_s))
         self.session = TradingSession(spec.symbol, cfg, self.journal,
-                                      build_strategy(cfg.strategy, self.settings.models_dir, self.news),
+                                      build_strategy(cfg.strategy, self.settings.models_dir, self.feeds),
                                       source_id=spec.source.identity, sizer=self.gate.sizer, gate=self.gate)
         self.trader = self.session.trader
         self.broker = self.trader.broker
@@ -302,7 +302,7 @@ class Engine:
         strategy = None
         if new.strategy != self.config.strategy and self.source is not None:
             try:
-                strategy = build_strategy(new.strategy, self.settings.models_dir, self.news)
+                strategy = build_strategy(new.strategy, self.settings.models_dir, self.feeds)
             except (ValueError, OSError) as exc:  # checked by the manager; a LeviLang file may have changed since
                 self.log.error("config version %s not applied: its strategy does not build (%s); the running "
                                "config stays", version, exc)

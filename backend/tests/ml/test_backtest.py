@@ -42,6 +42,8 @@ def test_a_signal_fills_at_the_next_open_with_slippage_and_fee_as_in_engines() -
 def test_the_hold_rule() -> None:
     rule = HoldRule(0.6)
     assert [rule(p) for p in (0.55, 0.61, 0.52, 0.49, np.nan, 0.7)] == [0, 1, 1, 0, 0, 1]
+    restarted = HoldRule(0.6)  # a fresh rule (an engine restart) over a position the ledger holds
+    assert [restarted(p, holding=True) for p in (0.55, 0.52)] == [1, 1] and restarted(0.45, holding=True) == 0
 
 
 def test_folds_purge_the_label_horizon() -> None:

@@ -47,13 +47,17 @@ Extras = Callable[[], dict[str, float]]
 
 class HoldRule:
     """The ensemble's decision, the only one anywhere (engines, backtests, tuner, validation gate):
-    long when P(up) ≥ ``threshold``, held while it stays ≥ 0.5, flat below (or when P(up) is unknown)."""
+    long when P(up) ≥ ``threshold``, held while it stays ≥ 0.5, flat below (or when P(up) is unknown).
+    ``holding``: the ledger holds a position — after a restart the rule resumes in the held state
+    instead of selling what it bought on a P(up) between 0.5 and the threshold."""
 
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
         self.held = 0.0
 
-    def __call__(self, prob: float) -> float:
+    def __call__(self, prob: float, holding: bool = False) -> float:
+        if holding:
+            self.held = 1.0
         if math.isnan(prob):
             self.held = 0.0
         elif prob >= self.threshold:
@@ -76,7 +80,7 @@ class PrecomputedEnsemble(Strategy):
 
     def on_candle(self, candle: Candle) -> Signal | None:
         prob, conf = self.table.get(candle.ts, (math.nan, 0.0))
-        return Signal(self.rule(prob), prob if math.isfinite(prob) else 0.5, conf,
+        return Signal(self.rule(prob, self.position.qty > 0), prob if math.isfinite(prob) else 0.5, conf,
                       f"ensemble {self.model_version} p={prob:.3f} c={conf:.3f}")
 
 
@@ -119,7 +123,8 @@ class EnsembleStrategy(Strategy):
             log.exception("ensemble %s failed on a candle; using the SMA fallback", self.version)
             return fb
         prob, conf = float(row["prob_up"]), float(row["confidence"])
-        return Signal(self.rule(prob), prob, conf, f"ensemble {self.version} p={prob:.3f} c={conf:.3f}")
+        return Signal(self.rule(prob, self.position.qty > 0), prob, conf,
+                      f"ensemble {self.version} p={prob:.3f} c={conf:.3f}")
 
 
 class ModelWatcher(Strategy):
