@@ -28,13 +28,14 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from backend.ml.backtest import Costs, WalkForward, mean_over_pairs, run_series, trading_metrics
+from backend.ml.backtest import WalkForward, run_series
+from backend.ml.backtest_metrics import mean_over_pairs, trading_metrics
 from backend.ml.feature_pipeline import build, find_file, infer_timeframe_ms, label_up, load_ohlcv
 from backend.ml.models.base import Precomputed
 from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
 from backend.ml.models.tft import TFTModel
 from backend.ml.registry import Registry
-from backend.ml.trade_sim import trade_probabilities
+from backend.ml.trade_sim import Costs, trade_probabilities
 from backend.risk.policy import RiskPolicy, load_policy
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.settings import cli_path, cli_settings

@@ -40,7 +40,6 @@ from backend.src.trading.strategies.baselines import BuyAndHold, SmaCrossover
 
 log = logging.getLogger(__name__)
 DEFAULT_CONFIG = REPO_ROOT / "backend" / "ml" / "ensemble.yaml"
-__all__ = ["Costs", "WalkForward", "mean_over_pairs", "run_series", "trading_metrics"]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ from backend.risk.policy import load_policy
 from backend.src.core.config import StrategyConfig, SymbolConfig, load_engine_config
 from backend.src.core.errors import UsageError
 from backend.src.core.settings import Settings
-from backend.src.core.types import Candle
 from backend.src.market.candles import load_candles, symbol_of_file
 from backend.src.trading.factory import build_strategy, prepare
 from backend.src.trading.simulator import SimResult, simulate
@@ -56,11 +55,6 @@ def symbol_config(engine_config: Path | None, symbol: str, strategy_arg: str | N
     return cfg.model_copy(update={"strategy": strategy_config(strategy_arg, cfg.strategy)})
 
 
-def per_year(candles: list[Candle]) -> float:
-    step = int(np.median(np.diff([c.ts for c in candles[:1000]]))) if len(candles) > 1 else 60_000
-    return 365 * 86400_000 / max(step, 1)
-
-
 def summarize(sim: SimResult, cfg: SymbolConfig, py: float) -> tuple[dict[str, float], pd.Series]:
     ret, held = returns_of(sim, cfg.initial_equity)
     m = trading_metrics(ret, held, py)
@@ -70,11 +64,11 @@ def summarize(sim: SimResult, cfg: SymbolConfig, py: float) -> tuple[dict[str, f
 
 
 def run_file(path: Path, args: Any, settings: Settings, out: Path) -> dict[str, Any]:
-    candles, _ = load_candles(path)
+    candles, loaded = load_candles(path)
     symbol = symbol_of_file(path)
     cfg = symbol_config(args.engine_config, symbol, args.strategy)
     policy = load_policy(settings.risk_policy)
-    py = per_year(candles)
+    py = 365 * 86400_000 / max(loaded.timeframe_ms, 1)
     strategy = build_strategy(cfg.strategy, settings.models_dir)
     if args.full:
         start = 0

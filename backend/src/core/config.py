@@ -70,9 +70,12 @@ class StrategyConfig(BaseModel):
         return self
 
 
+QUOTES_LONGEST_FIRST = tuple(sorted(USD_QUOTES + OTHER_QUOTES, key=len, reverse=True))  # FDUSD before USD
+
+
 def quote_of(symbol: str) -> str | None:
     """The quote currency of a symbol like ETHBTC (None when it is not a known one)."""
-    for q in sorted(USD_QUOTES + OTHER_QUOTES, key=len, reverse=True):
+    for q in QUOTES_LONGEST_FIRST:
         if symbol.endswith(q) and len(symbol) > len(q):
             return q
     return None

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from backend.src.core.config import StrategyConfig
 from backend.src.trading.levilang import compile_file
 from backend.src.trading.levilang.errors import LeviError
+from backend.src.trading.levilang.strategy import LeviStrategy
 from backend.src.trading.strategies.base import Strategy
 from backend.src.trading.strategies.baselines import BuyAndHold, Momentum, SmaCrossover
 from backend.src.trading.strategies.ensemble import ModelWatcher, build_ml_strategy
@@ -57,8 +58,6 @@ def build_strategy(cfg: StrategyConfig, models_root: Path | None = None,
     """``ensemble``: the production model under ``models_root`` when there is one, else the SMA;
     ``extras`` supplies outside features (news score, on-chain, funding) for the latest candle."""
     if cfg.levilang is not None:
-        from backend.src.trading.levilang.strategy import LeviStrategy  # noqa: PLC0415
-
         return LeviStrategy(compile_file(Path(cfg.levilang)), models_root=models_root, extras=extras)
     params = params_of(cfg).model_dump()
     if cfg.name == "ensemble":

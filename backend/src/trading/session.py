@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from backend.src.core.config import SymbolConfig
-from backend.src.core.types import Candle, Signal
+from backend.src.core.types import Candle
 from backend.src.market.exchange_rules import MarketRules
 from backend.src.trading.execution import Fill
 from backend.src.trading.ledger import Ledger
@@ -38,7 +38,7 @@ class TradingSession:
         marks = ledger.of_type("day")
         self.day = str(marks[-1]["day"]) if marks else ""
         self.prev_ts: int | None = None
-        self.last_signal: Signal | None = None
+        self.trader.exit_pcts = (strategy.stop_loss_pct, strategy.take_profit_pct)
 
     def warmup(self, history: list[Candle]) -> None:
         self.strategy.warmup(history)
@@ -47,18 +47,17 @@ class TradingSession:
 
     def use_strategy(self, strategy: Strategy, history: list[Candle]) -> None:
         self.strategy = strategy
+        self.trader.exit_pcts = (strategy.stop_loss_pct, strategy.take_profit_pct)
         strategy.warmup(history)
 
     def on_candle(self, candle: Candle, *, gen: int, now: float,
                   fence: Callable[[], None] = no_fence) -> list[Fill]:
         self.roll_day(candle, gen)
-        self.trader.exit_pcts = (self.strategy.stop_loss_pct, self.strategy.take_profit_pct)
         fills = self.trader.begin_candle(candle, gen=gen, now=now, fence=fence)
         self.broker.mark(candle.close)
         self.sizer.observe(candle)
         self.strategy.position = self.position(candle)
         sig = self.strategy.on_candle(candle)
-        self.last_signal = sig
         self.prev_ts = candle.ts
         self.trader.stamp = {"strategy": self.strategy.fingerprint, "model": self.strategy.model_version}
         return fills + self.trader.end_candle(candle, sig, gen=gen, now=now, fence=fence)
@@ -71,7 +70,7 @@ class TradingSession:
             return int(round((candle.ts - since) / step)) if step and since is not None else 0
 
         if not b.qty:
-            return PositionState(bars_since_exit=bars(t.exit_ts) if t.exit_ts is not None else 1_000_000)
+            return PositionState(bars_since_exit=bars(t.exit_ts)) if t.exit_ts is not None else PositionState()
         upnl = (candle.close / b.avg_price - 1) * (1 if b.qty > 0 else -1) if b.avg_price else 0.0
         return PositionState(b.qty, b.avg_price, bars(t.entry_ts), 0, upnl * 100, t.held_target or 0.0)
 

@@ -63,6 +63,7 @@ class Trader:
                  exchange_rules: MarketRules | None = None, sizer: Sizer | None = None) -> None:
         self.symbol, self.cfg, self.journal, self.source_id = symbol, cfg, journal, source_id
         self.size, self.max_position = cfg.notional_caps(symbol)
+        self.usd_per_quote = cfg.usd_per_quote(symbol)
         self.exchange_rules = exchange_rules
         self.exchange_fees: tuple[float | None, float | None] = (None, None)  # (taker, maker) from ccxt
         self.rules = rules_for(cfg, exchange_rules)
@@ -134,6 +135,7 @@ class Trader:
             cfg = cfg.model_copy(update={"fee_bps": float(taker) * 10_000, "maker_fee_bps": float(maker) * 10_000})
         self.cfg = cfg
         self.size, self.max_position = cfg.notional_caps(self.symbol)
+        self.usd_per_quote = cfg.usd_per_quote(self.symbol)
         self.rules = rules_for(cfg, self.exchange_rules)
         self.broker.fee_rate = cfg.fee_bps / 10_000
         self.broker.slippage = cfg.slippage_bps / 10_000
@@ -322,7 +324,7 @@ class Trader:
             return min(sig.notional, self.max_position)
         cap = min(self.size, self.max_position)
         if self.sizer is not None:
-            return self.sizer.target(sig, self.broker.equity, cap, self.stops()[0], self.cfg.usd_per_quote(self.symbol))
+            return self.sizer.target(sig, self.broker.equity, cap, self.stops()[0], self.usd_per_quote)
         return min(sig.target * self.size, self.max_position)
 
     def _settled(self, sig: Signal, target_qty: float) -> bool:

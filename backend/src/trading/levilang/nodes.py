@@ -175,7 +175,6 @@ class Indicator(Node):
     def __init__(self, tf_ms: int, kind: str, x: Node | None, args: tuple[float, ...]) -> None:
         n = int(args[0])
         self.kind, self.args = kind, args
-        self.make: Callable[[], Any]
         extra = {"sma": n - 1, "ema": n - 1, "rsi": n, "atr": n - 1, "bb_upper": n - 1, "bb_lower": n - 1,
                  "bb_mid": n - 1, "highest": n - 1, "lowest": n - 1, "returns": n, "volatility": n,
                  "zscore": n - 1}.get(kind)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from backend.src.core.types import Candle, Signal
-from backend.src.trading.levilang.compiler import MODEL
+from backend.src.trading.levilang.compiler import FEEDS, MODEL
 from backend.src.trading.levilang.spec import Compiled
 from backend.src.trading.strategies.base import Strategy
 from backend.src.trading.strategies.ensemble import ModelWatcher
@@ -31,7 +31,7 @@ class LeviStrategy(Strategy):
         self.warmup_candles = compiled.warmup_candles
         self.fingerprint = compiled.source_hash
         self.stop_loss_pct, self.take_profit_pct = compiled.stop_loss_pct, compiled.take_profit_pct
-        self.extras = extras
+        self.extras = extras if set(FEEDS) & compiled.graph.uses else None  # no Redis read for unused feeds
         uses_model = bool(set(MODEL) & compiled.graph.uses) or compiled.sizing[0] == "kelly"
         self.model = ModelWatcher(10, 30, models_root, extras) if uses_model and models_root is not None else None
         self.base_ms = compiled.graph.base_ms

@@ -81,3 +81,18 @@ def test_kelly_needs_a_model_edge_and_fixed_quote_sets_the_notional() -> None:
     fixed = strategy("entry: close > 0\nsizing: {method: fixed_quote, amount: 250}\n")
     sig = fixed.on_candle(candles([5.0])[0])
     assert sig is not None and sig.target == 1.0 and sig.notional == 250
+
+
+def test_feeds_are_read_only_by_a_file_that_uses_them() -> None:
+    reads: list[int] = []
+
+    def feeds() -> dict[str, float]:
+        reads.append(1)
+        return {"news_score": 0.3}
+
+    plain = LeviStrategy(compile_text("name: t\nentry: close > 1\n"), extras=feeds)
+    plain.on_candle(candles([5.0])[0])
+    assert reads == [], "no Redis read per candle for a file without feeds"
+    news = LeviStrategy(compile_text("name: t\nentry: sentiment > 0.2\n"), extras=feeds)
+    sig = news.on_candle(candles([5.0])[0])
+    assert reads == [1] and sig is not None and sig.target == 1.0, "news_score arrives as `sentiment`"
