@@ -103,9 +103,11 @@ def test_position_matches_journal_after_restart(
 ) -> None:
     m = start_manager(["BTCUSDT"])
     pid = wait_running(r, ns, ["BTCUSDT"])["BTCUSDT"]
-    wait_for(lambda: len(fills(data_dir, "BTCUSDT")) >= 2, 20, what="fills")
-    os.kill(pid, signal.SIGSTOP)  # freeze: no fill can land between our reads and the kill
-    assert abs(float(state(r, ns, "BTCUSDT")["position"]) - journal_position(data_dir, "BTCUSDT")) < 1e-9
+
+    def shown() -> bool:  # the heartbeat follows the journal within the candle step that wrote it
+        return abs(float(state(r, ns, "BTCUSDT")["position"]) - journal_position(data_dir, "BTCUSDT")) < 1e-9
+
+    wait_for(lambda: len(fills(data_dir, "BTCUSDT")) >= 2 and shown(), 20, what="fills, shown in the state")
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: (p := running_pid(r, ns, "BTCUSDT")) and p != pid, 10, what="restarted")
     m.stop()  # the replacement flushes its state on the way out
