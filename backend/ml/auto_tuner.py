@@ -4,8 +4,11 @@
 --trials 100 --objective sharpe [--data-dir DIR | --ohlcv-dir DIR] [--storage redis://...]``
 
 The date range is split: the final ``--test-share`` (25 %) is the test window, never seen by
-a trial; trials are scored on day-long walk-forward folds at the end of the rest (after-cost
-Sharpe, max drawdown as a constraint, pruned fold by fold). The best parameters are then
+a trial; trials are scored on day-long walk-forward folds at the end of the rest, one pooled model
+for all symbols retrained before each fold (after-cost Sharpe minus ``--turnover-penalty`` ×
+position changes per day; max drawdown as a constraint). A trial chooses the label horizon (1 h,
+2 h, 4 h), the models' weights and sizes, and the decision layer (entry threshold, cost edge,
+minimum hold). The best parameters are then
 evaluated once on the test window (deflated Sharpe counting every trial), refit on the whole
 range and saved as a new version in the model registry (not promoted: the validation gate
 does that). TFT forecasts depend only on its hidden size, so each size is trained once and
@@ -19,7 +22,7 @@ import logging
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,20 +31,23 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from backend.ml.backtest import WalkForward, run_series
+from backend.ml.backtest import run_test
 from backend.ml.backtest_metrics import mean_over_pairs, trading_metrics
-from backend.ml.feature_pipeline import build, find_file, infer_timeframe_ms, label_up, load_ohlcv
-from backend.ml.models.base import Precomputed
-from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
+from backend.ml.feature_pipeline import find_file, forward_return, infer_timeframe_ms, load_ohlcv
+from backend.ml.models.base import TFT_COLUMN
+from backend.ml.models.ensemble_predictor import FEATURE_SETS, EnsembleConfig, EnsemblePredictor, ModelSpec
 from backend.ml.models.tft import TFTModel
 from backend.ml.registry import Registry
-from backend.ml.trade_sim import Costs, trade_probabilities
+from backend.ml.trade_sim import Costs, trade_predictions
+from backend.ml.walk_forward import DAY_MS, WalkForward, make_pairs, predict_pooled
 from backend.risk.policy import RiskPolicy, load_policy
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.settings import cli_path, cli_settings
+from backend.src.trading.strategies.ensemble import decision_of
 
 log = logging.getLogger(__name__)
 TFT_SIZES = (32, 64, 128)
+HORIZONS = (12, 24, 48)  # 1 h, 2 h, 4 h of 5m bars: moves that can pay a round trip
 
 
 def parse_date(value: str, name: str) -> int:
@@ -62,114 +68,102 @@ def load_range(path: Path, start_ms: int, end_ms: int) -> pd.DataFrame:
     return sel
 
 
-@dataclass
-class Series:
-    """One symbol's candles and what every trial reuses: features, labels, regions."""
-
-    df: pd.DataFrame
-    feats: pd.DataFrame
-    y: pd.Series
-    val_start: int
-    test_start: int
-
-
 class Tuner:
-    """Tunes one ensemble configuration for all the given symbols (mean of their validation
-    scores); the TFT is one model across them, as in production."""
+    """Tunes one ensemble configuration for all the given symbols (one pooled model, as in
+    production) on the validation folds before the test window. A trial's value is the mean
+    after-cost Sharpe over the symbols minus ``turnover_penalty`` × position changes per day."""
 
     def __init__(self, frames: dict[str, pd.DataFrame], *, test_share: float, costs: Costs, policy: RiskPolicy,
                  max_dd: float, objective: str, tft_epochs: int, tft_samples: int = 20000, val_days: int = 4,
-                 holdout_bars: int = 0) -> None:
-        self.wf = WalkForward()
+                 holdout_bars: int = 0, turnover_penalty: float = 0.5) -> None:
+        first = next(iter(frames.values()))
+        tf_ms = infer_timeframe_ms(first)
+        self.bars_per_day = int(DAY_MS // tf_ms)
+        self.wf = WalkForward(train_bars=10 * self.bars_per_day, test_bars=self.bars_per_day)
         self.costs, self.policy, self.max_dd, self.objective = costs, policy, max_dd, objective
         self.tft_epochs, self.tft_samples, self.holdout_bars = tft_epochs, tft_samples, holdout_bars
-        self.tft_cache: dict[int, dict[str, pd.Series]] = {}
-        self.series: dict[str, Series] = {}
-        for sym, df in frames.items():
-            feats = build(df)
-            test_start = int(len(df) * (1 - test_share))
-            val_start = max(self.wf.horizon + 500, test_start - val_days * self.wf.test_bars)
-            self.series[sym] = Series(df, feats, label_up(df, self.wf.horizon), val_start, test_start)
-        first = next(iter(frames.values()))
-        self.per_year = 365 * 86400_000 / infer_timeframe_ms(first)
+        self.turnover_penalty = turnover_penalty
+        self.tft_cache: dict[int, dict[str, np.ndarray]] = {}
+        self.pairs = make_pairs({k: (k, df) for k, df in frames.items()}, test_share, val_days, self.bars_per_day)
+        self.per_year = 365 * DAY_MS / tf_ms
 
-    def tft_probs(self, hidden: int) -> dict[str, pd.Series]:
-        """One TFT of this size, trained once on every symbol's bars before validation; its
-        causal probabilities for all bars, per symbol."""
+    def use_tft(self, hidden: int) -> None:
+        """One TFT of this size, trained once on every symbol's bars before validation; its causal
+        probabilities written to the pairs' ``tft_prob`` column (cached per size)."""
         if hidden not in self.tft_cache:
             t0 = time.monotonic()
-            train = pd.concat([s.feats.iloc[: s.val_start - self.wf.horizon].assign(symbol=sym)
-                               for sym, s in self.series.items()])
-            model = TFTModel(["ret_1", "vol_12", "vol_48"], hidden_size=hidden, epochs=self.tft_epochs,
+            train = pd.concat([p.feats.iloc[: p.val_start - self.wf.horizon - 1].assign(symbol=k)
+                               for k, p in self.pairs.items()])
+            model = TFTModel(list(FEATURE_SETS["price_history"]), hidden_size=hidden, epochs=self.tft_epochs,
                              max_train_samples=self.tft_samples)
             model.fit(train, pd.Series(dtype=float))
-            self.tft_cache[hidden] = {sym: pd.Series(model.predict_proba(s.feats), index=s.feats.index)
-                                      for sym, s in self.series.items()}
+            self.tft_cache[hidden] = {k: model.predict_proba(p.feats) for k, p in self.pairs.items()}
             log.info("tft hidden %d trained and cached in %.0fs", hidden, time.monotonic() - t0)
-        return self.tft_cache[hidden]
+        for k, p in self.pairs.items():
+            p.feats[TFT_COLUMN] = self.tft_cache[hidden][k]
 
     @staticmethod
     def config(p: dict[str, Any]) -> EnsembleConfig:
+        lgbm = {"max_depth": p["lgbm_max_depth"], "learning_rate": p["lgbm_learning_rate"],
+                "n_estimators": 200, "min_child_samples": 200, "reg_lambda": 5.0}
         return EnsembleConfig(models=[
-            ModelSpec(name="lgbm", weight=p["w_lgbm"], params={"max_depth": p["lgbm_max_depth"],
-                                                               "learning_rate": p["lgbm_learning_rate"]}),
+            ModelSpec(name="lgbm", weight=p["w_lgbm"], features="multi_tf", params=lgbm),
             ModelSpec(name="tft", weight=p["w_tft"], features="price_history",
                       params={"hidden_size": p["tft_hidden_size"]}),
             ModelSpec(name="sentiment", weight=p["w_sentiment"], features=["news_score", "social_score"]),
-        ], threshold=p["threshold"])
+        ], returns=ModelSpec(name="lgbm_quantiles", features="multi_tf", params=lgbm),
+            horizon=p["horizon"], threshold=p["threshold"], exit_threshold=0.5, min_hold=p["min_hold"], edge=p["edge"])
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
-        return {"lgbm_max_depth": trial.suggest_int("lgbm_max_depth", 3, 7),
+        return {"horizon": trial.suggest_categorical("horizon", list(HORIZONS)),
+                "lgbm_max_depth": trial.suggest_int("lgbm_max_depth", 3, 7),
                 "lgbm_learning_rate": trial.suggest_float("lgbm_learning_rate", 0.01, 0.1, log=True),
                 "tft_hidden_size": trial.suggest_categorical("tft_hidden_size", list(TFT_SIZES)),
                 "w_lgbm": trial.suggest_float("w_lgbm", 0.05, 1.0),
-                "w_tft": trial.suggest_float("w_tft", 0.0, 1.0),
+                "w_tft": trial.suggest_categorical("w_tft", [0.0, 0.15, 0.3, 0.5]),
                 "w_sentiment": trial.suggest_float("w_sentiment", 0.0, 1.0),
-                "threshold": trial.suggest_float("threshold", 0.52, 0.7)}
+                "threshold": trial.suggest_float("threshold", 0.5, 0.7),
+                "edge": trial.suggest_float("edge", 0.0, 3.0),
+                "min_hold": trial.suggest_int("min_hold", 0, 48)}
 
-    def models(self, cfg: EnsembleConfig, sym: str, p: dict[str, Any]) -> dict[str, Any]:
-        models = EnsemblePredictor(cfg).models
-        probs = self.tft_probs(p["tft_hidden_size"])[sym] if p["w_tft"] > 0 else None
-        models["tft"] = Precomputed(models["tft"].features, probs)
-        return models
+    def score(self, cfg: EnsembleConfig, preds: dict[str, pd.DataFrame]) -> tuple[float, float, float]:
+        """(objective value, worst drawdown, mean position changes per day) on the validation folds."""
+        values, dds, changes = [], [], []
+        for k, pair in self.pairs.items():
+            sl = pair.region("val")
+            ret, held, _ = trade_predictions(pair.df.iloc[sl], preds[k], decision_of(cfg), k, self.costs, self.policy)
+            m = trading_metrics(ret, held, self.per_year)
+            values.append(m["sortino"] if self.objective == "sortino" else m["sharpe"])
+            dds.append(m["max_drawdown"])
+            changes.append(m["turnover"] * self.bars_per_day / max(len(ret), 1))
+        per_day = float(np.mean(changes))
+        return float(np.mean(values)) - self.turnover_penalty * per_day, float(np.max(dds)), per_day
 
     def __call__(self, trial: optuna.Trial) -> float:
         p = self.suggest(trial)
         cfg = self.config(p)
-        folds = {sym: self.wf.folds(s.val_start, s.test_start) for sym, s in self.series.items()}
-        probs = {sym: np.full(len(s.df), np.nan) for sym, s in self.series.items()}
-        confs = {sym: np.zeros(len(s.df)) for sym, s in self.series.items()}
-        value, dd = 0.0, 0.0
-        for i in range(min(len(f) for f in folds.values())):
-            scores, dds = [], []
-            for sym, s in self.series.items():
-                train, test = folds[sym][i]
-                model = EnsemblePredictor(cfg, self.models(cfg, sym, p)).fit(s.feats.iloc[train], s.y.iloc[train])
-                pred = model.predict(s.feats.iloc[test])
-                probs[sym][test], confs[sym][test] = pred["prob_up"].to_numpy(), pred["confidence"].to_numpy()
-                seen = slice(folds[sym][0][1].start, test.stop)  # the validation folds so far, traded as engines do
-                ret, held = trade_probabilities(s.df.iloc[seen], probs[sym][seen], cfg.threshold, sym, self.costs,
-                                                self.policy, confs[sym][seen])
-                m = trading_metrics(ret, held, self.per_year)
-                scores.append(m["sortino"] if self.objective == "sortino" else m["sharpe"])
-                dds.append(m["max_drawdown"])
-            value, dd = float(np.mean(scores)), float(np.max(dds))
-            trial.report(value, i)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
+        if p["w_tft"] > 0:
+            self.use_tft(p["tft_hidden_size"])
+        preds = predict_pooled(self.pairs, cfg, replace(self.wf, horizon=p["horizon"]), "val")
+        value, dd, per_day = self.score(cfg, preds)
         trial.set_constraint("max_drawdown", dd - self.max_dd)
         trial.set_user_attr("max_drawdown", dd)
+        trial.set_user_attr("changes_per_day", per_day)
         return value
 
     def evaluate(self, p: dict[str, Any], n_trials: int) -> dict[str, Any]:
         """The best parameters, once, on every symbol's test window (walk-forward, retrained per day)."""
         cfg = self.config(p)
+        if p["w_tft"] > 0:
+            self.use_tft(p["tft_hidden_size"])  # trained before validation: it never saw the test window
+        decisions = {"ensemble": decision_of(cfg), "lgbm_only": decision_of(cfg)}
+        variants = {"ensemble": cfg, "lgbm_only": cfg.only("lgbm")}
+        preds = {k: predict_pooled(self.pairs, v, replace(self.wf, horizon=p["horizon"]), "test")
+                 for k, v in variants.items()}
         out: dict[str, Any] = {}
-        for sym, s in self.series.items():
-            probs = self.tft_probs(p["tft_hidden_size"])[sym] if p["w_tft"] > 0 else None
-            share = 1 - s.test_start / len(s.df)
-            rep = run_series(s.df, cfg, self.wf, share, self.costs, self.policy, n_trials=n_trials, tft_probs=probs,
-                             symbol=sym)
+        for sym, pair in self.pairs.items():
+            rep = run_test(pair, {v: preds[v][sym] for v in variants}, decisions, p["horizon"], self.costs,
+                           self.policy, n_trials)
             rep.pop("curves")
             out[sym] = rep
         return out
@@ -180,16 +174,16 @@ class Tuner:
         cfg = self.config(p)
         model = EnsemblePredictor(cfg)
         if p["w_tft"] > 0:
-            model.models["tft"] = TFTModel(["ret_1", "vol_12", "vol_48"], hidden_size=p["tft_hidden_size"],
+            model.models["tft"] = TFTModel(list(FEATURE_SETS["price_history"]), hidden_size=p["tft_hidden_size"],
                                            epochs=self.tft_epochs, max_train_samples=self.tft_samples)
         else:
             model.models.pop("tft", None)
         xs, ys = [], []
-        for sym, s in self.series.items():
-            end = len(s.df) - self.holdout_bars - self.wf.horizon
+        for sym, pair in self.pairs.items():
+            end = len(pair.df) - self.holdout_bars - p["horizon"] - 1
             tail = slice(max(0, end - self.wf.train_bars), end)
-            xs.append(s.feats.iloc[tail].assign(symbol=sym))
-            ys.append(s.y.iloc[tail])
+            xs.append(pair.feats.drop(columns=[TFT_COLUMN], errors="ignore").iloc[tail].assign(symbol=sym))
+            ys.append(forward_return(pair.df, p["horizon"]).iloc[tail])
         x, y = pd.concat(xs), pd.concat(ys)
         order = np.argsort(x.index.to_numpy(), kind="stable")  # by time: calibration uses the latest 20 %
         return model.fit(x.iloc[order], y.iloc[order])
@@ -208,9 +202,8 @@ def build_study(name: str, seed: int, storage: str | None, max_dd: float) -> opt
         return [float(trial.user_attrs.get("max_drawdown", 0.0)) - max_dd]
 
     sampler = optuna.samplers.TPESampler(seed=seed, constraints_func=feasible, n_startup_trials=15)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=10, n_warmup_steps=1)
     return optuna.create_study(study_name=name, storage=store, direction="maximize", sampler=sampler,
-                               pruner=pruner, load_if_exists=True)
+                               load_if_exists=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--test-share", type=float, default=0.25)
     ap.add_argument("--max-drawdown", type=float, default=0.12)
+    ap.add_argument("--turnover-penalty", type=float, default=0.5,
+                    help="objective minus this x position changes per day (Sharpe units)")
     ap.add_argument("--tft-epochs", type=int, default=1)
     ap.add_argument("--tft-samples", type=int, default=20000, help="training windows per TFT fit")
     ap.add_argument("--holdout-days", type=float, default=0.0,
@@ -257,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         holdout_bars = int(args.holdout_days * 86400_000 / infer_timeframe_ms(next(iter(frames.values()))))
         tuner = Tuner(frames, test_share=args.test_share, costs=Costs(), policy=policy, max_dd=args.max_drawdown,
                       objective=args.objective, tft_epochs=args.tft_epochs, tft_samples=args.tft_samples,
-                      holdout_bars=holdout_bars)
+                      holdout_bars=holdout_bars, turnover_penalty=args.turnover_penalty)
         name = args.study_name or f"levibot-{args.symbol}-{args.start_date}-{args.end_date}-{args.objective}"
         study = build_study(name, args.seed, args.storage, args.max_drawdown)
         t0 = time.monotonic()

@@ -1,12 +1,16 @@
 """Backtests through the engine's own trading code.
 
-``python -m backend.ml.backtest --ohlcv-dir DIR [--holdout 0.25] [--out DIR]``: the ensemble's
-walk-forward backtest. For every 5m file, the final ``holdout`` share of the series is the test
-region; it is cut into day-long folds, and before each fold the models are trained on the past only
-(rolling window), with the last ``horizon`` bars before the fold purged (their labels would peek
-into it). The probabilities are then traded candle by candle by the engine's hold rule, sizer and
-trader (fill at the next candle's open plus slippage, taker fee, risk-policy sizing, no
-re-sizing while the signal stands) beside buy-and-hold, the SMA crossover and always-flat.
+``python -m backend.ml.backtest --ohlcv-dir DIR [--holdout 0.25] [--val-days 5] [--out DIR]``: the
+ensemble's walk-forward backtest (``backend.ml.walk_forward``). For every 5m file, the final
+``holdout`` share is the test region, the ``val-days`` before it the validation region; both are cut
+into day-long folds, and before each fold one model for all pairs is trained on their past only
+(rolling window, the label horizon purged). The horizon and the decision parameters are chosen on
+the validation folds; the test region is then traded once, candle by candle, by the engine's
+decision rule, sizer and trader (fill at the next candle's open plus slippage, taker fee,
+risk-policy sizing) beside buy-and-hold, the SMA crossover and always-flat. ``report.json`` has
+per pair and per strategy the net and gross return, costs paid, turnover, exposure, the daily
+(per-fold) returns and the prediction metrics, the selection with every configuration tried, and
+the ``mean_over_pairs``.
 
 ``python -m backend.ml.backtest --strategy NAME|FILE --ohlcv-dir DIR [--full --engine-config C]``: a
 rule strategy (built in or LeviLang) — see ``backend.ml.strategy_backtest``.
@@ -19,115 +23,84 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from backend.ml.backtest_metrics import mean_over_pairs, plot, prediction_metrics, trading_metrics
-from backend.ml.feature_pipeline import build, infer_timeframe_ms, label_up, load_ohlcv
-from backend.ml.models.base import Model, Precomputed
-from backend.ml.models.ensemble_predictor import FEATURE_SETS, EnsembleConfig, EnsemblePredictor
+from backend.ml.backtest_metrics import cost_report, mean_over_pairs, plot, prediction_metrics, trading_metrics
+from backend.ml.feature_pipeline import infer_timeframe_ms, label_up, load_ohlcv
+from backend.ml.models.base import TFT_COLUMN
+from backend.ml.models.ensemble_predictor import FEATURE_SETS, EnsembleConfig
 from backend.ml.models.tft import TFTModel
-from backend.ml.trade_sim import Costs, candles_of, trade, trade_probabilities
+from backend.ml.trade_sim import Costs, candles_of, cost_paid, trade, trade_predictions
+from backend.ml.walk_forward import DAY_MS, Candidate, Grid, Pair, WalkForward, make_pairs, predict_pooled, select
 from backend.risk.policy import RiskPolicy, load_policy
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.settings import REPO_ROOT, Settings, cli_path
 from backend.src.market.candles import symbol_of_file
+from backend.src.trading.simulator import SimResult
 from backend.src.trading.strategies.baselines import BuyAndHold, SmaCrossover
+from backend.src.trading.strategies.ensemble import decision_of
 
 log = logging.getLogger(__name__)
 DEFAULT_CONFIG = REPO_ROOT / "backend" / "ml" / "ensemble.yaml"
 
 
-@dataclass(frozen=True)
-class WalkForward:
-    train_bars: int = 2880  # 10 days of 5m
-    test_bars: int = 288  # one day
-    horizon: int = 12  # label: close 12 bars (1 h) later above this close
-
-    def folds(self, start: int, end: int) -> list[tuple[slice, slice]]:
-        out = []
-        t = start
-        while t < end:
-            train_end = t - self.horizon  # purge: these labels look into the test fold
-            out.append((slice(max(0, train_end - self.train_bars), train_end), slice(t, min(end, t + self.test_bars))))
-            t += self.test_bars
-        return out
+def train_tft_column(pairs: dict[str, Pair], which: str, horizon: int, **params: Any) -> float:
+    """One TFT across pairs, trained on every pair's bars before ``which`` region (purged), its
+    causal probabilities written to the pairs' ``tft_prob`` column. Returns the seconds it took."""
+    t0 = time.monotonic()
+    parts = [p.feats.iloc[: p.region(which).start - horizon - 1].assign(symbol=k) for k, p in pairs.items()]
+    tft = TFTModel(list(FEATURE_SETS["price_history"]), **params).fit(pd.concat(parts), pd.Series(dtype=float))
+    for p in pairs.values():
+        p.feats[TFT_COLUMN] = tft.predict_proba(p.feats)
+    return time.monotonic() - t0
 
 
-def only(config: EnsembleConfig, name: str) -> EnsembleConfig:
-    return EnsembleConfig(models=[s for s in config.models if s.name == name], threshold=config.threshold)
+def trade_report(p: Pair, ret: pd.Series, held: np.ndarray, sim: SimResult | None, costs: Costs,
+                 n_trials: int) -> dict[str, Any]:
+    per_day = DAY_MS / infer_timeframe_ms(p.df)
+    entry = trading_metrics(ret, held, 365 * per_day, n_trials)
+    entry.update(cost_report(ret, held, cost_paid(sim, costs) if sim is not None else 0.0, per_day))
+    return entry
 
 
-def fold_models(config: EnsembleConfig, tft_probs: pd.Series | None) -> dict[str, Model]:
-    """Fresh models for one fold; the TFT (trained once, before the test region) is looked up."""
-    models = EnsemblePredictor(config).models
-    if "tft" in models:
-        models["tft"] = Precomputed(models["tft"].features, tft_probs)
-    return models
-
-
-def train_tft(series: dict[str, pd.DataFrame], holdout: float, **params: Any) -> TFTModel:
-    """One TFT across symbols, trained on the part of every series before its test region."""
-    parts = []
-    for sym, feats in series.items():
-        part = feats.iloc[: int(len(feats) * (1 - holdout))].copy()
-        part["symbol"] = sym
-        parts.append(part)
-    return TFTModel(list(FEATURE_SETS["price_history"]), **params).fit(pd.concat(parts), pd.Series(dtype=float))
-
-
-def sma_baseline(df: pd.DataFrame, start: int, symbol: str, costs: Costs,
-                 policy: RiskPolicy) -> tuple[pd.Series, np.ndarray]:
-    sma = SmaCrossover(12, 48)
-    sma.warmup(candles_of(df.iloc[max(0, start - sma.warmup_candles):start]))
-    ret, held, _ = trade(df.iloc[start:], sma, symbol, costs, policy)
-    return ret, held
-
-
-def run_series(df: pd.DataFrame, config: EnsembleConfig, wf: WalkForward, holdout: float, costs: Costs,
-               policy: RiskPolicy, n_trials: int = 1, tft_probs: pd.Series | None = None,
-               symbol: str = "BACKTEST") -> dict[str, Any]:
-    """Walk-forward over the final ``holdout`` share of one series; every strategy on the same bars,
-    every one traded by the engine's execution model."""
-    feats = build(df)
-    y = label_up(df, wf.horizon)
-    start = int(len(df) * (1 - holdout))
-    variants = {"ensemble": config, "lgbm_only": only(config, "lgbm")}
-    if tft_probs is not None:
-        variants["tft_only"] = only(config, "tft")
-    probs = {k: np.full(len(df), np.nan) for k in variants}
-    confs = {k: np.zeros(len(df)) for k in variants}
-    for train, test in wf.folds(start, len(df)):
-        for name, cfg in variants.items():
-            model = EnsemblePredictor(cfg, fold_models(cfg, tft_probs)).fit(feats.iloc[train], y.iloc[train])
-            pred = model.predict(feats.iloc[test])
-            probs[name][test] = pred["prob_up"].to_numpy()
-            confs[name][test] = pred["confidence"].to_numpy()
-    sl = slice(start, len(df))
-    test_df = df.iloc[sl]
-    per_year = 365 * 86400_000 / infer_timeframe_ms(df)
-    runs: dict[str, tuple[pd.Series, np.ndarray]] = {
-        name: trade_probabilities(test_df, p[sl], config.threshold, symbol, costs, policy, confs[name][sl])
-        for name, p in probs.items()}
-    ret, held, _ = trade(test_df, BuyAndHold(), symbol, costs, policy)
-    runs["buy_and_hold"] = (ret, held)
-    runs["sma_crossover"] = sma_baseline(df, start, symbol, costs, policy)
-    runs["flat"] = (pd.Series(np.zeros(len(test_df)), index=test_df.index), np.zeros(len(test_df)))
+def run_test(p: Pair, preds: dict[str, pd.DataFrame], decisions: dict[str, Any], horizon: int, costs: Costs,
+             policy: RiskPolicy, n_trials: int) -> dict[str, Any]:
+    """Every strategy on one pair's test region, each traded by the engine's execution model."""
+    sl = p.region("test")
+    test_df = p.df.iloc[sl]
+    y = label_up(p.df, horizon).to_numpy()[sl]
     report: dict[str, Any] = {"bars": len(test_df), "test_from_ms": int(test_df.index[0]),
                               "test_to_ms": int(test_df.index[-1]), "strategies": {}}
     curves = {}
-    for name, (ret, held) in runs.items():
-        curves[name] = ret
-        entry = trading_metrics(ret, held, per_year, n_trials if name == "ensemble" else 1)
-        if name in probs:
-            entry.update(prediction_metrics(probs[name][sl], y.to_numpy()[sl], config.threshold))
-        report["strategies"][name] = entry
+    for name, pred in preds.items():
+        decision = decisions[name]
+        if decision is None:  # nothing earned its costs on validation: the ensemble stays flat
+            ret, held, sim = pd.Series(np.zeros(len(test_df)), index=test_df.index), np.zeros(len(test_df)), None
+        else:
+            ret, held, sim = trade_predictions(test_df, pred, decision, p.symbol, costs, policy)
+        entry = trade_report(p, ret, held, sim, costs, n_trials if name == "ensemble" else 1)
+        entry.update(prediction_metrics(pred["prob_up"].to_numpy(), y, decision.enter if decision else 0.6))
+        report["strategies"][name], curves[name] = entry, ret
+    flat = pd.Series(np.zeros(len(test_df)), index=test_df.index)
+    baselines = {"buy_and_hold": trade(test_df, BuyAndHold(), p.symbol, costs, policy),
+                 "sma_crossover": sma_baseline(p.df, sl.start, p.symbol, costs, policy),
+                 "flat": (flat, np.zeros(len(test_df)), None)}
+    for name, (ret, held, sim) in baselines.items():
+        report["strategies"][name], curves[name] = trade_report(p, ret, held, sim, costs, 1), ret
     report["curves"] = curves
     return report
+
+
+def sma_baseline(df: pd.DataFrame, start: int, symbol: str, costs: Costs,
+                 policy: RiskPolicy) -> tuple[pd.Series, np.ndarray, SimResult]:
+    sma = SmaCrossover(12, 48)
+    sma.warmup(candles_of(df.iloc[max(0, start - sma.warmup_candles):start]))
+    return trade(df.iloc[start:], sma, symbol, costs, policy)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -138,6 +111,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--config", type=cli_path, default=DEFAULT_CONFIG, help="ensemble config (walk-forward)")
     ap.add_argument("--out", type=cli_path, default=None, help="report dir (default <data dir>/backtests)")
     ap.add_argument("--no-tft", action="store_true", help="leave the TFT out (it trains for a minute or two)")
+    ap.add_argument("--val-days", type=float, default=5.0,
+                    help="days before the test region whose folds choose the horizon and decision parameters")
     ap.add_argument("--strategy", default=None,
                     help="a built-in strategy name or a *.levi.yaml file: backtest it instead of the walk-forward")
     ap.add_argument("--full", action="store_true",
@@ -173,31 +148,51 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def walk_forward(args: argparse.Namespace, settings: Settings, files: list[Path], out: Path) -> None:
+def walk_forward(args: argparse.Namespace, settings: Settings, files: list[Path], out: Path) -> dict[str, Any]:
     config = EnsembleConfig.load(args.config)
-    policy = load_policy(settings.risk_policy)
-    summary: dict[str, Any] = {}
-    frames = {f.stem: load_ohlcv(f) for f in files}
-    tft_probs: dict[str, pd.Series | None] = dict.fromkeys(frames)
-    if not args.no_tft and any(s.name == "tft" and s.weight > 0 for s in config.models):
-        feats = {k: build(v) for k, v in frames.items()}
-        t0 = time.monotonic()
-        tft = train_tft(feats, args.holdout)
-        summary["tft_train_seconds"] = time.monotonic() - t0
-        tft_probs = {k: pd.Series(tft.predict_proba(v), index=v.index) for k, v in feats.items()}
-    for f in files:
-        rep = run_series(frames[f.stem], config, WalkForward(), args.holdout, Costs(), policy,
-                         tft_probs=tft_probs[f.stem], symbol=symbol_of_file(f))
-        plot(rep.pop("curves"), f.stem, out / f"{f.stem}.png")
-        summary[f.stem] = rep
-        s = rep["strategies"]
-        log.info("%s: %s", f.stem, " | ".join(
-            f"{k} acc {v.get('accuracy', float('nan')):.3f} sharpe {v['sharpe']:.2f} dd {v['max_drawdown']:.3f}"
-            for k, v in s.items()))
-    summary["mean_over_pairs"] = mean_over_pairs({k: v for k, v in summary.items() if isinstance(v, dict)})
+    policy, costs = load_policy(settings.risk_policy), Costs()
+    frames = {f.stem: (symbol_of_file(f), load_ohlcv(f)) for f in files}
+    bars_per_day = int(DAY_MS // infer_timeframe_ms(next(iter(frames.values()))[1]))
+    pairs = make_pairs(frames, args.holdout, args.val_days, bars_per_day)
+    wf = WalkForward(train_bars=10 * bars_per_day, test_bars=bars_per_day)
+    grid = Grid() if config.returns is not None else Grid(edges=(0.0,))
+    use_tft = not args.no_tft and any(s.name == "tft" and s.weight > 0 for s in config.models)
+    summary: dict[str, Any] = {"tft_train_seconds": 0.0}
+
+    def predictions(which: str, h: int, cfg: EnsembleConfig) -> dict[str, pd.DataFrame]:
+        return predict_pooled(pairs, cfg, replace(wf, horizon=h), which)
+
+    tft_params = next((s.params for s in config.models if s.name == "tft"), {})
+    if use_tft:
+        summary["tft_train_seconds"] += train_tft_column(pairs, "val", config.horizon, **tft_params)
+    val_preds = {(h, tft): predictions("val", h, Candidate(h, config.threshold, config.edge, tft).config(config))
+                 for h in grid.horizons for tft in ((False, True) if use_tft else (False,))}
+    sel = select(pairs, config, grid, costs, policy, val_preds)
+    chosen = sel.chosen or Candidate(config.horizon, config.threshold, config.edge, use_tft)
+    log.info("validation: %d configurations tried; %s", sel.tried,
+             f"chosen {chosen}" if sel.chosen else "none earned its costs: the ensemble stays flat on the test region")
+    if use_tft:
+        summary["tft_train_seconds"] += train_tft_column(pairs, "test", config.horizon, **tft_params)
+    ens_cfg = chosen.config(config)
+    variants = {"ensemble": ens_cfg, "lgbm_only": replace(chosen, tft=False).config(config)}
+    if use_tft:
+        variants["tft_only"] = ens_cfg.only("tft")
+    decisions = {k: decision_of(v) if sel.chosen else None for k, v in variants.items()}
+    test_preds = {k: predictions("test", chosen.horizon, v) for k, v in variants.items()}
+    summary["selection"] = {"chosen": sel.chosen.__dict__ if sel.chosen else None, "tried": sel.tried,
+                            "max_changes_per_5_days": grid.max_changes_per_5_days, "scores": sel.scores}
+    for k, p in pairs.items():
+        rep = run_test(p, {v: test_preds[v][k] for v in variants}, decisions, chosen.horizon, costs, policy,
+                       max(sel.tried, 1))
+        plot(rep.pop("curves"), k, out / f"{k}.png")
+        summary[k] = rep
+        log.info("%s: %s", k, " | ".join(f"{n} ret {v['total_return']:+.4f} sharpe {v['sharpe']:.2f} "
+                                          f"changes {v['position_changes']:.0f}" for n, v in rep["strategies"].items()))
+    summary["mean_over_pairs"] = mean_over_pairs({k: v for k, v in summary.items() if k in pairs})
     for name, m in summary["mean_over_pairs"].items():
-        log.info("MEAN %-14s %s", name, " ".join(f"{k} {v:.3f}" for k, v in m.items()))
+        log.info("MEAN %-14s %s", name, " ".join(f"{k} {v:.4f}" for k, v in m.items()))
     (out / "report.json").write_text(json.dumps(summary, indent=1, default=float))
+    return summary
 
 
 if __name__ == "__main__":

@@ -63,6 +63,19 @@ def trading_metrics(ret: pd.Series, signal: np.ndarray, per_year: float, n_trial
     }
 
 
+def cost_report(ret: pd.Series, held: np.ndarray, paid: float, bars_per_day: float) -> dict[str, Any]:
+    """What trading cost and how much it traded: fees + slippage paid (share of the starting
+    equity), the return before them, position changes (per day), and the net return of each
+    day-long fold."""
+    changes = float(np.abs(np.diff(np.concatenate([[0.0], held]))).sum())
+    days = len(ret) / bars_per_day
+    net = float(np.prod(1 + ret.to_numpy()) - 1) if len(ret) else 0.0
+    per_day = int(round(bars_per_day))
+    daily = [float(np.prod(1 + ret.to_numpy()[i:i + per_day]) - 1) for i in range(0, len(ret), per_day)]
+    return {"cost_paid": paid, "gross_return": net + paid, "position_changes": changes,
+            "turnover_per_day": changes / days if days else 0.0, "fold_returns": daily}
+
+
 def profit_factor(wins: list[float], losses: list[float]) -> float:
     loss = -sum(losses)
     if loss > 0:
@@ -76,7 +89,10 @@ def prediction_metrics(prob: np.ndarray, y: np.ndarray, threshold: float) -> dic
     ok = ~np.isnan(y)
     p, t = prob[ok], y[ok]
     conf = (p >= threshold) | (p <= 1 - threshold)
+    top = np.abs(p - 0.5) >= np.quantile(np.abs(p - 0.5), 0.8) if len(t) else np.zeros(0, dtype=bool)
     out = {"bars": float(len(t)), "accuracy": float(((p > 0.5) == t).mean()) if len(t) else 0.0,
+           "selective_accuracy_top20": float(((p[top] > 0.5) == t[top]).mean()) if top.any() else float("nan"),
+           "coverage_top20": float(top.mean()) if len(t) else 0.0,
            "majority_rate": float(max(t.mean(), 1 - t.mean())) if len(t) else 0.0,
            "selective_accuracy": float(((p[conf] > 0.5) == t[conf]).mean()) if conf.any() else float("nan"),
            "coverage": float(conf.mean()) if len(t) else 0.0,
@@ -86,8 +102,9 @@ def prediction_metrics(prob: np.ndarray, y: np.ndarray, threshold: float) -> dic
 
 
 def mean_over_pairs(reports: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
-    keys = ("accuracy", "majority_rate", "selective_accuracy", "coverage", "auc", "brier", "sharpe",
-            "deflated_sharpe_prob", "max_drawdown", "total_return", "win_rate", "turnover")
+    keys = ("accuracy", "majority_rate", "selective_accuracy", "coverage", "selective_accuracy_top20",
+            "coverage_top20", "auc", "brier", "sharpe", "deflated_sharpe_prob", "max_drawdown", "total_return",
+            "gross_return", "cost_paid", "exposure", "position_changes", "turnover_per_day", "win_rate", "turnover")
     out: dict[str, dict[str, float]] = {}
     for rep in reports.values():
         for name, m in rep["strategies"].items():

@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from backend.ml.features.multi_tf import higher_timeframe_features, normalised_returns
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.settings import cli_path, cli_settings
 from backend.src.market.candles import load_candles
 
 log = logging.getLogger(__name__)
-WARMUP = 600  # bars recomputed before new data: EWM weights older than this are < 1e-15
+WARMUP = 1500  # bars recomputed before new data: EWM weights older than 600 are < 1e-15; 4h windows need 1000
 RET_HORIZONS = (1, 3, 6, 12, 48)
 FEATURES = [
     *(f"ret_{h}" for h in RET_HORIZONS),
@@ -88,10 +89,18 @@ def technical_features(df: pd.DataFrame) -> pd.DataFrame:
     return out.replace([np.inf, -np.inf], np.nan)
 
 
+def forward_return(df: pd.DataFrame, horizon: int) -> pd.Series:
+    """The return a decision at this bar's close can actually earn: log(open ``horizon`` bars after
+    the next open / the next open) — an order decided at a close fills at the next open. NaN where
+    unknown yet. Its label needs ``horizon + 1`` bars of the future (the walk-forward purges them)."""
+    lo = np.log(df["open"])
+    return lo.shift(-(horizon + 1)) - lo.shift(-1)
+
+
 def label_up(df: pd.DataFrame, horizon: int) -> pd.Series:
-    """1 if the close ``horizon`` bars later is above this close, else 0; NaN where unknown yet."""
-    fut = df["close"].shift(-horizon)
-    y = (fut > df["close"]).astype(float)
+    """1 if the forward return over ``horizon`` bars is positive, else 0; NaN where unknown yet."""
+    fut = forward_return(df, horizon)
+    y = (fut > 0).astype(float)
     y[fut.isna()] = np.nan
     return y
 
@@ -107,9 +116,15 @@ def join_asof(features: pd.DataFrame, series: pd.DataFrame, timeframe_ms: int, p
     return features.join(joined)
 
 
-def build(df: pd.DataFrame, extra: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
-    feats = technical_features(df)
-    tf = infer_timeframe_ms(df)
+def build(df: pd.DataFrame, extra: dict[str, pd.DataFrame] | None = None,
+          context: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Technical features, the higher timeframes' (15m, 1h, 4h) and volatility-normalised returns;
+    ``context``: cross-pair features on the same bars (``multi_tf.market_context``); ``extra``:
+    outside series joined as of each bar's close."""
+    tf = infer_timeframe_ms(df) if len(df) > 1 else 0
+    feats = technical_features(df).join(higher_timeframe_features(df, tf)).join(normalised_returns(df))
+    if context is not None:
+        feats = feats.join(context)
     for prefix, series in (extra or {}).items():
         feats = join_asof(feats, series, tf, prefix)
     return feats

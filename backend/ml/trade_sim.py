@@ -1,7 +1,7 @@
 """Research results through the engine's own trading code.
 
 The walk-forward backtest, the tuner and the nightly validation gate turn a model's
-probabilities into trades with the same hold rule, sizer, trader, fees and slippage as an
+predictions into trades with the same decision rule, sizer, trader, fees and slippage as an
 engine (``backend.src.trading.simulator``); this module only adapts DataFrames to candles and the
 resulting equity curve back to per-bar returns for the metrics.
 """
@@ -18,6 +18,7 @@ from backend.src.core.config import SymbolConfig
 from backend.src.core.types import Candle
 from backend.src.trading.simulator import SimResult, simulate
 from backend.src.trading.strategies.base import Strategy
+from backend.src.trading.strategies.decision import DecisionParams
 from backend.src.trading.strategies.ensemble import PrecomputedEnsemble
 
 RESEARCH_EQUITY = 10_000.0
@@ -56,10 +57,19 @@ def trade(df: pd.DataFrame, strategy: Strategy, symbol: str, costs: Costs, polic
     return ret, held, sim
 
 
-def trade_probabilities(df: pd.DataFrame, prob: np.ndarray, threshold: float, symbol: str, costs: Costs,
-                        policy: RiskPolicy, confidence: np.ndarray | None = None) -> tuple[pd.Series, np.ndarray]:
-    """A model's P(up) per bar traded by the ensemble's hold rule through the engine's trader."""
-    conf = np.abs(prob - 0.5) * 2 if confidence is None else confidence
-    table = {int(ts): (float(p), float(c)) for ts, p, c in zip(df.index.to_numpy(), prob, conf, strict=True)}
-    ret, held, _ = trade(df, PrecomputedEnsemble(table, threshold), symbol, costs, policy)
-    return ret, held
+def trade_predictions(df: pd.DataFrame, pred: pd.DataFrame, decision: DecisionParams, symbol: str, costs: Costs,
+                      policy: RiskPolicy) -> tuple[pd.Series, np.ndarray, SimResult]:
+    """A model's predictions per bar (``prob_up``, ``confidence``, ``exp_return`` columns, aligned
+    with ``df``) traded by the ensemble's decision rule through the engine's trader."""
+    prob = pred["prob_up"].to_numpy(dtype=float)
+    conf = pred["confidence"].to_numpy(dtype=float) if "confidence" in pred else np.abs(prob - 0.5) * 2
+    exp = pred["exp_return"].to_numpy(dtype=float) if "exp_return" in pred else np.full(len(prob), np.nan)
+    table = {int(ts): (float(p), float(c), float(e))
+             for ts, p, c, e in zip(df.index.to_numpy(), prob, conf, exp, strict=True)}
+    return trade(df, PrecomputedEnsemble(table, decision), symbol, costs, policy)
+
+
+def cost_paid(sim: SimResult, costs: Costs, start_equity: float = RESEARCH_EQUITY) -> float:
+    """Fees and slippage paid, as a share of the starting equity."""
+    slip = costs.slippage_bps / 10_000
+    return sum(f.fee + f.qty * f.price * slip / (1 + slip) for f in sim.fills) / start_equity

@@ -22,12 +22,13 @@ from backend.ml.backtest_metrics import trading_metrics
 from backend.ml.feature_pipeline import build, find_file, infer_timeframe_ms, load_ohlcv
 from backend.ml.models.ensemble_predictor import EnsemblePredictor
 from backend.ml.registry import ChecksumError, Registry
-from backend.ml.trade_sim import Costs, trade_probabilities
+from backend.ml.trade_sim import Costs, trade_predictions
 from backend.risk.policy import RiskPolicy, load_policy
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.settings import Settings, cli_path, cli_settings
+from backend.src.trading.strategies.ensemble import decision_of
 
-WARMUP = 300  # bars of history before the window, for the features and the TFT encoder
+WARMUP = 1000  # bars of history before the window, for the features (4h windows) and the TFT encoder
 
 
 def evaluate(model: EnsemblePredictor, frames: dict[str, Any], bars: int, policy: RiskPolicy) -> dict[str, float]:
@@ -40,8 +41,7 @@ def evaluate(model: EnsemblePredictor, frames: dict[str, Any], bars: int, policy
         prob = pred["prob_up"].to_numpy()
         if not np.isfinite(prob).all() or ((prob < 0) | (prob > 1)).any():
             raise ValueError("the model produced probabilities outside [0, 1]")
-        ret, held = trade_probabilities(window, prob, model.threshold, str(sym), Costs(), policy,
-                                        pred["confidence"].to_numpy())
+        ret, held, _ = trade_predictions(window, pred, decision_of(model.config), str(sym), Costs(), policy)
         m = trading_metrics(ret, held, 365 * 86400_000 / infer_timeframe_ms(df))
         sharpes.append(m["sharpe"])
         dds.append(m["max_drawdown"])

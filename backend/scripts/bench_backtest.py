@@ -1,7 +1,7 @@
 """Backtester throughput: ``python -m backend.scripts.bench_backtest [--file F] [--repeat 7]``.
 
 Candles per second through the shared trading code (``TradingSession``: strategy → sizer → trader →
-in-memory ledger), on one core, per strategy: the SMA baseline, the ensemble's hold rule over
+in-memory ledger), on one core, per strategy: the SMA baseline, the ensemble's decision rule over
 precomputed probabilities (what the walk-forward and the tuner run), and the three LeviLang
 examples. Each figure is min / median / p95 over ``--repeat`` full passes of the file.
 """
@@ -23,6 +23,7 @@ from backend.src.trading.factory import build_strategy
 from backend.src.trading.simulator import simulate
 from backend.src.trading.strategies.base import Strategy
 from backend.src.trading.strategies.baselines import SmaCrossover
+from backend.src.trading.strategies.decision import DecisionParams
 from backend.src.trading.strategies.ensemble import PrecomputedEnsemble
 
 SHARED = REPO_ROOT.parent / "shared" / "data" / "ohlcv" / "ETH_BTC-5m.csv"
@@ -41,10 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     symbol = symbol_of_file(args.file)
     cfg = SymbolConfig(size_quote=1.0)
     policy = load_policy()
-    probs = {c.ts: (0.5 + 0.2 * math.sin(i / 40), 0.4) for i, c in enumerate(candles)}
+    probs = {c.ts: (0.5 + 0.2 * math.sin(i / 40), 0.4, 0.004 * math.sin(i / 40)) for i, c in enumerate(candles)}
     makers: dict[str, Callable[[], Strategy]] = {
         "sma_crossover 10/30": lambda: SmaCrossover(10, 30),
-        "ensemble hold rule (precomputed)": lambda: PrecomputedEnsemble(probs, 0.6),
+        "ensemble decision rule (precomputed)": lambda: PrecomputedEnsemble(probs, DecisionParams(0.6, min_hold=6,
+                                                                                                  edge=1.0)),
     }
     for f in sorted((REPO_ROOT / "backend" / "strategies").glob("*.levi.yaml")):
         makers[f"levilang {f.stem.removesuffix('.levi')}"] = \

@@ -15,6 +15,7 @@ import sys
 import time
 
 from backend.ml.feature_pipeline import build, label_up, load_ohlcv
+from backend.ml.models.base import Model
 from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
 from backend.ml.models.lgbm import LightGBMModel
 from backend.ml.models.sentiment_model import SentimentModel
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         name="tft", weight=0.3, features="price_history", params={"hidden_size": 32, "epochs": 1}),
         ModelSpec(name="sentiment", weight=0.2, features=["news_score"])])
     timings: dict[str, list[float]] = {"lgbm": [], "tft": [], "sentiment": []}
-    models = {}
+    models: dict[str, Model] = {}
     for _ in range(args.repeats):
         for name, make in (("lgbm", lambda: LightGBMModel(cfg.models[0].feature_list())),
                            ("tft", lambda: TFTModel(cfg.models[1].feature_list(), hidden_size=32, epochs=1)),

@@ -17,8 +17,8 @@ import sys
 import numpy as np
 import pandas as pd
 
-from backend.ml.backtest import DEFAULT_CONFIG, WalkForward
-from backend.ml.feature_pipeline import build, label_up, load_ohlcv
+from backend.ml.backtest import DEFAULT_CONFIG
+from backend.ml.feature_pipeline import build, forward_return, load_ohlcv
 from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor
 from backend.ml.registry import Registry
 from backend.src.core.errors import EXIT_USAGE, UsageError
@@ -41,14 +41,14 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--ohlcv-dir: no files matching {args.pattern} in {args.ohlcv_dir}")
         config = EnsembleConfig.load(args.config)
         if not args.tft:
-            config = EnsembleConfig(models=[m for m in config.models if m.name != "tft"], threshold=config.threshold)
-        horizon = WalkForward().horizon
+            config = config.without("tft")
+        horizon = config.horizon
         xs, ys, until = [], [], {}
         for f in files:
             df = load_ohlcv(f)
-            end = int(len(df) * (1 - args.holdout)) - horizon  # the last labels would peek into the window
+            end = int(len(df) * (1 - args.holdout)) - horizon - 1  # the last labels would peek into the window
             xs.append(build(df).iloc[:end].assign(symbol=f.stem))
-            ys.append(label_up(df, horizon).iloc[:end])
+            ys.append(forward_return(df, horizon).iloc[:end])
             until[f.stem] = int(df.index[end - 1])
         x, y = pd.concat(xs), pd.concat(ys)
         order = np.argsort(x.index.to_numpy(), kind="stable")

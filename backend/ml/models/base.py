@@ -70,20 +70,26 @@ class Model(ABC):
         return np.asarray(X[cols].notna().all(axis=1).to_numpy(), dtype=bool)
 
 
+TFT_COLUMN = "tft_prob"
+
+
 class Precomputed(Model):
-    """Probabilities computed once (e.g. a TFT over a whole series, causally) and looked up by
-    index: what does not change between backtest folds or tuning trials is not recomputed."""
+    """Probabilities computed once (e.g. a TFT over whole series, causally) and read from a feature
+    column: what does not change between backtest folds or tuning trials is not recomputed, and
+    pooled rows of several pairs (same timestamps) each carry their own."""
 
     name = "precomputed"
     frozen = True
 
-    def __init__(self, features: list[str], probs: pd.Series | None = None, **params: Any) -> None:
-        super().__init__(features, **params)
-        self.probs = probs if probs is not None else pd.Series(dtype=float)
-        self.fitted = probs is not None
+    def __init__(self, features: list[str] | None = None, column: str = TFT_COLUMN, **params: Any) -> None:
+        super().__init__([column], **params)
+        self.column = column
+        self.fitted = True
 
     def fit(self, X: pd.DataFrame, y: pd.Series) -> Precomputed:  # noqa: N803
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
-        return np.asarray(self.probs.reindex(X.index).to_numpy(dtype=float), dtype=float)
+        if self.column not in X.columns:
+            return np.full(len(X), np.nan)
+        return np.asarray(X[self.column].to_numpy(dtype=float), dtype=float)

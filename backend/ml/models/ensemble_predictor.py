@@ -6,12 +6,19 @@ Config (YAML, the sprint plan's shape)::
       - {name: lgbm, weight: 0.5, features: technical}
       - {name: tft, weight: 0.3, features: price_history}
       - {name: sentiment, weight: 0.2, features: [news_score, social_score]}
+    returns: {name: lgbm_quantiles, features: multi_tf}   # optional: the forward return's quartiles
     voting: weighted_average
-    threshold: 0.6
+    horizon: 12          # bars: the target is the return from the next open to the open 12 bars later
+    threshold: 0.55      # the decision layer (backend/src/trading/strategies/decision.py): enter at P(up) >= this
+    exit_threshold: 0.5  # ... hold while P(up) >= this
+    min_hold: 6          # ... and for at least this many candles
+    edge: 1.0            # ... enter only when the expected return exceeds edge x the round-trip cost
 
 A model with no opinion on a row (missing input, not trained, not built) is left out and the
 remaining weights renormalised; confidence shrinks by the share of weight that answered.
-The fused probability is Platt-calibrated on the last part of the training window.
+The fused probability is Platt-calibrated on the last part of the training window. Models are
+fitted on the forward return itself: classifiers learn its sign, the return model its quartiles;
+the expected return is (2·P(up) − 1) × the mean absolute move the quartiles imply (IQR / 1.349 × √(2/π)).
 """
 
 from __future__ import annotations
@@ -24,20 +31,24 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from scipy.special import expit
 
 from backend.ml.feature_pipeline import FEATURES
-from backend.ml.models import lgbm, sentiment_model, tft  # noqa: F401 - register the model classes
+from backend.ml.features.multi_tf import MARKET_FEATURES, NORMALISED, htf_feature_names
+from backend.ml.models import lgbm, quantiles, sentiment_model, tft  # noqa: F401 - register the model classes
 from backend.ml.models.base import Model
 from backend.src.core.errors import UsageError
 
-FEATURE_SETS = {"technical": FEATURES, "price_history": ["ret_1", "vol_12", "vol_48"]}
+MULTI_TF = [*FEATURES, *htf_feature_names(), *NORMALISED]
+FEATURE_SETS = {"technical": FEATURES, "multi_tf": MULTI_TF, "market": [*MULTI_TF, *MARKET_FEATURES],
+                "price_history": ["ret_1", "vol_12", "vol_48"]}
+ABS_MOVE = math.sqrt(2 / math.pi) / 1.349  # mean |x| of a normal per unit of its inter-quartile range
 
 
 class ModelSpec(BaseModel):
     name: str
-    weight: float = Field(ge=0)
+    weight: float = Field(default=1.0, ge=0)
     features: list[str] | str = "technical"
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -54,8 +65,27 @@ class ModelSpec(BaseModel):
 
 class EnsembleConfig(BaseModel):
     models: list[ModelSpec] = Field(min_length=1)
+    returns: ModelSpec | None = None
     voting: Literal["weighted_average"] = "weighted_average"
-    threshold: float = Field(default=0.6, gt=0.5, lt=1.0)
+    horizon: int = Field(default=12, ge=1, le=2000)
+    threshold: float = Field(default=0.6, ge=0.5, lt=1.0)
+    exit_threshold: float = Field(default=0.5, ge=0.5, lt=1.0)
+    min_hold: int = Field(default=0, ge=0)
+    edge: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EnsembleConfig:
+        if self.exit_threshold > self.threshold:
+            raise ValueError(f"exit_threshold: {self.exit_threshold} is above threshold {self.threshold}")
+        if self.edge > 0 and self.returns is None:
+            raise ValueError("edge: needs a returns model (returns: {name: lgbm_quantiles})")
+        return self
+
+    def without(self, name: str) -> EnsembleConfig:
+        return self.model_copy(update={"models": [s for s in self.models if s.name != name]})
+
+    def only(self, name: str) -> EnsembleConfig:
+        return self.model_copy(update={"models": [s for s in self.models if s.name == name]})
 
     @classmethod
     def load(cls, path: Path) -> EnsembleConfig:
@@ -95,9 +125,9 @@ class EnsemblePredictor:
     def __init__(self, config: EnsembleConfig, models: dict[str, Model] | None = None,
                  calibration: tuple[float, float] = (1.0, 0.0)) -> None:
         self.config = config
+        specs = [*config.models, *([config.returns] if config.returns else [])]
         self.models = models if models is not None else {
-            s.name: Model.registry[s.name](s.feature_list(), **s.params)
-            for s in config.models if s.name in Model.registry}
+            s.name: Model.registry[s.name](s.feature_list(), **s.params) for s in specs if s.name in Model.registry}
         self.calibration = calibration
 
     @property
@@ -105,15 +135,17 @@ class EnsemblePredictor:
         return self.config.threshold
 
     def fit(self, X: pd.DataFrame, y: pd.Series, calib_frac: float = 0.2) -> EnsemblePredictor:  # noqa: N803
+        """``y``: the forward return over the horizon (a 0/1 label works for the classifiers alone)."""
         cut = int(len(X) * (1 - calib_frac))
         for m in self.models.values():
             if m.frozen or not set(m.features) <= set(X.columns):
                 continue  # trained elsewhere, or its inputs are absent: it stays without an opinion
             m.fit(X.iloc[:cut], y.iloc[:cut])
         raw = self.fuse(X.iloc[cut:])[0]
-        ok = ~np.isnan(raw) & y.iloc[cut:].notna().to_numpy()
+        tail = y.iloc[cut:]
+        ok = ~np.isnan(raw) & tail.notna().to_numpy()
         if ok.sum() >= 50:
-            self.calibration = platt(raw[ok], y.iloc[cut:].to_numpy()[ok])
+            self.calibration = platt(raw[ok], (tail.to_numpy()[ok] > 0).astype(float))
         return self
 
     def fuse(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
@@ -138,7 +170,14 @@ class EnsemblePredictor:
         cal = 1 / (1 + np.exp(-(a * logit(np.nan_to_num(fused, nan=0.5)) + b)))
         cal = np.where(np.isnan(fused), 0.5, cal)
         confidence = np.abs(2 * cal - 1) * share
-        return pd.DataFrame({"prob_up": cal, "confidence": confidence, "weight_share": share}, index=X.index)
+        out = pd.DataFrame({"prob_up": cal, "confidence": confidence, "weight_share": share}, index=X.index)
+        q = np.full((len(X), 3), np.nan)
+        ret_model = self.models.get(self.config.returns.name) if self.config.returns else None
+        if isinstance(ret_model, quantiles.ReturnQuantiles) and ret_model.fitted:
+            q = ret_model.predict_quantiles(X)
+        out["ret_q25"], out["ret_q50"], out["ret_q75"] = q[:, 0], q[:, 1], q[:, 2]
+        out["exp_return"] = np.where(np.isnan(fused), np.nan, (2 * cal - 1) * (q[:, 2] - q[:, 0]) * ABS_MOVE)
+        return out
 
     def save(self, directory: Path) -> list[Path]:
         directory.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""LightGBM on OHLCV / indicator features."""
+"""LightGBM on OHLCV / indicator features: P(the forward return is positive)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class LightGBMModel(Model):
         p = self.params
         clf = lgb.LGBMClassifier(num_leaves=min(2 ** int(p["max_depth"]) - 1, 63), random_state=7, n_jobs=2,
                                  verbose=-1, **p)
-        clf.fit(X.loc[ok, self.features], y[ok].astype(int))
+        clf.fit(X.loc[ok, self.features], (y[ok] > 0).astype(int))  # a forward return or a 0/1 label
         self.booster = clf.booster_
         self.fitted = True
         return self

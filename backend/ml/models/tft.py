@@ -50,7 +50,7 @@ class TFTModel(Model):
 
     def _dataset(self, df: pd.DataFrame) -> Any:
         from pytorch_forecasting import TimeSeriesDataSet  # noqa: PLC0415
-        from pytorch_forecasting.data.encoders import NaNLabelEncoder  # noqa: PLC0415
+        from pytorch_forecasting.data.encoders import EncoderNormalizer, NaNLabelEncoder  # noqa: PLC0415
 
         p = self.params
         return TimeSeriesDataSet(
@@ -59,6 +59,7 @@ class TFTModel(Model):
             max_prediction_length=int(p["horizon"]), min_prediction_length=int(p["horizon"]),
             time_varying_unknown_reals=self.features, add_relative_time_idx=True,
             categorical_encoders={"__group_id__symbol": NaNLabelEncoder(add_nan=True)},
+            target_normalizer=EncoderNormalizer(method="standard", center=False),
             allow_missing_timesteps=False,
         )
 
@@ -133,6 +134,7 @@ class TFTModel(Model):
         reals = list(self.net.hparams["x_reals"])
         scalers = self.dataset_parameters["scalers"]
         ti = self.features.index("ret_1")
+        centred = bool(getattr(self.dataset_parameters["target_normalizer"], "center", True))
         rel = (np.arange(-enc, hor, dtype=np.float32) / enc)[None, :]
         eps = torch.finfo(torch.float32).eps
         for start in range(0, len(ends), chunk):
@@ -140,7 +142,8 @@ class TFTModel(Model):
             win = vals[(e - enc + 1)[:, None] + np.arange(enc)[None, :]]  # (K, enc, F)
             k = len(e)
             target = torch.from_numpy(np.ascontiguousarray(win[:, :, ti]))
-            center, scale = target.mean(-1), target.std(-1) + eps
+            center = target.mean(-1) if centred else torch.zeros(k)
+            scale = target.std(-1) + eps
             cont = np.zeros((k, enc + hor, len(reals)), dtype=np.float32)
             for j, name in enumerate(reals):
                 if name == "relative_time_idx":

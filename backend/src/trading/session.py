@@ -38,7 +38,8 @@ class TradingSession:
         marks = ledger.of_type("day")
         self.day = str(marks[-1]["day"]) if marks else ""
         self.prev_ts: int | None = None
-        self.trader.exit_pcts = (strategy.stop_loss_pct, strategy.take_profit_pct)
+        self.round_trip = 2 * (cfg.fee_bps + cfg.slippage_bps) / 10_000
+        self.use_strategy(strategy, [])
 
     def warmup(self, history: list[Candle]) -> None:
         self.strategy.warmup(history)
@@ -48,7 +49,9 @@ class TradingSession:
     def use_strategy(self, strategy: Strategy, history: list[Candle]) -> None:
         self.strategy = strategy
         self.trader.exit_pcts = (strategy.stop_loss_pct, strategy.take_profit_pct)
-        strategy.warmup(history)
+        strategy.round_trip_cost = self.round_trip
+        if history:
+            strategy.warmup(history)
 
     def on_candle(self, candle: Candle, *, gen: int, now: float,
                   fence: Callable[[], None] = no_fence) -> list[Fill]:

@@ -9,7 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend.ml.feature_pipeline import FEATURES, build, join_asof, label_up, load_ohlcv, main, update_cache
+from backend.ml.feature_pipeline import (
+    FEATURES,
+    build,
+    forward_return,
+    join_asof,
+    label_up,
+    load_ohlcv,
+    main,
+    update_cache,
+)
+from backend.ml.models.ensemble_predictor import FEATURE_SETS
 from backend.tests.conftest import OHLCV_DIR
 
 ETH = OHLCV_DIR / "ETH_BTC-5m.csv"
@@ -25,7 +35,9 @@ def test_features_at_t_do_not_depend_on_later_candles(eth: pd.DataFrame) -> None
     for cut in (300, 1777, 4000):
         part = build(eth.iloc[:cut])
         pd.testing.assert_frame_equal(part, full.iloc[:cut])
-    assert list(full.columns) == FEATURES and full.iloc[100:].notna().all().all()
+    assert list(full.columns) == FEATURE_SETS["multi_tf"]
+    assert full[FEATURES].iloc[100:].notna().all().all(), "5m features after 100 candles"
+    assert full.iloc[1000:].notna().all().all(), "4h features once 15 four-hour bars have closed"
 
 
 def test_a_changed_future_does_not_change_the_past(eth: pd.DataFrame) -> None:
@@ -34,10 +46,12 @@ def test_a_changed_future_does_not_change_the_past(eth: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(build(shocked).iloc[:3000], build(eth).iloc[:3000])
 
 
-def test_label_looks_forward_only_in_the_label(eth: pd.DataFrame) -> None:
-    y = label_up(eth, 12)
-    assert y.iloc[-12:].isna().all() and y.iloc[:-12].notna().all()
-    assert y.iloc[0] == float(eth["close"].iloc[12] > eth["close"].iloc[0])
+def test_label_is_the_return_a_decision_can_earn(eth: pd.DataFrame) -> None:
+    """Decided at bar t's close, filled at bar t+1's open, out at the open 12 bars later."""
+    y, r = label_up(eth, 12), forward_return(eth, 12)
+    assert y.iloc[-13:].isna().all() and y.iloc[:-13].notna().all()
+    assert r.iloc[0] == pytest.approx(np.log(eth["open"].iloc[13] / eth["open"].iloc[1]))
+    assert y.iloc[0] == float(eth["open"].iloc[13] > eth["open"].iloc[1])
 
 
 def test_asof_join_uses_only_published_values(eth: pd.DataFrame) -> None:

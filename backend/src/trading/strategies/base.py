@@ -7,6 +7,9 @@ symbol's maximum position, with ``prob_up`` and ``confidence``) out.
 - ``position``: what the ledger says about the open position, set by the trading session before
   every candle — rebuilt from the journal after a restart, so a strategy keeps no position state
   of its own that a crash could lose;
+- ``round_trip_cost``: what one round trip (buy and sell at the taker fee plus slippage) costs, as a
+  fraction of its notional, set by the trading session from the symbol's config: a strategy may
+  refuse trades whose expected move cannot pay it;
 - ``fingerprint`` / ``model_version``: written on every order, so a trade traces back to the exact
   rules and model that made it.
 
@@ -56,6 +59,7 @@ class Strategy(ABC):
     fingerprint: str = ""
     model_version: str = ""
     position: PositionState = FLAT
+    round_trip_cost: float = 0.0
     stop_loss_pct: float | None = None  # set: replaces the config's protective exits while it trades
     take_profit_pct: float | None = None
 

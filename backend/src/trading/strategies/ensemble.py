@@ -19,12 +19,13 @@ from typing import Any
 from backend.src.core.types import Candle, Signal
 from backend.src.trading.strategies.base import Strategy, fingerprint
 from backend.src.trading.strategies.baselines import SmaCrossover, SmaParams
+from backend.src.trading.strategies.decision import DecisionParams, DecisionRule
 
 log = logging.getLogger(__name__)
 ML_PRELOAD = ["backend.ml.models.ensemble_predictor", "backend.ml.feature_pipeline", "backend.ml.registry",
               "lightgbm", "torch", "pytorch_forecasting"]
 ENCODER = 48
-WINDOW = 200  # candles kept: the longest feature window (48) plus the TFT encoder (48), with margin
+WINDOW = 1000  # candles kept: 15 closed 4h bars (the 4h RSI, 720 5m candles) plus the TFT encoder, with margin
 
 
 def production_model(models_root: Path) -> tuple[str, Any] | None:
@@ -45,57 +46,54 @@ def production_model(models_root: Path) -> tuple[str, Any] | None:
 Extras = Callable[[], dict[str, float]]
 
 
-class HoldRule:
-    """The ensemble's decision, the only one anywhere (engines, backtests, tuner, validation gate):
-    long when P(up) ≥ ``threshold``, held while it stays ≥ 0.5, flat below (or when P(up) is unknown).
-    ``holding``: the ledger holds a position — after a restart the rule resumes in the held state
-    instead of selling what it bought on a P(up) between 0.5 and the threshold."""
+def decision_of(config: Any) -> DecisionParams:
+    """The decision parameters an ensemble config carries (older models: the threshold alone)."""
+    return DecisionParams(enter=float(config.threshold), exit=float(config.exit_threshold),
+                          min_hold=int(config.min_hold), edge=float(config.edge))
 
-    def __init__(self, threshold: float) -> None:
-        self.threshold = threshold
-        self.held = 0.0
 
-    def __call__(self, prob: float, holding: bool = False) -> float:
-        if holding:
-            self.held = 1.0
-        if math.isnan(prob):
-            self.held = 0.0
-        elif prob >= self.threshold:
-            self.held = 1.0
-        elif prob < 0.5:
-            self.held = 0.0
-        return self.held
+def decision_fingerprint(version: str, params: DecisionParams) -> str:
+    return fingerprint("ensemble", {"model": version, "threshold": float(params.enter), "exit": float(params.exit),
+                                    "min_hold": params.min_hold, "edge": float(params.edge)})
+
+
+def decide(strategy: Strategy, rule: DecisionRule, version: str, prob: float, conf: float,
+           exp_return: float) -> Signal:
+    target = rule(prob, exp_return, strategy.position, strategy.round_trip_cost)
+    return Signal(target, prob if math.isfinite(prob) else 0.5, conf,
+                  f"ensemble {version} p={prob:.3f} c={conf:.3f} e={exp_return:.4f}")
 
 
 class PrecomputedEnsemble(Strategy):
-    """The hold rule over probabilities computed beforehand (a walk-forward's per-fold models):
-    ``table`` maps a candle's ts to (prob_up, confidence)."""
+    """The decision rule over predictions computed beforehand (a walk-forward's per-fold models):
+    ``table`` maps a candle's ts to (prob_up, confidence, expected return)."""
 
     name = "ensemble"
 
-    def __init__(self, table: dict[int, tuple[float, float]], threshold: float, version: str = "walk-forward") -> None:
-        self.table, self.rule = table, HoldRule(threshold)
+    def __init__(self, table: dict[int, tuple[float, float, float]], decision: DecisionParams,
+                 version: str = "walk-forward") -> None:
+        self.table, self.rule = table, DecisionRule(decision)
         self.model_version = version
-        self.fingerprint = fingerprint("ensemble", {"model": version, "threshold": float(threshold)})
+        self.fingerprint = decision_fingerprint(version, decision)
 
     def on_candle(self, candle: Candle) -> Signal | None:
-        prob, conf = self.table.get(candle.ts, (math.nan, 0.0))
-        return Signal(self.rule(prob, self.position.qty > 0), prob if math.isfinite(prob) else 0.5, conf,
-                      f"ensemble {self.model_version} p={prob:.3f} c={conf:.3f}")
+        prob, conf, exp_return = self.table.get(candle.ts, (math.nan, 0.0, math.nan))
+        return decide(self, self.rule, self.model_version, prob, conf, exp_return)
 
 
 class EnsembleStrategy(Strategy):
-    """The production model's P(up) per candle, traded by the ``HoldRule``."""
+    """The production model's forecast per candle, traded by the ``DecisionRule``."""
 
     def __init__(self, model: Any, version: str, fallback: SmaCrossover, extras: Extras | None = None) -> None:
         self.extras = extras
         self.model = model
         self.version = self.model_version = version
-        self.fingerprint = fingerprint("ensemble", {"model": version, "threshold": float(model.threshold)})
+        decision = decision_of(model.config)
+        self.rule = DecisionRule(decision)
+        self.fingerprint = decision_fingerprint(version, decision)
         self.fallback = fallback
         self.warmup_candles = WINDOW
         self.candles: deque[Candle] = deque(maxlen=WINDOW)
-        self.rule = HoldRule(float(model.threshold))
 
     def warmup(self, candles: list[Candle]) -> None:
         for c in candles[-WINDOW:]:
@@ -105,7 +103,7 @@ class EnsembleStrategy(Strategy):
     def on_candle(self, candle: Candle) -> Signal | None:
         import pandas as pd  # noqa: PLC0415
 
-        from backend.ml.feature_pipeline import technical_features  # noqa: PLC0415
+        from backend.ml.feature_pipeline import build  # noqa: PLC0415
 
         self.candles.append(candle)
         fb = self.fallback.on_candle(candle)  # kept warm, in case the model has to be dropped
@@ -113,7 +111,7 @@ class EnsembleStrategy(Strategy):
             return None
         df = pd.DataFrame([(c.ts, c.open, c.high, c.low, c.close, c.volume) for c in self.candles],
                           columns=["ts", "open", "high", "low", "close", "volume"]).set_index("ts")
-        feats = technical_features(df).iloc[-ENCODER:].copy()  # the TFT's encoder; the others use the last row
+        feats = build(df).iloc[-ENCODER:].copy()  # the TFT's encoder; the others use the last row
         for name, value in (self.extras() if self.extras is not None else {}).items():
             feats[name] = float("nan")
             feats.loc[feats.index[-1], name] = value
@@ -122,9 +120,8 @@ class EnsembleStrategy(Strategy):
         except Exception:  # a broken model must not stop trading: the SMA takes over  # noqa: BLE001
             log.exception("ensemble %s failed on a candle; using the SMA fallback", self.version)
             return fb
-        prob, conf = float(row["prob_up"]), float(row["confidence"])
-        return Signal(self.rule(prob, self.position.qty > 0), prob, conf,
-                      f"ensemble {self.version} p={prob:.3f} c={conf:.3f}")
+        return decide(self, self.rule, self.version, float(row["prob_up"]), float(row["confidence"]),
+                      float(row["exp_return"]))
 
 
 class ModelWatcher(Strategy):
@@ -167,8 +164,6 @@ class ModelWatcher(Strategy):
         version, model = loaded
         new = EnsembleStrategy(model, version, self.fallback, self.extras)
         new.candles.extend(self.history)
-        if isinstance(self.active, EnsembleStrategy):
-            new.rule.held = self.active.rule.held  # the position held stays held until the new model says otherwise
         log.info("trading on ensemble %s%s", version, f" (was {self.version})" if self.version else "")
         self.active, self.version, self.skipped = new, version, None
         self.fingerprint, self.model_version = new.fingerprint, version
@@ -182,7 +177,7 @@ class ModelWatcher(Strategy):
     def on_candle(self, candle: Candle) -> Signal | None:
         self.reload()
         self.history.append(candle)
-        self.active.position = self.position
+        self.active.position, self.active.round_trip_cost = self.position, self.round_trip_cost
         return self.active.on_candle(candle)
 
 

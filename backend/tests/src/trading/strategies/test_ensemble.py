@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from backend.ml.feature_pipeline import build, label_up, load_ohlcv
+from backend.ml.feature_pipeline import build, forward_return, label_up, load_ohlcv
 from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
 from backend.ml.registry import Registry
 from backend.src.core.keys import Keys
@@ -62,6 +62,7 @@ def test_news_moves_the_signal_and_the_confidence(model: EnsemblePredictor) -> N
 def test_a_failing_model_falls_back_to_the_sma(model: EnsemblePredictor) -> None:
     class Broken:
         threshold = 0.6
+        config = EnsembleConfig(models=[ModelSpec(name="lgbm")])
 
         def predict(self, _x: object) -> object:
             raise RuntimeError("corrupt weights")
@@ -107,3 +108,31 @@ def test_tampered_or_missing_production_model_means_sma(model: EnsemblePredictor
     w = build_ml_strategy(10, 30, root)
     assert isinstance(w, ModelWatcher) and w.version is None and w.active is w.fallback
     assert isinstance(build_ml_strategy(10, 30, None), SmaCrossover)
+
+
+def test_the_engine_sees_what_the_backtest_saw_and_pays_for_its_trades() -> None:
+    """Features from the engine's candle window (15m/1h/4h included) give the prediction the walk-forward
+    computes from the whole file; an entry needs the expected return to pay the round trip."""
+    df = load_ohlcv(ETH)
+    spec = {"features": "multi_tf", "params": {"n_estimators": 30, "min_child_samples": 100}}
+    cfg = EnsembleConfig(models=[ModelSpec(name="lgbm", **spec)], returns=ModelSpec(name="lgbm_quantiles", **spec),
+                         threshold=0.5, edge=1.0)
+    feats = build(df)
+    model = EnsemblePredictor(cfg).fit(feats.iloc[1000:3500], forward_return(df, 12).iloc[1000:3500])
+    offline = model.predict(feats.iloc[3500:3700])
+    candles, _ = load_candles(ETH)
+    s = EnsembleStrategy(model, "v1", SmaCrossover(10, 30))
+    s.warmup(candles[3500 - s.warmup_candles:3500])
+    cost = float(offline.loc[offline["prob_up"] >= 0.5, "exp_return"].median())  # half the entries pay it
+    assert cost > 0
+    s.round_trip_cost = cost
+    entries = {"paid": 0, "refused": 0}
+    for i, c in enumerate(candles[3500:3700]):
+        sig = s.on_candle(c)
+        assert sig is not None
+        row = offline.iloc[i]
+        assert sig.prob_up == pytest.approx(row["prob_up"], abs=1e-6)
+        if row["prob_up"] >= 0.5:
+            entries["paid" if row["exp_return"] > cost else "refused"] += 1
+            assert sig.target == float(row["exp_return"] > cost), "flat: a new entry only when the move pays"
+    assert entries["paid"] and entries["refused"], entries

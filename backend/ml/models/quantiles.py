@@ -1,0 +1,63 @@
+"""The forward return's distribution: LightGBM quantile regressions of its quartiles.
+
+The classifiers say which way; this says how far — the decision layer enters only when the
+expected move pays the round-trip costs. Three boosters (0.25, 0.5, 0.75), sorted per row so
+the quartiles never cross.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from backend.ml.models.base import Model
+from backend.ml.models.lgbm import DEFAULTS
+
+QUANTILES = (0.25, 0.5, 0.75)
+
+
+class ReturnQuantiles(Model):
+    name = "lgbm_quantiles"
+
+    def __init__(self, features: list[str], **params: Any) -> None:
+        super().__init__(features, **{**DEFAULTS, **params})
+        self.boosters: list[lgb.Booster] = []
+
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> ReturnQuantiles:  # noqa: N803
+        ok = self.usable_rows(X) & y.notna().to_numpy()
+        p = self.params
+        self.boosters = []
+        for q in QUANTILES:
+            reg = lgb.LGBMRegressor(objective="quantile", alpha=q, num_leaves=min(2 ** int(p["max_depth"]) - 1, 63),
+                                    random_state=7, n_jobs=2, verbose=-1, **p)
+            reg.fit(X.loc[ok, self.features], y[ok].astype(float))
+            self.boosters.append(reg.booster_)
+        self.fitted = True
+        return self
+
+    def predict_quantiles(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        """(rows, 3) quartiles of the forward log return; NaN rows where an input is missing."""
+        out = np.full((len(X), len(QUANTILES)), np.nan)
+        ok = self.usable_rows(X)
+        if len(self.boosters) == len(QUANTILES) and ok.any():
+            x = X.loc[ok, self.features].to_numpy()
+            out[ok] = np.sort(np.column_stack([b.predict(x) for b in self.boosters]), axis=1)
+        return out
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        return np.full(len(X), np.nan)  # no vote on the direction: the classifiers give it
+
+    def _save_state(self, directory: Path) -> list[Path]:
+        paths = [directory / f"lgbm_q{int(q * 100)}.txt" for q in QUANTILES]
+        for booster, path in zip(self.boosters, paths, strict=False):
+            booster.save_model(str(path))
+        return paths[: len(self.boosters)]
+
+    def _load_state(self, directory: Path, meta: dict[str, Any]) -> None:
+        paths = [directory / f"lgbm_q{int(q * 100)}.txt" for q in QUANTILES]
+        if all(p.exists() for p in paths):
+            self.boosters = [lgb.Booster(model_file=str(p)) for p in paths]
