@@ -14,13 +14,18 @@ and so are the other pairs' rows of the same open time, so this is causal too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 
 HIGHER_TIMEFRAMES: dict[str, int] = {"15m": 15 * 60_000, "1h": 3600_000, "4h": 4 * 3600_000}
 HTF_NAMES = ("ret_1", "ret_3", "ret_6", "vol_12", "rsi_14", "sma_gap_12", "range_pos_12")
 MARKET_FEATURES = ["mkt_ret_12", "mkt_ret_48", "rel_ret_12", "rel_ret_48"]
-NORMALISED = ["zret_12", "zret_48", "zret_144"]  # horizon return over the volatility expected for it
+NORMALISED = ["zret_12", "zret_48", "zret_144"]
+OHLCV = ("open", "high", "low", "close", "volume")  # horizon return over the volatility expected for it
 
 
 def prefix(tf: str) -> str:
@@ -33,54 +38,74 @@ def htf_feature_names(timeframes: tuple[str, ...] = tuple(HIGHER_TIMEFRAMES)) ->
 
 def resample(df: pd.DataFrame, period_ms: int) -> pd.DataFrame:
     """Higher bars indexed by their open time (ms), with ``close_ts`` = open + period."""
-    group = (df.index.to_numpy() // period_ms) * period_ms
-    g = df.groupby(group, sort=True)
-    bars = pd.DataFrame({"open": g["open"].first(), "high": g["high"].max(), "low": g["low"].min(),
-                         "close": g["close"].last(), "volume": g["volume"].sum()})
-    bars["close_ts"] = bars.index + period_ms
-    return bars
+    bars = _resample(df.index.to_numpy(dtype=np.int64), *(df[c].to_numpy(dtype=float) for c in OHLCV), period_ms)
+    return pd.DataFrame(dict(zip([*OHLCV, "close_ts"], bars[1:], strict=True)), index=pd.Index(bars[0], name="ts"))
 
 
-def bar_features(bars: pd.DataFrame) -> pd.DataFrame:
-    """Short-window features of one higher-timeframe series (NaN until their window is full)."""
-    close, high, low = bars["close"], bars["high"], bars["low"]
-    logc = np.log(close)
-    r1 = logc.diff()
-    out = pd.DataFrame(index=bars.index)
-    out["ret_1"], out["ret_3"], out["ret_6"] = r1, logc.diff(3), logc.diff(6)
-    out["vol_12"] = r1.rolling(12).std()
-    delta = close.diff()
-    gain, loss = delta.clip(lower=0).rolling(14).mean(), (-delta.clip(upper=0)).rolling(14).mean()
-    rsi = 100 - 100 / (1 + gain / loss.replace(0, np.nan))
-    out["rsi_14"] = rsi.where(loss != 0, 100.0).where(gain.notna())
-    out["sma_gap_12"] = close / close.rolling(12).mean() - 1
-    hi, lo = high.rolling(12).max(), low.rolling(12).min()
-    out["range_pos_12"] = (close - lo) / (hi - lo).replace(0, np.nan)
-    return out.replace([np.inf, -np.inf], np.nan)
+def _resample(ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
+              period_ms: int) -> tuple[np.ndarray, ...]:
+    """Numpy aggregation of sorted base candles into ``period_ms`` bars (an engine does this per candle)."""
+    keys = ts // period_ms * period_ms
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(keys)) + 1]) if len(ts) else np.zeros(0, dtype=int)
+    ends = np.concatenate([starts[1:], [len(ts)]]) - 1 if len(ts) else starts
+    return (keys[starts], o[starts], np.maximum.reduceat(h, starts) if len(ts) else h,
+            np.minimum.reduceat(lo, starts) if len(ts) else lo, c[ends],
+            np.add.reduceat(v, starts) if len(ts) else v, keys[starts] + period_ms)
+
+
+def _rolling(x: np.ndarray, n: int, fn: Callable[..., np.ndarray]) -> np.ndarray:
+    """``fn`` over trailing windows of ``n`` (NaN until full, and wherever a window holds a NaN)."""
+    out = np.full(len(x), np.nan)
+    if len(x) >= n:
+        out[n - 1:] = fn(sliding_window_view(x, n), axis=1)
+    return out
+
+
+def _diff(x: np.ndarray, k: int) -> np.ndarray:
+    out = np.full(len(x), np.nan)
+    out[k:] = x[k:] - x[:-k]
+    return out
+
+
+def bar_features(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
+    """Short-window features of one higher-timeframe series, columns as ``HTF_NAMES`` (NaN until full)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logc = np.log(close)
+        r1 = _diff(logc, 1)
+        delta = _diff(close, 1)
+        gain = _rolling(np.clip(delta, 0, None), 14, np.mean)
+        loss = _rolling(np.clip(-delta, 0, None), 14, np.mean)
+        rsi = np.where(loss == 0, 100.0, 100 - 100 / (1 + gain / np.where(loss == 0, np.nan, loss)))
+        rsi = np.where(np.isnan(gain), np.nan, rsi)
+        hi, lo = _rolling(high, 12, np.max), _rolling(low, 12, np.min)
+        span = hi - lo
+        cols = [r1, _diff(logc, 3), _diff(logc, 6), _rolling(r1, 12, partial(np.std, ddof=1)), rsi,
+                close / _rolling(close, 12, np.mean) - 1, (close - lo) / np.where(span == 0, np.nan, span)]
+    out = np.column_stack(cols) if len(close) else np.zeros((0, len(HTF_NAMES)))
+    out[~np.isfinite(out)] = np.nan
+    return out
 
 
 def higher_timeframe_features(df: pd.DataFrame, timeframe_ms: int,
                               timeframes: tuple[str, ...] = tuple(HIGHER_TIMEFRAMES)) -> pd.DataFrame:
     """For each base row (open time ``ts``), the features of the last higher bar closed by ``ts + timeframe``."""
-    out = pd.DataFrame(index=df.index)
-    close_ts = df.index.to_numpy() + timeframe_ms
+    ts = df.index.to_numpy(dtype=np.int64)
+    cols = [df[c].to_numpy(dtype=float) for c in OHLCV]
+    close_ts = ts + timeframe_ms
+    names, blocks = [], []
     for tf in timeframes:
         period = HIGHER_TIMEFRAMES[tf]
-        if period <= timeframe_ms:
-            for n in HTF_NAMES:
-                out[prefix(tf) + n] = np.nan  # not higher than the base: no information to add
-            continue
-        bars = resample(df, period)
-        feats = bar_features(bars)
-        ends = bars["close_ts"].to_numpy()
-        pos = np.searchsorted(ends, close_ts, side="right") - 1  # last higher bar closed by this close
-        ok = pos >= 0
-        values = feats.to_numpy()
+        names += [prefix(tf) + n for n in HTF_NAMES]
         block = np.full((len(df), len(HTF_NAMES)), np.nan)
-        block[ok] = values[pos[ok]]
-        for j, n in enumerate(HTF_NAMES):
-            out[prefix(tf) + n] = block[:, j]
-    return out
+        if period > timeframe_ms:  # else: not higher than the base, no information to add
+            _keys, _o, h, lo, c, _v, ends = _resample(ts, *cols, period)
+            feats = bar_features(h, lo, c)
+            pos = np.searchsorted(ends, close_ts, side="right") - 1  # last higher bar closed by this close
+            ok = pos >= 0
+            block[ok] = feats[pos[ok]]
+        blocks.append(block)
+    values = np.hstack(blocks) if blocks else np.zeros((len(df), 0))
+    return pd.DataFrame(values, index=df.index, columns=names)
 
 
 def normalised_returns(df: pd.DataFrame) -> pd.DataFrame:

@@ -42,7 +42,8 @@ def test_artifact_and_metadata(tuned: tuple[Path, str]) -> None:
             "code_version", "sha256"} <= set(meta)
     hp = meta["hyperparams"]
     assert 3 <= hp["lgbm_max_depth"] <= 7 and 0.01 <= hp["lgbm_learning_rate"] <= 0.1
-    assert hp["tft_hidden_size"] in (32, 64, 128) and 0.52 <= hp["threshold"] <= 0.7
+    assert hp["tft_hidden_size"] in (32, 64, 128) and 0.5 <= hp["threshold"] <= 0.7
+    assert hp["horizon"] in (12, 24, 48) and 0 <= hp["edge"] <= 3 and 0 <= hp["min_hold"] <= 48
     assert meta["symbols"] == ["ETHBTC", "LTCBTC"] and meta["holdout_bars"] == 288
     rep = meta["test_report"]["LTCBTC"]
     assert rep["test_from_ms"] >= 1517287800000 - 0.25 * 6048 * 300_000  # the final quarter only

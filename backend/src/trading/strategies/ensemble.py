@@ -26,6 +26,14 @@ ML_PRELOAD = ["backend.ml.models.ensemble_predictor", "backend.ml.feature_pipeli
               "lightgbm", "torch", "pytorch_forecasting"]
 ENCODER = 48
 WINDOW = 1000  # candles kept: 15 closed 4h bars (the 4h RSI, 720 5m candles) plus the TFT encoder, with margin
+BASE_WINDOW = 200  # enough for a model on the base timeframe's features only (longest window 48 + encoder 48)
+LONG_PREFIXES = ("tf", "zret_", "mkt_", "rel_")  # higher-timeframe, normalised and cross-pair features
+
+
+def window_for(model: Any) -> int:
+    """Candles a model's features need: the full window only when it reads the higher timeframes."""
+    names = {f for m in getattr(model, "models", {}).values() for f in getattr(m, "features", [])}
+    return WINDOW if any(n.startswith(LONG_PREFIXES) for n in names) else BASE_WINDOW
 
 
 def production_model(models_root: Path) -> tuple[str, Any] | None:
@@ -92,11 +100,11 @@ class EnsembleStrategy(Strategy):
         self.rule = DecisionRule(decision)
         self.fingerprint = decision_fingerprint(version, decision)
         self.fallback = fallback
-        self.warmup_candles = WINDOW
-        self.candles: deque[Candle] = deque(maxlen=WINDOW)
+        self.warmup_candles = window_for(model)
+        self.candles: deque[Candle] = deque(maxlen=self.warmup_candles)
 
     def warmup(self, candles: list[Candle]) -> None:
-        for c in candles[-WINDOW:]:
+        for c in candles[-self.warmup_candles:]:
             self.candles.append(c)
         self.fallback.warmup(candles)
 
@@ -142,7 +150,7 @@ class ModelWatcher(Strategy):
         self.version: str | None = None
         self.skipped: str | None = None
         self.history: deque[Candle] = deque(maxlen=WINDOW)
-        self.warmup_candles = WINDOW
+        self.warmup_candles = BASE_WINDOW
         self.reload()
 
     def reload(self) -> None:
@@ -167,12 +175,13 @@ class ModelWatcher(Strategy):
         log.info("trading on ensemble %s%s", version, f" (was {self.version})" if self.version else "")
         self.active, self.version, self.skipped = new, version, None
         self.fingerprint, self.model_version = new.fingerprint, version
+        self.warmup_candles = max(BASE_WINDOW, new.warmup_candles)  # what a restart replays
 
     def warmup(self, candles: list[Candle]) -> None:
         self.history.extend(candles[-WINDOW:])
         self.fallback.warmup(candles)
         if isinstance(self.active, EnsembleStrategy):
-            self.active.candles.extend(candles[-WINDOW:])
+            self.active.candles.extend(candles[-self.active.warmup_candles:])
 
     def on_candle(self, candle: Candle) -> Signal | None:
         self.reload()
