@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,7 +39,8 @@ def htf_feature_names(timeframes: tuple[str, ...] = tuple(HIGHER_TIMEFRAMES)) ->
 
 def resample(df: pd.DataFrame, period_ms: int) -> pd.DataFrame:
     """Higher bars indexed by their open time (ms), with ``close_ts`` = open + period."""
-    bars = _resample(df.index.to_numpy(dtype=np.int64), *(df[c].to_numpy(dtype=float) for c in OHLCV), period_ms)
+    o, h, lo, c, v = (df[col].to_numpy(dtype=float) for col in OHLCV)
+    bars = _resample(df.index.to_numpy(dtype=np.int64), o, h, lo, c, v, period_ms)
     return pd.DataFrame(dict(zip([*OHLCV, "close_ts"], bars[1:], strict=True)), index=pd.Index(bars[0], name="ts"))
 
 
@@ -53,7 +55,7 @@ def _resample(ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: n
             np.add.reduceat(v, starts) if len(ts) else v, keys[starts] + period_ms)
 
 
-def _rolling(x: np.ndarray, n: int, fn: Callable[..., np.ndarray]) -> np.ndarray:
+def _rolling(x: np.ndarray, n: int, fn: Callable[..., Any]) -> np.ndarray:
     """``fn`` over trailing windows of ``n`` (NaN until full, and wherever a window holds a NaN)."""
     out = np.full(len(x), np.nan)
     if len(x) >= n:
@@ -90,7 +92,7 @@ def higher_timeframe_features(df: pd.DataFrame, timeframe_ms: int,
                               timeframes: tuple[str, ...] = tuple(HIGHER_TIMEFRAMES)) -> pd.DataFrame:
     """For each base row (open time ``ts``), the features of the last higher bar closed by ``ts + timeframe``."""
     ts = df.index.to_numpy(dtype=np.int64)
-    cols = [df[c].to_numpy(dtype=float) for c in OHLCV]
+    o, hi, low, cl, v = (df[col].to_numpy(dtype=float) for col in OHLCV)
     close_ts = ts + timeframe_ms
     names, blocks = [], []
     for tf in timeframes:
@@ -98,7 +100,7 @@ def higher_timeframe_features(df: pd.DataFrame, timeframe_ms: int,
         names += [prefix(tf) + n for n in HTF_NAMES]
         block = np.full((len(df), len(HTF_NAMES)), np.nan)
         if period > timeframe_ms:  # else: not higher than the base, no information to add
-            _keys, _o, h, lo, c, _v, ends = _resample(ts, *cols, period)
+            _keys, _o, h, lo, c, _v, ends = _resample(ts, o, hi, low, cl, v, period)
             feats = bar_features(h, lo, c)
             pos = np.searchsorted(ends, close_ts, side="right") - 1  # last higher bar closed by this close
             ok = pos >= 0
