@@ -269,10 +269,13 @@ def main(argv: list[str] | None = None) -> int:
         report = tuner.evaluate(best.params, n_trials=len(done))
         means = mean_over_pairs(report)
         ens, bh, sma = (means[k] for k in ("ensemble", "buy_and_hold", "sma_crossover"))
-        log.info("test window (never seen while tuning), mean over %d symbols: sharpe %.2f (deflated p %.2f), "
-                 "dd %.3f, acc %.3f (majority %.3f), selective %.3f at coverage %.2f; buy&hold sharpe %.2f, sma %.2f",
-                 len(symbols), ens["sharpe"], ens["deflated_sharpe_prob"], ens["max_drawdown"], ens["accuracy"],
-                 ens["majority_rate"], ens["selective_accuracy"], ens["coverage"], bh["sharpe"], sma["sharpe"])
+        nan = float("nan")
+        log.info("test window (never seen while tuning), mean over %d symbols: return %.4f (buy&hold %.4f), "
+                 "sharpe %.2f (deflated p %.2f), dd %.3f, %.1f position changes, acc %.3f (majority %.3f), "
+                 "top-20%% accuracy %.3f; buy&hold sharpe %.2f, sma %.2f", len(symbols), ens["total_return"],
+                 bh["total_return"], ens["sharpe"], ens["deflated_sharpe_prob"], ens["max_drawdown"],
+                 ens["position_changes"], ens.get("accuracy", nan), ens.get("majority_rate", nan),
+                 ens.get("selective_accuracy_top20", nan), bh["sharpe"], sma["sharpe"])
         if not args.no_save:
             model = tuner.final_model(best.params)
             meta = {"symbols": symbols, "timeframe": args.timeframe, "sources": [p.name for p in paths.values()],
