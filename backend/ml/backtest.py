@@ -181,14 +181,20 @@ def walk_forward(args: argparse.Namespace, settings: Settings, files: list[Path]
     test_preds = {k: predictions("test", chosen.horizon, v) for k, v in variants.items()}
     summary["selection"] = {"chosen": sel.chosen.__dict__ if sel.chosen else None, "tried": sel.tried,
                             "max_changes_per_5_days": grid.max_changes_per_5_days, "scores": sel.scores}
+    all_curves: dict[str, list[pd.Series]] = {}
     for k, p in pairs.items():
         rep = run_test(p, {v: test_preds[v][k] for v in variants}, decisions, chosen.horizon, costs, policy,
                        max(sel.tried, 1))
-        plot(rep.pop("curves"), k, out / f"{k}.png")
+        curves = rep.pop("curves")
+        plot(curves, k, out / f"{k}.png")
+        for name, ret in curves.items():
+            all_curves.setdefault(name, []).append(ret)
         summary[k] = rep
         log.info("%s: %s", k, " | ".join(f"{n} ret {v['total_return']:+.4f} sharpe {v['sharpe']:.2f} "
                                           f"changes {v['position_changes']:.0f}" for n, v in rep["strategies"].items()))
     summary["mean_over_pairs"] = mean_over_pairs({k: v for k, v in summary.items() if k in pairs})
+    mean_curves = {name: pd.concat(rs, axis=1).sort_index().mean(axis=1).fillna(0.0) for name, rs in all_curves.items()}
+    plot(mean_curves, f"mean of {len(pairs)} pairs (equal weight), test region", out / "mean.png")
     for name, m in summary["mean_over_pairs"].items():
         log.info("MEAN %-14s %s", name, " ".join(f"{k} {v:.4f}" for k, v in m.items()))
     (out / "report.json").write_text(json.dumps(summary, indent=1, default=float))
