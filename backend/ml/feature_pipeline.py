@@ -117,12 +117,15 @@ def join_asof(features: pd.DataFrame, series: pd.DataFrame, timeframe_ms: int, p
 
 
 def build(df: pd.DataFrame, extra: dict[str, pd.DataFrame] | None = None,
-          context: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Technical features, the higher timeframes' (15m, 1h, 4h) and volatility-normalised returns;
+          context: pd.DataFrame | None = None, multi_timeframe: bool = True) -> pd.DataFrame:
+    """Technical features, the higher timeframes' (15m, 1h, 4h) and volatility-normalised returns
+    (``multi_timeframe=False``: the base timeframe's only, for models that read nothing else);
     ``context``: cross-pair features on the same bars (``multi_tf.market_context``); ``extra``:
     outside series joined as of each bar's close."""
     tf = infer_timeframe_ms(df) if len(df) > 1 else 0
-    feats = technical_features(df).join(higher_timeframe_features(df, tf)).join(normalised_returns(df))
+    feats = technical_features(df)
+    if multi_timeframe:
+        feats = pd.concat([feats, higher_timeframe_features(df, tf), normalised_returns(df)], axis=1)
     if context is not None:
         feats = feats.join(context)
     for prefix, series in (extra or {}).items():

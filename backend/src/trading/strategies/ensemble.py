@@ -119,7 +119,8 @@ class EnsembleStrategy(Strategy):
             return None
         df = pd.DataFrame([(c.ts, c.open, c.high, c.low, c.close, c.volume) for c in self.candles],
                           columns=["ts", "open", "high", "low", "close", "volume"]).set_index("ts")
-        feats = build(df).iloc[-ENCODER:].copy()  # the TFT's encoder; the others use the last row
+        # the TFT's encoder; the others use the last row
+        feats = build(df, multi_timeframe=self.warmup_candles > BASE_WINDOW).iloc[-ENCODER:].copy()
         for name, value in (self.extras() if self.extras is not None else {}).items():
             feats[name] = float("nan")
             feats.loc[feats.index[-1], name] = value
