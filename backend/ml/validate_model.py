@@ -5,7 +5,7 @@ The candidate (``latest``, ``current`` or a version) must verify against its che
 recent window — the bars the candidate was not trained on (its ``holdout_bars``) — beyond a
 tolerance: Sharpe down by at most ``LEVIBOT_RETRAIN_SHARPE_TOLERANCE``, max drawdown up by
 at most ``LEVIBOT_RETRAIN_DRAWDOWN_TOLERANCE``. Both are traded as engines trade them (the
-ensemble's hold rule, the risk sizer and the trader: next-open fills, slippage, fees).
+ensemble's decision rule, the risk sizer and the trader: next-open fills, slippage, fees).
 Prints one JSON verdict; exit 0 when it passes (and is promoted with ``--promote``), 1 when it is kept as a candidate.
 """
 
@@ -32,7 +32,7 @@ WARMUP = 1000  # bars of history before the window, for the features (4h windows
 
 
 def evaluate(model: EnsemblePredictor, frames: dict[str, Any], bars: int, policy: RiskPolicy) -> dict[str, float]:
-    """The model traded on each symbol's last ``bars`` by the engine's hold rule, sizer and trader."""
+    """The model traded on each symbol's last ``bars`` by the engine's decision rule, sizer and trader."""
     sharpes, dds, rets = [], [], []
     for sym, df in frames.items():
         feats = build(df.iloc[-(bars + WARMUP):]).iloc[-bars:]
