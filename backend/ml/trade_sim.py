@@ -62,6 +62,8 @@ def trade_predictions(df: pd.DataFrame, pred: pd.DataFrame, decision: DecisionPa
     """A model's predictions per bar (``prob_up``, ``confidence``, ``exp_return`` columns, aligned
     with ``df``) traded by the ensemble's decision rule through the engine's trader."""
     prob = pred["prob_up"].to_numpy(dtype=float)
+    if "weight_share" in pred:  # no model answered: no opinion, not a coin flip the rule could trade
+        prob = np.where(pred["weight_share"].to_numpy(dtype=float) > 0, prob, np.nan)
     conf = pred["confidence"].to_numpy(dtype=float) if "confidence" in pred else np.abs(prob - 0.5) * 2
     exp = pred["exp_return"].to_numpy(dtype=float) if "exp_return" in pred else np.full(len(prob), np.nan)
     table = {int(ts): (float(p), float(c), float(e))

@@ -11,6 +11,7 @@ import pandas as pd
 
 from backend.ml.models.base import Model
 
+MIN_ROWS = 100  # fewer usable training rows: the model stays unfitted (no opinion)
 DEFAULTS: dict[str, Any] = {"max_depth": 4, "learning_rate": 0.03, "n_estimators": 300, "min_child_samples": 50,
                             "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 1.0}
 
@@ -24,6 +25,8 @@ class LightGBMModel(Model):
 
     def fit(self, X: pd.DataFrame, y: pd.Series) -> LightGBMModel:  # noqa: N803
         ok = self.usable_rows(X) & y.notna().to_numpy()
+        if ok.sum() < MIN_ROWS:  # e.g. 4h features not yet available: no opinion rather than a crash
+            return self
         p = self.params
         clf = lgb.LGBMClassifier(num_leaves=min(2 ** int(p["max_depth"]) - 1, 63), random_state=7, n_jobs=2,
                                  verbose=-1, **p)

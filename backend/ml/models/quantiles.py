@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from backend.ml.models.base import Model
-from backend.ml.models.lgbm import DEFAULTS
+from backend.ml.models.lgbm import DEFAULTS, MIN_ROWS
 
 QUANTILES = (0.25, 0.5, 0.75)
 
@@ -29,6 +29,8 @@ class ReturnQuantiles(Model):
 
     def fit(self, X: pd.DataFrame, y: pd.Series) -> ReturnQuantiles:  # noqa: N803
         ok = self.usable_rows(X) & y.notna().to_numpy()
+        if ok.sum() < MIN_ROWS:  # e.g. 4h features not yet available: no opinion rather than a crash
+            return self
         p = self.params
         self.boosters = []
         for q in QUANTILES:

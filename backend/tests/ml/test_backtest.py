@@ -92,3 +92,11 @@ def test_walk_forward_report_is_honest(tmp_path: Path) -> None:
         if REAL_OHLCV is not None:  # real markets: never clearly anti-predictive either
             assert ens["auc"] > 0.35
     assert main(["--ohlcv-dir", str(tmp_path), "--holdout", "2"]) == 2
+
+
+def test_no_model_answering_is_no_opinion_not_a_coin_flip() -> None:
+    """Before the 4h features exist no model answers; the fused 0.5 must not pass an entry threshold of 0.5."""
+    df = frame([100, 101, 102, 103, 104])
+    pred = pd.DataFrame({"prob_up": [0.5] * 5, "weight_share": [0.0, 0.0, 1.0, 1.0, 1.0]})
+    _ret, held, _ = trade_predictions(df, pred, DecisionParams(0.5, 0.5), "TESTUSDT", Costs(), load_policy())
+    assert held.tolist() == [0, 0, 0, 0, 1], "only the bars some model answered on can trade"

@@ -129,8 +129,8 @@ class EnsembleStrategy(Strategy):
         except Exception:  # a broken model must not stop trading: the SMA takes over  # noqa: BLE001
             log.exception("ensemble %s failed on a candle; using the SMA fallback", self.version)
             return fb
-        return decide(self, self.rule, self.version, float(row["prob_up"]), float(row["confidence"]),
-                      float(row["exp_return"]))
+        prob = float(row["prob_up"]) if float(row["weight_share"]) > 0 else math.nan  # no model answered
+        return decide(self, self.rule, self.version, prob, float(row["confidence"]), float(row["exp_return"]))
 
 
 class ModelWatcher(Strategy):
