@@ -34,6 +34,8 @@ class LeviStrategy(Strategy):
         self.extras = extras if set(FEEDS) & compiled.graph.uses else None  # no Redis read for unused feeds
         uses_model = bool(set(MODEL) & compiled.graph.uses) or compiled.sizing[0] == "kelly"
         self.model = ModelWatcher(10, 30, models_root, extras) if uses_model and models_root is not None else None
+        if self.model is not None:  # the model's features may need a longer history than the rules
+            self.warmup_candles = max(self.warmup_candles, self.model.warmup_candles)
         self.base_ms = compiled.graph.base_ms
         self.prev_ts: int | None = None
         self.peak = 0.0
