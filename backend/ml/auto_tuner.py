@@ -35,11 +35,10 @@ from backend.ml.backtest import run_test
 from backend.ml.backtest_metrics import mean_over_pairs, trading_metrics
 from backend.ml.feature_pipeline import find_file, forward_return, infer_timeframe_ms, load_ohlcv
 from backend.ml.models.base import TFT_COLUMN
-from backend.ml.models.ensemble_predictor import FEATURE_SETS, EnsembleConfig, EnsemblePredictor, ModelSpec
-from backend.ml.models.tft import TFTModel
+from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
 from backend.ml.registry import Registry
 from backend.ml.trade_sim import Costs, trade_predictions
-from backend.ml.walk_forward import DAY_MS, WalkForward, make_pairs, predict_pooled
+from backend.ml.walk_forward import DAY_MS, WalkForward, make_pairs, predict_pooled, tft_probs, use_tft
 from backend.risk.policy import RiskPolicy, load_policy
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.settings import cli_path, cli_settings
@@ -88,28 +87,24 @@ class Tuner:
         self.per_year = 365 * DAY_MS / tf_ms
 
     def use_tft(self, hidden: int) -> None:
-        """One TFT of this size, trained once on every symbol's bars before validation; its causal
-        probabilities written to the pairs' ``tft_prob`` column (cached per size)."""
+        """One TFT of this size, trained once on every symbol's bars before validation (cached per
+        size), as the pairs' ``tft_prob`` column."""
         if hidden not in self.tft_cache:
             t0 = time.monotonic()
-            train = pd.concat([p.feats.iloc[: p.val_start - self.wf.horizon - 1].assign(symbol=k)
-                               for k, p in self.pairs.items()])
-            model = TFTModel(list(FEATURE_SETS["price_history"]), hidden_size=hidden, epochs=self.tft_epochs,
-                             max_train_samples=self.tft_samples)
-            model.fit(train, pd.Series(dtype=float))
-            self.tft_cache[hidden] = {k: model.predict_proba(p.feats) for k, p in self.pairs.items()}
+            self.tft_cache[hidden] = tft_probs(self.pairs, "val", self.wf.horizon, **self.tft_params(hidden))
             log.info("tft hidden %d trained and cached in %.0fs", hidden, time.monotonic() - t0)
-        for k, p in self.pairs.items():
-            p.feats[TFT_COLUMN] = self.tft_cache[hidden][k]
+        use_tft(self.pairs, self.tft_cache[hidden])
 
-    @staticmethod
-    def config(p: dict[str, Any]) -> EnsembleConfig:
+    def tft_params(self, hidden: int) -> dict[str, Any]:
+        return {"hidden_size": hidden, "epochs": self.tft_epochs, "max_train_samples": self.tft_samples}
+
+    def config(self, p: dict[str, Any]) -> EnsembleConfig:
         lgbm = {"max_depth": p["lgbm_max_depth"], "learning_rate": p["lgbm_learning_rate"],
                 "n_estimators": 200, "min_child_samples": 200, "reg_lambda": 5.0}
         return EnsembleConfig(models=[
             ModelSpec(name="lgbm", weight=p["w_lgbm"], features="multi_tf", params=lgbm),
             ModelSpec(name="tft", weight=p["w_tft"], features="price_history",
-                      params={"hidden_size": p["tft_hidden_size"]}),
+                      params=self.tft_params(p["tft_hidden_size"])),
             ModelSpec(name="sentiment", weight=p["w_sentiment"], features=["news_score", "social_score"]),
         ], returns=ModelSpec(name="lgbm_quantiles", features="multi_tf", params=lgbm),
             horizon=p["horizon"], threshold=p["threshold"], exit_threshold=0.5, min_hold=p["min_hold"], edge=p["edge"])
@@ -135,7 +130,7 @@ class Tuner:
             m = trading_metrics(ret, held, self.per_year)
             values.append(m["sortino"] if self.objective == "sortino" else m["sharpe"])
             dds.append(m["max_drawdown"])
-            changes.append(m["turnover"] * self.bars_per_day / max(len(ret), 1))
+            changes.append(m["position_changes"] * self.bars_per_day / max(len(ret), 1))
         per_day = float(np.mean(changes))
         return float(np.mean(values)) - self.turnover_penalty * per_day, float(np.max(dds)), per_day
 
@@ -172,12 +167,7 @@ class Tuner:
         """One model for every symbol, refit on the most recent data (minus the held-out bars
         the validation gate will judge it on), for production."""
         cfg = self.config(p)
-        model = EnsemblePredictor(cfg)
-        if p["w_tft"] > 0:
-            model.models["tft"] = TFTModel(list(FEATURE_SETS["price_history"]), hidden_size=p["tft_hidden_size"],
-                                           epochs=self.tft_epochs, max_train_samples=self.tft_samples)
-        else:
-            model.models.pop("tft", None)
+        model = EnsemblePredictor(cfg if p["w_tft"] > 0 else cfg.without("tft"))
         xs, ys = [], []
         for sym, pair in self.pairs.items():
             end = len(pair.df) - self.holdout_bars - p["horizon"] - 1

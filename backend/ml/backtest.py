@@ -32,64 +32,60 @@ import pandas as pd
 
 from backend.ml.backtest_metrics import cost_report, mean_over_pairs, plot, prediction_metrics, trading_metrics
 from backend.ml.feature_pipeline import infer_timeframe_ms, label_up, load_ohlcv
-from backend.ml.models.base import TFT_COLUMN
-from backend.ml.models.ensemble_predictor import FEATURE_SETS, EnsembleConfig
-from backend.ml.models.tft import TFTModel
+from backend.ml.models.ensemble_predictor import EnsembleConfig
 from backend.ml.trade_sim import Costs, candles_of, cost_paid, trade, trade_predictions
-from backend.ml.walk_forward import DAY_MS, Candidate, Grid, Pair, WalkForward, make_pairs, predict_pooled, select
+from backend.ml.walk_forward import (
+    DAY_MS,
+    Candidate,
+    Grid,
+    Pair,
+    WalkForward,
+    make_pairs,
+    predict_pooled,
+    select,
+    tft_probs,
+    use_tft,
+)
 from backend.risk.policy import RiskPolicy, load_policy
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.settings import REPO_ROOT, Settings, cli_path
 from backend.src.market.candles import symbol_of_file
 from backend.src.trading.simulator import SimResult
 from backend.src.trading.strategies.baselines import BuyAndHold, SmaCrossover
+from backend.src.trading.strategies.decision import DecisionParams
 from backend.src.trading.strategies.ensemble import decision_of
 
 log = logging.getLogger(__name__)
 DEFAULT_CONFIG = REPO_ROOT / "backend" / "ml" / "ensemble.yaml"
 
 
-def train_tft_column(pairs: dict[str, Pair], which: str, horizon: int, **params: Any) -> float:
-    """One TFT across pairs, trained on every pair's bars before ``which`` region (purged), its
-    causal probabilities written to the pairs' ``tft_prob`` column. Returns the seconds it took."""
-    t0 = time.monotonic()
-    parts = [p.feats.iloc[: p.region(which).start - horizon - 1].assign(symbol=k) for k, p in pairs.items()]
-    tft = TFTModel(list(FEATURE_SETS["price_history"]), **params).fit(pd.concat(parts), pd.Series(dtype=float))
-    for p in pairs.values():
-        p.feats[TFT_COLUMN] = tft.predict_proba(p.feats)
-    return time.monotonic() - t0
-
-
 def trade_report(p: Pair, ret: pd.Series, held: np.ndarray, sim: SimResult | None, costs: Costs,
                  n_trials: int) -> dict[str, Any]:
     per_day = DAY_MS / infer_timeframe_ms(p.df)
     entry = trading_metrics(ret, held, 365 * per_day, n_trials)
-    entry.update(cost_report(ret, held, cost_paid(sim, costs) if sim is not None else 0.0, per_day))
+    entry.update(cost_report(entry, ret, cost_paid(sim, costs) if sim is not None else 0.0, per_day))
     return entry
 
 
-def run_test(p: Pair, preds: dict[str, pd.DataFrame], decisions: dict[str, Any], horizon: int, costs: Costs,
-             policy: RiskPolicy, n_trials: int) -> dict[str, Any]:
-    """Every strategy on one pair's test region, each traded by the engine's execution model."""
+def run_test(p: Pair, preds: dict[str, pd.DataFrame], decisions: dict[str, DecisionParams], horizon: int,
+             costs: Costs, policy: RiskPolicy, n_trials: int, abstain: bool = False) -> dict[str, Any]:
+    """Every strategy on one pair's test region, each traded by the engine's execution model
+    (``abstain``: nothing earned its costs on validation, so the models' strategies stay flat)."""
     sl = p.region("test")
     test_df = p.df.iloc[sl]
     y = label_up(p.df, horizon).to_numpy()[sl]
     report: dict[str, Any] = {"bars": len(test_df), "test_from_ms": int(test_df.index[0]),
                               "test_to_ms": int(test_df.index[-1]), "strategies": {}}
     curves = {}
+    flat = (pd.Series(np.zeros(len(test_df)), index=test_df.index), np.zeros(len(test_df)), None)
     for name, pred in preds.items():
-        decision = decisions[name]
-        if decision is None:  # nothing earned its costs on validation: the ensemble stays flat
-            ret, held, sim = pd.Series(np.zeros(len(test_df)), index=test_df.index), np.zeros(len(test_df)), None
-        else:
-            ret, held, sim = trade_predictions(test_df, pred, decision, p.symbol, costs, policy)
+        ret, held, sim = flat if abstain else trade_predictions(test_df, pred, decisions[name], p.symbol, costs,
+                                                                policy)
         entry = trade_report(p, ret, held, sim, costs, n_trials if name == "ensemble" else 1)
-        entry.update(prediction_metrics(pred["prob_up"].to_numpy(), y, decision.enter if decision else 0.6))
+        entry.update(prediction_metrics(pred["prob_up"].to_numpy(), y, decisions[name].enter))
         report["strategies"][name], curves[name] = entry, ret
-    flat = pd.Series(np.zeros(len(test_df)), index=test_df.index)
     baselines = {"buy_and_hold": trade(test_df, BuyAndHold(), p.symbol, costs, policy),
-                 "sma_crossover": sma_baseline(p.df, sl.start, p.symbol, costs, policy),
-                 "flat": (flat, np.zeros(len(test_df)), None)}
+                 "sma_crossover": sma_baseline(p.df, sl.start, p.symbol, costs, policy), "flat": flat}
     for name, (ret, held, sim) in baselines.items():
         report["strategies"][name], curves[name] = trade_report(p, ret, held, sim, costs, 1), ret
     report["curves"] = curves
@@ -156,35 +152,41 @@ def walk_forward(args: argparse.Namespace, settings: Settings, files: list[Path]
     pairs = make_pairs(frames, args.holdout, args.val_days, bars_per_day)
     wf = WalkForward(train_bars=10 * bars_per_day, test_bars=bars_per_day)
     grid = Grid() if config.returns is not None else Grid(edges=(0.0,))
-    use_tft = not args.no_tft and any(s.name == "tft" and s.weight > 0 for s in config.models)
+    use_tft_model = not args.no_tft and any(s.name == "tft" and s.weight > 0 for s in config.models)
     summary: dict[str, Any] = {"tft_train_seconds": 0.0}
 
     def predictions(which: str, h: int, cfg: EnsembleConfig) -> dict[str, pd.DataFrame]:
         return predict_pooled(pairs, cfg, replace(wf, horizon=h), which)
 
     tft_params = next((s.params for s in config.models if s.name == "tft"), {})
-    if use_tft:
-        summary["tft_train_seconds"] += train_tft_column(pairs, "val", config.horizon, **tft_params)
+
+    def train_tft(which: str) -> None:  # before the region it will score: it never sees its folds
+        t0 = time.monotonic()
+        use_tft(pairs, tft_probs(pairs, which, config.horizon, **tft_params))
+        summary["tft_train_seconds"] += time.monotonic() - t0
+
+    if use_tft_model:
+        train_tft("val")
     val_preds = {(h, tft): predictions("val", h, Candidate(h, config.threshold, config.edge, tft).config(config))
-                 for h in grid.horizons for tft in ((False, True) if use_tft else (False,))}
+                 for h in grid.horizons for tft in ((False, True) if use_tft_model else (False,))}
     sel = select(pairs, config, grid, costs, policy, val_preds)
-    chosen = sel.chosen or Candidate(config.horizon, config.threshold, config.edge, use_tft)
+    chosen = sel.chosen or Candidate(config.horizon, config.threshold, config.edge, use_tft_model)
     log.info("validation: %d configurations tried; %s", sel.tried,
              f"chosen {chosen}" if sel.chosen else "none earned its costs: the ensemble stays flat on the test region")
-    if use_tft:
-        summary["tft_train_seconds"] += train_tft_column(pairs, "test", config.horizon, **tft_params)
+    if use_tft_model:
+        train_tft("test")
     ens_cfg = chosen.config(config)
     variants = {"ensemble": ens_cfg, "lgbm_only": replace(chosen, tft=False).config(config)}
-    if use_tft:
+    if use_tft_model:
         variants["tft_only"] = ens_cfg.only("tft")
-    decisions = {k: decision_of(v) if sel.chosen else None for k, v in variants.items()}
+    decisions = {k: decision_of(v) for k, v in variants.items()}
     test_preds = {k: predictions("test", chosen.horizon, v) for k, v in variants.items()}
     summary["selection"] = {"chosen": sel.chosen.__dict__ if sel.chosen else None, "tried": sel.tried,
                             "max_changes_per_5_days": grid.max_changes_per_5_days, "scores": sel.scores}
     all_curves: dict[str, list[pd.Series]] = {}
     for k, p in pairs.items():
         rep = run_test(p, {v: test_preds[v][k] for v in variants}, decisions, chosen.horizon, costs, policy,
-                       max(sel.tried, 1))
+                       max(sel.tried, 1), abstain=sel.chosen is None)
         curves = rep.pop("curves")
         plot(curves, k, out / f"{k}.png")
         for name, ret in curves.items():

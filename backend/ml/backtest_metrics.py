@@ -33,6 +33,11 @@ def deflated_sharpe_prob(r: np.ndarray, n_trials: int, trial_sr_var: float | Non
     return float(stats.norm.cdf((sr - sr0) * math.sqrt(n - 1) / denom))
 
 
+def position_changes(held: np.ndarray) -> float:
+    """How many times the held state changed (an entry and an exit are two), from flat at the start."""
+    return float(np.abs(np.diff(np.concatenate([[0.0], held]))).sum())
+
+
 def trading_metrics(ret: pd.Series, signal: np.ndarray, per_year: float, n_trials: int = 1) -> dict[str, float]:
     r = ret.to_numpy()
     equity = np.cumprod(1 + r)
@@ -58,22 +63,21 @@ def trading_metrics(ret: pd.Series, signal: np.ndarray, per_year: float, n_trial
         "trades": float(len(trades)),
         "win_rate": len(wins) / len(trades) if trades else 0.0,
         "profit_factor": profit_factor(wins, losses),
-        "turnover": float(np.abs(np.diff(np.concatenate([[0.0], signal]))).sum()),
+        "position_changes": position_changes(signal),
         "exposure": float(np.mean(signal)) if len(signal) else 0.0,
     }
 
 
-def cost_report(ret: pd.Series, held: np.ndarray, paid: float, bars_per_day: float) -> dict[str, Any]:
-    """What trading cost and how much it traded: fees + slippage paid (share of the starting
-    equity), the return before them, position changes (per day), and the net return of each
-    day-long fold."""
-    changes = float(np.abs(np.diff(np.concatenate([[0.0], held]))).sum())
+def cost_report(metrics: dict[str, float], ret: pd.Series, paid: float, bars_per_day: float) -> dict[str, Any]:
+    """What trading cost and how often it traded, beside ``trading_metrics`` of the same run: fees +
+    slippage paid (share of the starting equity), the return before them, position changes per
+    day, and the net return of each day-long fold."""
     days = len(ret) / bars_per_day
-    net = float(np.prod(1 + ret.to_numpy()) - 1) if len(ret) else 0.0
     per_day = int(round(bars_per_day))
-    daily = [float(np.prod(1 + ret.to_numpy()[i:i + per_day]) - 1) for i in range(0, len(ret), per_day)]
-    return {"cost_paid": paid, "gross_return": net + paid, "position_changes": changes,
-            "turnover_per_day": changes / days if days else 0.0, "fold_returns": daily}
+    r = ret.to_numpy()
+    daily = [float(np.prod(1 + r[i:i + per_day]) - 1) for i in range(0, len(r), per_day)]
+    return {"cost_paid": paid, "gross_return": metrics["total_return"] + paid,
+            "turnover_per_day": metrics["position_changes"] / days if days else 0.0, "fold_returns": daily}
 
 
 def profit_factor(wins: list[float], losses: list[float]) -> float:
@@ -104,7 +108,7 @@ def prediction_metrics(prob: np.ndarray, y: np.ndarray, threshold: float) -> dic
 def mean_over_pairs(reports: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
     keys = ("accuracy", "majority_rate", "selective_accuracy", "coverage", "selective_accuracy_top20",
             "coverage_top20", "auc", "brier", "sharpe", "deflated_sharpe_prob", "max_drawdown", "total_return",
-            "gross_return", "cost_paid", "exposure", "position_changes", "turnover_per_day", "win_rate", "turnover")
+            "gross_return", "cost_paid", "exposure", "position_changes", "turnover_per_day", "win_rate")
     out: dict[str, dict[str, float]] = {}
     for rep in reports.values():
         for name, m in rep["strategies"].items():

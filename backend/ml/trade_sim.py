@@ -19,7 +19,7 @@ from backend.src.core.types import Candle
 from backend.src.trading.simulator import SimResult, simulate
 from backend.src.trading.strategies.base import Strategy
 from backend.src.trading.strategies.decision import DecisionParams
-from backend.src.trading.strategies.ensemble import PrecomputedEnsemble
+from backend.src.trading.strategies.ensemble import PrecomputedEnsemble, opinion
 
 RESEARCH_EQUITY = 10_000.0
 
@@ -59,15 +59,11 @@ def trade(df: pd.DataFrame, strategy: Strategy, symbol: str, costs: Costs, polic
 
 def trade_predictions(df: pd.DataFrame, pred: pd.DataFrame, decision: DecisionParams, symbol: str, costs: Costs,
                       policy: RiskPolicy) -> tuple[pd.Series, np.ndarray, SimResult]:
-    """A model's predictions per bar (``prob_up``, ``confidence``, ``exp_return`` columns, aligned
-    with ``df``) traded by the ensemble's decision rule through the engine's trader."""
-    prob = pred["prob_up"].to_numpy(dtype=float)
-    if "weight_share" in pred:  # no model answered: no opinion, not a coin flip the rule could trade
-        prob = np.where(pred["weight_share"].to_numpy(dtype=float) > 0, prob, np.nan)
-    conf = pred["confidence"].to_numpy(dtype=float) if "confidence" in pred else np.abs(prob - 0.5) * 2
-    exp = pred["exp_return"].to_numpy(dtype=float) if "exp_return" in pred else np.full(len(prob), np.nan)
-    table = {int(ts): (float(p), float(c), float(e))
-             for ts, p, c, e in zip(df.index.to_numpy(), prob, conf, exp, strict=True)}
+    """A model's predictions per bar (``EnsemblePredictor.predict``'s frame, aligned with ``df``)
+    traded by the ensemble's decision rule through the engine's trader, read as an engine reads them."""
+    cols = [pred[c].to_numpy(dtype=float) for c in ("prob_up", "weight_share", "confidence", "exp_return")]
+    table = {int(ts): (opinion(p, w), float(c), float(e))
+             for ts, p, w, c, e in zip(df.index.to_numpy(), *cols, strict=True)}
     return trade(df, PrecomputedEnsemble(table, decision), symbol, costs, policy)
 
 

@@ -13,22 +13,22 @@ wins, and none (the ensemble stays flat) when no candidate earns its costs there
 from __future__ import annotations
 
 import itertools
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from backend.ml.feature_pipeline import build, forward_return
+from backend.ml.backtest_metrics import position_changes
+from backend.ml.feature_pipeline import build, forward_return, infer_timeframe_ms
 from backend.ml.features.multi_tf import market_context
-from backend.ml.models.base import Model, Precomputed
-from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor
+from backend.ml.models.base import TFT_COLUMN, Model, Precomputed
+from backend.ml.models.ensemble_predictor import FEATURE_SETS, EnsembleConfig, EnsemblePredictor
+from backend.ml.models.tft import TFTModel
 from backend.ml.trade_sim import Costs, trade_predictions
 from backend.risk.policy import RiskPolicy
 from backend.src.trading.strategies.ensemble import decision_of
 
-log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
 
 
@@ -50,7 +50,6 @@ class WalkForward:
 
 @dataclass
 class Pair:
-    name: str
     symbol: str
     df: pd.DataFrame
     feats: pd.DataFrame
@@ -69,8 +68,22 @@ def make_pairs(frames: dict[str, tuple[str, pd.DataFrame]], holdout: float, val_
     for name, (symbol, df) in frames.items():
         test_start = int(len(df) * (1 - holdout))
         val_start = max(bars_per_day, test_start - int(val_days * bars_per_day))
-        pairs[name] = Pair(name, symbol, df, build(df, context=context.get(name)), val_start, test_start)
+        pairs[name] = Pair(symbol, df, build(df, context=context.get(name)), val_start, test_start)
     return pairs
+
+
+def tft_probs(pairs: dict[str, Pair], which: str, horizon: int, **params: Any) -> dict[str, np.ndarray]:
+    """One TFT across the pairs, trained on every pair's bars before ``which`` region (the label
+    horizon purged); its causal P(up) for every bar of every pair."""
+    parts = [p.feats.iloc[: p.region(which).start - horizon - 1].assign(symbol=k) for k, p in pairs.items()]
+    tft = TFTModel(list(FEATURE_SETS["price_history"]), **params).fit(pd.concat(parts), pd.Series(dtype=float))
+    return {k: tft.predict_proba(p.feats) for k, p in pairs.items()}
+
+
+def use_tft(pairs: dict[str, Pair], probs: dict[str, np.ndarray]) -> None:
+    """The TFT's probabilities as the pairs' ``tft_prob`` column, which the folds' models read."""
+    for k, p in pairs.items():
+        p.feats[TFT_COLUMN] = probs[k]
 
 
 @dataclass(frozen=True)
@@ -81,10 +94,10 @@ class Candidate:
     tft: bool
 
     def config(self, base: EnsembleConfig) -> EnsembleConfig:
-        models = base.models if self.tft else [m for m in base.models if m.name != "tft"]
-        return base.model_copy(update={"models": models, "horizon": self.horizon, "threshold": self.threshold,
-                                       "exit_threshold": min(base.exit_threshold, self.threshold),
-                                       "min_hold": self.horizon // 2, "edge": self.edge})
+        cfg = base if self.tft else base.without("tft")
+        return cfg.model_copy(update={"horizon": self.horizon, "threshold": self.threshold,
+                                      "exit_threshold": min(base.exit_threshold, self.threshold),
+                                      "min_hold": self.horizon // 2, "edge": self.edge})
 
 
 @dataclass(frozen=True)
@@ -143,8 +156,8 @@ def score_candidate(pairs: dict[str, Pair], preds: dict[str, pd.DataFrame], cfg:
         sl = p.region("val")
         ret, held, _ = trade_predictions(p.df.iloc[sl], preds[k], decision_of(cfg), p.symbol, costs, policy)
         rets.append(float(np.prod(1 + ret.to_numpy()) - 1))
-        days = (sl.stop - sl.start) * (p.df.index[1] - p.df.index[0]) / DAY_MS
-        changes.append(float(np.abs(np.diff(np.concatenate([[0.0], held]))).sum()) * 5 / max(days, 1e-9))
+        days = len(ret) * infer_timeframe_ms(p.df) / DAY_MS
+        changes.append(position_changes(held) * 5 / max(days, 1e-9))
     return float(np.mean(rets)), float(np.mean(changes))
 
 

@@ -25,8 +25,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 HIGHER_TIMEFRAMES: dict[str, int] = {"15m": 15 * 60_000, "1h": 3600_000, "4h": 4 * 3600_000}
 HTF_NAMES = ("ret_1", "ret_3", "ret_6", "vol_12", "rsi_14", "sma_gap_12", "range_pos_12")
 MARKET_FEATURES = ["mkt_ret_12", "mkt_ret_48", "rel_ret_12", "rel_ret_48"]
-NORMALISED = ["zret_12", "zret_48", "zret_144"]
-OHLCV = ("open", "high", "low", "close", "volume")  # horizon return over the volatility expected for it
+NORMALISED = ["zret_12", "zret_48", "zret_144"]  # horizon return over the volatility expected for it
+OHLCV = ("open", "high", "low", "close", "volume")
 
 
 def prefix(tf: str) -> str:
@@ -48,11 +48,12 @@ def _resample(ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: n
               period_ms: int) -> tuple[np.ndarray, ...]:
     """Numpy aggregation of sorted base candles into ``period_ms`` bars (an engine does this per candle)."""
     keys = ts // period_ms * period_ms
-    starts = np.concatenate([[0], np.flatnonzero(np.diff(keys)) + 1]) if len(ts) else np.zeros(0, dtype=int)
-    ends = np.concatenate([starts[1:], [len(ts)]]) - 1 if len(ts) else starts
-    return (keys[starts], o[starts], np.maximum.reduceat(h, starts) if len(ts) else h,
-            np.minimum.reduceat(lo, starts) if len(ts) else lo, c[ends],
-            np.add.reduceat(v, starts) if len(ts) else v, keys[starts] + period_ms)
+    if not len(ts):
+        return keys, o, h, lo, c, v, keys
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(keys)) + 1])
+    ends = np.concatenate([starts[1:], [len(ts)]]) - 1
+    return (keys[starts], o[starts], np.maximum.reduceat(h, starts), np.minimum.reduceat(lo, starts), c[ends],
+            np.add.reduceat(v, starts), keys[starts] + period_ms)
 
 
 def _rolling(x: np.ndarray, n: int, fn: Callable[..., Any]) -> np.ndarray:

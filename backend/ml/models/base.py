@@ -81,8 +81,8 @@ class Precomputed(Model):
     name = "precomputed"
     frozen = True
 
-    def __init__(self, features: list[str] | None = None, column: str = TFT_COLUMN, **params: Any) -> None:
-        super().__init__([column], **params)
+    def __init__(self, column: str = TFT_COLUMN) -> None:
+        super().__init__([column])
         self.column = column
         self.fitted = True
 

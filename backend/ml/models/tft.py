@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 QUANTILES = [0.1, 0.25, 0.5, 0.75, 0.9]
 DEFAULTS: dict[str, Any] = {"hidden_size": 16, "attention_head_size": 1, "dropout": 0.1, "encoder": 48,
                             "horizon": 12, "epochs": 2, "batch_size": 256, "learning_rate": 0.01,
-                            "max_train_samples": 20000, "seed": 7}
+                            "max_train_samples": 20000, "seed": 7, "center_target": False}
 
 
 class TFTModel(Model):
@@ -59,7 +59,9 @@ class TFTModel(Model):
             max_prediction_length=int(p["horizon"]), min_prediction_length=int(p["horizon"]),
             time_varying_unknown_reals=self.features, add_relative_time_idx=True,
             categorical_encoders={"__group_id__symbol": NaNLabelEncoder(add_nan=True)},
-            target_normalizer=EncoderNormalizer(method="standard", center=False),
+            # not centred: a window centred on its own mean makes a weak network forecast that mean
+            # (momentum over the encoder), which these markets punish (docs/AI_FUSION_ARCHITECTURE.md)
+            target_normalizer=EncoderNormalizer(method="standard", center=bool(p["center_target"])),
             allow_missing_timesteps=False,
         )
 

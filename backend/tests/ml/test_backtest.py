@@ -18,8 +18,10 @@ from backend.src.trading.strategies.decision import DecisionParams
 from backend.tests.conftest import OHLCV_DIR, REAL_OHLCV
 
 
-def probs(p: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"prob_up": p})
+def probs(p: np.ndarray, share: list[float] | None = None) -> pd.DataFrame:
+    """A predictor's frame: every model answered unless ``share`` says otherwise; no return forecast."""
+    return pd.DataFrame({"prob_up": p, "weight_share": share if share is not None else 1.0,
+                         "confidence": np.abs(2 * p - 1), "exp_return": np.nan})
 
 
 def frame(closes: list[float]) -> pd.DataFrame:
@@ -97,6 +99,6 @@ def test_walk_forward_report_is_honest(tmp_path: Path) -> None:
 def test_no_model_answering_is_no_opinion_not_a_coin_flip() -> None:
     """Before the 4h features exist no model answers; the fused 0.5 must not pass an entry threshold of 0.5."""
     df = frame([100, 101, 102, 103, 104])
-    pred = pd.DataFrame({"prob_up": [0.5] * 5, "weight_share": [0.0, 0.0, 1.0, 1.0, 1.0]})
+    pred = probs(np.full(5, 0.5), share=[0.0, 0.0, 1.0, 1.0, 1.0])
     _ret, held, _ = trade_predictions(df, pred, DecisionParams(0.5, 0.5), "TESTUSDT", Costs(), load_policy())
     assert held.tolist() == [0, 0, 0, 0, 1], "only the bars some model answered on can trade"

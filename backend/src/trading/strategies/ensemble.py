@@ -65,6 +65,12 @@ def decision_fingerprint(version: str, params: DecisionParams) -> str:
                                     "min_hold": params.min_hold, "edge": float(params.edge)})
 
 
+def opinion(prob_up: float, weight_share: float) -> float:
+    """The ensemble's P(up) as the decision rule reads it: NaN (no opinion) when no model answered,
+    not the neutral 0.5 the predictor reports then — an entry threshold of 0.5 must not trade it."""
+    return prob_up if weight_share > 0 else math.nan
+
+
 def decide(strategy: Strategy, rule: DecisionRule, version: str, prob: float, conf: float,
            exp_return: float) -> Signal:
     target = rule(prob, exp_return, strategy.position, strategy.round_trip_cost)
@@ -129,8 +135,8 @@ class EnsembleStrategy(Strategy):
         except Exception:  # a broken model must not stop trading: the SMA takes over  # noqa: BLE001
             log.exception("ensemble %s failed on a candle; using the SMA fallback", self.version)
             return fb
-        prob = float(row["prob_up"]) if float(row["weight_share"]) > 0 else math.nan  # no model answered
-        return decide(self, self.rule, self.version, prob, float(row["confidence"]), float(row["exp_return"]))
+        return decide(self, self.rule, self.version, opinion(float(row["prob_up"]), float(row["weight_share"])),
+                      float(row["confidence"]), float(row["exp_return"]))
 
 
 class ModelWatcher(Strategy):
