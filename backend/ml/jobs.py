@@ -23,7 +23,7 @@ from backend.src.core.redis_launcher import connect
 from backend.src.core.settings import Settings
 
 log = logging.getLogger(__name__)
-SENTIMENT, ONCHAIN = "sentiment", "onchain"
+SENTIMENT, ONCHAIN, BACKTEST = "sentiment", "onchain", "backtest"
 RETRY = Retry(max=3, interval=[2, 10, 30])
 
 
@@ -31,14 +31,15 @@ class FetchFailed(Exception):
     """Every source of a job failed: RQ retries it with backoff."""
 
 
-def queue_names(settings: Settings) -> tuple[str, str]:
-    """``sentiment`` and ``onchain``; prefixed under a non-default namespace so that several
-    deployments (or test runs) can share one Redis."""
+def queue_names(settings: Settings) -> tuple[str, str, str]:
+    """``sentiment``, ``onchain`` and ``backtest`` (the dashboard's backtests and parity runs), in the
+    order workers serve them: a long backtest never delays the feature refreshes queued before it.
+    Prefixed under a non-default namespace so that several deployments (or test runs) share one Redis."""
     keys = Keys(settings.namespace)
-    return keys.queue(SENTIMENT), keys.queue(ONCHAIN)
+    return keys.queue(SENTIMENT), keys.queue(ONCHAIN), keys.queue(BACKTEST)
 
 
-def _redis(settings: Settings) -> redis.Redis:
+def worker_redis(settings: Settings) -> redis.Redis:
     if settings.redis_url is None:
         raise FetchFailed("LEVIBOT_REDIS_URL is not set in the worker's environment")
     return connect(settings.redis_url, timeout=5.0)
@@ -50,7 +51,7 @@ def refresh_sentiment(symbols: list[str]) -> dict[str, Any]:
     from backend.ml.features.sentiment_extractor import GemmaSentiment  # noqa: PLC0415
 
     settings = Settings()
-    r = _redis(settings)
+    r = worker_redis(settings)
     keys = Keys(settings.namespace)
     now = time.time()
     # An HTTP client costs ~25 ms (TLS context): only when a feed or a remote model needs one.
@@ -78,7 +79,7 @@ def refresh_onchain(symbol: str) -> dict[str, Any]:
     from backend.ml.features.onchain_fetcher import OnchainFetcher, ccxt_funding  # noqa: PLC0415
 
     settings = Settings()
-    fetcher = OnchainFetcher(settings, _redis(settings), funding=ccxt_funding(settings))
+    fetcher = OnchainFetcher(settings, worker_redis(settings), funding=ccxt_funding(settings))
     metrics = fetcher.get(symbol, force=True)
     if metrics.errors:
         raise FetchFailed(f"{symbol}: " + "; ".join(metrics.errors))  # last known value still served

@@ -1,4 +1,4 @@
-"""RQ worker for the ``sentiment`` and ``onchain`` queues: ``python -m backend.ml.worker``
+"""RQ worker for the ``sentiment``, ``onchain`` and ``backtest`` queues: ``python -m backend.ml.worker``
 (the manager starts ``--workers N`` of them), or ``rq worker -w backend.ml.worker.LeviWorker``.
 
 What RQ leaves to its defaults, and what this class changes:
@@ -135,7 +135,7 @@ class LeviWorker(Worker):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="levibot-worker", description="RQ worker for sentiment and on-chain jobs")
+    p = argparse.ArgumentParser(prog="levibot-worker", description="RQ worker: sentiment, on-chain, backtest jobs")
     p.add_argument("--name", default=None, help="worker name (unique among live workers)")
     p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     args = p.parse_args(argv)
@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     # Import what the jobs need once, here: every job runs in a fresh fork of this process.
     import backend.ml.features.news  # noqa: F401, PLC0415
     import backend.ml.features.onchain_fetcher  # noqa: F401, PLC0415
+    import backend.ml.parity  # noqa: F401, PLC0415
+    import backend.ml.ui_backtest  # noqa: F401, PLC0415
 
     conn = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5.0, health_check_interval=0)
     queues = [Queue(n, connection=conn) for n in queue_names(settings)]

@@ -6,15 +6,17 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import redis.asyncio as aioredis
+from fastapi import Path
 
 from backend.src.core.buckets import RECOVERY_BUCKETS
 from backend.src.core.health import format_uptime, heartbeat_age, is_stalled
 from backend.src.core.keys import Keys
 from backend.src.core.states import LIVE_STATES, EngineState
 
+SymbolPath = Annotated[str, Path(pattern=r"^[A-Z0-9]{2,20}$", description="e.g. BTCUSDT")]
 STATUSES = tuple(s.value for s in EngineState)  # every status, in the state machine's order
 
 
@@ -26,6 +28,22 @@ class Snapshot:
     recovery: dict[str, str] = field(default_factory=dict)
     managers: list[dict[str, str]] = field(default_factory=list)
     retrain: dict[str, str] = field(default_factory=dict)
+
+    def totals(self) -> dict[str, Any]:
+        """Fleet totals in one display currency (USD): each engine's figures times its quote's USD rate;
+        engines whose quote has no known rate are left out and listed."""
+        out: dict[str, Any] = {"currency": "USD", "equity": 0.0, "pnl": 0.0, "daily_pnl": 0.0, "unpriced": []}
+        for e in self.engines:
+            rate = e["usd_per_quote"]
+            if rate is None:
+                if e["quote"] is not None or e["equity"]:
+                    out["unpriced"].append(e["symbol"])
+                continue
+            for k in ("equity", "pnl", "daily_pnl"):
+                out[k] += e[k] * rate
+        for k in ("equity", "pnl", "daily_pnl"):
+            out[k] = round(out[k], 2)
+        return out
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATUSES, 0)
@@ -71,6 +89,13 @@ def engine_view(symbol: str, st: dict[str, str], hb: str | None, now: float, hb_
         "daily_pnl": round(float(st.get("daily_pnl") or 0), 2),
         "equity": round(float(st.get("equity") or 0), 2),
         "last_trade": st.get("last_trade") or None,
+        "heartbeat_at": float(st.get("heartbeat_at") or 0) or None,
+        "strategy": st.get("strategy") or None,
+        "strategy_hash": st.get("strategy_hash") or None,
+        "model_version": st.get("model_version") or None,
+        "quote": st.get("quote") or None,
+        "usd_per_quote": float(st["usd_per_quote"]) if st.get("usd_per_quote") else None,
+        "halted": st.get("halted") or None,
         "owner": st.get("owner") or None,
         "last_command": st.get("last_command") or None,
         # failed engines: what became of the position (flattening, flattened, flatten_failed, holding, flat)

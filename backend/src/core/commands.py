@@ -19,8 +19,8 @@ import redis
 
 from backend.src.core.keys import Keys
 
-Action = Literal["start", "stop", "restart", "reload"]
-ACTIONS: tuple[str, ...] = ("start", "stop", "restart", "reload")
+Action = Literal["start", "stop", "restart", "reload", "promote", "rollback"]
+ACTIONS: tuple[str, ...] = ("start", "stop", "restart", "reload", "promote", "rollback")
 GROUP = "manager"
 RESULT_TTL_S = 86_400
 StreamReply = list[tuple[str, list[tuple[str, dict[str, str]]]]] | None
@@ -34,9 +34,11 @@ class Command:
     action: str
     symbol: str
     sent_at: float
+    arg: str = ""  # promote: the model version
 
 
-def send(r: redis.Redis, keys: Keys, owner: str, action: Action, symbol: str = "", now: float | None = None) -> str:
+def send(r: redis.Redis, keys: Keys, owner: str, action: Action, symbol: str = "", now: float | None = None,
+         arg: str = "") -> str:
     """Queue a command for the manager ``owner``; returns its id."""
     command_id = uuid.uuid4().hex
     sent = time.time() if now is None else now
@@ -44,8 +46,8 @@ def send(r: redis.Redis, keys: Keys, owner: str, action: Action, symbol: str = "
     pipe.hset(keys.command_result(command_id),
               mapping={"status": "pending", "action": action, "symbol": symbol, "sent_at": f"{sent:.3f}"})
     pipe.expire(keys.command_result(command_id), RESULT_TTL_S)
-    pipe.xadd(keys.commands(owner), {"id": command_id, "action": action, "symbol": symbol, "sent_at": f"{sent:.3f}"},
-              maxlen=STREAM_MAXLEN, approximate=True)
+    pipe.xadd(keys.commands(owner), {"id": command_id, "action": action, "symbol": symbol, "sent_at": f"{sent:.3f}",
+                                     "arg": arg}, maxlen=STREAM_MAXLEN, approximate=True)
     pipe.execute()
     return command_id
 
@@ -81,7 +83,7 @@ class CommandInbox:
                     self.r.xack(self.stream, GROUP, msg_id)
                     continue
                 out.append(Command(msg_id, f.get("id", ""), f.get("action", ""), f.get("symbol", ""),
-                                   float(f.get("sent_at") or 0)))
+                                   float(f.get("sent_at") or 0), f.get("arg", "")))
         if start == "0" and len(out) < count:
             self._backlog_done = True
         return out

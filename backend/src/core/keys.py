@@ -17,6 +17,14 @@ class Keys:
         """String ``<pid>:<generation>:<unix ts>`` with a TTL."""
         return f"{self.ns}hb:{symbol}"
 
+    def history(self, symbol: str) -> str:
+        """Capped stream: one entry per traded candle (ts, o, h, l, c, v, pos, eq, at) for the dashboard."""
+        return f"{self.ns}hist:{symbol}"
+
+    def fills(self, symbol: str) -> str:
+        """Capped stream: one entry per fill (ts = candle, side, qty, price, fee, order_id, pos, at)."""
+        return f"{self.ns}fills:{symbol}"
+
     def lease(self, symbol: str) -> str:
         """String ``<generation>:<owner>:<pid>``; the engine that holds it may trade."""
         return f"{self.ns}lease:{symbol}"
@@ -132,3 +140,13 @@ class Keys:
     def retrain(self) -> str:
         """Hash: nightly retrain counters, duration histogram, last run, production version, model Sharpe."""
         return f"{self.ns}retrain:stats"
+
+    # --- dashboard: backtests and parity runs (RQ jobs) ------------------------------------
+    def run(self, run_id: str) -> str:
+        """Hash: kind (backtest | parity), status, progress, spec, result (JSON), error, created_at."""
+        return f"{self.ns}run:{run_id}"
+
+    @property
+    def runs(self) -> str:
+        """Sorted set: run ids by creation time (the newest ``RUNS_KEPT`` are kept)."""
+        return f"{self.ns}runs"

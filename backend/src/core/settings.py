@@ -91,6 +91,7 @@ class EngineSettings(BaseModel):
 
     replay_speed: float = Field(default=300.0, gt=0)  # simulated seconds per wall second
     synthetic_interval_s: float = Field(default=1.0, gt=0)  # wall seconds per synthetic candle
+    history_len: int = Field(default=2000, ge=10, le=100_000)  # candles and fills kept in Redis for the dashboard
     risk_policy: Path = REPO_ROOT / "backend" / "risk" / "policy.yaml"
 
     @field_validator("risk_policy")

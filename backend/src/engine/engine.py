@@ -17,7 +17,7 @@ from typing import Any
 import redis
 from pydantic import ValidationError
 
-from backend.src.core.config import SymbolConfig
+from backend.src.core.config import SymbolConfig, quote_of
 from backend.src.core.errors import (
     EXIT_OK,
     EXIT_ORPHANED,
@@ -30,9 +30,11 @@ from backend.src.core.lease import BEAT, Lease
 from backend.src.core.runtime import Clock, SystemClock
 from backend.src.core.states import EngineState
 from backend.src.core.types import Candle
+from backend.src.engine.history import History
 from backend.src.engine.journal import Journal
 from backend.src.engine.risk_gate import RiskGate
 from backend.src.engine.spec import EngineSpec, SymbolLogger
+from backend.src.market import candle_log
 from backend.src.market.candles import CandleSource, ReplaySource, SyntheticSource, load_candles
 from backend.src.market.exchange_rules import MarketRules
 from backend.src.trading.factory import build_strategy
@@ -65,6 +67,8 @@ class Engine:
         self.journal = Journal(self.settings.journal_dir / f"{spec.symbol}.jsonl")
         self._check_journal_source()
         self.config = cfg = spec.config
+        self.history = History(r, self.keys, spec.symbol, candle_log.path_of(self.settings.data_dir, spec.symbol),
+                               self.settings.history_len)
         self.config_version = ""
         self.gate = RiskGate(r, self.keys, spec.symbol, spec.policy, live=self.settings.live_trading)
         self.feeds = FeedReader(  # what the strategy sees besides candles: news sentiment, on-chain, funding
@@ -166,6 +170,7 @@ class Engine:
         self.source = self.build_source()
         history = self.source.warmup(self.session.strategy.warmup_candles)
         self.session.warmup(history)
+        self.history.warmup(history)
         if self.settings.live_trading and self.spec.source.kind == "live":
             from backend.src.trading.live_exec import LiveExecutor  # noqa: PLC0415
 
@@ -192,7 +197,10 @@ class Engine:
             closed = self.trader.flatten(candle.close, candle.ts, gen=self.gen, now=self.clock(),
                                          reason=CARRIED_OVER_LIMIT)
             self.log.warning("carried position over a portfolio limit closed", extra={"fills": len(closed)})
+            self.history.fills(closed, self.broker.qty)
         fills = self.session.on_candle(candle, gen=self.gen, now=self.clock(), fence=self.check_fence)
+        self.history.candle(candle, self.broker.qty, self.broker.equity, self.clock())
+        self.history.fills(fills, self.broker.qty)
         for fill in fills:
             self.log.info("fill", extra={"side": fill.side, "qty": round(fill.qty, 8), "price": fill.price,
                                          "fee": round(fill.fee, 6), "order_id": fill.order_id,
@@ -232,6 +240,8 @@ class Engine:
             "heartbeat_at": round(self.clock(), 3), "day": self.risk_day, "halted": self.gate.halted_reason,
             "volatility": round(self.gate.sizer.ewma_abs_ret, 10), "policy_version": self.gate.policy_version,
             "strategy_hash": self.session.strategy.fingerprint, "model_version": self.session.strategy.model_version,
+            "strategy": self.config.strategy.levilang or self.config.strategy.name,
+            "quote": quote_of(self.symbol) or "", "usd_per_quote": self.config.usd_per_quote(self.symbol) or "",
         }
 
     def beat(self, force: bool = False) -> None:
@@ -239,6 +249,7 @@ class Engine:
         if not force and now - self.last_beat < self.settings.heartbeat_interval_s:
             return
         self.last_beat = now
+        self.history.flush()
         lease_key, token, ttl_ms, gen = self.lease.renew_args()
         fields = [str(x) for kv in self.state_fields().items() for x in kv]
         hb = f"{self.pid}:{gen}:{now:.3f}"
@@ -278,6 +289,7 @@ class Engine:
             self.gate.halted_reason = flag.split("|", 1)[-1]
             fills = self.trader.flatten(self.broker.last_price, self.cursor_ts, gen=self.gen, now=self.clock(),
                                         reason="global_stop")
+            self.history.fills(fills, self.broker.qty)
             self.log.error("GLOBAL STOP: %s; position closed, entries refused", self.gate.halted_reason,
                            extra={"fills": len(fills), "position": self.broker.qty})
             self.beat(force=True)

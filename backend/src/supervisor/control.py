@@ -165,6 +165,8 @@ class ControlPlane:
         if cmd.action == "reload":
             detail = self.reload()
             return f"{detail}; {self.policy.reload()}" if self.policy is not None else detail
+        if cmd.action in ("promote", "rollback"):
+            return self.model_command(cmd)
         if cmd.action not in ("start", "stop", "restart"):
             raise UsageError(f"action: unknown action {cmd.action!r}")
         if cmd.symbol not in self.m.configs():
@@ -177,6 +179,19 @@ class ControlPlane:
             return "stopping"
         self.m.restart_async(cmd.symbol)
         return "restarting"
+
+    def model_command(self, cmd: Command) -> str:
+        """Promote a model version or roll back to the previous one; engines pick it up on their own
+        (their model watcher follows the registry's ``current`` link)."""
+        from backend.ml.registry import Registry  # noqa: PLC0415 - the registry's file operations only
+
+        if self.config_source.settings is None:
+            raise UsageError("models: this manager has no data dir")
+        reg = Registry(self.config_source.settings.models_dir)
+        if cmd.action == "rollback":
+            return f"production model -> {reg.rollback()}"
+        reg.promote(cmd.arg, reason="operator (API)")
+        return f"production model -> {cmd.arg}"
 
     def reload(self) -> str:
         """Validate the whole config first; apply only if all of it is valid."""

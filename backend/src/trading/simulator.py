@@ -9,6 +9,7 @@ symbol (``OpenGate``: a backtest of one symbol has no other positions to share s
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from backend.src.trading.session import TradingSession
 from backend.src.trading.sizing import OpenGate, Sizer
 from backend.src.trading.strategies.base import Strategy
 
+PROGRESS_EVERY = 2000
 FILL_COLUMNS = ("candle_ts", "side", "qty", "price", "fee")
 TRADE_COLUMNS = ("entry_ts", "exit_ts", "side", "qty", "entry_price", "exit_price", "fees", "pnl", "return_pct")
 
@@ -85,14 +87,20 @@ class SimResult:
 
 
 def simulate(symbol: str, cfg: SymbolConfig, strategy: Strategy, candles: list[Candle], policy: RiskPolicy, *,
-             source_id: str = "backtest") -> SimResult:
+             source_id: str = "backtest", warmup: list[Candle] | None = None,
+             progress: Callable[[int], None] | None = None) -> SimResult:
     """Every candle, from a flat start (warm-up included: an engine replaying a file from its first
-    candle has no history either)."""
+    candle has no history either, unless ``warmup`` gives it the history an engine warmed on).
+    ``progress(n)`` is told every ``PROGRESS_EVERY`` candles how many are done."""
     out = SimResult()
     session = TradingSession(symbol, cfg, out.ledger, strategy, source_id=source_id, sizer=Sizer(symbol, policy),
                              gate=OpenGate())
+    if warmup:
+        session.warmup(warmup)
     broker = session.broker
-    for c in candles:
+    for n, c in enumerate(candles):
+        if progress is not None and n % PROGRESS_EVERY == 0:
+            progress(n)
         out.fills += session.on_candle(c, gen=1, now=c.ts / 1000)
         out.ts.append(c.ts)
         out.equity.append(broker.equity)

@@ -1,0 +1,134 @@
+"""The parity panel's job: an engine's session replayed through the backtester, trade by trade.
+
+Inputs, all as the engine left them: the candles it traded (``market/candle_log``: its first start's
+warm-up history, then every candle), its journal's fills, the config the manager published for it
+and the strategy fingerprint in its status. The backtester (``trading.simulator``, the same session
+code) trades the same candles from a flat start with the same config; each fill pair is compared on
+side (the signal), size, fill price and slippage against the candle's open. A session with no
+differences says so; an engine that restarted re-warmed its strategy from history, which can make
+indicators with infinite memory differ after the restart (reported beside the result).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from backend.src.core.settings import Settings
+from backend.src.core.types import Candle
+from backend.src.trading.execution import Fill
+
+REL_TOL = 1e-9
+MAX_ROWS = 500
+
+
+def journal_fills(path: Path) -> list[Fill]:
+    """The journal's fills, read without its lock (the engine keeps writing); a torn tail is skipped."""
+    out: list[Fill] = []
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines():
+        try:
+            e = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(e, dict) and e.get("type") == "fill":
+            out.append(Fill.from_entry(e))
+    return out
+
+
+def _slip_bps(f: Fill, opens: dict[int, float]) -> float | None:
+    o = opens.get(f.candle_ts)
+    if not o:
+        return None
+    return (f.price / o - 1) * 10_000 * (1 if f.side == "buy" else -1)
+
+
+def _side(f: Fill | None, opens: dict[int, float]) -> dict[str, Any] | None:
+    if f is None:
+        return None
+    slip = _slip_bps(f, opens)
+    return {"side": f.side, "qty": f.qty, "price": f.price, "fee": f.fee,
+            "slippage_bps": None if slip is None else round(slip, 4)}
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= REL_TOL * max(abs(a), abs(b), 1e-12)
+
+
+def compare(engine: list[Fill], backtest: list[Fill], candles: list[Candle]) -> dict[str, Any]:
+    """Fills paired in order; a row per pair with the fields that differ (none: a match)."""
+    opens = {c.ts: c.open for c in candles}
+    rows: list[dict[str, Any]] = []
+    differ = 0
+    e_i = b_i = 0
+    while e_i < len(engine) or b_i < len(backtest):
+        e = engine[e_i] if e_i < len(engine) else None
+        b = backtest[b_i] if b_i < len(backtest) else None
+        if e is not None and b is not None and e.candle_ts != b.candle_ts:  # one side has a fill the other lacks
+            e, b = (e, None) if e.candle_ts < b.candle_ts else (None, b)
+        e_i += e is not None
+        b_i += b is not None
+        fields: list[str] = []
+        if e is None or b is None:
+            fields = ["signal"]
+        else:
+            fields += ["signal"] if e.side != b.side else []
+            fields += ["size"] if not _close(e.qty, b.qty) else []
+            fields += ["fill price"] if not _close(e.price, b.price) else []
+            se, sb = _slip_bps(e, opens), _slip_bps(b, opens)
+            fields += ["slippage"] if se is not None and sb is not None and abs(se - sb) > 1e-6 else []
+            fields += ["fee"] if not _close(e.fee, b.fee) else []
+        differ += bool(fields)
+        if len(rows) < MAX_ROWS:
+            rows.append({"candle_ts": (e or b).candle_ts, "engine": _side(e, opens),  # type: ignore[union-attr]
+                         "backtest": _side(b, opens), "differs": fields})
+    return {"rows": rows, "fills_engine": len(engine), "fills_backtest": len(backtest), "differences": differ}
+
+
+def replay(symbol: str, settings: Settings, config_json: str, strategy_hash: str) -> dict[str, Any]:
+    """The comparison for one engine, from the files in the data dir and its published config."""
+    from backend.risk.policy import load_policy  # noqa: PLC0415
+    from backend.src.core.config import SymbolConfig  # noqa: PLC0415
+    from backend.src.market import candle_log  # noqa: PLC0415
+    from backend.src.trading.factory import build_strategy  # noqa: PLC0415
+    from backend.src.trading.simulator import simulate  # noqa: PLC0415
+
+    warm, traded = candle_log.read(candle_log.path_of(settings.data_dir, symbol))
+    if not traded:
+        raise ValueError(f"symbol: {symbol} has no recorded candles in {settings.data_dir / 'candles'}")
+    cfg = SymbolConfig.model_validate_json(config_json)
+    strategy = build_strategy(cfg.strategy, settings.models_dir)
+    first, last = traded[0].ts, traded[-1].ts
+    fills = journal_fills(settings.journal_dir / f"{symbol}.jsonl")
+    engine = [f for f in fills if first <= f.candle_ts <= last]
+    earlier = [f for f in fills if f.candle_ts < first]
+    sim = simulate(symbol, cfg, strategy, traded, load_policy(settings.risk_policy), warmup=warm)
+    out = compare(engine, sim.fills, traded)
+    out.update(symbol=symbol, candles=len(traded), from_ms=first, to_ms=last,
+               strategy_hash=strategy.fingerprint, engine_strategy_hash=strategy_hash,
+               same_strategy=strategy.fingerprint == strategy_hash, fills_before_recording=len(earlier))
+    return out
+
+
+def run_parity(run_id: str, symbol: str) -> None:
+    """The RQ job: reads the engine's published config and status from Redis, then ``replay``."""
+    from backend.ml.jobs import worker_redis  # noqa: PLC0415
+    from backend.src.core.keys import Keys  # noqa: PLC0415
+    from backend.src.core.runs import RunStore  # noqa: PLC0415
+
+    settings = Settings()
+    r, keys = worker_redis(settings), Keys(settings.namespace)
+    store = RunStore(r, keys)
+    try:
+        store.progress(run_id, 0.1, f"{symbol}: replaying")
+        config_json = r.hget(keys.config(symbol), "json")
+        state: dict[Any, Any] = r.hgetall(keys.state(symbol))  # type: ignore[assignment]
+        if not config_json:
+            raise ValueError(f"symbol: no published config for {symbol}")
+        result = replay(symbol, settings, str(config_json), str(state.get("strategy_hash", "")))
+        result["restarts"] = int(state.get("restarts") or 0)
+        store.finish(run_id, result)
+    except Exception as exc:  # noqa: BLE001 - the run's record shows what went wrong
+        store.fail(run_id, f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,89 @@
+"""Backtests and parity runs from the dashboard: queued as RQ jobs (``backtest`` queue), served by the
+manager's RQ workers; their progress and results are read from the run records (``core/runs.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any, Literal
+
+import redis
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from backend.ml.ui_backtest import BacktestSpec, options
+from backend.src.app.security import require_reader, require_token
+from backend.src.app.snapshot import SymbolPath
+from backend.src.core.redis_launcher import connect, discover_url
+from backend.src.core.runs import Kind, RunStore, view
+
+router = APIRouter()
+RunId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]
+JOB_TIMEOUT_S = 1800
+
+
+def _enqueue(request: Request, kind: Kind, spec: dict[str, Any], func: str, *args: str) -> str:
+    """Create the run record, then queue its job (sync: RQ's client is synchronous)."""
+    from rq import Queue  # noqa: PLC0415
+
+    from backend.ml.jobs import queue_names  # noqa: PLC0415
+
+    settings = request.app.state.settings
+    r = connect(discover_url(settings))
+    rq_conn = redis.Redis.from_url(discover_url(settings), socket_timeout=5.0)  # RQ stores bytes: no decoding
+    try:
+        run_id = RunStore(r, request.app.state.keys).create(kind, spec)
+        Queue(queue_names(settings)[2], connection=rq_conn).enqueue(
+            func, run_id, *args, job_id=f"run-{run_id}", job_timeout=JOB_TIMEOUT_S, result_ttl=3600,
+            failure_ttl=86_400)
+        return run_id
+    finally:
+        r.close()
+        rq_conn.close()
+
+
+@router.get("/backtests/options", dependencies=[Depends(require_reader)])
+async def backtest_options(request: Request) -> dict[str, Any]:
+    """What a backtest can be run on: strategies (built in and LeviLang files), candle files, sources."""
+    return await asyncio.to_thread(options, request.app.state.settings)
+
+
+@router.post("/backtests", dependencies=[Depends(require_token)], status_code=202)
+async def start_backtest(spec: BacktestSpec, request: Request) -> JSONResponse:
+    try:
+        spec.check_data(request.app.state.settings)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    run_id = await asyncio.to_thread(_enqueue, request, "backtest", json.loads(spec.model_dump_json()),
+                                     "backend.ml.ui_backtest.run_backtest", spec.model_dump_json())
+    return JSONResponse({"id": run_id, "status": "queued"}, status_code=202)
+
+
+@router.post("/engines/{symbol}/parity", dependencies=[Depends(require_token)], status_code=202)
+async def start_parity(symbol: SymbolPath, request: Request) -> JSONResponse:
+    if not await request.app.state.redis.sismember(request.app.state.keys.engines, symbol):
+        raise HTTPException(404, f"unknown symbol {symbol}")
+    run_id = await asyncio.to_thread(_enqueue, request, "parity", {"symbol": symbol},
+                                     "backend.ml.parity.run_parity", symbol)
+    return JSONResponse({"id": run_id, "status": "queued"}, status_code=202)
+
+
+@router.get("/runs", dependencies=[Depends(require_reader)])
+async def runs(request: Request, kind: Literal["backtest", "parity"] | None = None,
+               limit: Annotated[int, Query(ge=1, le=50)] = 50) -> dict[str, Any]:
+    """Past runs, newest first, without their results."""
+    r, keys = request.app.state.redis, request.app.state.keys
+    ids = await r.zrevrange(keys.runs, 0, -1)
+    pipe = r.pipeline(transaction=False)
+    for i in ids:
+        pipe.hgetall(keys.run(i))
+    out = [view(raw, with_result=False) for raw in await pipe.execute() if raw]
+    return {"runs": [x for x in out if kind is None or x["kind"] == kind][:limit]}
+
+
+@router.get("/runs/{run_id}", dependencies=[Depends(require_reader)])
+async def run(run_id: RunId, request: Request) -> dict[str, Any]:
+    raw = await request.app.state.redis.hgetall(request.app.state.keys.run(run_id))
+    if not raw:
+        raise HTTPException(404, f"unknown run {run_id}")
+    return view(raw, with_result=True)

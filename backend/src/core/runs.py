@@ -1,0 +1,70 @@
+"""Backtest and parity runs started from the dashboard: a record per run in Redis.
+
+The API creates the record and enqueues the RQ job; the job (``backend/ml/ui_jobs.py``) writes its
+progress and, at the end, its result (JSON) or its error. The newest ``RUNS_KEPT`` runs are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any, Literal
+
+import redis
+
+from backend.src.core.keys import Keys
+
+RUNS_KEPT = 50
+Kind = Literal["backtest", "parity"]
+
+
+class RunStore:
+    def __init__(self, r: redis.Redis, keys: Keys) -> None:
+        self.r, self.keys = r, keys
+
+    def create(self, kind: Kind, spec: dict[str, Any], now: float | None = None) -> str:
+        run_id = uuid.uuid4().hex[:16]
+        at = time.time() if now is None else now
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.keys.run(run_id), mapping={"id": run_id, "kind": kind, "status": "queued", "progress": "0",
+                                                  "message": "queued", "spec": json.dumps(spec),
+                                                  "created_at": f"{at:.3f}"})
+        pipe.zadd(self.keys.runs, {run_id: at})
+        pipe.execute()
+        self.trim()
+        return run_id
+
+    def trim(self) -> None:
+        old = self.r.zrange(self.keys.runs, 0, -RUNS_KEPT - 1)
+        if old:
+            pipe = self.r.pipeline(transaction=True)
+            for run_id in old:  # type: ignore[union-attr]
+                pipe.delete(self.keys.run(str(run_id)))
+            pipe.zrem(self.keys.runs, *old)  # type: ignore[misc]
+            pipe.execute()
+
+    def progress(self, run_id: str, fraction: float, message: str) -> None:
+        self.r.hset(self.keys.run(run_id), mapping={"status": "running", "progress": f"{fraction:.4f}",
+                                                    "message": message})
+
+    def finish(self, run_id: str, result: dict[str, Any], now: float | None = None) -> None:
+        self.r.hset(self.keys.run(run_id), mapping={
+            "status": "done", "progress": "1", "message": "done", "result": json.dumps(result, default=float),
+            "finished_at": f"{time.time() if now is None else now:.3f}"})
+
+    def fail(self, run_id: str, error: str, now: float | None = None) -> None:
+        self.r.hset(self.keys.run(run_id), mapping={"status": "error", "message": error, "error": error,
+                                                    "finished_at": f"{time.time() if now is None else now:.3f}"})
+
+
+def view(raw: dict[str, str], *, with_result: bool) -> dict[str, Any]:
+    """A run record as the API answers it."""
+    out: dict[str, Any] = {k: raw.get(k) for k in ("id", "kind", "status", "message", "error")}
+    out["progress"] = float(raw.get("progress") or 0)
+    out["created_at"] = float(raw.get("created_at") or 0)
+    out["finished_at"] = float(raw["finished_at"]) if raw.get("finished_at") else None
+    out["spec"] = json.loads(raw.get("spec") or "{}")
+    if with_result:
+        out["result"] = json.loads(raw["result"]) if raw.get("result") else None
+    return out

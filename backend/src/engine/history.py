@@ -1,0 +1,75 @@
+"""What the dashboard draws of an engine, pushed with its heartbeat.
+
+Every traded candle (OHLCV, the position and the equity after it, the wall time) and every fill go
+to capped Redis streams (``Keys.history`` / ``Keys.fills``, ``history_len`` entries each), buffered in
+memory and written in one pipeline per heartbeat, so a fast replay costs one round trip per beat, not
+per candle. The candles are also appended to ``<data dir>/candles/<SYMBOL>.csv`` (with the warm-up
+history of the engine's first start, flagged), which is what the parity panel replays through the
+backtester (format: ``market/candle_log.py``). None of this is a money path: the journal is the
+ledger; a Redis outage drops the oldest buffered records beyond ``MAX_BUFFER``, never blocks trading.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from pathlib import Path
+
+import redis
+
+from backend.src.core.keys import Keys
+from backend.src.core.types import Candle
+from backend.src.market import candle_log
+from backend.src.trading.execution import Fill
+
+MAX_BUFFER = 5_000
+
+
+class History:
+    def __init__(self, r: redis.Redis, keys: Keys, symbol: str, path: Path, maxlen: int) -> None:
+        self.r, self.keys, self.symbol, self.path, self.maxlen = r, keys, symbol, path, maxlen
+        self.records: deque[tuple[str, dict[str, str]]] = deque(maxlen=MAX_BUFFER)
+        self.lines: list[str] = []
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.first_start = not path.exists() or path.stat().st_size == 0
+        if self.first_start:
+            self.lines.append(candle_log.HEADER)
+
+    def warmup(self, history: list[Candle]) -> None:
+        """The candles the strategy warmed on; recorded once, at the engine's first start."""
+        if self.first_start:
+            self.lines += [candle_log.row(c, warm=True) for c in history]
+            self.first_start = False
+
+    def candle(self, c: Candle, position: float, equity: float, now: float) -> None:
+        self.lines.append(candle_log.row(c, warm=False))
+        self.records.append((self.keys.history(self.symbol), {
+            "ts": str(c.ts), "o": repr(c.open), "h": repr(c.high), "l": repr(c.low), "c": repr(c.close),
+            "v": repr(c.volume), "pos": repr(position), "eq": repr(equity), "at": f"{now:.3f}"}))
+
+    def fills(self, fills: list[Fill], position: float) -> None:
+        """The candle's fills; ``position`` is the one after them."""
+        for f in fills:
+            self.records.append((self.keys.fills(self.symbol), {
+                "ts": str(f.candle_ts), "side": f.side, "qty": repr(f.qty), "price": repr(f.price),
+                "fee": repr(f.fee), "order_id": f.order_id, "pos": repr(position), "at": f"{f.ts:.3f}"}))
+
+    def flush(self) -> None:
+        if self.lines:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            try:
+                os.write(fd, "".join(self.lines).encode())
+            finally:
+                os.close(fd)
+            self.lines.clear()
+        if not self.records:
+            return
+        pipe = self.r.pipeline(transaction=False)
+        for key, fields in self.records:
+            pipe.xadd(key, fields, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
+        try:
+            pipe.execute()
+        except redis.RedisError:
+            return  # kept (bounded) for the next beat
+        self.records.clear()
+
