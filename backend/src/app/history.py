@@ -102,7 +102,8 @@ async def logs(symbol: SymbolPath, request: Request,
 def portfolio_curve(series: dict[str, list[tuple[float, float]]], rates: dict[str, float],
                     points: int = 600) -> dict[str, Any]:
     """Total equity in USD over wall time: each symbol's (at, equity) carried forward between its
-    samples, summed on a common grid of at most ``points`` steps; daily PnL per UTC day from it."""
+    samples (and back to the start from its first one: an engine started later adds no jump that
+    would look like profit), summed on a grid of at most ``points`` steps; daily PnL per UTC day."""
     priced = {s: v for s, v in series.items() if v and s in rates}
     if not priced:
         return {"currency": "USD", "t": [], "equity": [], "daily": []}

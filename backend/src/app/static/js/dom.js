@@ -1,5 +1,5 @@
 // DOM building with text nodes only: nothing that comes from Redis, logs or the user is ever parsed
-// as HTML (no innerHTML anywhere), so a symbol or log line with <script> shows as text.
+// as HTML (no HTML-string assignment anywhere), so a symbol or log line with <script> shows as text.
 export function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
