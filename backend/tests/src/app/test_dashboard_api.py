@@ -122,8 +122,8 @@ def test_control_and_runs_need_the_token(api: ApiServer) -> None:
 
 @pytest.mark.parametrize(("change", "field"), [
     ({"end": "2025-12-31"}, "end"), ({"strategy": "nope"}, "strategy"), ({"symbols": ["bad symbol"]}, "symbols"),
-    ({"fee_bps": -1}, "fee_bps"), ({"source": "file", "symbols": ["NOFILEUSDT"]}, "symbols"), ({"symbols": []}, "symbols"),
-    ({"extra": 1}, "extra")])
+    ({"fee_bps": -1}, "fee_bps"), ({"source": "file", "symbols": ["NOFILEUSDT"]}, "symbols"),
+    ({"symbols": []}, "symbols"), ({"extra": 1}, "extra")])
 def test_a_bad_backtest_request_is_a_422_naming_the_field(api: ApiServer, api_token: str, change: dict[str, object],
                                                           field: str) -> None:
     spec = {"symbols": ["BTCUSDT"], "start": "2026-01-01", "end": "2026-01-03", **change}
