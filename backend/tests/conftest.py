@@ -221,14 +221,14 @@ def start_manager(
         m.stop()
 
 
-def require_binary(name: str) -> str:
+def require_binary(name: str, package: str = "prometheus") -> str:
     """Path of a system tool the test needs. Missing: skip, or fail when LEVIBOT_TEST_STRICT=1 (CI)."""
     import shutil
 
     path = shutil.which(name)
     if path:
         return path
-    message = f"{name} not installed (Debian: apt-get install prometheus)"
+    message = f"{name} not installed (Debian: apt-get install {package})"
     if os.environ.get("LEVIBOT_TEST_STRICT") == "1":
         pytest.fail(message)
     pytest.skip(message)

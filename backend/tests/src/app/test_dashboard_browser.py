@@ -1,0 +1,234 @@
+"""The dashboard in a real browser: headless Chromium (the system's, driven by Playwright; nothing is
+downloaded) against a real manager, its API, engines and RQ workers. Screenshots go to
+``$LEVIBOT_TEST_ARTIFACTS`` (default ``test-artifacts/`` in the repository, ignored by git)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from backend.src.core.redis_launcher import free_port
+from backend.src.core.settings import REPO_ROOT
+from backend.tests.conftest import ManagerProc, require_binary, wait_for
+from backend.tests.integration.helpers import running_pid, wait_running
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+SYMS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+ARTIFACTS = Path(os.environ.get("LEVIBOT_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts"))
+XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    chromium = require_binary("chromium", "chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+class Dashboard:
+    def __init__(self, browser: Any, url: str) -> None:
+        self.url = url
+        self.page = browser.new_page(viewport={"width": 1400, "height": 900})
+        self.console: list[str] = []
+        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
+        self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
+
+    def open(self, route: str = "") -> None:
+        self.page.goto(self.url + "/" + (f"#{route}" if route else ""))
+
+    def cell(self, symbol: str, column: int) -> str:
+        return str(self.page.locator(f'#fleet tr[data-symbol="{symbol}"] td').nth(column).inner_text())
+
+    def set_token(self, token: str) -> None:
+        self.page.click("#token-button")
+        self.page.fill("#token-input", token)
+        self.page.click("#token-dialog button[value=save]")
+
+    def toast(self) -> str:
+        self.page.wait_for_selector("#toast:not([hidden])")
+        return str(self.page.inner_text("#toast"))
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+    def csp_violations(self) -> list[str]:
+        return [m for m in self.console if "Content Security Policy" in m or "pageerror" in m]
+
+
+@pytest.fixture
+def dashboard(start_manager: Callable[..., ManagerProc], r: redis.Redis, ns: str, api_token: str,
+              browser: Any) -> Callable[..., Dashboard]:
+    def start(symbols: list[str], **env: object) -> Dashboard:
+        port = free_port()
+        start_manager(symbols, api_enabled="true", api_port=port, api_token=api_token, **env)
+        wait_running(r, ns, symbols)
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _up(url), 20, what="api up")
+        return Dashboard(browser, url)
+
+    return start
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(url + "/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_fleet_is_live_kill9_shows_without_reload_and_control_needs_the_token(
+        dashboard: Callable[..., Dashboard], r: redis.Redis, ns: str, api_token: str) -> None:
+    d = dashboard(SYMS)
+    t0 = time.monotonic()
+    d.open()
+    d.page.wait_for_function("() => document.querySelectorAll('#fleet tbody tr').length === 3")
+    first_paint = time.monotonic() - t0
+    assert first_paint < 5, first_paint
+    assert [d.page.locator("#fleet tbody tr").nth(i).get_attribute("data-symbol") for i in range(3)] == sorted(SYMS)
+    assert d.page.inner_text("#live") == "live"
+    pid = running_pid(r, ns, "BTCUSDT")
+    wait_for(lambda: d.cell("BTCUSDT", 2) == str(pid), 3, what="pid shown")
+    d.page.evaluate("window.__not_reloaded = true")
+    d.shot("fleet")
+
+    os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
+    killed = time.monotonic()
+    new = wait_for(lambda: (p := running_pid(r, ns, "BTCUSDT")) not in (None, pid) and p, 10, what="restart")
+    d.page.wait_for_function(
+        "([pid]) => document.querySelector('#fleet tr[data-symbol=BTCUSDT] td:nth-child(3)').textContent === pid",
+        arg=[str(new)], timeout=2000)
+    shown_after = time.monotonic() - killed
+    assert shown_after <= 2.0 + 0.5, shown_after  # within 2 s of the kill (the wait above times out at 2 s)
+    assert d.cell("BTCUSDT", 4) == "1"  # restarts
+    assert "SIGKILL" in d.page.locator('#fleet tr[data-symbol="BTCUSDT"] td.err').get_attribute("title")
+    assert d.page.evaluate("window.__not_reloaded") is True
+
+    # Without the token: refused in the page before any request, and by the API.
+    eth = running_pid(r, ns, "ETHUSDT")
+    d.page.click('#fleet tr[data-symbol="ETHUSDT"] button[data-action=stop]')
+    d.page.click("#confirm-ok")
+    assert "refused" in d.toast()
+    assert httpx.post(d.url + "/engines/ETHUSDT/stop").status_code == 401
+    time.sleep(0.5)
+    assert running_pid(r, ns, "ETHUSDT") == eth
+
+    # With it: a destructive action asks first; cancelled, nothing happens; confirmed, the result shows.
+    d.set_token(api_token)
+    d.page.click('#fleet tr[data-symbol="ETHUSDT"] button[data-action=restart]')
+    d.page.click("#confirm button[value=cancel]")
+    time.sleep(0.5)
+    assert running_pid(r, ns, "ETHUSDT") == eth
+    d.page.click('#fleet tr[data-symbol="ETHUSDT"] button[data-action=restart]')
+    d.page.click("#confirm-ok")
+    wait_for(lambda: "restarting" in d.page.inner_text("#toast"), 5, what="result shown")
+    wait_for(lambda: running_pid(r, ns, "ETHUSDT") not in (None, eth), 10, what="ETH restarted")
+    token_in_storage = d.page.evaluate("sessionStorage.getItem('levibot.token')")
+    assert token_in_storage == api_token and d.page.evaluate("document.cookie") == ""
+    assert api_token not in d.page.url
+    for route, name in (("/portfolio", "portfolio"), ("/symbol/BTCUSDT", "symbol"), ("/risk", "risk"),
+                        ("/models", "models")):
+        d.open(route)
+        d.page.wait_for_selector("main h1")
+        time.sleep(0.5)
+        d.shot(name)
+    d.open("/symbol/BTCUSDT")
+    d.page.wait_for_selector("#candles canvas")
+    d.page.wait_for_selector("#logs div")
+    assert d.csp_violations() == []
+
+
+def test_everything_from_redis_and_logs_renders_as_text(dashboard: Callable[..., Dashboard], r: redis.Redis,
+                                                        ns: str, data_dir: Path) -> None:
+    d = dashboard(["BTCUSDT"])
+    evil = "EVIL<b>1</b>"  # not a valid symbol for the API, but Redis is not the API: the page must cope
+    r.sadd(f"{ns}engines", evil)
+    r.hset(f"{ns}engine:{evil}", mapping={"status": "failed", "last_error": XSS, "strategy": XSS, "restarts": 5})
+    r.xadd(f"{ns}events", {"type": "crashed", "symbol": "BTCUSDT", "reason": XSS, "ts": f"{time.time():.3f}"})
+    log = sorted((data_dir / "logs").glob("engine-BTCUSDT-*.jsonl"))[-1]
+    with log.open("a") as fh:
+        fh.write(json.dumps({"ts": "now", "level": "ERROR", "msg": XSS}) + "\n")
+    d.open()
+    d.page.wait_for_selector(f'#fleet tr[data-symbol="{evil}"]')
+    row = d.page.locator(f'#fleet tr[data-symbol="{evil}"]')
+    assert evil in row.inner_text() and XSS in row.inner_text()
+    assert row.locator("img, script, b").count() == 0
+    d.open("/symbol/BTCUSDT")
+    d.page.wait_for_selector("#logs div")
+    assert XSS in d.page.inner_text("#logs") and XSS in d.page.inner_text("#events")
+    assert d.page.locator("main img, main script").count() == 0
+    d.shot("xss_as_text")
+    assert d.page.evaluate("window.__xss") is None
+    assert d.csp_violations() == []
+
+
+def test_a_backtest_started_from_the_page_finishes_and_draws_its_chart(
+        dashboard: Callable[..., Dashboard], api_token: str) -> None:
+    d = dashboard(["BTCUSDT"], workers=1)
+    d.open("/backtests")
+    d.page.wait_for_selector("#backtest-form")
+    d.page.click("#run-backtest")
+    assert "refused" in d.toast()  # no token yet
+    d.set_token(api_token)
+    d.page.fill("input[name=symbols]", "BTCUSDT,ETHUSDT")
+    d.page.fill("input[name=start]", "2026-01-01")
+    d.page.fill("input[name=end]", "2026-01-08")
+    d.page.select_option("select[name=strategy]", "trend_htf.levi.yaml")
+    d.page.click("#run-backtest")
+    d.page.wait_for_selector("#backtest-result [data-chart=equity] canvas", timeout=90_000)
+    assert d.page.locator("#backtest-result [data-chart=equity]").count() == 2
+    text = d.page.inner_text("#backtest-result")
+    assert "trend_htf.levi.yaml on BTCUSDT, ETHUSDT" in text and "buy and hold" in text and "Sharpe" in text
+    time.sleep(0.5)
+    d.shot("backtest")
+    first = d.page.url.rsplit("/", 1)[-1]
+    d.open("/backtests")  # a second run, then both side by side
+    d.page.wait_for_selector("#backtest-form")
+    d.page.fill("input[name=start]", "2026-01-01")
+    d.page.fill("input[name=end]", "2026-01-08")
+    d.page.click("#run-backtest")
+    d.page.wait_for_function("([first]) => location.hash.startsWith('#/backtests/') && !location.hash.endsWith(first)",
+                             arg=[first], timeout=90_000)
+    d.page.wait_for_selector(f'#past-runs input[data-run="{first}"]')
+    second = d.page.url.rsplit("/", 1)[-1]
+    d.page.check(f'#past-runs input[data-run="{first}"]')
+    d.page.check(f'#past-runs input[data-run="{second}"]')
+    d.page.click("#compare")
+    d.page.wait_for_selector("#compare-chart canvas")
+    time.sleep(0.5)
+    d.shot("backtest_compare")
+    bad = d.page
+    bad.goto(d.url + "/#/backtests")
+    bad.wait_for_selector("#backtest-form")
+    bad.fill("input[name=end]", "2000-01-01")
+    bad.click("#run-backtest")
+    assert "end" in d.toast()
+    assert d.csp_violations() == []
+
+
+def test_parity_panel_says_when_engine_and_backtester_agree(dashboard: Callable[..., Dashboard], api_token: str,
+                                                           data_dir: Path) -> None:
+    from backend.tests.integration.helpers import fills
+
+    d = dashboard(["BTCUSDT"], workers=1)
+    wait_for(lambda: len(fills(data_dir, "BTCUSDT")) >= 2, 40, what="two fills")
+    d.open("/parity/BTCUSDT")
+    d.set_token(api_token)
+    d.page.click("#run-parity")
+    d.page.wait_for_selector("#parity-verdict", timeout=90_000)
+    assert d.page.inner_text("#parity-verdict").startswith("No differences")
+    d.shot("parity")
+    assert d.csp_violations() == []
