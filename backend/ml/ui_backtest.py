@@ -23,6 +23,7 @@ from backend.src.core.types import Candle
 STRATEGY_DIR = REPO_ROOT / "backend" / "strategies"
 MAX_POINTS = 1500  # per curve sent to the browser
 MAX_FILLS = 1000
+MEAN_KEYS = ("total_return", "sharpe", "max_drawdown", "trades", "win_rate", "fees", "final_equity")
 BUILT_IN = ("sma_crossover", "momentum", "buy_and_hold", "ensemble")
 
 
@@ -175,7 +176,7 @@ def run_backtest(run_id: str, spec_json: str) -> None:
             tick(0.0)
             pairs[sym] = run_symbol(spec, sym, settings, tick)
         mean = {name: {k: float(np.mean([p["metrics"][name][k] for p in pairs.values()]))
-                       for k in ("total_return", "sharpe", "max_drawdown", "trades")}
+                       for k in MEAN_KEYS}
                 for name in ("strategy", "buy_and_hold")}
         store.finish(run_id, {"pairs": pairs, "mean": mean})
     except Exception as exc:  # noqa: BLE001 - the run's record shows what went wrong

@@ -73,11 +73,11 @@ function showRun(box, run, charts) {
 
 async function compare(box, ids, charts) {
   const runs = (await Promise.all(ids.map((id) => get(`/runs/${id}`)))).filter((r) => r.status === "done");
-  box.append(el("h2", { text: "Side by side (mean over each run's symbols; equity as return %)" }),
+  box.append(el("h2", { text: "Side by side: metrics are the mean over each run's symbols; the chart shows each run's first symbol (return %)" }),
     metricsTable(runs.map((r) => ({ name: `${r.id.slice(0, 6)} ${r.spec.strategy}`, metrics: r.result.mean.strategy }))));
   const lines = runs.map((r) => {
-    const p = Object.values(r.result.pairs)[0];
-    return { name: `${r.id.slice(0, 6)} ${r.spec.strategy}`, t: p.curve.t.map((x) => x / 1000), values: p.curve.equity.map((v) => 100 * (v / p.curve.equity[0] - 1)) };
+    const [sym, p] = Object.entries(r.result.pairs)[0];
+    return { name: `${r.id.slice(0, 6)} ${r.spec.strategy} ${sym}`, t: p.curve.t.map((x) => x / 1000), values: p.curve.equity.map((v) => 100 * (v / p.curve.equity[0] - 1)) };
   });
   const c = el("div", { class: "chart", id: "compare-chart" });
   box.append(c);
