@@ -63,7 +63,7 @@ def cpu_samples(proc: psutil.Process, seconds: int) -> list[float]:
 def reader(url: str, stop: threading.Event, lags: list[float], counts: list[int]) -> None:
     """One dashboard: reads the SSE stream; records each body's staleness on arrival."""
     n = 0
-    with httpx.stream("GET", url + "/stream/fleet", timeout=None) as res:
+    with httpx.stream("GET", url + "/stream/fleet", timeout=httpx.Timeout(5.0, read=60.0)) as res:
         for line in res.iter_lines():
             if stop.is_set():
                 break
