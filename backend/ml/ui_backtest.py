@@ -12,13 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.src.core.settings import REPO_ROOT, Settings
 from backend.src.core.types import Candle
+
+if TYPE_CHECKING:
+    from backend.src.core.config import SymbolConfig
 
 STRATEGY_DIR = REPO_ROOT / "backend" / "strategies"
 MAX_POINTS = 1500  # per curve sent to the browser
@@ -119,18 +122,25 @@ def thin(xs: list[Any], n: int = MAX_POINTS) -> list[Any]:
     return [xs[i] for i in idx]
 
 
-def run_symbol(spec: BacktestSpec, symbol: str, settings: Settings, tick: Any) -> dict[str, Any]:
-    from backend.ml.strategy_backtest import summarize  # noqa: PLC0415
-    from backend.risk.policy import load_policy  # noqa: PLC0415
+def symbol_config(spec: BacktestSpec) -> SymbolConfig:
+    """The engine config a backtest (and its replay through an engine) trades with."""
     from backend.src.core.config import StrategyConfig, SymbolConfig  # noqa: PLC0415
-    from backend.src.trading.factory import build_strategy, prepare  # noqa: PLC0415
-    from backend.src.trading.simulator import simulate  # noqa: PLC0415
-    from backend.src.trading.strategies.baselines import BuyAndHold  # noqa: PLC0415
+    from backend.src.trading.factory import prepare  # noqa: PLC0415
 
     st = StrategyConfig(levilang=str(STRATEGY_DIR / spec.strategy)) if spec.strategy.endswith(".levi.yaml") \
         else StrategyConfig(name=spec.strategy)
-    cfg = SymbolConfig(strategy=prepare(st, REPO_ROOT), fee_bps=spec.fee_bps, slippage_bps=spec.slippage_bps,
-                       initial_equity=spec.initial_equity, size_quote=spec.size)
+    return SymbolConfig(strategy=prepare(st, REPO_ROOT), fee_bps=spec.fee_bps, slippage_bps=spec.slippage_bps,
+                        initial_equity=spec.initial_equity, size_quote=spec.size)
+
+
+def run_symbol(spec: BacktestSpec, symbol: str, settings: Settings, tick: Any) -> dict[str, Any]:
+    from backend.ml.strategy_backtest import summarize  # noqa: PLC0415
+    from backend.risk.policy import load_policy  # noqa: PLC0415
+    from backend.src.trading.factory import build_strategy  # noqa: PLC0415
+    from backend.src.trading.simulator import simulate  # noqa: PLC0415
+    from backend.src.trading.strategies.baselines import BuyAndHold  # noqa: PLC0415
+
+    cfg = symbol_config(spec)
     strategy = build_strategy(cfg.strategy, settings.models_dir)
     candles = candles_for(spec, symbol, settings)
     warm = min(strategy.warmup_candles, len(candles) // 2)

@@ -10,8 +10,11 @@ from typing import Annotated, Any, Literal
 import redis
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from backend.ml.ui_backtest import BacktestSpec, options
+from backend.src.app import snapshot
+from backend.src.app.control import answer, send
 from backend.src.app.security import require_reader, require_token
 from backend.src.app.snapshot import SymbolPath
 from backend.src.core.redis_launcher import connect, discover_url
@@ -66,6 +69,33 @@ async def start_parity(symbol: SymbolPath, request: Request) -> JSONResponse:
     run_id = await asyncio.to_thread(_enqueue, request, "parity", {"symbol": symbol},
                                      "backend.ml.parity.run_parity", symbol)
     return JSONResponse({"id": run_id, "status": "queued"}, status_code=202)
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    run_id: str = Field(pattern=r"^[0-9a-f]{16}$", description="a backtest run on candle files")
+    symbol: str = Field(pattern=r"^[A-Z0-9]{2,20}$")
+    speed: float = Field(default=600.0, gt=0, le=1e6, description="simulated seconds per wall second")
+    wait_s: float = Field(default=5.0, ge=0, le=10)
+
+
+@router.post("/replays", dependencies=[Depends(require_token)])
+async def replay(body: ReplayRequest, request: Request) -> JSONResponse:
+    """Replay a backtest's file through a real engine (paper) at ``speed``; it then shows like any engine."""
+    raw = await request.app.state.redis.hgetall(request.app.state.keys.run(body.run_id))
+    if not raw:
+        raise HTTPException(404, f"unknown run {body.run_id}")
+    spec = json.loads(raw.get("spec") or "{}")
+    if raw.get("kind") != "backtest" or spec.get("source") != "file":
+        raise HTTPException(422, "run_id: only a backtest on candle files can be replayed")
+    if body.symbol not in spec.get("symbols", []):
+        raise HTTPException(422, f"symbol: {body.symbol} is not in run {body.run_id}")
+    managers = await snapshot.live_managers(request.app.state.redis, request.app.state.keys)
+    if not managers:
+        raise HTTPException(503, "no live manager to run the replay")
+    arg = json.dumps({"spec": spec, "symbol": body.symbol, "speed": body.speed})
+    command_id = await asyncio.to_thread(send, request, managers[0]["owner"], "replay", "", arg)
+    return await answer(request, command_id, body.wait_s)
 
 
 @router.get("/runs", dependencies=[Depends(require_reader)])

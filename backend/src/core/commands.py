@@ -19,8 +19,8 @@ import redis
 
 from backend.src.core.keys import Keys
 
-Action = Literal["start", "stop", "restart", "reload", "promote", "rollback"]
-ACTIONS: tuple[str, ...] = ("start", "stop", "restart", "reload", "promote", "rollback")
+Action = Literal["start", "stop", "restart", "reload", "promote", "rollback", "replay"]
+ACTIONS: tuple[str, ...] = ("start", "stop", "restart", "reload", "promote", "rollback", "replay")
 GROUP = "manager"
 RESULT_TTL_S = 86_400
 StreamReply = list[tuple[str, list[tuple[str, dict[str, str]]]]] | None
@@ -34,7 +34,7 @@ class Command:
     action: str
     symbol: str
     sent_at: float
-    arg: str = ""  # promote: the model version
+    arg: str = ""  # promote: the model version; replay: its request (JSON)
 
 
 def send(r: redis.Redis, keys: Keys, owner: str, action: Action, symbol: str = "", now: float | None = None,

@@ -305,6 +305,7 @@ class SourceSpec:
     path: Path | None = None
     exchange: str | None = None  # live: ccxt exchange id
     market: str | None = None  # live: the exchange's unified symbol, e.g. BTC/USDT
+    speed: float | None = None  # replay: simulated seconds per wall second (None: LEVIBOT_REPLAY_SPEED)
 
     def __str__(self) -> str:
         if self.kind == "live":

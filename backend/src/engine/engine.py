@@ -125,12 +125,13 @@ class Engine:
         self.cursor_ts = cursor
         if spec.kind == "replay" and spec.path is not None:
             candles, report = load_candles(spec.path)
-            self.candle_period_s = report.timeframe_ms / 1000 / self.settings.replay_speed
+            speed = spec.speed or self.settings.replay_speed
+            self.candle_period_s = report.timeframe_ms / 1000 / speed
             self.log.info(
                 "replay loaded", extra={"file": str(spec.path), "rows": report.rows,
                                         "duplicates": report.duplicates, "gaps": report.gaps},
             )
-            return ReplaySource(candles, speed=self.settings.replay_speed,
+            return ReplaySource(candles, speed=speed,
                                 after_ts=cursor if cursor >= 0 else None, now=now)
         if spec.kind == "live":
             return self.build_live_source()

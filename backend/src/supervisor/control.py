@@ -7,6 +7,8 @@ stop or restart is started and its progress shows in the engine's status.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 import logging
 import os
 import time
@@ -104,6 +106,7 @@ class ControlPlane:
         # only if two reads of it agree (config.read_settled): a writer mid-save is never applied.
         self.pending_fp = self.fingerprint
         self._last = {"commands": 0.0, "file": 0.0}
+        self.replays: set[str] = set()  # engines started by ``replay``, not from the config
 
     def open(self) -> None:
         self.inbox.ensure_group()
@@ -167,6 +170,8 @@ class ControlPlane:
             return f"{detail}; {self.policy.reload()}" if self.policy is not None else detail
         if cmd.action in ("promote", "rollback"):
             return self.model_command(cmd)
+        if cmd.action == "replay":
+            return self.replay(cmd)
         if cmd.action not in ("start", "stop", "restart"):
             raise UsageError(f"action: unknown action {cmd.action!r}")
         if cmd.symbol not in self.m.configs():
@@ -193,6 +198,31 @@ class ControlPlane:
         reg.promote(cmd.arg, reason="operator (API)")
         return f"production model -> {cmd.arg}"
 
+    def replay(self, cmd: Command) -> str:
+        """A backtest's candle file through a new paper engine at the requested speed, shown like any
+        engine. It is named ``R<n><SYMBOL>`` with the first ``n`` that has no journal yet, so every replay
+        starts at the file's first candle; replays are not in the config file, so a reload keeps them."""
+        from backend.ml.ui_backtest import BacktestSpec, data_files, symbol_config  # noqa: PLC0415
+
+        settings = self.config_source.settings
+        if settings is None:
+            raise UsageError("replay: this manager has no data dir")
+        try:
+            req = json.loads(cmd.arg)
+            spec, symbol, speed = BacktestSpec.model_validate(req["spec"]), str(req["symbol"]), float(req["speed"])
+            cfg = symbol_config(spec)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"replay: malformed request ({str(exc).splitlines()[0]})") from exc
+        path = data_files(settings).get(symbol)
+        if path is None or not 0 < speed <= 1e6:
+            raise UsageError(f"replay: no candle file for {symbol}" if path is None else "speed: 0 < speed <= 1e6")
+        name = next(n for n in (f"R{k}{symbol}"[:20] for k in itertools.count(1))
+                    if n not in self.m.configs() and not (settings.journal_dir / f"{n}.jsonl").exists())
+        self.replays.add(name)
+        self.publish(name, cfg)
+        self.m.add(name, cfg, SourceSpec("replay", path=path, speed=speed))
+        return f"replaying {path.name} as {name} at {speed:g}x"
+
     def reload(self) -> str:
         """Validate the whole config first; apply only if all of it is valid."""
         try:
@@ -204,7 +234,7 @@ class ControlPlane:
             raise
         current = self.m.configs()
         added = [s for s in configs if s not in current]
-        removed = [s for s in current if s not in configs]
+        removed = [s for s in current if s not in configs and s not in self.replays]
         changed = [s for s in configs if s in current and configs[s] != current[s]]
         for sym in removed:
             self.m.remove(sym)

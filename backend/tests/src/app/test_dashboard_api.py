@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -210,3 +211,45 @@ def test_models_page_data_and_promote_rollback_through_the_manager(
     assert missing.status_code == 409 and "not found" in missing.json()["detail"]
     assert httpx.post(url + "/models/promote", json={"version": "../etc"}, headers=auth(api_token)).status_code == 422
     assert reg.current() == v1
+
+
+def test_replay_of_a_backtest_file_runs_a_real_engine(start_manager: Callable[..., ManagerProc], r: redis.Redis,
+                                                      ns: str, data_dir: Path, api_token: str) -> None:
+    from backend.src.core.redis_launcher import free_port
+    from backend.src.market.candles import load_candles
+    from backend.tests.conftest import OHLCV_DIR
+
+    src = OHLCV_DIR / "ETH_BTC-5m.csv"
+    (data_dir / "ohlcv").mkdir(parents=True)
+    (data_dir / "ohlcv" / src.name).write_bytes(src.read_bytes())
+    candles, _ = load_candles(src)
+    day = 86_400_000
+    start = time.strftime("%Y-%m-%d", time.gmtime(candles[0].ts / 1000))
+    end = time.strftime("%Y-%m-%d", time.gmtime((candles[-1].ts + day) / 1000))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    start_manager(["BTCUSDT"], api_enabled="true", api_port=port, api_token=api_token, workers=1)
+    wait_running(r, ns, ["BTCUSDT"])
+    wait_for(lambda: _up(url), 20, what="api up")
+    assert "ETHBTC" in httpx.get(url + "/backtests/options").json()["files"]
+    spec = {"symbols": ["ETHBTC"], "source": "file", "start": start, "end": end, "strategy": "sma_crossover",
+            "size": 0.5, "initial_equity": 10}
+    run_id = httpx.post(url + "/backtests", json=spec, headers=auth(api_token)).json()["id"]
+    run = wait_for(lambda: (x := httpx.get(f"{url}/runs/{run_id}").json())["status"] in ("done", "error") and x, 120)
+    assert run["status"] == "done", run  # type: ignore[index]
+    assert run["result"]["pairs"]["ETHBTC"]["candles"] > 1000  # type: ignore[index]
+
+    bad = httpx.post(url + "/replays", json={"run_id": run_id, "symbol": "LTCBTC"}, headers=auth(api_token))
+    assert bad.status_code == 422 and "symbol" in bad.text
+    res = httpx.post(url + "/replays", json={"run_id": run_id, "symbol": "ETHBTC", "speed": 30000},
+                     headers=auth(api_token))
+    assert res.status_code == 200, res.text
+    assert "as R1ETHBTC at 30000x" in res.json()["detail"]
+    wait_running(r, ns, ["R1ETHBTC"])
+    wait_for(lambda: fills(data_dir, "R1ETHBTC"), 60, what="the replay trades")
+    assert r.hget(f"{ns}engine:R1ETHBTC", "source") == "replay:ETH_BTC-5m.csv"
+    assert httpx.post(url + "/config/reload", headers=auth(api_token)).status_code == 200
+    time.sleep(1.0)
+    assert r.hget(f"{ns}engine:R1ETHBTC", "status") == "running"  # a reload keeps replays
+    status = {e["symbol"]: e for e in httpx.get(url + "/engines/status").json()["engines"]}
+    assert status["R1ETHBTC"]["strategy"] == "sma_crossover" and status["R1ETHBTC"]["quote"] == "BTC"

@@ -3,7 +3,7 @@
 import { get, post } from "../api.js";
 import { el, clear, fmt, cls, table } from "../dom.js";
 import { lineChart } from "../charts.js";
-import { toast } from "../ui.js";
+import { act, toast } from "../ui.js";
 
 const METRICS = [["total_return", "return", fmt.pct], ["sharpe", "Sharpe", fmt.num], ["max_drawdown", "max drawdown", fmt.pct],
   ["trades", "trades", (x) => fmt.num(x, 0)], ["win_rate", "win rate", fmt.pct], ["fees", "fees", fmt.num], ["final_equity", "final equity", fmt.num]];
@@ -51,6 +51,16 @@ function metricsTable(columns) {  // columns: [{name, metrics}]
   return table([{ label: "", value: (m) => m[1] }, ...columns.map((c) => ({ label: c.name, num: true, value: (m) => m[2](c.metrics[m[0]]) }))], METRICS);
 }
 
+// Replay: the same file through a real paper engine at a chosen speed; it then shows in the fleet.
+function replayForm(runId, sym) {
+  const speed = el("input", { type: "number", value: 600, min: 1, step: "any", name: "speed", size: 6 });
+  return el("form", { class: "inline", "data-replay": sym, onsubmit: async (ev) => {
+    ev.preventDefault();
+    const res = await act(`replay ${sym}`, "/replays", { run_id: runId, symbol: sym, speed: Number(speed.value) }, false);
+    if (res && res.status === "done") location.hash = "#/";
+  } }, el("label", {}, "replay speed (x real time)", speed), el("button", { type: "submit" }, "replay through an engine"));
+}
+
 function showRun(box, run, charts) {
   clear(box);
   if (run.status === "error") { box.append(el("p", { class: "neg", text: `Failed: ${run.error}` })); return; }
@@ -60,6 +70,7 @@ function showRun(box, run, charts) {
     const eq = el("div", { class: "chart", "data-chart": "equity" });
     const dd = el("div", { class: "chart small", "data-chart": "drawdown" });
     box.append(el("h2", { text: `${sym}: ${p.candles} candles, ${fmt.time(p.from_ms)} → ${fmt.time(p.to_ms)}` }),
+      s.source === "file" ? replayForm(run.id, sym) : "",
       metricsTable([{ name: "strategy", metrics: p.metrics.strategy }, { name: "buy and hold", metrics: p.metrics.buy_and_hold }]),
       el("h2", { text: "Equity: strategy and buy-and-hold" }), eq, el("h2", { text: "Drawdown" }), dd,
       el("details", {}, el("summary", { text: `Fills (${p.fills.length}; newest 100 shown)` }),
