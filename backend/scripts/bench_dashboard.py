@@ -79,7 +79,7 @@ def reader(url: str, stop: threading.Event, lags: list[float], counts: list[int]
 def first_paint(url: str, engines: int, loads: int) -> tuple[list[float], list[float]]:
     from playwright.sync_api import sync_playwright  # noqa: PLC0415
 
-    chromium = shutil.which("chromium")
+    chromium = shutil.which("chromium") or shutil.which("google-chrome")
     if chromium is None:
         raise SystemExit("bench_dashboard: chromium not installed (Debian: apt-get install chromium)")
     table, fcp = [], []

@@ -29,7 +29,9 @@ XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    chromium = require_binary("chromium", "chromium")
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("google-chrome") or require_binary("chromium", "chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
