@@ -111,7 +111,7 @@ async def engines_status(request: Request) -> Response:
     return Response(await status_body(request.app), media_type="application/json")
 
 
-@router.get("/stream/fleet", dependencies=[Depends(require_reader)])
+@router.get("/stream/fleet", dependencies=[Depends(require_reader)], include_in_schema=False)  # endless: not fuzzable
 async def stream_fleet(request: Request) -> StreamingResponse:
     """Server-Sent Events: ``event: fleet`` with the status body whenever it changes (read every 0.5 s)."""
     return StreamingResponse(request.app.state.feed.stream(), media_type="text/event-stream",
