@@ -94,8 +94,11 @@ class ApiProcess(ChildProcess):
 
     def argv(self) -> list[str]:
         s = self.settings
+        # Open dashboards hold endless live-feed streams, which uvicorn would wait for on SIGTERM:
+        # they are cut after a second (the page reconnects to the next API by itself).
         return [sys.executable, "-m", "uvicorn", "backend.src.app.main:app", "--host", s.api_host,
-                "--port", str(s.api_port), "--no-access-log", "--log-level", "warning"]
+                "--port", str(s.api_port), "--no-access-log", "--log-level", "warning",
+                "--timeout-graceful-shutdown", "1"]
 
 
 class WorkerProcess(ChildProcess):
