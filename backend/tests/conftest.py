@@ -163,7 +163,7 @@ class ApiServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "backend.src.app.main:app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning"],
+             "--port", str(self.port), "--log-level", "warning", "--timeout-graceful-shutdown", "1"],
             env=env, cwd=REPO_ROOT,
         )
         import httpx
