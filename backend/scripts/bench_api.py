@@ -15,17 +15,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from backend.src.core.redis_launcher import EmbeddedRedis, connect, free_port
-from backend.src.core.settings import REPO_ROOT
+from backend.scripts.bench_fleet import fleet
 
 NS = "benchapi:"
 REQUEST = b"GET /engines/status HTTP/1.1\r\nHost: bench\r\n\r\n"
@@ -87,38 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         print("bench_api: error: --engines/--clients/--seconds/--interval must be positive", file=sys.stderr)
         return 2
     symbols = [f"A{i:02d}USDT" for i in range(args.engines)]
-    with tempfile.TemporaryDirectory(prefix="levibot-bench-api-") as tmp:
-        server = EmbeddedRedis(Path(tmp) / "redis").start()
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEVIBOT_")}
-        env.update({"LEVIBOT_REDIS_URL": server.url, "LEVIBOT_NAMESPACE": NS, "LEVIBOT_DATA_DIR": f"{tmp}/data",
-                    "LEVIBOT_API_PORT": str(port)})
-        mgr = subprocess.Popen([sys.executable, "-m", "backend.src.engine_manager", "--symbols", ",".join(symbols)],
-                               env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            r = connect(server.url)
-            deadline = time.monotonic() + 60
-            while sum(1 for s in symbols if r.hget(f"{NS}engine:{s}", "status") == "running") < len(symbols):
-                if time.monotonic() > deadline:
-                    raise SystemExit("bench_api: engines did not start")
-                time.sleep(0.1)
-            while True:  # the API starts after the engines: wait until it answers
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise SystemExit("bench_api: the API did not start") from None
-                    time.sleep(0.1)
-            asyncio.run(drive(port, 4, 1.0, None))  # warm-up
-            print(f"{args.engines} engines running; {args.clients} concurrent clients on /engines/status")
-            report("closed loop", *asyncio.run(drive(port, args.clients, args.seconds, None)))
-            report(f"paced, each client every {args.interval:g}s",
-                   *asyncio.run(drive(port, args.clients, args.seconds, args.interval)))
-        finally:
-            mgr.terminate()
-            mgr.wait(30)
-            server.stop()
+    with fleet("bench_api", NS, symbols) as f:
+        asyncio.run(drive(f.api_port, 4, 1.0, None))  # warm-up
+        print(f"{args.engines} engines running; {args.clients} concurrent clients on /engines/status")
+        report("closed loop", *asyncio.run(drive(f.api_port, args.clients, args.seconds, None)))
+        report(f"paced, each client every {args.interval:g}s",
+               *asyncio.run(drive(f.api_port, args.clients, args.seconds, args.interval)))
     return 0
 
 

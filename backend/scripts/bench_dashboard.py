@@ -18,21 +18,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import psutil
 
-from backend.src.core.redis_launcher import EmbeddedRedis, connect, free_port
-from backend.src.core.settings import REPO_ROOT
+from backend.scripts.bench_fleet import fleet
 
 NS = "benchdash:"
 
@@ -108,54 +104,27 @@ def main(argv: list[str] | None = None) -> int:
         print("bench_dashboard: error: --engines/--dashboards/--seconds/--loads must be positive", file=sys.stderr)
         return 2
     symbols = [f"D{i:02d}USDT" for i in range(args.engines)]
-    with tempfile.TemporaryDirectory(prefix="levibot-bench-dash-") as tmp:
-        server = EmbeddedRedis(Path(tmp) / "redis").start()
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEVIBOT_")}
-        env.update({"LEVIBOT_REDIS_URL": server.url, "LEVIBOT_NAMESPACE": NS, "LEVIBOT_DATA_DIR": f"{tmp}/data",
-                    "LEVIBOT_API_PORT": str(port), "LEVIBOT_MAX_ENGINES": str(args.engines), "LEVIBOT_WORKERS": "0"})
-        mgr = subprocess.Popen([sys.executable, "-m", "backend.src.engine_manager", "--symbols", ",".join(symbols)],
-                               env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        stop = threading.Event()
-        try:
-            r = connect(server.url)
-            deadline = time.monotonic() + 180
-            while sum(1 for s in symbols if r.hget(f"{NS}engine:{s}", "status") == "running") < len(symbols):
-                if time.monotonic() > deadline or mgr.poll() is not None:
-                    raise SystemExit("bench_dashboard: engines did not start")
-                time.sleep(0.2)
-            while True:
-                try:
-                    if httpx.get(url + "/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("bench_dashboard: the API did not start")
-                time.sleep(0.2)
-            api = api_process(mgr, port)
-            print(f"{args.engines} engines running; API pid {api.pid}")
-            stats("API CPU, no dashboard", cpu_samples(api, min(args.seconds, 10)), "% of a core")
-            lags: list[float] = []
-            counts: list[int] = []
-            threads = [threading.Thread(target=reader, args=(url, stop, lags, counts), daemon=True)
-                       for _ in range(args.dashboards)]
-            for t in threads:
-                t.start()
-            time.sleep(2.0)
-            lags.clear()
-            stats(f"API CPU, {args.dashboards} dashboards on the live feed", cpu_samples(api, args.seconds),
-                  "% of a core")
-            stats("feed staleness on arrival (now - newest heartbeat in the body)", [x * 1000 for x in lags], "ms")
-            table, fcp = first_paint(url, args.engines, args.loads)
-            stats(f"fleet page: navigation start -> all {args.engines} rows shown", table, "ms")
-            stats("fleet page: first-contentful-paint", fcp, "ms")
-        finally:
-            stop.set()
-            mgr.terminate()
-            mgr.wait(60)
-            server.stop()
+    stop = threading.Event()
+    with fleet("bench_dashboard", NS, symbols, max_engines=str(args.engines), workers="0") as f:
+        url = f"http://127.0.0.1:{f.api_port}"
+        api = api_process(f.manager, f.api_port)
+        print(f"{args.engines} engines running; API pid {api.pid}")
+        stats("API CPU, no dashboard", cpu_samples(api, min(args.seconds, 10)), "% of a core")
+        lags: list[float] = []
+        counts: list[int] = []
+        threads = [threading.Thread(target=reader, args=(url, stop, lags, counts), daemon=True)
+                   for _ in range(args.dashboards)]
+        for t in threads:
+            t.start()
+        time.sleep(2.0)
+        lags.clear()
+        stats(f"API CPU, {args.dashboards} dashboards on the live feed", cpu_samples(api, args.seconds),
+              "% of a core")
+        stop.set()
+        stats("feed staleness on arrival (now - newest heartbeat in the body)", [x * 1000 for x in lags], "ms")
+        table, fcp = first_paint(url, args.engines, args.loads)
+        stats(f"fleet page: navigation start -> all {args.engines} rows shown", table, "ms")
+        stats("fleet page: first-contentful-paint", fcp, "ms")
     return 0
 
 

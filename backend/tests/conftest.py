@@ -153,6 +153,16 @@ def engine_pids(symbol: str, data_dir: Path) -> list[int]:
     return out
 
 
+def http_up(url: str) -> bool:
+    """The API at ``url`` answers ``/health``."""
+    import httpx
+
+    try:
+        return httpx.get(url + "/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 class ApiServer:
     """``uvicorn backend.src.app.main:app`` on a free loopback port, as an operator runs it alone."""
 

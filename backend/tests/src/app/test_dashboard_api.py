@@ -133,19 +133,13 @@ def test_a_bad_backtest_request_is_a_422_naming_the_field(api: ApiServer, api_to
     assert field in json.dumps(res.json())
 
 
-def test_backtest_and_parity_runs_through_rq_workers(start_manager: Callable[..., ManagerProc], r: redis.Redis,
-                                                     ns: str, data_dir: Path, api_token: str) -> None:
+def test_backtest_and_parity_runs_through_rq_workers(manager_api: Callable[..., str], data_dir: Path,
+                                                     api_token: str) -> None:
     """The manager's own API and workers: a backtest on synthetic candles and a parity run of a live engine."""
-    from backend.src.core.redis_launcher import free_port
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    start_manager(["BTCUSDT"], api_enabled="true", api_port=port, api_token=api_token, workers=1)
-    wait_running(r, ns, ["BTCUSDT"])
+    url = manager_api(["BTCUSDT"], workers=1)
     wait_for(lambda: len(fills(data_dir, "BTCUSDT")) >= 2, 40, what="two fills")
     spec = {"symbols": ["BTCUSDT", "ETHUSDT"], "start": "2026-01-01", "end": "2026-01-04", "strategy": "momentum",
             "timeframe": "15m", "fee_bps": 5, "slippage_bps": 2}
-    wait_for(lambda: _up(url), 20, what="api up")
     run_id = httpx.post(url + "/backtests", json=spec, headers=auth(api_token)).json()["id"]
     run = wait_for(lambda: (x := httpx.get(f"{url}/runs/{run_id}").json())["status"] in ("done", "error") and x, 90)
     assert run["status"] == "done", run  # type: ignore[index]
@@ -170,15 +164,9 @@ def test_backtest_and_parity_runs_through_rq_workers(start_manager: Callable[...
     assert httpx.get(url + "/runs/nothex").status_code == 422
 
 
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(url + "/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
-
-def test_models_page_data_and_promote_rollback_through_the_manager(
-        start_manager: Callable[..., ManagerProc], r: redis.Redis, ns: str, data_dir: Path, api_token: str) -> None:
+def test_models_page_data_and_promote_rollback_through_the_manager(manager_api: Callable[..., str], data_dir: Path,
+                                                                  api_token: str) -> None:
     now = [1.7e9]
     reg = Registry(data_dir / "models", clock=lambda: now[0])
 
@@ -190,13 +178,7 @@ def test_models_page_data_and_promote_rollback_through_the_manager(
     now[0] += 60
     v2 = reg.save(write, {"backtest_sharpe": 2.0, "accuracy": 0.55, "symbols": ["BTCUSDT"]})
     reg.promote(v1)
-    from backend.src.core.redis_launcher import free_port
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    start_manager(["BTCUSDT"], api_enabled="true", api_port=port, api_token=api_token)
-    wait_running(r, ns, ["BTCUSDT"])
-    wait_for(lambda: _up(url), 20, what="api up")
+    url = manager_api(["BTCUSDT"])
     m = httpx.get(url + "/models").json()
     assert m["current"] == v1 and [v["version"] for v in m["versions"]] == [v2, v1]
     assert m["versions"][1]["production"] and m["versions"][0]["backtest_sharpe"] == 2.0
@@ -213,9 +195,8 @@ def test_models_page_data_and_promote_rollback_through_the_manager(
     assert reg.current() == v1
 
 
-def test_replay_of_a_backtest_file_runs_a_real_engine(start_manager: Callable[..., ManagerProc], r: redis.Redis,
-                                                      ns: str, data_dir: Path, api_token: str) -> None:
-    from backend.src.core.redis_launcher import free_port
+def test_replay_of_a_backtest_file_runs_a_real_engine(manager_api: Callable[..., str], r: redis.Redis, ns: str,
+                                                      data_dir: Path, api_token: str) -> None:
     from backend.src.market.candles import load_candles
     from backend.tests.conftest import OHLCV_DIR
 
@@ -226,11 +207,7 @@ def test_replay_of_a_backtest_file_runs_a_real_engine(start_manager: Callable[..
     day = 86_400_000
     start = time.strftime("%Y-%m-%d", time.gmtime(candles[0].ts / 1000))
     end = time.strftime("%Y-%m-%d", time.gmtime((candles[-1].ts + day) / 1000))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    start_manager(["BTCUSDT"], api_enabled="true", api_port=port, api_token=api_token, workers=1)
-    wait_running(r, ns, ["BTCUSDT"])
-    wait_for(lambda: _up(url), 20, what="api up")
+    url = manager_api(["BTCUSDT"], workers=1)
     assert "ETHBTC" in httpx.get(url + "/backtests/options").json()["files"]
     spec = {"symbols": ["ETHBTC"], "source": "file", "start": start, "end": end, "strategy": "sma_crossover",
             "size": 0.5, "initial_equity": 10}

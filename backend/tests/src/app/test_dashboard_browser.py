@@ -16,10 +16,9 @@ import httpx
 import pytest
 import redis
 
-from backend.src.core.redis_launcher import free_port
 from backend.src.core.settings import REPO_ROOT
-from backend.tests.conftest import ManagerProc, require_binary, wait_for
-from backend.tests.integration.helpers import running_pid, wait_running
+from backend.tests.conftest import require_binary, wait_for
+from backend.tests.integration.helpers import running_pid
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 SYMS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
@@ -72,24 +71,12 @@ class Dashboard:
 
 
 @pytest.fixture
-def dashboard(start_manager: Callable[..., ManagerProc], r: redis.Redis, ns: str, api_token: str,
-              browser: Any) -> Callable[..., Dashboard]:
+def dashboard(manager_api: Callable[..., str], browser: Any) -> Callable[..., Dashboard]:
     def start(symbols: list[str], **env: object) -> Dashboard:
-        port = free_port()
-        start_manager(symbols, api_enabled="true", api_port=port, api_token=api_token, **env)
-        wait_running(r, ns, symbols)
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _up(url), 20, what="api up")
-        return Dashboard(browser, url)
+        return Dashboard(browser, manager_api(symbols, **env))
 
     return start
 
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(url + "/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_fleet_is_live_kill9_shows_without_reload_and_control_needs_the_token(
