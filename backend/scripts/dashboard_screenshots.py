@@ -13,8 +13,9 @@ import os
 import shutil
 import sys
 import time
-from pathlib import Path
 from typing import Any
+
+from backend.src.core.settings import cli_path
 
 
 def run_backtest(page: Any, strategy: str) -> str:
@@ -32,7 +33,7 @@ def run_backtest(page: Any, strategy: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--url", default="http://127.0.0.1:8000")
-    ap.add_argument("--out", type=Path, default=Path("docs/img/dashboard"))
+    ap.add_argument("--out", type=cli_path, default=cli_path("docs/img/dashboard"))
     args = ap.parse_args(argv)
     chromium = shutil.which("chromium") or shutil.which("google-chrome")
     if chromium is None:
