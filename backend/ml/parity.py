@@ -1,12 +1,14 @@
 """The parity panel's job: an engine's session replayed through the backtester, trade by trade.
 
-Inputs, all as the engine left them: the candles it traded (``market/candle_log``: its first start's
-warm-up history, then every candle), its journal's fills, the config the manager published for it
-and the strategy fingerprint in its status. The backtester (``trading.simulator``, the same session
-code) trades the same candles from a flat start with the same config; each fill pair is compared on
-side (the signal), size, fill price and slippage against the candle's open. A session with no
-differences says so; an engine that restarted re-warmed its strategy from history, which can make
-indicators with infinite memory differ after the restart (reported beside the result).
+Inputs, all as the engine left them: the candles it traded since it last started or applied a
+config (``market/candle_log``: the session's marker, its strategy's warm-up history, every candle),
+its journal, the config the manager published for it and the strategy fingerprint in its status.
+The backtester (``trading.simulator``, the same session code) starts from the journal as it stood at
+the session's marker — the position, open orders and day marks the engine rebuilt itself from — warms
+the strategy on the same history, and trades the same candles with the same config; each pair of new
+fills is compared on side (the signal), size, fill price, slippage against the candle's open, and
+fee. A session with no differences says so. After a config change that kept the strategy, the
+session's warm-up is the recent candles: indicators with infinite memory (EMA, RSI) can differ there.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ REL_TOL = 1e-9
 MAX_ROWS = 500
 
 
-def journal_fills(path: Path) -> list[Fill]:
-    """The journal's fills, read without its lock (the engine keeps writing); a torn tail is skipped."""
-    out: list[Fill] = []
+def journal_entries(path: Path) -> list[dict[str, Any]]:
+    """The journal, read without its lock (the engine keeps writing); a torn tail is skipped."""
+    out: list[dict[str, Any]] = []
     if not path.exists():
         return out
     for line in path.read_text().splitlines():
@@ -33,8 +35,8 @@ def journal_fills(path: Path) -> list[Fill]:
             e = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(e, dict) and e.get("type") == "fill":
-            out.append(Fill.from_entry(e))
+        if isinstance(e, dict) and "type" in e:
+            out.append(e)
     return out
 
 
@@ -93,22 +95,28 @@ def replay(symbol: str, settings: Settings, config_json: str, strategy_hash: str
     from backend.src.core.config import SymbolConfig  # noqa: PLC0415
     from backend.src.market import candle_log  # noqa: PLC0415
     from backend.src.trading.factory import build_strategy  # noqa: PLC0415
+    from backend.src.trading.ledger import MemoryLedger  # noqa: PLC0415
     from backend.src.trading.simulator import simulate  # noqa: PLC0415
 
-    warm, traded = candle_log.read(candle_log.path_of(settings.data_dir, symbol))
-    if not traded:
-        raise ValueError(f"symbol: {symbol} has no recorded candles in {settings.data_dir / 'candles'}")
+    sessions = candle_log.read(candle_log.path_of(settings.data_dir, symbol))
+    if not sessions or not sessions[-1].traded:
+        raise ValueError(f"symbol: {symbol} has traded no candles since it last started or changed config")
+    cur = sessions[-1]
     cfg = SymbolConfig.model_validate_json(config_json)
     strategy = build_strategy(cfg.strategy, settings.models_dir)
-    first, last = traded[0].ts, traded[-1].ts
-    fills = journal_fills(settings.journal_dir / f"{symbol}.jsonl")
-    engine = [f for f in fills if first <= f.candle_ts <= last]
-    earlier = [f for f in fills if f.candle_ts < first]
-    sim = simulate(symbol, cfg, strategy, traded, load_policy(settings.risk_policy), warmup=warm)
-    out = compare(engine, sim.fills, traded)
-    out.update(symbol=symbol, candles=len(traded), from_ms=first, to_ms=last,
+    entries = journal_entries(settings.journal_dir / f"{symbol}.jsonl")
+    ledger = MemoryLedger()
+    ledger.entries = [e for e in entries if int(e.get("seq", 0)) <= cur.seq]
+    ledger.seq = cur.seq
+    held = sum(float(e["qty"]) * (1 if e["side"] == "buy" else -1) for e in ledger.entries if e["type"] == "fill")
+    engine = [Fill.from_entry(e) for e in entries if e["type"] == "fill" and int(e.get("seq", 0)) > cur.seq]
+    sim = simulate(symbol, cfg, strategy, cur.traded, load_policy(settings.risk_policy), warmup=cur.warmup,
+                   ledger=ledger)
+    out = compare(engine, sim.fills, cur.traded)
+    out.update(symbol=symbol, candles=len(cur.traded), from_ms=cur.traded[0].ts, to_ms=cur.traded[-1].ts,
                strategy_hash=strategy.fingerprint, engine_strategy_hash=strategy_hash,
-               same_strategy=strategy.fingerprint == strategy_hash, fills_before_recording=len(earlier))
+               same_strategy=strategy.fingerprint == strategy_hash, sessions=len(sessions),
+               position_at_start=round(held, 12))
     return out
 
 
@@ -128,7 +136,6 @@ def run_parity(run_id: str, symbol: str) -> None:
         if not config_json:
             raise ValueError(f"symbol: no published config for {symbol}")
         result = replay(symbol, settings, str(config_json), str(state.get("strategy_hash", "")))
-        result["restarts"] = int(state.get("restarts") or 0)
         store.finish(run_id, result)
     except Exception as exc:  # noqa: BLE001 - the run's record shows what went wrong
         store.fail(run_id, f"{type(exc).__name__}: {exc}")

@@ -33,6 +33,7 @@ def run_backtest(page: Any, strategy: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--url", default="http://127.0.0.1:8000")
+    ap.add_argument("--symbol", default=None, help="the engine for the symbol and parity pages (default: the first)")
     ap.add_argument("--out", type=cli_path, default=cli_path("docs/img/dashboard"))
     args = ap.parse_args(argv)
     chromium = shutil.which("chromium") or shutil.which("google-chrome")
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         page = b.new_page(viewport={"width": 1400, "height": 900})
         page.goto(args.url + "/")
         page.wait_for_selector("#fleet tbody tr")
-        first = page.locator("#fleet tbody tr").first.get_attribute("data-symbol")
+        first = args.symbol or page.locator("#fleet tbody tr").first.get_attribute("data-symbol")
 
         def shot(route: str, name: str, wait: str = "main h1") -> None:
             page.goto(f"{args.url}/#{route}")

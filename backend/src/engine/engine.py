@@ -171,7 +171,7 @@ class Engine:
         self.source = self.build_source()
         history = self.source.warmup(self.session.strategy.warmup_candles)
         self.session.warmup(history)
-        self.history.warmup(history)
+        self.history.session(self.journal.seq, history)
         if self.settings.live_trading and self.spec.source.kind == "live":
             from backend.src.trading.live_exec import LiveExecutor  # noqa: PLC0415
 
@@ -322,8 +322,12 @@ class Engine:
                 return
         old, self.config = self.config, new
         self.trader.apply_config(new)
+        warm = None
         if strategy is not None and self.source is not None:
-            self.session.use_strategy(strategy, self.source.warmup(strategy.warmup_candles))
+            warm = self.source.warmup(strategy.warmup_candles)
+            self.session.use_strategy(strategy, warm)
+        self.history.session(self.journal.seq, warm if warm is not None else self.history.last(
+            self.session.strategy.warmup_candles))  # the parity panel compares from here
         changed = sorted(k for k in type(new).model_fields if getattr(new, k) != getattr(old, k))
         self.log.info("config version %s applied: %s", version, ", ".join(changed), extra={"changed": changed})
 

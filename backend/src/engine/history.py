@@ -3,9 +3,9 @@
 Every traded candle (OHLCV, the position and the equity after it, the wall time) and every fill go
 to capped Redis streams (``Keys.history`` / ``Keys.fills``, ``history_len`` entries each), buffered in
 memory and written in one pipeline per heartbeat, so a fast replay costs one round trip per beat, not
-per candle. The candles are also appended to ``<data dir>/candles/<SYMBOL>.csv`` (with the warm-up
-history of the engine's first start, flagged), which is what the parity panel replays through the
-backtester (format: ``market/candle_log.py``). None of this is a money path: the journal is the
+per candle. The candles are also appended to ``<data dir>/candles/<SYMBOL>.csv``, in sessions (a
+marker and the warm-up history at each start or config change), which is what the parity panel
+replays through the backtester (format: ``market/candle_log.py``). None of this is a money path: the journal is the
 ledger; a Redis outage drops the oldest buffered records beyond ``MAX_BUFFER``, never blocks trading.
 """
 
@@ -23,6 +23,7 @@ from backend.src.market import candle_log
 from backend.src.trading.execution import Fill
 
 MAX_BUFFER = 5_000
+RECENT = 2_000
 
 
 class History:
@@ -30,18 +31,23 @@ class History:
         self.r, self.keys, self.symbol, self.path, self.maxlen = r, keys, symbol, path, maxlen
         self.records: deque[tuple[str, dict[str, str]]] = deque(maxlen=MAX_BUFFER)
         self.lines: list[str] = []
+        self.recent: deque[Candle] = deque(maxlen=RECENT)  # a session after a config change warms from these
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.first_start = not path.exists() or path.stat().st_size == 0
-        if self.first_start:
+        if not path.exists() or path.stat().st_size == 0:
             self.lines.append(candle_log.HEADER)
 
-    def warmup(self, history: list[Candle]) -> None:
-        """The candles the strategy warmed on; recorded once, at the engine's first start."""
-        if self.first_start:
-            self.lines += [candle_log.row(c, warm=True) for c in history]
-            self.first_start = False
+    def session(self, journal_seq: int, warmup: list[Candle]) -> None:
+        """A start or an applied config: the journal's last entry then, and the strategy's warm-up."""
+        self.lines.append(candle_log.marker(journal_seq))
+        self.lines += [candle_log.row(c, warm=True) for c in warmup]
+        if not self.recent:
+            self.recent.extend(warmup)
+
+    def last(self, n: int) -> list[Candle]:
+        return list(self.recent)[-n:] if n > 0 else []
 
     def candle(self, c: Candle, position: float, equity: float, now: float) -> None:
+        self.recent.append(c)
         self.lines.append(candle_log.row(c, warm=False))
         self.records.append((self.keys.history(self.symbol), {
             "ts": str(c.ts), "o": repr(c.open), "h": repr(c.high), "l": repr(c.low), "c": repr(c.close),

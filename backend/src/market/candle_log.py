@@ -1,13 +1,16 @@
 """The candles an engine traded, as it saw them: ``<data dir>/candles/<SYMBOL>.csv``.
 
-Columns ``ts,open,high,low,close,volume,warmup``: the warm-up history of the engine's first start
-(``warmup`` = 1), then every candle it traded, appended in order. The parity panel replays this file
-through the backtester; it is analysis data, not a money path (the journal is the ledger), so it is
-appended without fsync and a torn last line is skipped when read.
+Columns ``ts,open,high,low,close,volume,warmup``, in sessions: each time the engine starts (or
+applies a new config) it writes a marker ``#session seq=<N>`` (the last journal entry it had then),
+the warm-up history its strategy got (``warmup`` = 1), then every candle it trades. The parity panel
+replays the latest session through the backtester from the journal as it stood at the marker; it
+is analysis data, not a money path (the journal is the ledger), so it is appended without fsync and
+a line that does not parse (a torn tail) is skipped when read.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from backend.src.core.types import Candle
@@ -20,17 +23,33 @@ def path_of(data_dir: Path, symbol: str) -> Path:
     return data_dir / "candles" / f"{symbol}.csv"
 
 
+@dataclass
+class Session:
+    seq: int  # the journal's last entry when the session began
+    warmup: list[Candle] = field(default_factory=list)
+    traded: list[Candle] = field(default_factory=list)
+
+
+def marker(seq: int) -> str:
+    return f"#session seq={seq}\n"
+
+
 def row(c: Candle, *, warm: bool) -> str:
     return f"{c.ts},{c.open!r},{c.high!r},{c.low!r},{c.close!r},{c.volume!r},{int(warm)}\n"
 
 
-def read(path: Path) -> tuple[list[Candle], list[Candle]]:
-    """(warm-up candles, traded candles); a line that does not parse (a torn tail) is skipped."""
-    warm: list[Candle] = []
-    traded: list[Candle] = []
+def read(path: Path) -> list[Session]:
+    """The file's sessions, oldest first (candles before any marker: one session from seq 0)."""
+    sessions: list[Session] = []
     if not path.exists():
-        return warm, traded
+        return sessions
     for line in path.read_text().splitlines():
+        if line.startswith("#session seq="):
+            try:
+                sessions.append(Session(int(line.removeprefix("#session seq="))))
+            except ValueError:
+                continue
+            continue
         parts = line.split(",")
         if len(parts) != len(COLUMNS) or parts[0] == "ts":
             continue
@@ -38,5 +57,7 @@ def read(path: Path) -> tuple[list[Candle], list[Candle]]:
             c = Candle(int(parts[0]), *(float(x) for x in parts[1:6]))
         except ValueError:
             continue
-        (warm if parts[6] == "1" else traded).append(c)
-    return warm, traded
+        if not sessions:
+            sessions.append(Session(0))
+        (sessions[-1].warmup if parts[6] == "1" else sessions[-1].traded).append(c)
+    return sessions

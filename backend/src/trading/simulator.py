@@ -88,11 +88,12 @@ class SimResult:
 
 def simulate(symbol: str, cfg: SymbolConfig, strategy: Strategy, candles: list[Candle], policy: RiskPolicy, *,
              source_id: str = "backtest", warmup: list[Candle] | None = None,
-             progress: Callable[[int], None] | None = None) -> SimResult:
+             progress: Callable[[int], None] | None = None, ledger: MemoryLedger | None = None) -> SimResult:
     """Every candle, from a flat start (warm-up included: an engine replaying a file from its first
-    candle has no history either, unless ``warmup`` gives it the history an engine warmed on).
-    ``progress(n)`` is told every ``PROGRESS_EVERY`` candles how many are done."""
-    out = SimResult()
+    candle has no history either), unless ``warmup`` gives it the history an engine warmed on and
+    ``ledger`` the journal an engine restarted from. ``progress(n)`` is told every
+    ``PROGRESS_EVERY`` candles how many are done; ``fills`` are the ones made here."""
+    out = SimResult(ledger=ledger or MemoryLedger())
     session = TradingSession(symbol, cfg, out.ledger, strategy, source_id=source_id, sizer=Sizer(symbol, policy),
                              gate=OpenGate())
     if warmup:

@@ -133,8 +133,8 @@ def test_a_bad_backtest_request_is_a_422_naming_the_field(api: ApiServer, api_to
     assert field in json.dumps(res.json())
 
 
-def test_backtest_and_parity_runs_through_rq_workers(manager_api: Callable[..., str], data_dir: Path,
-                                                     api_token: str) -> None:
+def test_backtest_and_parity_runs_through_rq_workers(manager_api: Callable[..., str], r: redis.Redis, ns: str,
+                                                     data_dir: Path, api_token: str) -> None:
     """The manager's own API and workers: a backtest on synthetic candles and a parity run of a live engine."""
     url = manager_api(["BTCUSDT"], workers=1)
     wait_for(lambda: len(fills(data_dir, "BTCUSDT")) >= 2, 40, what="two fills")
@@ -160,6 +160,20 @@ def test_backtest_and_parity_runs_through_rq_workers(manager_api: Callable[..., 
     assert out["same_strategy"] and out["fills_engine"] >= 2
     assert out["differences"] == 0, out["rows"][:5]
     assert out["fills_engine"] == out["fills_backtest"]
+    assert out["sessions"] == 1 and out["position_at_start"] == 0
+
+    # kill -9 while holding a position: the new session starts from the journal the engine rebuilt from
+    wait_for(lambda: float(r.hget(f"{ns}engine:BTCUSDT", "position") or 0) != 0, 30, interval=0.005, what="held")
+    pid = running_pid(r, ns, "BTCUSDT")
+    os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
+    wait_for(lambda: running_pid(r, ns, "BTCUSDT") not in (None, pid), 10, what="restart")
+    before = len(fills(data_dir, "BTCUSDT"))
+    wait_for(lambda: len(fills(data_dir, "BTCUSDT")) >= before + 2, 40, what="fills after the restart")
+    par_id = httpx.post(url + "/engines/BTCUSDT/parity", headers=auth(api_token)).json()["id"]
+    par = wait_for(lambda: (x := httpx.get(f"{url}/runs/{par_id}").json())["status"] in ("done", "error") and x, 90)
+    out = par["result"]  # type: ignore[index]
+    assert out["sessions"] == 2 and out["fills_engine"] >= 2, out
+    assert out["differences"] == 0, out["rows"][:5]
     assert httpx.get(url + "/runs/0123456789abcdef").status_code == 404
     assert httpx.get(url + "/runs/nothex").status_code == 422
 

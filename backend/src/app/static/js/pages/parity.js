@@ -14,7 +14,7 @@ function show(box, r) {
     ? el("p", { class: "ok", id: "parity-verdict", text: `No differences: ${res.fills_engine} engine fills and ${res.fills_backtest} backtest fills agree over ${res.candles} candles.` })
     : el("p", { class: "neg", id: "parity-verdict", text: `${res.differences} of ${Math.max(res.fills_engine, res.fills_backtest)} fills differ (engine ${res.fills_engine}, backtest ${res.fills_backtest}).` });
   box.append(verdict,
-    el("p", { class: "muted", text: `Strategy ${res.same_strategy ? "identical" : "DIFFERENT"} (engine ${res.engine_strategy_hash}, backtest ${res.strategy_hash}); candles ${fmt.time(res.from_ms)} → ${fmt.time(res.to_ms)}; restarts ${res.restarts}${res.restarts ? " (a restarted engine re-warms its indicators: fills after a restart may differ)" : ""}${res.fills_before_recording ? `; ${res.fills_before_recording} fills before the recorded candles not compared` : ""}.` }),
+    el("p", { class: "muted", text: `Strategy ${res.same_strategy ? "identical" : "DIFFERENT"} (engine ${res.engine_strategy_hash}, backtest ${res.strategy_hash}). Compared: the engine's latest session (${res.sessions} in its candle record: a start or an applied config begins one), ${fmt.time(res.from_ms)} → ${fmt.time(res.to_ms)}, both sides starting from the journal as it stood then (position ${fmt.qty(res.position_at_start)}).` }),
     table([{ label: "candle", value: (x) => fmt.time(x.candle_ts) }, { label: "engine", value: (x) => side(x.engine) },
       { label: "backtest", value: (x) => side(x.backtest) }, { label: "differs in", value: (x) => x.differs.join(", ") || "—" }],
     res.rows, (x) => ({ class: x.differs.length ? "diff" : "" })));
