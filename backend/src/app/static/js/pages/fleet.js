@@ -60,8 +60,8 @@ export function render(main, live) {
   const body = el("tbody");
   const rows = new Map();
   const reload = el("button", { type: "button", onclick: () => act("reload config", "/config/reload", {}, false) }, "reload config");
-  main.append(el("h1", {}, "Fleet ", reload), cards, el("table", { id: "fleet" },
-    el("thead", {}, el("tr", {}, HEAD.map((h) => el("th", { text: h })))), body));
+  main.append(el("h1", {}, "Fleet ", reload), cards, el("div", { class: "scroll" }, el("table", { id: "fleet" },
+    el("thead", {}, el("tr", {}, HEAD.map((h) => el("th", { text: h })))), body)));
   const off = live.on((d) => {
     clear(cards).append(
       card("engines", `${d.running}/${d.total} running`),
