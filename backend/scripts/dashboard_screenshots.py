@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     token = os.environ.get("LEVIBOT_API_TOKEN", "")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = b.new_page(viewport={"width": 1400, "height": 900})
+        page = b.new_page(viewport={"width": 1600, "height": 900})
         page.goto(args.url + "/")
         page.wait_for_selector("#fleet tbody tr")
         first = args.symbol or page.locator("#fleet tbody tr").first.get_attribute("data-symbol")

@@ -22,9 +22,9 @@ export function clear(node) {
 }
 
 export const fmt = {
-  num: (x, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? "–" : Number(x).toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d })),
+  num: (x, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? "–" : (Math.abs(x) < 0.5 * 10 ** -d ? 0 : Number(x)).toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d })),
   pct: (x, d = 2) => (x === null || x === undefined ? "–" : (100 * x).toFixed(d) + " %"),
-  signed: (x, d = 2) => (x === null || x === undefined ? "–" : (x > 0 ? "+" : "") + fmt.num(x, d)),
+  signed: (x, d = 2) => (x === null || x === undefined ? "–" : (x >= 0.5 * 10 ** -d ? "+" : "") + fmt.num(x, d)),
   age: (s) => (s === null || s === undefined ? "–" : s < 10 ? s.toFixed(1) + " s" : Math.round(s) + " s"),
   time: (ms) => new Date(ms).toISOString().replace("T", " ").slice(0, 19),
   qty: (x) => (x === null || x === undefined ? "–" : Number(x).toPrecision(6).replace(/\.?0+$/, "")),

@@ -21,7 +21,7 @@ export async function render(main, live, symbol) {
     el("h2", { text: "Candles and fills" }), candleBox,
     el("div", { class: "grid2" }, el("div", {}, el("h2", { text: "Position" }), posBox), el("div", {}, el("h2", { text: "Equity" }), eqBox)),
     el("div", { class: "grid2" }, el("div", {}, el("h2", { text: "Log (newest last)" }), logBox), el("div", {}, el("h2", { text: "Events" }), eventsBox)),
-    el("h2", { text: "Fills" }), el("div", { id: "fills" }));
+    el("h2", { text: "Fills (newest first)" }), el("div", { id: "fills", class: "scroll tall" }));
   const off = live.on((d) => {
     const e = d.engines.find((x) => x.symbol === symbol);
     if (!e) return;
