@@ -1,7 +1,8 @@
 """Backtest and parity runs started from the dashboard: a record per run in Redis.
 
-The API creates the record and enqueues the RQ job; the job (``backend/ml/ui_jobs.py``) writes its
-progress and, at the end, its result (JSON) or its error. The newest ``RUNS_KEPT`` runs are kept.
+The API creates the record and enqueues the RQ job; the job (``backend/ml/ui_backtest.py``,
+``backend/ml/parity.py``) writes its progress and, at the end, its result (JSON) or its error. The
+newest ``RUNS_KEPT`` runs are kept.
 """
 
 from __future__ import annotations

@@ -171,7 +171,7 @@ class Engine:
         self.source = self.build_source()
         history = self.source.warmup(self.session.strategy.warmup_candles)
         self.session.warmup(history)
-        self.history.session(self.journal.seq, history)
+        self.history.session(self.journal.seq, history, fresh=True)
         if self.settings.live_trading and self.spec.source.kind == "live":
             from backend.src.trading.live_exec import LiveExecutor  # noqa: PLC0415
 
@@ -250,7 +250,7 @@ class Engine:
         if not force and now - self.last_beat < self.settings.heartbeat_interval_s:
             return
         self.last_beat = now
-        self.history.flush()
+        self.history.flush(self.journal.seq, self.session.strategy.warmup_candles)
         lease_key, token, ttl_ms, gen = self.lease.renew_args()
         fields = [str(x) for kv in self.state_fields().items() for x in kv]
         hb = f"{self.pid}:{gen}:{now:.3f}"

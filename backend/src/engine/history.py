@@ -5,8 +5,11 @@ to capped Redis streams (``Keys.history`` / ``Keys.fills``, ``history_len`` entr
 memory and written in one pipeline per heartbeat, so a fast replay costs one round trip per beat, not
 per candle. The candles are also appended to ``<data dir>/candles/<SYMBOL>.csv``, in sessions (a
 marker and the warm-up history at each start or config change), which is what the parity panel
-replays through the backtester (format: ``market/candle_log.py``). None of this is a money path: the journal is the
-ledger; a Redis outage drops the oldest buffered records beyond ``MAX_BUFFER``, never blocks trading.
+replays through the backtester (format: ``market/candle_log.py``). Only the latest session is ever
+compared, so the file starts afresh at each start, and once it passes ``MAX_FILE_BYTES`` it rolls over
+to a new session warmed on the recent candles (bounded disk, about 80 bytes a candle).
+None of this is a money path: the journal is the ledger; a Redis outage drops the oldest buffered
+records beyond ``MAX_BUFFER``, never blocks trading.
 """
 
 from __future__ import annotations
@@ -24,20 +27,27 @@ from backend.src.trading.execution import Fill
 
 MAX_BUFFER = 5_000
 RECENT = 2_000
+MAX_FILE_BYTES = 8 * 1024 * 1024
 
 
 class History:
-    def __init__(self, r: redis.Redis, keys: Keys, symbol: str, path: Path, maxlen: int) -> None:
+    def __init__(self, r: redis.Redis, keys: Keys, symbol: str, path: Path, maxlen: int,
+                 max_file_bytes: int = MAX_FILE_BYTES) -> None:
         self.r, self.keys, self.symbol, self.path, self.maxlen = r, keys, symbol, path, maxlen
+        self.max_file_bytes = max_file_bytes
         self.records: deque[tuple[str, dict[str, str]]] = deque(maxlen=MAX_BUFFER)
         self.lines: list[str] = []
         self.recent: deque[Candle] = deque(maxlen=RECENT)  # a session after a config change warms from these
+        self.written = 0
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.stat().st_size == 0:
-            self.lines.append(candle_log.HEADER)
 
-    def session(self, journal_seq: int, warmup: list[Candle]) -> None:
-        """A start or an applied config: the journal's last entry then, and the strategy's warm-up."""
+    def session(self, journal_seq: int, warmup: list[Candle], *, fresh: bool = False) -> None:
+        """A start (``fresh``: the file starts over) or an applied config: the journal's last entry
+        then, and the strategy's warm-up."""
+        if fresh:
+            self.lines.clear()
+            self.path.write_text(candle_log.HEADER)
+            self.written = len(candle_log.HEADER)
         self.lines.append(candle_log.marker(journal_seq))
         self.lines += [candle_log.row(c, warm=True) for c in warmup]
         if not self.recent:
@@ -60,14 +70,20 @@ class History:
                 "ts": str(f.candle_ts), "side": f.side, "qty": repr(f.qty), "price": repr(f.price),
                 "fee": repr(f.fee), "order_id": f.order_id, "pos": repr(position), "at": f"{f.ts:.3f}"}))
 
-    def flush(self) -> None:
+    def flush(self, journal_seq: int, warmup_candles: int) -> None:
+        """Write what is buffered; ``journal_seq`` and ``warmup_candles`` begin the next session if
+        the candle file rolls over."""
         if self.lines:
+            data = "".join(self.lines).encode()
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             try:
-                os.write(fd, "".join(self.lines).encode())
+                os.write(fd, data)
             finally:
                 os.close(fd)
             self.lines.clear()
+            self.written += len(data)
+            if self.written > self.max_file_bytes:
+                self.session(journal_seq, self.last(warmup_candles), fresh=True)
         if not self.records:
             return
         pipe = self.r.pipeline(transaction=False)
@@ -78,4 +94,3 @@ class History:
         except redis.RedisError:
             return  # kept (bounded) for the next beat
         self.records.clear()
-
