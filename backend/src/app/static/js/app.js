@@ -32,7 +32,11 @@ async function route() {
     const m = hash.match(re);
     if (!m) continue;
     document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === nav));
-    cleanup = (await page.render(main, live, ...m.slice(1))) || null;
+    try {
+      cleanup = (await page.render(main, live, ...m.slice(1))) || null;
+    } catch (e) {  // e.g. 401 when the API listens beyond loopback and no token was entered yet
+      main.textContent = `Could not load this page: ${e.detail || e.message}` + (e.status === 401 ? " (enter the API token, top right)" : "");
+    }
     return;
   }
   main.textContent = "Not found.";
