@@ -37,8 +37,8 @@ def _enqueue(request: Request, kind: Kind, spec: dict[str, Any], func: str, *arg
     try:
         run_id = RunStore(r, request.app.state.keys).create(kind, spec)
         Queue(queue_names(settings)[2], connection=rq_conn).enqueue(
-            func, run_id, *args, job_id=f"run-{run_id}", job_timeout=JOB_TIMEOUT_S, result_ttl=3600,
-            failure_ttl=86_400)
+            func, run_id, *args, job_id=request.app.state.keys.job_id("run", run_id), job_timeout=JOB_TIMEOUT_S,
+            result_ttl=3600, failure_ttl=86_400)
         return run_id
     finally:
         r.close()

@@ -38,10 +38,12 @@ function form(opts, onRun) {
 }
 
 async function waitFor(id, bar, text) {
+  const since = Date.now();
   for (;;) {
     const r = await get(`/runs/${id}`);
     bar.value = r.progress;
-    text.textContent = `${r.status}: ${r.message || ""}`;
+    text.textContent = `${r.status}: ${r.message || ""}` + (r.status === "queued" && Date.now() - since > 5000
+      ? " (waiting for an RQ worker: the manager starts them unless --workers 0)" : "");
     if (r.status === "done" || r.status === "error") return r;
     await new Promise((res) => setTimeout(res, 400));
   }
