@@ -109,8 +109,9 @@ def candles_for(spec: BacktestSpec, symbol: str, settings: Settings) -> list[Can
         return [c for c in candles if spec.start_ms <= c.ts < spec.end_ms]
     step = timeframe_seconds(spec.timeframe)
     n = (spec.end_ms - spec.start_ms) // (step * 1000)
-    src = SyntheticSource(symbol, seed=7, interval_s=step, timeframe=spec.timeframe, annual_volatility=0.8,
-                          price=100.0, now=spec.end_ms / 1000)
+    cfg = symbol_config(spec)  # the engines' synthetic feed, with their defaults (seed, volatility, price)
+    src = SyntheticSource(symbol, seed=cfg.seed, interval_s=step, timeframe=spec.timeframe,
+                          annual_volatility=cfg.annual_volatility, price=cfg.start_price, now=spec.end_ms / 1000)
     return src.warmup(int(n))
 
 
