@@ -101,7 +101,9 @@ class BacktestSpec(BaseModel):
         return int(dt.datetime.combine(self.end, dt.time(), dt.UTC).timestamp() * 1000)
 
 
-def candles_for(spec: BacktestSpec, symbol: str, settings: Settings) -> list[Candle]:
+def candles_for(spec: BacktestSpec, symbol: str, settings: Settings, cfg: SymbolConfig) -> list[Candle]:
+    """The range's candles: from the symbol's file, or the engines' synthetic feed with ``cfg``'s seed,
+    volatility and start price."""
     from backend.src.market.candles import SyntheticSource, load_candles, timeframe_seconds  # noqa: PLC0415
 
     if spec.source == "file":
@@ -109,7 +111,6 @@ def candles_for(spec: BacktestSpec, symbol: str, settings: Settings) -> list[Can
         return [c for c in candles if spec.start_ms <= c.ts < spec.end_ms]
     step = timeframe_seconds(spec.timeframe)
     n = (spec.end_ms - spec.start_ms) // (step * 1000)
-    cfg = symbol_config(spec)  # the engines' synthetic feed, with their defaults (seed, volatility, price)
     src = SyntheticSource(symbol, seed=cfg.seed, interval_s=step, timeframe=spec.timeframe,
                           annual_volatility=cfg.annual_volatility, price=cfg.start_price, now=spec.end_ms / 1000)
     return src.warmup(int(n))
@@ -143,7 +144,7 @@ def run_symbol(spec: BacktestSpec, symbol: str, settings: Settings, tick: Any) -
 
     cfg = symbol_config(spec)
     strategy = build_strategy(cfg.strategy, settings.models_dir)
-    candles = candles_for(spec, symbol, settings)
+    candles = candles_for(spec, symbol, settings, cfg)
     warm = min(strategy.warmup_candles, len(candles) // 2)
     test = candles[warm:]
     if len(test) < 2:

@@ -26,7 +26,7 @@ class FleetFeed:
         self.subscribers: set[asyncio.Queue[bytes]] = set()
         self.last = b""
         self.task: asyncio.Task[None] | None = None
-        self.reads = 0  # fleet reads done (the benchmark checks it does not grow with dashboards)
+        self.reads = 0  # fleet reads done (a test checks it does not grow with the number of dashboards)
 
     async def run(self) -> None:
         while self.subscribers:

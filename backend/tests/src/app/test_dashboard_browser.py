@@ -58,8 +58,11 @@ class Dashboard:
         self.page.fill("#token-input", token)
         self.page.click("#token-dialog button[value=save]")
 
-    def toast(self) -> str:
-        self.page.wait_for_selector("#toast:not([hidden])")
+    def toast(self, expect: str) -> str:
+        """The toast once it says ``expect`` (an earlier one may still be showing)."""
+        self.page.wait_for_function("([t]) => !document.getElementById('toast').hidden && "
+                                    "document.getElementById('toast').textContent.includes(t)", arg=[expect],
+                                    timeout=5000)
         return str(self.page.inner_text("#toast"))
 
     def shot(self, name: str) -> None:
@@ -110,7 +113,7 @@ def test_fleet_is_live_kill9_shows_without_reload_and_control_needs_the_token(
     eth = running_pid(r, ns, "ETHUSDT")
     d.page.click('#fleet tr[data-symbol="ETHUSDT"] button[data-action=stop]')
     d.page.click("#confirm-ok")
-    assert "refused" in d.toast()
+    assert "refused" in d.toast("refused")
     assert httpx.post(d.url + "/engines/ETHUSDT/stop").status_code == 401
     time.sleep(0.5)
     assert running_pid(r, ns, "ETHUSDT") == eth
@@ -170,7 +173,7 @@ def test_a_backtest_started_from_the_page_finishes_and_draws_its_chart(
     d.open("/backtests")
     d.page.wait_for_selector("#backtest-form")
     d.page.click("#run-backtest")
-    assert "refused" in d.toast()  # no token yet
+    assert "refused" in d.toast("refused")  # no token yet
     d.set_token(api_token)
     d.page.fill("input[name=symbols]", "BTCUSDT,ETHUSDT")
     d.page.fill("input[name=start]", "2026-01-01")
@@ -204,7 +207,7 @@ def test_a_backtest_started_from_the_page_finishes_and_draws_its_chart(
     bad.wait_for_selector("#backtest-form")
     bad.fill("input[name=end]", "2000-01-01")
     bad.click("#run-backtest")
-    assert "end" in d.toast()
+    assert "end:" in d.toast("end:")
     assert d.csp_violations() == []
 
 

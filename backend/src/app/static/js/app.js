@@ -10,7 +10,7 @@ import * as backtests from "./pages/backtests.js";
 import * as parity from "./pages/parity.js";
 
 const listeners = new Set();
-export const live = { last: null, on: (f) => { listeners.add(f); if (live.last) f(live.last); return () => listeners.delete(f); } };
+const live = { last: null, on: (f) => { listeners.add(f); if (live.last) f(live.last); return () => listeners.delete(f); } };
 
 const routes = [
   [/^#?\/?$/, fleet, "fleet"],

@@ -66,5 +66,5 @@ export function candleChart(container, candles, fills) {
   })).sort((a, b) => a.time - b.time);
   LC().createSeriesMarkers(s, markers);
   chart.timeScale().fitContent();
-  return { chart, series: s, markers };
+  return chart;
 }

@@ -36,7 +36,7 @@ export async function render(main, live, symbol) {
     const [c, f, l, ev] = await Promise.all([get(`/engines/${symbol}/candles?limit=1000`), get(`/engines/${symbol}/fills?limit=1000`),
       get(`/engines/${symbol}/logs?lines=200`), get(`/engines/${symbol}/events?limit=200`)]);
     if (c.candles.length) {
-      charts.push(candleChart(candleBox, c.candles, f.fills).chart);
+      charts.push(candleChart(candleBox, c.candles, f.fills));
       const t = c.candles.map((x) => x.ts / 1000);
       charts.push(lineChart(posBox, [{ name: "position", t, values: c.candles.map((x) => x.pos) }]));
       charts.push(lineChart(eqBox, [{ name: "equity", t, values: c.candles.map((x) => x.eq) }]));
