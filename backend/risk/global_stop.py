@@ -66,3 +66,28 @@ def clear(r: redis.Redis, keys: Keys, *, by: str, day: str) -> bool:
                             "ts": f"{time.time():.3f}"}, maxlen=10_000, approximate=True)
     was, *_ = pipe.execute()
     return was is not None
+
+
+def clear_current(r: redis.Redis, keys: Keys, *, by: str) -> tuple[bool, str]:
+    """Operator clear of whatever stop is set (held off for the flag's day, else today's, UTC):
+    (whether one was set, that day)."""
+    flag = r.get(keys.global_stop)
+    day = (str(flag) if flag else "").partition("|")[0] or time.strftime("%Y-%m-%d", time.gmtime())
+    return clear(r, keys, by=by, day=day), day
+
+
+def engage(r: redis.Redis, keys: Keys, *, by: str, now: float | None = None) -> bool:
+    """Operator stop: no new entries fleet-wide (engines flatten as on a loss trigger) until cleared or
+    the next UTC day. False when a stop was already set (it is left as it was)."""
+    at = time.time() if now is None else now
+    # the flag clears when an engine's trading day passes it: the latest day any engine is in (replays
+    # and synthetic feeds keep their own calendar), at least today's
+    symbols = sorted(str(s) for s in r.smembers(keys.engines))  # type: ignore[union-attr]
+    days = [str(d) for d in (r.hget(keys.state(s), "day") for s in symbols) if d]
+    day = max([time.strftime("%Y-%m-%d", time.gmtime(at)), *days])
+    reason = f"manual stop by {by}"
+    if not r.set(keys.global_stop, f"{day}|{reason}", nx=True):
+        return False
+    r.xadd(keys.events, {"type": "global_stop", "symbol": "", "reason": reason, "ts": f"{at:.3f}"},
+           maxlen=10_000, approximate=True)
+    return True

@@ -5,16 +5,16 @@ stream (``core/commands.py``) and needs the API token. The answer waits briefly 
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.src.app import snapshot
 from backend.src.app.security import require_reader, require_token
 from backend.src.app.snapshot import SymbolPath
+from backend.src.core import fleet
+from backend.src.core.commands import wait_result
 from backend.src.core.redis_launcher import discover_url
 
 EngineAction = Literal["restart", "stop", "start"]
@@ -54,12 +54,7 @@ def _result(command_id: str, res: dict[str, str]) -> CommandResult:
 
 async def answer(request: Request, command_id: str, wait_s: float, others: list[str] | None = None) -> JSONResponse:
     """Wait briefly for the manager's answer: 200 done, 409 refused, 202 still pending."""
-    r, keys = request.app.state.redis, request.app.state.keys
-    deadline = time.monotonic() + wait_s
-    res = await r.hgetall(keys.command_result(command_id))
-    while res.get("status") == "pending" and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-        res = await r.hgetall(keys.command_result(command_id))
+    res = await wait_result(request.app.state.redis, request.app.state.keys, command_id, wait_s)
     out = _result(command_id, res).model_dump()
     if others:
         out["other_commands"] = others
@@ -80,7 +75,7 @@ async def control(symbol: SymbolPath, action: EngineAction, request: Request,
 
 @router.post("/config/reload", dependencies=[Depends(require_token)])
 async def reload(request: Request, body: ControlRequest | None = None) -> JSONResponse:
-    managers = await snapshot.live_managers(request.app.state.redis, request.app.state.keys)
+    managers = await fleet.live_managers(request.app.state.redis, request.app.state.keys)
     if not managers:
         raise HTTPException(503, "no live manager to reload")
     ids = [await asyncio.to_thread(send, request, m["owner"], "reload", "") for m in managers]
@@ -93,17 +88,14 @@ async def clear_global_stop(request: Request) -> dict[str, Any]:
     from backend.risk import global_stop  # noqa: PLC0415
     from backend.src.core.redis_launcher import connect  # noqa: PLC0415
 
-    flag = await request.app.state.redis.get(request.app.state.keys.global_stop)
-    day = (flag or "").partition("|")[0] or time.strftime("%Y-%m-%d", time.gmtime())
-
-    def run() -> bool:
+    def run() -> tuple[bool, str]:
         client = connect(discover_url(request.app.state.settings))
         try:
-            return global_stop.clear(client, request.app.state.keys, by="operator (API)", day=day)
+            return global_stop.clear_current(client, request.app.state.keys, by="operator (API)")
         finally:
             client.close()
 
-    was = await asyncio.to_thread(run)
+    was, day = await asyncio.to_thread(run)
     return {"cleared": was, "held_off_until_end_of": day}
 
 

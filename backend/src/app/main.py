@@ -26,6 +26,7 @@ from backend.src.app.live import FleetFeed
 from backend.src.app.metrics import render
 from backend.src.app.security import SecurityHeaders, require_reader
 from backend.src.app.snapshot import SymbolPath
+from backend.src.core import fleet
 from backend.src.core.keys import Keys
 from backend.src.core.redis_launcher import discover_url
 from backend.src.core.settings import Settings
@@ -70,8 +71,8 @@ async def redis_down(_: Request, exc: redis.RedisError) -> JSONResponse:
     return JSONResponse({"detail": f"redis unavailable: {type(exc).__name__}"}, status_code=503)
 
 
-async def _snapshot(request: Request) -> snapshot.Snapshot:
-    return await snapshot.take(request.app.state.redis, request.app.state.keys,
+async def _snapshot(request: Request) -> fleet.Snapshot:
+    return await fleet.take(request.app.state.redis, request.app.state.keys,
                                request.app.state.settings.heartbeat_timeout_s)
 
 
@@ -79,7 +80,7 @@ async def status_body(app: FastAPI) -> bytes:
     """The fleet (cached for ``api_cache_s``, default 100 ms): what ``/engines/status`` and the live feed send."""
 
     async def build() -> bytes:
-        snap = await snapshot.take(app.state.redis, app.state.keys, app.state.settings.heartbeat_timeout_s)
+        snap = await fleet.take(app.state.redis, app.state.keys, app.state.settings.heartbeat_timeout_s)
         return json.dumps({
             "total": len(snap.engines), **snap.counts(),
             "stalled": sum(1 for e in snap.engines if e["stalled"]),
@@ -128,7 +129,7 @@ async def engine(symbol: SymbolPath, request: Request) -> dict[str, Any]:
 
 @router.get("/metrics", dependencies=[Depends(require_reader)])
 async def metrics(request: Request) -> Response:
-    snap = await snapshot.take(request.app.state.redis, request.app.state.keys,
+    snap = await fleet.take(request.app.state.redis, request.app.state.keys,
                                request.app.state.settings.heartbeat_timeout_s, with_extras=True)
     return Response(render(snap), media_type="text/plain; version=0.0.4; charset=utf-8")
 

@@ -13,8 +13,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from backend.src.app.snapshot import STATUSES, Snapshot, cumulative
 from backend.src.core.buckets import RETRAIN_BUCKETS
+from backend.src.core.fleet import STATUSES, Snapshot, cumulative
 
 
 class SnapshotCollector(Collector):

@@ -17,9 +17,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.ml.registry import HISTORY, Registry
-from backend.src.app import snapshot
 from backend.src.app.control import answer, send
 from backend.src.app.security import require_reader, require_token
+from backend.src.core import fleet
 
 router = APIRouter()
 SHOWN = ("train_date", "data_range", "symbols", "timeframe", "backtest_sharpe", "backtest_win_rate",
@@ -57,7 +57,7 @@ async def models(request: Request) -> dict[str, Any]:
 
 
 async def _manager(request: Request) -> str:
-    managers = await snapshot.live_managers(request.app.state.redis, request.app.state.keys)
+    managers = await fleet.live_managers(request.app.state.redis, request.app.state.keys)
     if not managers:
         raise HTTPException(503, "no live manager to carry out the command")
     return managers[0]["owner"]

@@ -13,10 +13,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.ml.ui_backtest import BacktestSpec, options
-from backend.src.app import snapshot
 from backend.src.app.control import answer, send
 from backend.src.app.security import require_reader, require_token
 from backend.src.app.snapshot import SymbolPath
+from backend.src.core import fleet
 from backend.src.core.redis_launcher import connect, discover_url
 from backend.src.core.runs import Kind, RunStore, view
 
@@ -90,7 +90,7 @@ async def replay(body: ReplayRequest, request: Request) -> JSONResponse:
         raise HTTPException(422, "run_id: only a backtest on candle files can be replayed")
     if body.symbol not in spec.get("symbols", []):
         raise HTTPException(422, f"symbol: {body.symbol} is not in run {body.run_id}")
-    managers = await snapshot.live_managers(request.app.state.redis, request.app.state.keys)
+    managers = await fleet.live_managers(request.app.state.redis, request.app.state.keys)
     if not managers:
         raise HTTPException(503, "no live manager to run the replay")
     arg = json.dumps({"spec": spec, "symbol": body.symbol, "speed": body.speed})

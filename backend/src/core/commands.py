@@ -9,6 +9,7 @@ older than ``max_age_s`` are not carried out (a stale "restart" must not fire ho
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal, cast
 
 import redis
+import redis.asyncio as aioredis
 
 from backend.src.core.keys import Keys
 
@@ -38,22 +40,44 @@ class Command:
 
 
 def send(r: redis.Redis, keys: Keys, owner: str, action: Action, symbol: str = "", now: float | None = None,
-         arg: str = "") -> str:
-    """Queue a command for the manager ``owner``; returns its id."""
-    command_id = uuid.uuid4().hex
+         arg: str = "", command_id: str | None = None) -> str:
+    """Queue a command for the manager ``owner``; returns its id. With a ``command_id`` of the
+    caller's (derived from what asked for it, e.g. a chat update) the command is queued at most
+    once: asked again, the id of the one already queued comes back and nothing is added."""
+    once = command_id is not None
+    command_id = command_id or uuid.uuid4().hex
     sent = time.time() if now is None else now
-    pipe = r.pipeline(transaction=True)
-    pipe.hset(keys.command_result(command_id),
-              mapping={"status": "pending", "action": action, "symbol": symbol, "sent_at": f"{sent:.3f}"})
-    pipe.expire(keys.command_result(command_id), RESULT_TTL_S)
-    pipe.xadd(keys.commands(owner), {"id": command_id, "action": action, "symbol": symbol, "sent_at": f"{sent:.3f}",
-                                     "arg": arg}, maxlen=STREAM_MAXLEN, approximate=True)
-    pipe.execute()
+    key = keys.command_result(command_id)
+    with r.pipeline(transaction=True) as pipe:
+        try:
+            if once:
+                pipe.watch(key)  # type: ignore[no-untyped-call]
+                if pipe.exists(key):
+                    return command_id
+                pipe.multi()
+            pipe.hset(key, mapping={"status": "pending", "action": action, "symbol": symbol, "sent_at": f"{sent:.3f}"})
+            pipe.expire(key, RESULT_TTL_S)
+            pipe.xadd(keys.commands(owner), {"id": command_id, "action": action, "symbol": symbol,
+                                             "sent_at": f"{sent:.3f}", "arg": arg},
+                      maxlen=STREAM_MAXLEN, approximate=True)
+            pipe.execute()
+        except redis.WatchError:  # queued meanwhile by another caller with the same id
+            pass
     return command_id
 
 
 def result(r: redis.Redis, keys: Keys, command_id: str) -> dict[str, str]:
     return r.hgetall(keys.command_result(command_id))  # type: ignore[return-value]
+
+
+async def wait_result(r: aioredis.Redis, keys: Keys, command_id: str, wait_s: float) -> dict[str, str]:
+    """The command's result once the manager has answered, or as it stands after ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    res: dict[str, str] = await r.hgetall(keys.command_result(command_id))  # type: ignore[misc,assignment]
+    while res.get("status") == "pending" and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+        res = await r.hgetall(keys.command_result(command_id))  # type: ignore[misc,assignment]
+    return res
 
 
 class CommandInbox:
