@@ -29,9 +29,9 @@ from backend.src.core.config import SourceSpec, SymbolConfig, parse_source, pars
 from backend.src.core.errors import EXIT_OK, EXIT_USAGE, RedisUnavailable, UsageError
 from backend.src.core.keys import Keys
 from backend.src.core.redis_launcher import EmbeddedRedis, connect, embedded_password, ping, redact
-from backend.src.core.settings import Settings, cli_path, secret_env_names
+from backend.src.core.settings import Settings, cli_path, secret_env_names, secret_values
 from backend.src.supervisor.alerts import AlertDispatcher, build_sinks
-from backend.src.supervisor.children import ApiProcess
+from backend.src.supervisor.children import ApiProcess, BotProcess, ChildProcess
 from backend.src.supervisor.control import ConfigSource, ControlPlane
 from backend.src.supervisor.engine_record import default_owner
 from backend.src.supervisor.procs import PRELOAD, SystemRuntime
@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay-speed", type=float, default=None, help="simulated seconds per wall second")
     p.add_argument("--api-port", type=int, default=None, help="API port (default 8000, LEVIBOT_API_PORT)")
     p.add_argument("--no-api", action="store_true", help="do not start the API process")
+    p.add_argument("--no-bot", action="store_true",
+                   help="do not start the Telegram bot (started when LEVIBOT_TELEGRAM_BOT_TOKEN is set)")
     p.add_argument("--workers", type=int, default=None,
                    help="RQ workers for sentiment/on-chain jobs (default 2, LEVIBOT_WORKERS; 0: none)")
     p.add_argument("--live", action="store_true",
@@ -78,6 +80,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
         overrides["api_port"] = args.api_port
     if args.no_api:
         overrides["api_enabled"] = False
+    if args.no_bot:
+        overrides["bot_enabled"] = False
     if args.workers is not None:
         overrides["workers"] = args.workers
     overrides["live_trading"] = bool(args.live)  # only the flag turns it on, never the environment alone
@@ -176,7 +180,8 @@ def check_redis(url: str, settings: Settings, symbols: list[str]) -> None:
 def supervise(settings: Settings, config_source: ConfigSource,
               loaded: tuple[dict[str, SymbolConfig], dict[str, SourceSpec]], policy: RiskPolicy) -> int:
     logging_setup.configure(settings.log_dir, "manager", level=settings.log_level,
-                            retention_days=settings.log_retention_days, console=True)
+                            retention_days=settings.log_retention_days, console=True,
+                            secrets=secret_values(settings))
     embedded: EmbeddedRedis | None = None
     if settings.redis_url is None:
         embedded = EmbeddedRedis(settings.redis_dir, settings.embedded_redis_port, die_with_parent=True,
@@ -198,13 +203,14 @@ def supervise(settings: Settings, config_source: ConfigSource,
                                policy=PolicyWatcher(r, manager.keys, settings.risk_policy))
         control.open()
         alerts = start_alerts(settings, url, manager.keys)
-        api = ApiProcess(settings) if settings.api_enabled else None
+        children: list[ChildProcess] = [ApiProcess(settings)] if settings.api_enabled else []
         workers = WorkerPool(settings, url, lambda: list(manager.records))
         log.info("manager up: %d engines, redis %s, data dir %s", len(configs), redact(url),
                  settings.data_dir, extra={"symbols": ",".join(configs)})
         manager.start_all()
-        if api is not None:
-            api.start()
+        for child in children:
+            child.start()
+        children += start_bot(settings)
         workers.start()
 
         def should_stop() -> bool:
@@ -215,8 +221,8 @@ def supervise(settings: Settings, config_source: ConfigSource,
 
         def on_step() -> None:
             control.poll()
-            if api is not None:
-                api.supervise()
+            for child in children:
+                child.supervise()
             workers.step()
 
         try:
@@ -224,8 +230,8 @@ def supervise(settings: Settings, config_source: ConfigSource,
         finally:
             log.info("shutting down: stopping %d engines", len(manager.records))
             try:
-                if api is not None:
-                    api.stop()
+                for child in children:
+                    child.stop()
                 workers.stop()
                 manager.shutdown()  # whatever the engines did meanwhile: ends with the state flushed
             finally:
@@ -259,6 +265,18 @@ def main_module_preload() -> list[str]:
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     name = getattr(spec, "name", None)
     return ["__main__", name] if name and name != "__main__" else ["__main__"]
+
+
+def start_bot(settings: Settings) -> list[ChildProcess]:
+    """The Telegram bot, started when a token is set (and not --no-bot); [] otherwise."""
+    if not settings.telegram_bot_token or not settings.bot_enabled:
+        return []
+    if not settings.telegram_chats:
+        log.warning("telegram bot not started: LEVIBOT_TELEGRAM_CHAT_ID is not set (it answers only the chats listed)")
+        return []
+    bot = BotProcess(settings)
+    bot.start()
+    return [bot]
 
 
 def start_alerts(settings: Settings, url: str, keys: Keys) -> AlertDispatcher | None:

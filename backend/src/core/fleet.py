@@ -85,6 +85,8 @@ def engine_view(symbol: str, st: dict[str, str], hb: str | None, now: float, hb_
         "up": status == "running" and age is not None and age <= hb_timeout,
         "stalled": is_stalled(st, age, now, hb_timeout),
         "position": float(st.get("position") or 0),
+        "avg_price": float(st.get("avg_price") or 0) or None,
+        "last_price": float(st.get("last_price") or 0) or None,
         "pnl": round(float(st.get("pnl") or 0), 2),
         "daily_pnl": round(float(st.get("daily_pnl") or 0), 2),
         "equity": round(float(st.get("equity") or 0), 2),

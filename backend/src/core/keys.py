@@ -150,3 +150,13 @@ class Keys:
     def runs(self) -> str:
         """Sorted set: run ids by creation time (the newest ``RUNS_KEPT`` are kept)."""
         return f"{self.ns}runs"
+
+    # --- Telegram bot ------------------------------------------------------------------------
+    @property
+    def bot_offset(self) -> str:
+        """The Telegram bot's next update id: updates below it were handled (``getUpdates`` offset)."""
+        return f"{self.ns}bot:offset"
+
+    def bot_confirm(self, token: str) -> str:
+        """A control command waiting for its confirm button (hash; ``expires_at`` inside)."""
+        return f"{self.ns}bot:confirm:{token}"

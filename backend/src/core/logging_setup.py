@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Iterable
 from pathlib import Path
 
 _STD_ATTRS = frozenset(
@@ -93,22 +94,53 @@ class DailyJsonlHandler(logging.Handler):
         super().close()
 
 
+class Redact(logging.Filter):
+    """Secrets never reach a log line: each is replaced in the message and in a traceback's text
+    (the Telegram token is part of every Bot API URL, which HTTP clients like to log)."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def scrub(self, text: str) -> str:
+        for s in self.secrets:
+            text = text.replace(s, "***")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        msg = record.getMessage()
+        clean = self.scrub(msg)
+        if clean != msg:
+            record.msg, record.args = clean, None
+        if record.exc_info:
+            record.exc = self.scrub("".join(traceback.format_exception(*record.exc_info)))
+            record.exc_info = None
+        return True
+
+
 def configure(
     log_dir: Path, prefix: str, *, level: str = "INFO", retention_days: int = 30,
-    static: dict[str, object] | None = None, console: bool = False,
+    static: dict[str, object] | None = None, console: bool = False, secrets: Iterable[str] = (),
 ) -> DailyJsonlHandler:
-    """Replace the root logger's handlers with the daily JSON-lines file (and stderr)."""
+    """Replace the root logger's handlers with the daily JSON-lines file (and stderr); ``secrets``
+    are blanked out of every record. httpx's per-request lines (URLs) are kept at WARNING."""
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
         h.close()
+    redact = Redact(secrets)
     handler = DailyJsonlHandler(log_dir, prefix, retention_days)
     handler.setFormatter(JsonFormatter(static or {}))
+    handler.addFilter(redact)
     root.addHandler(handler)
     if console:
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        stream.addFilter(redact)
         stream.addFilter(lambda rec: getattr(rec, "console", True))
         root.addHandler(stream)
     root.setLevel(level.upper())
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return handler

@@ -11,10 +11,12 @@ as itself. The sleep is injectable, so tests run without waiting.
 
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable
 
 import tenacity
@@ -89,3 +91,14 @@ def retrying(*, retry_if: Callable[[BaseException], bool], attempts: int | None 
         before_sleep=before_sleep,
         reraise=True,
     )
+
+
+def telegram_retry_after_s(exc: BaseException) -> float | None:
+    """python-telegram-bot's ``RetryAfter.retry_after`` in seconds (an int today, a timedelta in its next
+    major version, with a deprecation warning meanwhile); None for any other error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wait = getattr(exc, "retry_after", None)
+    if isinstance(wait, dt.timedelta):
+        return wait.total_seconds()
+    return float(wait) if isinstance(wait, int | float) else None

@@ -112,14 +112,39 @@ class ApiSettings(BaseModel):
 
 
 class AlertSettings(BaseModel):
-    """Telegram and Slack (secrets from the environment only; never logged)."""
+    """Telegram and Slack (secrets from the environment only; never logged), and the Telegram bot."""
 
     telegram_bot_token: SecretStr | None = None
+    # Chats the bot answers and alerts go to: one id or a comma-separated list (groups are negative).
     telegram_chat_id: str | None = None
+    # User ids allowed to control (restart, stop, promote, ...), comma-separated; none: nobody.
+    telegram_admins: str | None = None
     telegram_api_base: str = "https://api.telegram.org"
+    bot_enabled: bool = True  # the manager starts the bot when a token is set (--no-bot: not)
+    telegram_poll_timeout_s: float = Field(default=25.0, gt=0, le=50)  # getUpdates long poll
+    telegram_confirm_s: float = Field(default=60.0, gt=0, le=3600)  # a confirm button's life
     slack_webhook_url: SecretStr | None = None
     alert_window_s: float = Field(default=60.0, gt=0)
     alert_timeout_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("telegram_chat_id", "telegram_admins")
+    @classmethod
+    def _id_list(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        ids = [x.strip() for x in v.split(",") if x.strip()]
+        bad = [x for x in ids if not x.lstrip("-").isdigit()]
+        if not ids or bad:
+            raise ValueError(f"expected numeric Telegram ids, comma-separated (got {', '.join(bad) or 'none'})")
+        return ",".join(ids)
+
+    @property
+    def telegram_chats(self) -> list[int]:
+        return [int(x) for x in (self.telegram_chat_id or "").split(",") if x]
+
+    @property
+    def telegram_admin_ids(self) -> list[int]:
+        return [int(x) for x in (self.telegram_admins or "").split(",") if x]
 
 
 class ExchangeSettings(BaseModel):
@@ -291,6 +316,11 @@ def secret_env_names(s: Settings) -> list[str]:
     """``LEVIBOT_<FIELD>`` of every secret setting (scrubbed from the manager's own environment)."""
     return [f"LEVIBOT_{name.upper()}" for name, info in type(s).model_fields.items()
             if "SecretStr" in str(info.annotation)]
+
+
+def secret_values(s: Settings) -> list[str]:
+    """Every secret's value (for the log redaction filter)."""
+    return [v.get_secret_value() for v in s.model_dump().values() if isinstance(v, SecretStr) and v.get_secret_value()]
 
 
 def cli_path(value: str) -> Path:

@@ -1,4 +1,5 @@
-"""Alerts to Telegram (Bot API ``sendMessage``) and Slack (incoming webhook), through httpx.
+"""Alerts to Telegram (``sendMessage`` through python-telegram-bot, the library the bot uses) and
+Slack (incoming webhook, httpx).
 
 A background thread consumes the manager's event stream (consumer group ``alerts``, so
 nothing is lost across a manager restart), de-duplicates per (event, symbol): the first
@@ -9,6 +10,7 @@ endpoint is logged, never raised: alerting can never block or crash the watchdog
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -21,7 +23,7 @@ import redis
 
 from backend.src.core.commands import StreamReply
 from backend.src.core.keys import Keys
-from backend.src.core.retry import retry_after_s, retrying
+from backend.src.core.retry import retry_after_s, retrying, telegram_retry_after_s
 from backend.src.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,32 +54,41 @@ class Sink(Protocol):
 
     def send(self, text: str) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class TelegramSink:
-    name = "telegram"
+    """One chat. python-telegram-bot's ``Bot`` on a private event loop: the dispatcher is a thread."""
 
-    def __init__(self, client: httpx.Client, base_url: str, token: str, chat_id: str) -> None:
-        self.client, self.url, self.chat_id = client, f"{base_url.rstrip('/')}/bot{token}/sendMessage", chat_id
+    def __init__(self, base_url: str, token: str, chat_id: int, timeout_s: float) -> None:
+        from telegram import Bot  # noqa: PLC0415 - only when Telegram is configured
+        from telegram.request import HTTPXRequest  # noqa: PLC0415
+
+        self.name, self.chat_id, self.token = f"telegram:{chat_id}", chat_id, token
+        self.loop = asyncio.new_event_loop()
+        self.bot = Bot(token, base_url=f"{base_url.rstrip('/')}/bot",
+                       request=HTTPXRequest(connect_timeout=timeout_s, read_timeout=timeout_s,
+                                            write_timeout=timeout_s, pool_timeout=timeout_s))
 
     def send(self, text: str) -> None:
+        from telegram import LinkPreviewOptions, error  # noqa: PLC0415
+
         try:
-            res = self.client.post(self.url, json={"chat_id": self.chat_id, "text": text,
-                                                   "disable_web_page_preview": True})
-        except httpx.HTTPError as exc:
-            raise SendError(f"telegram: {type(exc).__name__}") from exc
-        try:
-            body = res.json()
-        except ValueError:
-            raise SendError(f"telegram: HTTP {res.status_code} with a non-JSON body") from None
-        if not isinstance(body, dict):
-            raise SendError(f"telegram: HTTP {res.status_code} with an unexpected body")
-        if res.status_code == 200 and body.get("ok") is True:
-            return
-        params = body.get("parameters")
-        retry_after = params.get("retry_after") if isinstance(params, dict) and res.status_code == 429 else None
-        raise SendError(f"telegram: HTTP {res.status_code} {body.get('description', '')}".strip(),
-                        retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
-                        retryable=res.status_code == 429 or res.status_code >= 500)
+            self.loop.run_until_complete(self.bot.send_message(self.chat_id, text,
+                                                               link_preview_options=LinkPreviewOptions(True)))
+        except error.RetryAfter as exc:
+            raise SendError(f"telegram: 429 {exc.message}", retry_after=telegram_retry_after_s(exc)) from None
+        except (error.BadRequest, error.Forbidden, error.InvalidToken, error.ChatMigrated) as exc:
+            raise SendError(f"telegram: {type(exc).__name__}: {exc.message}".replace(self.token, "***"),
+                            retryable=False) from None
+        except error.TelegramError as exc:  # NetworkError (5xx, connection), TimedOut, unreadable answer
+            raise SendError(f"telegram: {type(exc).__name__}: {exc.message}".replace(self.token, "***")) from None
+        except (TypeError, KeyError, ValueError) as exc:  # "ok" but not a message: a broken proxy or stand-in
+            raise SendError(f"telegram: unreadable answer ({type(exc).__name__})") from None
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.bot.shutdown())
+        self.loop.close()
 
 
 class SlackSink:
@@ -96,6 +107,9 @@ class SlackSink:
         raise SendError(f"slack: HTTP {res.status_code} {res.text[:100]}".strip(),
                         retry_after=retry_after_s(res.headers.get("Retry-After")),
                         retryable=res.status_code == 429 or res.status_code >= 500)
+
+    def close(self) -> None:
+        self.client.close()
 
 
 def deliver(sink: Sink, text: str, *, attempts: int = 3, backoff_s: float = 0.5,
@@ -117,9 +131,9 @@ def deliver(sink: Sink, text: str, *, attempts: int = 3, backoff_s: float = 0.5,
 
 def build_sinks(s: Settings, client: httpx.Client) -> list[Sink]:
     sinks: list[Sink] = []
-    if s.telegram_bot_token and s.telegram_chat_id:
-        sinks.append(TelegramSink(client, s.telegram_api_base, s.telegram_bot_token.get_secret_value(),
-                                  s.telegram_chat_id))
+    if s.telegram_bot_token:
+        sinks += [TelegramSink(s.telegram_api_base, s.telegram_bot_token.get_secret_value(), chat, s.alert_timeout_s)
+                  for chat in s.telegram_chats]
     if s.slack_webhook_url:
         sinks.append(SlackSink(client, s.slack_webhook_url.get_secret_value()))
     return sinks
@@ -225,3 +239,6 @@ class AlertDispatcher(threading.Thread):
     def stop(self, timeout: float = 5.0) -> None:
         self.stopping.set()
         self.join(timeout)
+        if not self.is_alive():
+            for sink in self.sinks:
+                sink.close()

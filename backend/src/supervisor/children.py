@@ -1,5 +1,5 @@
-"""Non-engine children of the manager: the API (``uvicorn backend.src.app.main:app``) and the
-RQ workers (``python -m backend.ml.worker``).
+"""Non-engine children of the manager: the API (``uvicorn backend.src.app.main:app``), the RQ
+workers (``python -m backend.ml.worker``) and the Telegram bot (``python -m backend.src.bot``).
 
 Each dies with the manager (``PR_SET_PDEATHSIG``) and is restarted if it exits on its own,
 backing off 1 s, 2 s, ... 30 s (reset after 30 s of stable running).
@@ -99,6 +99,16 @@ class ApiProcess(ChildProcess):
         return [sys.executable, "-m", "uvicorn", "backend.src.app.main:app", "--host", s.api_host,
                 "--port", str(s.api_port), "--no-access-log", "--log-level", "warning",
                 "--timeout-graceful-shutdown", "1"]
+
+
+class BotProcess(ChildProcess):
+    secrets = frozenset({"telegram_bot_token"})  # the chat's token only: no API token, exchange or LLM keys
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, "telegram bot")
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "backend.src.bot"]
 
 
 class WorkerProcess(ChildProcess):

@@ -8,12 +8,41 @@ error string with a status code and ``Retry-After``) and can be told to misbehav
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import json
 import threading
 import time
+import urllib.parse
 from collections import deque
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+
+def parse_body(headers: Message, body: bytes) -> dict[str, Any]:
+    """A Bot API request's parameters, however sent: JSON, a form (values JSON-decoded where they
+    are JSON, as Telegram reads them) or multipart (files as their byte counts)."""
+    kind = headers.get("Content-Type", "")
+    if kind.startswith("application/x-www-form-urlencoded"):
+        return {k: _value(v) for k, v in urllib.parse.parse_qsl(body.decode())}
+    if kind.startswith("multipart/form-data"):
+        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            f"Content-Type: {kind}\r\n\r\n".encode() + body)
+        out: dict[str, Any] = {}
+        for part in msg.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            data = part.get_payload(decode=True) or b""
+            out[str(name)] = len(data) if part.get_filename() else _value(data.decode())
+        return out
+    return json.loads(body or b"{}")  # type: ignore[no-any-return]
+
+
+def _value(v: str) -> Any:
+    try:
+        return json.loads(v) if v[:1] in "{[tfn" or v.lstrip("-").isdigit() else v
+    except ValueError:
+        return v
 
 
 class ChatServer:
@@ -31,7 +60,7 @@ class ChatServer:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with outer.lock:
                     mode = outer.plan.popleft() if outer.plan else "ok"
-                    outer.requests.append({"path": self.path, "body": json.loads(body or b"{}"), "mode": mode,
+                    outer.requests.append({"path": self.path, "body": parse_body(self.headers, body), "mode": mode,
                                            "at": time.monotonic()})
                 if self.path.startswith("/bot"):
                     outer.telegram(self, mode)
@@ -68,7 +97,8 @@ class ChatServer:
             self._reply(h, 400, json.dumps({"ok": False, "error_code": 400,
                                             "description": "Bad Request: chat not found"}).encode())
         else:
-            self._reply(h, 200, json.dumps({"ok": True, "result": {"message_id": len(self.requests)}}).encode())
+            msg = {"message_id": len(self.requests), "date": int(time.time()), "chat": {"id": 1, "type": "private"}}
+            self._reply(h, 200, json.dumps({"ok": True, "result": msg}).encode())
 
     def slack(self, h: BaseHTTPRequestHandler, mode: str) -> None:
         if mode == "slow":

@@ -30,14 +30,14 @@ def client() -> Iterator[httpx.Client]:
 
 
 def telegram(chat: ChatServer, client: httpx.Client) -> TelegramSink:
-    return TelegramSink(client, chat.url, "123:SECRET", "-100")
+    return TelegramSink(chat.url, "123:SECRET", -100, 0.5)
 
 
 def test_telegram_wire_format(chat: ChatServer, client: httpx.Client) -> None:
     assert deliver(telegram(chat, client), "hello")
     (req,) = chat.requests
     assert req["path"] == "/bot123:SECRET/sendMessage"
-    assert req["body"] == {"chat_id": "-100", "text": "hello", "disable_web_page_preview": True}
+    assert req["body"] == {"chat_id": -100, "text": "hello", "link_preview_options": {"is_disabled": True}}
 
 
 def test_429_retry_after_is_honoured(chat: ChatServer, client: httpx.Client) -> None:
@@ -74,9 +74,9 @@ def test_slack_wire_format_and_retry_after(chat: ChatServer, client: httpx.Clien
 
 
 def test_dead_endpoint_is_logged_not_raised(client: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
-    sink = TelegramSink(client, "http://127.0.0.1:1", "t", "c")
+    sink = TelegramSink("http://127.0.0.1:1", "1:SECRET", 5, 0.5)
     assert not deliver(sink, "x", sleep=lambda s: None)
-    assert "alert not delivered to telegram" in caplog.text
+    assert "alert not delivered to telegram:5" in caplog.text and "SECRET" not in caplog.text
 
 
 def test_crash_loop_is_one_alert_then_one_summary() -> None:
@@ -93,9 +93,9 @@ def test_crash_loop_is_one_alert_then_one_summary() -> None:
 
 
 def test_sinks_from_settings(tmp_path: Path, client: httpx.Client) -> None:
-    s = Settings(data_dir=tmp_path, telegram_bot_token="1:x", telegram_chat_id="5",  # type: ignore[arg-type]
+    s = Settings(data_dir=tmp_path, telegram_bot_token="1:x", telegram_chat_id="5, -1007",  # type: ignore[arg-type]
                  slack_webhook_url="http://127.0.0.1/hook")
-    assert [k.name for k in build_sinks(s, client)] == ["telegram", "slack"]
+    assert [k.name for k in build_sinks(s, client)] == ["telegram:5", "telegram:-1007", "slack"]
     assert build_sinks(Settings(data_dir=tmp_path), client) == []
     assert "1:x" not in repr(s), "secrets never printed"
 
