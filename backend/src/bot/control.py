@@ -51,14 +51,16 @@ async def run_command(d: Deps, owner: str, action: Action, symbol: str, arg: str
     return {**res, "id": cid}
 
 
-async def engine_after(d: Deps, symbol: str, action: str, old_pid: str | None) -> str:
-    """What the engine did once the manager carried the command out: its new pid, or stopped."""
+async def engine_after(d: Deps, symbol: str, action: str, sent_at: float) -> str:
+    """What the engine did once the manager carried the command out: stopped, or running again as a
+    process started after the command was sent (a restart handled twice still finds its own)."""
     deadline = time.monotonic() + ENGINE_WAIT_S
     while time.monotonic() < deadline:
-        status, pid = cast(list[str | None], await d.r.hmget(d.keys.state(symbol), ["status", "pid"]))  # type: ignore[misc]
+        status, pid, started = cast(list[str | None], await d.r.hmget(  # type: ignore[misc]
+            d.keys.state(symbol), ["status", "pid", "started_at"]))
         if action == "stop" and status in ("stopped", "failed"):
             return f"{symbol} stopped"
-        if action != "stop" and status == "running" and pid and pid != old_pid:
+        if action != "stop" and status == "running" and pid and float(started or 0) >= sent_at:
             return f"{symbol} {'restarted' if action == 'restart' else 'started'}: running, pid {pid}"
         await asyncio.sleep(0.1)
     return f"{symbol}: the manager is on it ({action}); /engines shows when it is done"
@@ -78,9 +80,8 @@ async def engine_command(d: Deps, action: Action, symbol: str, ident: str) -> st
     owner = await owner_of(d, symbol)
     if not owner:
         return f"unknown symbol {symbol}"
-    old_pid = cast(str | None, await d.r.hget(d.keys.state(symbol), "pid"))  # type: ignore[misc]
     res = await run_command(d, owner, action, symbol, "", ident)
-    return outcome(action, symbol, res) or "✅ " + await engine_after(d, symbol, action, old_pid)
+    return outcome(action, symbol, res) or "✅ " + await engine_after(d, symbol, action, float(res["sent_at"]))
 
 
 async def restart(update: Update, ctx: ContextTypes.DEFAULT_TYPE) -> None:

@@ -72,9 +72,9 @@ def build(settings: Settings, d: Deps) -> Application:  # type: ignore[type-arg]
            .request(HTTPXRequest(connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
                                  pool_timeout=timeout, connection_pool_size=8))
            .get_updates_request(HTTPXRequest(connect_timeout=timeout, pool_timeout=timeout))
-           # Telegram's limits: 30 messages a second in all, 20 a minute in one group; a 429 that still
-           # comes is waited out (its retry_after) and sent again
-           .rate_limiter(AIORateLimiter(overall_max_rate=30, overall_time_period=1, group_max_rate=20,
+           # under Telegram's limits (30 messages a second in all, 20 a minute in one group), with a margin
+           # for clocks; a 429 that still comes is waited out (its retry_after) and sent again
+           .rate_limiter(AIORateLimiter(overall_max_rate=25, overall_time_period=1, group_max_rate=20,
                                         group_time_period=60, max_retries=3))
            .updater(None).build())
     app.bot_data["deps"] = d

@@ -22,7 +22,7 @@ from typing import Any
 
 def parse_body(headers: Message, body: bytes) -> dict[str, Any]:
     """A Bot API request's parameters, however sent: JSON, a form (values JSON-decoded where they
-    are JSON, as Telegram reads them) or multipart (files as their byte counts)."""
+    are JSON, as Telegram reads them) or multipart (a file as its size and whether it is a PNG)."""
     kind = headers.get("Content-Type", "")
     if kind.startswith("application/x-www-form-urlencoded"):
         return {k: _value(v) for k, v in urllib.parse.parse_qsl(body.decode())}
@@ -33,7 +33,8 @@ def parse_body(headers: Message, body: bytes) -> dict[str, Any]:
         for part in msg.iter_parts():
             name = part.get_param("name", header="content-disposition")
             data = part.get_payload(decode=True) or b""
-            out[str(name)] = len(data) if part.get_filename() else _value(data.decode())
+            out[str(name)] = {"bytes": len(data), "png": data[:8] == b"\x89PNG\r\n\x1a\n"} if part.get_filename() \
+                else _value(data.decode())
         return out
     return json.loads(body or b"{}")  # type: ignore[no-any-return]
 

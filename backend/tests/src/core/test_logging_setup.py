@@ -69,3 +69,23 @@ def test_exception_is_logged_as_one_line(tmp_path: Path) -> None:
     for h in logging.getLogger().handlers:
         h.close()
     logging.getLogger().handlers.clear()
+
+
+def test_secrets_are_blanked_out_of_messages_and_tracebacks(tmp_path: Path) -> None:
+    handler = configure(tmp_path, "bot", secrets=["123:SECRET", ""])
+    log = logging.getLogger("httpx")
+    try:
+        log.warning("HTTP Request: POST https://api.telegram.org/bot%s/getUpdates", "123:SECRET")
+        logging.getLogger("httpx").info("below WARNING: not written at all (%s)", "123:SECRET")
+        try:
+            raise RuntimeError("url https://x/bot123:SECRET/sendMessage")
+        except RuntimeError:
+            logging.getLogger("t").exception("failed")
+    finally:
+        handler.close()
+        logging.getLogger().removeHandler(handler)
+    text = "".join(p.read_text() for p in tmp_path.glob("bot-*.jsonl"))
+    lines = [json.loads(x) for x in text.splitlines()]
+    assert "SECRET" not in text and len(lines) == 2
+    assert lines[0]["msg"] == "HTTP Request: POST https://api.telegram.org/bot***/getUpdates"
+    assert "bot***/sendMessage" in lines[1]["exc"]

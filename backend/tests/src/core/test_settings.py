@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from pydantic import ValidationError
+
+from backend.src.core.settings import Settings
 
 
 def test_settings_sections_partition_one_flat_environment_surface(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,3 +29,12 @@ def test_settings_sections_partition_one_flat_environment_surface(monkeypatch: p
     assert s.engine.risk_policy.is_absolute() and s.risk_policy == s.engine.risk_policy
     with pytest.raises(ValueError, match="heartbeat_timeout_s must exceed"):
         mod.Settings(heartbeat_timeout_s=0.3)
+
+
+def test_telegram_ids_are_checked_and_listed(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path, telegram_chat_id=" 555, -100777 ", telegram_admins="1001")  # type: ignore[arg-type]
+    assert s.telegram_chats == [555, -100777] and s.telegram_admin_ids == [1001]
+    assert Settings(data_dir=tmp_path).telegram_chats == []
+    for bad in ("@desk", "", "12,abc"):
+        with pytest.raises(ValidationError, match="expected numeric Telegram ids"):
+            Settings(data_dir=tmp_path, telegram_chat_id=bad)  # type: ignore[arg-type]
