@@ -18,7 +18,7 @@ from typing import NoReturn
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 from telegram import BotCommand, Update
-from telegram.error import InvalidToken
+from telegram.error import InvalidToken, NetworkError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -35,7 +35,7 @@ from telegram.request import HTTPXRequest
 from backend.src.bot import control, reads
 from backend.src.bot.confirm import Confirmations
 from backend.src.bot.deps import Access, Deps, deps
-from backend.src.bot.poller import Poller
+from backend.src.bot.poller import MAX_BACKOFF_S, Poller
 from backend.src.bot.views import COMMANDS
 from backend.src.core import logging_setup
 from backend.src.core.errors import EXIT_OK, EXIT_USAGE
@@ -100,7 +100,8 @@ async def run(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     try:
-        await app.initialize()  # getMe: the token is checked here
+        if not await connect_bot(app, stopping):
+            return EXIT_OK
         await app.start()
         try:
             await app.bot.set_my_commands([BotCommand(c.split()[0], t[:256]) for c, t in COMMANDS])
@@ -127,6 +128,26 @@ async def run(settings: Settings) -> int:
         await app.shutdown()
         await ar.aclose()
         r.close()
+
+
+async def connect_bot(app: Application, stopping: asyncio.Event) -> bool:  # type: ignore[type-arg]
+    """``getMe`` (the token is checked here), waiting out an unreachable Bot API (a host booting
+    before its network) with backoff; False when asked to stop meanwhile."""
+    failures = 0
+    while not stopping.is_set():
+        try:
+            await app.initialize()
+            return True
+        except NetworkError as exc:
+            failures += 1
+            wait = min(MAX_BACKOFF_S, 2.0 ** (failures - 1))
+            log.log(logging.WARNING if failures > 1 else logging.INFO,
+                    "Bot API unreachable (%s: %s); trying again in %.0fs", type(exc).__name__, exc, wait)
+            try:
+                await asyncio.wait_for(stopping.wait(), wait)
+            except TimeoutError:
+                pass
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +17,8 @@ import psutil
 import pytest
 import redis
 
-from backend.tests.conftest import ManagerProc, wait_for
+from backend.src.core.redis_launcher import EmbeddedRedis
+from backend.tests.conftest import ManagerProc, fast_env, wait_for
 from backend.tests.fakes.bot_api import BotApi
 from backend.tests.integration.helpers import running_pid, state, wait_running
 
@@ -221,3 +224,30 @@ def test_flood_of_100_answered_in_order_within_limits(fleet: ManagerProc, api: B
     assert sends[i429 + 1]["at"] - sends[i429]["at"] >= 0.95, "retry_after honoured"
     assert api.limited == 0, "never beyond Telegram's 30 messages a second"
     print(f"100 updates answered in {took:.1f}s")
+
+
+def test_bot_refuses_bad_settings_and_a_wrong_token(api: BotApi, tmp_path: Path, redis_server: EmbeddedRedis,
+                                                    ns: str) -> None:
+    base = fast_env(redis_server.url, ns, tmp_path / "data")
+
+    def run(**env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "backend.src.bot"], env={**base, **env}, capture_output=True,
+                              text=True, timeout=60, check=False)
+
+    out = run()
+    assert (out.returncode, out.stderr) == (2, "levibot-bot: error: LEVIBOT_TELEGRAM_BOT_TOKEN is not set\n")
+    out = run(LEVIBOT_TELEGRAM_BOT_TOKEN=TOKEN, LEVIBOT_TELEGRAM_CHAT_ID="@desk")
+    assert out.returncode == 2 and out.stderr.startswith("levibot-bot: error: LEVIBOT_TELEGRAM_CHAT_ID: ")
+    assert len(out.stderr.splitlines()) == 1 and TOKEN not in out.stderr
+    out = run(LEVIBOT_TELEGRAM_BOT_TOKEN="1:WRONG-token", LEVIBOT_TELEGRAM_CHAT_ID="5",
+              LEVIBOT_TELEGRAM_API_BASE=api.url)
+    assert out.returncode == 3
+    logs = "".join(p.read_text() for p in (tmp_path / "data" / "logs").glob("bot-*.jsonl"))
+    assert "the Bot API refused the token" in logs and "WRONG" not in logs + out.stderr
+
+
+def test_no_bot_flag(start_manager: Callable[..., ManagerProc], r: redis.Redis, ns: str, api: BotApi) -> None:
+    m = start_manager(["BTCUSDT"], "--no-bot", **bot_env(api))
+    wait_running(r, ns, ["BTCUSDT"])
+    time.sleep(1.0)
+    assert bot_proc(m) is None and not [c for c in api.calls if c["method"] == "getUpdates"]

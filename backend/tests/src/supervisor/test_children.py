@@ -32,7 +32,7 @@ def environ(p: psutil.Process) -> str:
 
 def kind(p: psutil.Process) -> str:
     cmd = " ".join(p.cmdline())
-    for name in ("uvicorn", "rq:worker", "redis-server", "engine-", "forkserver"):
+    for name in ("uvicorn", "rq:worker", "redis-server", "engine-", "forkserver", "backend.src.bot"):
         if name in cmd:
             return name
     return cmd
@@ -43,12 +43,12 @@ def fleet(tmp_path: Path) -> tuple[ManagerProc, Path]:
     data = tmp_path / "data"
     port = free_port()
     env = embedded_env(data, LEVIBOT_API_ENABLED="1", LEVIBOT_API_PORT=str(port), LEVIBOT_WORKERS="1",
-                       LEVIBOT_TELEGRAM_API_BASE="http://127.0.0.1:1", **SECRETS)
+                       LEVIBOT_TELEGRAM_API_BASE="http://127.0.0.1:1", LEVIBOT_TELEGRAM_CHAT_ID="5", **SECRETS)
     m = ManagerProc(["--symbols", "BTCUSDT,ETHUSDT"], env)
     try:
         wait_for(lambda: _all_running(data / "engine_registry.json"), 30, what="engines running")
-        wait_for(lambda: {"uvicorn", "rq:worker"} <= {kind(p) for p in m.descendants()}, 20,
-                 what="api and worker started")
+        wait_for(lambda: {"uvicorn", "rq:worker", "backend.src.bot"} <= {kind(p) for p in m.descendants()}, 20,
+                 what="api, worker and bot started")
         yield m, data
     finally:
         assert m.stop() == 0
@@ -58,6 +58,7 @@ def test_each_child_gets_only_the_secrets_it_uses(fleet: tuple[ManagerProc, Path
     m, _ = fleet
     allowed = {
         "uvicorn": {"LEVIBOT_API_TOKEN"},
+        "backend.src.bot": {"LEVIBOT_TELEGRAM_BOT_TOKEN"},  # it waits for the (unreachable) Bot API meanwhile
         "rq:worker": {"LEVIBOT_GEMMA_API_KEY", "LEVIBOT_DUNE_API_KEY"},
         "redis-server": set(),
         "engine-": set(),  # paper engines: no keys at all (live engines get the exchange keys in memory)
@@ -78,7 +79,7 @@ def test_each_child_gets_only_the_secrets_it_uses(fleet: tuple[ManagerProc, Path
             else:
                 assert value not in env, f"{k} (pid {p.pid}) holds {name}"
     # Engines are forks of the forkserver: what it holds is what they inherit.
-    assert {"uvicorn", "forkserver"} <= seen, seen
+    assert {"uvicorn", "forkserver", "backend.src.bot"} <= seen, seen
 
 
 def test_worker_environment_is_allow_listed() -> None:
