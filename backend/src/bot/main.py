@@ -2,7 +2,8 @@
 ``LEVIBOT_TELEGRAM_BOT_TOKEN`` is set (``--no-bot`` to skip).
 
 Built on python-telegram-bot (its Bot API client, handlers and rate limiter); the updates are
-polled by ``poller.py`` so that none is lost across a restart. Only the chats in
+polled by ``poller.py`` so that none is lost across a restart, or posted to ``webhook.py`` when
+``LEVIBOT_TELEGRAM_WEBHOOK_URL`` is set. Only the chats in
 ``LEVIBOT_TELEGRAM_CHAT_ID`` are answered; control is for the users in ``LEVIBOT_TELEGRAM_ADMINS``.
 The token reaches only this process and the manager's alerts, and is blanked out of every log line.
 """
@@ -32,7 +33,7 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from backend.src.bot import control, reads
+from backend.src.bot import control, reads, webhook
 from backend.src.bot.confirm import Confirmations
 from backend.src.bot.deps import Access, Deps, deps
 from backend.src.bot.poller import MAX_BACKOFF_S, Poller
@@ -108,7 +109,7 @@ async def run(settings: Settings) -> int:
         except Exception as exc:  # a menu is a nicety: the commands work without it
             log.warning("setMyCommands failed: %s", exc)
         log.info("bot up as @%s: %d chats, %d admins", app.bot.username, len(d.access.chats), len(d.access.admins))
-        task = asyncio.create_task(poller.run())
+        task = asyncio.create_task(webhook.serve(poller, settings) if settings.telegram_webhook_url else poller.run())
         stop_wait = asyncio.create_task(stopping.wait())
         await asyncio.wait({task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
         task.cancel()  # an update being handled is not recorded as done: handled again at the next start

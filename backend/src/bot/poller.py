@@ -51,8 +51,11 @@ class Poller:
     async def run(self) -> None:
         offset, failures = await self.offset(), 0
         log.info("polling for updates from offset %s", offset)
+        webhook_off = False
         while True:
             try:
+                if not webhook_off:  # getUpdates is refused (409) while a webhook is set
+                    webhook_off = await self.app.bot.delete_webhook()
                 updates = await self.app.bot.get_updates(offset=offset, timeout=int(self.timeout_s),
                                                          read_timeout=self.timeout_s + 10,
                                                          allowed_updates=["message", "callback_query"])
@@ -64,10 +67,19 @@ class Poller:
                 await asyncio.sleep(self.backoff(exc, failures))
                 continue
             for update in updates:
-                await self.handle(update)
+                await self.deliver(update)
                 offset = update.update_id + 1
-                await self.r.set(self.keys.bot_offset, offset)
-                self.handled += 1
+
+    async def deliver(self, update: Update) -> bool:
+        """Handle an update not handled before and record it as done; False for one already done (a
+        webhook delivery Telegram repeats)."""
+        done = await self.offset()
+        if done is not None and update.update_id < done:
+            return False
+        await self.handle(update)
+        await self.r.set(self.keys.bot_offset, update.update_id + 1)
+        self.handled += 1
+        return True
 
     def backoff(self, exc: BaseException, failures: int) -> float:
         hinted = telegram_retry_after_s(exc)

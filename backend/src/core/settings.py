@@ -123,6 +123,11 @@ class AlertSettings(BaseModel):
     bot_enabled: bool = True  # the manager starts the bot when a token is set (--no-bot: not)
     telegram_poll_timeout_s: float = Field(default=25.0, gt=0, le=50)  # getUpdates long poll
     telegram_confirm_s: float = Field(default=60.0, gt=0, le=3600)  # a confirm button's life
+    # Webhook instead of long polling: the public HTTPS URL Telegram posts to (your TLS proxy forwards
+    # it to the listener below)
+    telegram_webhook_url: str | None = Field(default=None, pattern=r"^https://[^\s/]+(/\S*)?$")
+    telegram_webhook_listen: str = "127.0.0.1"
+    telegram_webhook_port: int = Field(default=8443, ge=1, le=65535)
     slack_webhook_url: SecretStr | None = None
     alert_window_s: float = Field(default=60.0, gt=0)
     alert_timeout_s: float = Field(default=5.0, gt=0)

@@ -77,7 +77,7 @@ class BotApi:
     # ------------------------------------------------------------------ the test's side
     def _push(self, update: dict[str, Any]) -> int:
         with self.cond:
-            update["update_id"] = next(self.ids)
+            update["update_id"] = update.get("update_id") or next(self.ids)
             self.pending.append(update)
             self.cond.notify_all()
             return int(update["update_id"])
@@ -88,12 +88,16 @@ class BotApi:
 
     def say(self, chat_id: int, user_id: int, text: str) -> int:
         """A user writes ``text`` in a chat; returns the update id."""
+        return self._push(self.message(chat_id, user_id, text))
+
+    def message(self, chat_id: int, user_id: int, text: str) -> dict[str, Any]:
+        """An update carrying a user's message (not queued: a webhook test posts it itself)."""
         msg: dict[str, Any] = {"message_id": next(self.message_ids), "date": int(time.time()), "text": text,
                                "chat": self._chat(chat_id), "from": {"id": user_id, "is_bot": False,
                                                                      "first_name": f"user{user_id}"}}
         if text.startswith("/"):
             msg["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
-        return self._push({"message": msg})
+        return {"message": msg, "update_id": next(self.ids)}
 
     def press(self, chat_id: int, user_id: int, message: dict[str, Any], data: str) -> int:
         """A user presses an inline button of a message the bot sent."""
@@ -192,7 +196,7 @@ class BotApi:
     def result(self, method: str, p: dict[str, Any]) -> Any:
         if method == "getMe":
             return BOT_USER
-        if method in ("setMyCommands", "deleteWebhook"):
+        if method in ("setMyCommands", "deleteWebhook", "setWebhook"):
             return True
         if method == "answerCallbackQuery":
             with self.cond:

@@ -13,11 +13,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 import redis
 
-from backend.src.core.redis_launcher import EmbeddedRedis
+from backend.src.bot.webhook import HEADER
+from backend.src.core.redis_launcher import EmbeddedRedis, free_port
 from backend.tests.conftest import ManagerProc, fast_env, wait_for
 from backend.tests.fakes.bot_api import BotApi
 from backend.tests.integration.helpers import running_pid, state, wait_running
@@ -251,3 +253,40 @@ def test_no_bot_flag(start_manager: Callable[..., ManagerProc], r: redis.Redis, 
     wait_running(r, ns, ["BTCUSDT"])
     time.sleep(1.0)
     assert bot_proc(m) is None and not [c for c in api.calls if c["method"] == "getUpdates"]
+
+
+def listening(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 405  # POST only
+    except httpx.HTTPError:
+        return False
+
+
+def test_webhook_mode(api: BotApi, tmp_path: Path, redis_server: EmbeddedRedis, ns: str) -> None:
+    port = free_port()
+    env = fast_env(redis_server.url, ns, tmp_path / "data", **bot_env(
+        api, telegram_webhook_url="https://bot.example.com/tg/hook", telegram_webhook_port=port))
+    proc = subprocess.Popen([sys.executable, "-m", "backend.src.bot"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        hook = wait_for(lambda: [c for c in api.calls if c["method"] == "setWebhook"], 20, what="setWebhook")
+        params = hook[0]["params"]  # type: ignore[index]
+        assert params["url"] == "https://bot.example.com/tg/hook" and params["max_connections"] == 1
+        secret = params["secret_token"]
+        url = f"http://127.0.0.1:{port}/tg/hook"
+        wait_for(lambda: listening(url), 10, what="the listener")
+        update = api.message(DESK, TRADER, "/help")
+        assert httpx.post(url, json=update).status_code == 403, "no secret: refused"
+        assert httpx.post(url, json=update, headers={HEADER: "guess"}).status_code == 403
+        assert httpx.post(url, content=b"{not json", headers={HEADER: secret}).status_code == 400
+        ok = httpx.post(url, json=update, headers={HEADER: secret}, timeout=10)
+        assert (ok.status_code, ok.text) == (200, "ok")
+        assert replies(api, DESK)[-1]["text"].startswith("LeviBot commands")
+        again = httpx.post(url, json=update, headers={HEADER: secret}, timeout=10)  # Telegram delivers it again
+        assert (again.status_code, again.text) == (200, "already handled") and len(replies(api, DESK)) == 1
+        other = api.message(OTHER, STRANGER, "/status")
+        assert httpx.post(url, json=other, headers={HEADER: secret}, timeout=10).status_code == 200
+        assert replies(api, OTHER) == []
+        assert not [c for c in api.calls if c["method"] == "getUpdates"], "no polling in webhook mode"
+    finally:
+        proc.terminate()
+        assert proc.wait(15) == 0, proc.stderr.read() if proc.stderr else ""
