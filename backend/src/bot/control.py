@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Callable, Coroutine
 from typing import cast
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update, User
@@ -120,20 +121,6 @@ async def stop(update: Update, ctx: ContextTypes.DEFAULT_TYPE) -> None:
     await ask(update, d, "stop", sym, f"Stop {sym}? It stays stopped until /start.")
 
 
-async def globalstop(update: Update, ctx: ContextTypes.DEFAULT_TYPE) -> None:
-    d = deps(ctx)
-    if is_admin(update, d, "/globalstop"):
-        await ask(update, d, "globalstop", "", "GLOBAL STOP? Every engine closes its position and refuses entries "
-                                               "until /clearstop or the next trading day.")
-
-
-async def clearstop(update: Update, ctx: ContextTypes.DEFAULT_TYPE) -> None:
-    d = deps(ctx)
-    if is_admin(update, d, "/clearstop"):
-        await ask(update, d, "clearstop", "", "Clear the global stop? Entries are allowed again and the loss "
-                                              "trigger stays off for the rest of that day.")
-
-
 async def promote(update: Update, ctx: ContextTypes.DEFAULT_TYPE) -> None:
     d = deps(ctx)
     if not is_admin(update, d, "/promote"):
@@ -145,10 +132,27 @@ async def promote(update: Update, ctx: ContextTypes.DEFAULT_TYPE) -> None:
     await ask(update, d, "promote", version, f"Promote model {version} to production? Engines load it at once.")
 
 
-async def rollback(update: Update, ctx: ContextTypes.DEFAULT_TYPE) -> None:
-    d = deps(ctx)
-    if is_admin(update, d, "/rollback"):
-        await ask(update, d, "rollback", "", "Roll back to the previous production model? Engines load it at once.")
+PROMPTS = {
+    "globalstop": "GLOBAL STOP? Every engine closes its position and refuses entries until /clearstop or the "
+                  "next trading day.",
+    "clearstop": "Clear the global stop? Entries are allowed again and the loss trigger stays off for the rest "
+                 "of that day.",
+    "rollback": "Roll back to the previous production model? Engines load it at once.",
+}
+
+
+def confirmed(action: str) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[None, None, None]]:
+    """The handler of a command without arguments that only asks for confirmation."""
+
+    async def handler(update: Update, ctx: ContextTypes.DEFAULT_TYPE) -> None:
+        d = deps(ctx)
+        if is_admin(update, d, f"/{action}"):
+            await ask(update, d, action, "", PROMPTS[action])
+
+    return handler
+
+
+globalstop, clearstop, rollback = confirmed("globalstop"), confirmed("clearstop"), confirmed("rollback")
 
 
 async def ask(update: Update, d: Deps, action: str, arg: str, prompt: str) -> None:
