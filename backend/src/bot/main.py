@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from typing import NoReturn
@@ -88,6 +89,7 @@ def build(settings: Settings, d: Deps) -> Application:  # type: ignore[type-arg]
 
 
 async def run(settings: Settings) -> int:
+    os.environ.setdefault("PTB_TIMEDELTA", "true")  # see core/retry.telegram_retry_after_s
     url = discover_url(settings)
     keys = Keys(settings.namespace)
     r = connect(url, timeout=5.0)

@@ -37,6 +37,10 @@ def money(v: float, sign: bool = False) -> str:
     return out.replace("-0.00", "0.00").replace("+0.00", "0.00")
 
 
+def price(v: float | None) -> str:
+    return "?" if not v else f"{v:.8g}"
+
+
 def help_text() -> str:
     return "LeviBot commands:\n" + "\n".join(f"/{c} — {d}" for c, d in COMMANDS)
 
@@ -115,7 +119,7 @@ def positions_text(snap: Snapshot) -> str:
         side = "long" if e["position"] > 0 else "short"
         entry, last = e["avg_price"], e["last_price"]
         move = f" ({(last / entry - 1) * (1 if e['position'] > 0 else -1):+.2%})" if entry and last else ""
-        lines.append(f"• {e['symbol']} {side} {abs(e['position']):g} @ {entry or '?':} → {last or '?'}{move} · "
+        lines.append(f"• {e['symbol']} {side} {abs(e['position']):g} @ {price(entry)} → {price(last)}{move} · "
                      f"PnL {money(e['pnl'], True)} {e['quote'] or ''}".rstrip())
     return "\n".join(lines)
 

@@ -94,8 +94,9 @@ def retrying(*, retry_if: Callable[[BaseException], bool], attempts: int | None 
 
 
 def telegram_retry_after_s(exc: BaseException) -> float | None:
-    """python-telegram-bot's ``RetryAfter.retry_after`` in seconds (an int today, a timedelta in its next
-    major version, with a deprecation warning meanwhile); None for any other error."""
+    """python-telegram-bot's ``RetryAfter.retry_after`` in seconds; None for any other error. The library
+    gives an int with a deprecation warning unless ``PTB_TIMEDELTA`` opts in to its next major
+    version's timedelta, which the bot and the alert sender do; either is read here."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         wait = getattr(exc, "retry_after", None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -64,6 +65,7 @@ class TelegramSink:
         from telegram import Bot  # noqa: PLC0415 - only when Telegram is configured
         from telegram.request import HTTPXRequest  # noqa: PLC0415
 
+        os.environ.setdefault("PTB_TIMEDELTA", "true")  # see core/retry.telegram_retry_after_s
         self.name, self.chat_id, self.token = f"telegram:{chat_id}", chat_id, token
         self.loop = asyncio.new_event_loop()
         self.bot = Bot(token, base_url=f"{base_url.rstrip('/')}/bot",

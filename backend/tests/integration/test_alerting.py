@@ -23,8 +23,8 @@ def chat() -> Iterator[ChatServer]:
 
 def test_crash_and_recovery_alerts(start_manager: Callable[..., ManagerProc], r: redis.Redis, ns: str,
                                    chat: ChatServer) -> None:
-    start_manager(["BTCUSDT"], telegram_bot_token="42:abc", telegram_chat_id="7", telegram_api_base=chat.url,
-                  alert_window_s=2)
+    start_manager(["BTCUSDT"], "--no-bot", telegram_bot_token="42:abc", telegram_chat_id="7",
+                  telegram_api_base=chat.url, alert_window_s=2)  # alerts only (the bot: backend/tests/src/bot)
     pid = wait_running(r, ns, ["BTCUSDT"])["BTCUSDT"]
     chat.plan.extend(["429"])  # the first try is rate-limited: the alert still arrives
     os.kill(pid, signal.SIGKILL)

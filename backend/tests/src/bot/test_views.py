@@ -31,7 +31,7 @@ def test_status_lists_every_engine_and_the_ones_down_first() -> None:
 def test_positions_engines_risk_model_texts() -> None:
     snap = Snapshot(100.5, [engine("ETHUSDT", position="-2", avg_price="100", last_price="90", pnl="20"),
                             engine("BTCUSDT")], None)
-    assert "• ETHUSDT short 2 @ 100.0 → 90.0 (+10.00%) · PnL +20.00 USDT" in views.positions_text(snap)
+    assert "• ETHUSDT short 2 @ 100 → 90 (+10.00%) · PnL +20.00 USDT" in views.positions_text(snap)
     assert "ETHUSDT: running, pid 42" in views.engines_text(snap)
     policy = {"max_concurrent_positions": 15, "max_daily_loss_pct": 3.0, "max_symbol_risk_pct": 2.0,
               "max_symbol_exposure_pct": 20.0, "max_correlated_positions": 5,
