@@ -52,9 +52,11 @@ class Confirmations:
     async def ask(self, action: str, arg: str, chat: int, user: int) -> str:
         token = secrets.token_hex(8)
         key = self.keys.bot_confirm(token)
-        await self.r.hset(key, mapping={"action": action, "arg": arg, "chat": str(chat), "user": str(user),  # type: ignore[misc]
-                                        "status": "pending", "expires_at": f"{self.clock() + self.life_s:.3f}"})
-        await self.r.expire(key, int(self.life_s) + KEPT_S)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(key, mapping={"action": action, "arg": arg, "chat": str(chat), "user": str(user),
+                                "status": "pending", "expires_at": f"{self.clock() + self.life_s:.3f}"})
+        pipe.expire(key, int(self.life_s) + KEPT_S)
+        await pipe.execute()
         return token
 
     async def decide(self, token: str, user: int, chat: int, confirm: bool) -> tuple[str, Pending | None]:

@@ -17,7 +17,7 @@ from telegram.ext import ContextTypes
 
 from backend.risk import global_stop
 from backend.src.bot.confirm import Pending
-from backend.src.bot.deps import Deps, command_id, deps, reply, symbol_arg
+from backend.src.bot.deps import Deps, deps, reply, symbol_arg
 from backend.src.core import commands, fleet
 from backend.src.core.commands import Action
 
@@ -46,7 +46,7 @@ async def manager(d: Deps) -> str | None:
 
 
 async def run_command(d: Deps, owner: str, action: Action, symbol: str, arg: str, ident: str) -> dict[str, str]:
-    cid = command_id(d, ident)
+    cid = d.keys.chat_command_id(ident)
     await asyncio.to_thread(commands.send, d.sync, d.keys, owner, action, symbol, arg=arg, command_id=cid)
     res = await commands.wait_result(d.r, d.keys, cid, WAIT_S)
     return {**res, "id": cid}

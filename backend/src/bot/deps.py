@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -51,12 +50,6 @@ class Deps:
 
 def deps(ctx: ContextTypes.DEFAULT_TYPE) -> Deps:
     return cast(Deps, ctx.bot_data["deps"])
-
-
-def command_id(d: Deps, ident: str) -> str:
-    """A command id derived from what asked for it (an update, a confirmation): handled twice (a bot
-    restarted before it recorded the update as done), the command is still queued once."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"levibot-telegram:{d.keys.ns}:{ident}").hex
 
 
 async def reply(update: Update, text: str) -> None:

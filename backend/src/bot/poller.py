@@ -3,9 +3,9 @@
 Telegram forgets an update once ``getUpdates`` is called with a higher offset. python-telegram-bot's
 own poller asks for the next batch while the last one is still being handled, so a bot killed then
 loses those updates. Here the offset only moves past an update after it was handled, and is
-recorded in Redis (``Keys.bot_offset``) at once: a restarted bot (``kill -9`` included) asks again
+recorded in Redis (``Keys.bot_offset``, per bot) at once: a restarted bot (``kill -9`` included) asks again
 from the first update it had not finished. Handling one twice is harmless: control commands are
-queued under an id derived from the update (``deps.command_id``) and confirmations live in Redis.
+queued under an id derived from the update (``Keys.chat_command_id``) and confirmations live in Redis.
 What can repeat is a reply, when the bot dies between Telegram accepting it and the offset write.
 
 Updates are handled one at a time, in order. A handler that failed on a transient error (the Bot API
@@ -45,7 +45,7 @@ class Poller:
             log.error("command failed: %s: %s", type(ctx.error).__name__, ctx.error, exc_info=ctx.error)
 
     async def offset(self) -> int | None:
-        raw = await self.r.get(self.keys.bot_offset)
+        raw = await self.r.get(self.keys.bot_offset(self.app.bot.id))
         return int(raw) if raw else None
 
     async def run(self) -> None:
@@ -77,7 +77,7 @@ class Poller:
         if done is not None and update.update_id < done:
             return False
         await self.handle(update)
-        await self.r.set(self.keys.bot_offset, update.update_id + 1)
+        await self.r.set(self.keys.bot_offset(self.app.bot.id), update.update_id + 1)
         self.handled += 1
         return True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 
@@ -152,10 +153,15 @@ class Keys:
         return f"{self.ns}runs"
 
     # --- Telegram bot ------------------------------------------------------------------------
-    @property
-    def bot_offset(self) -> str:
-        """The Telegram bot's next update id: updates below it were handled (``getUpdates`` offset)."""
-        return f"{self.ns}bot:offset"
+    def bot_offset(self, bot_id: int) -> str:
+        """A Telegram bot's next update id: updates below it were handled (``getUpdates`` offset). Per bot
+        (the token's numeric part): another bot's ids mean nothing to this one."""
+        return f"{self.ns}bot:offset:{bot_id}"
+
+    def chat_command_id(self, ident: str) -> str:
+        """The id of a command a chat asked for, derived from what asked (an update, a confirmation), so
+        that handling it twice queues it once (``commands.send(command_id=...)``)."""
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"levibot-telegram:{self.ns}:{ident}").hex
 
     def bot_confirm(self, token: str) -> str:
         """A control command waiting for its confirm button (hash; ``expires_at`` inside)."""
