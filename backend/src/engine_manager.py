@@ -31,7 +31,7 @@ from backend.src.core.keys import Keys
 from backend.src.core.redis_launcher import EmbeddedRedis, connect, embedded_password, ping, redact
 from backend.src.core.settings import Settings, cli_path, secret_env_names, secret_values
 from backend.src.supervisor.alerts import AlertDispatcher, build_sinks
-from backend.src.supervisor.children import ApiProcess, BotProcess, ChildProcess
+from backend.src.supervisor.children import AnalyticsProcess, ApiProcess, BotProcess, ChildProcess
 from backend.src.supervisor.control import ConfigSource, ControlPlane
 from backend.src.supervisor.engine_record import default_owner
 from backend.src.supervisor.procs import PRELOAD, SystemRuntime
@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay-speed", type=float, default=None, help="simulated seconds per wall second")
     p.add_argument("--api-port", type=int, default=None, help="API port (default 8000, LEVIBOT_API_PORT)")
     p.add_argument("--no-api", action="store_true", help="do not start the API process")
+    p.add_argument("--no-analytics", action="store_true",
+                   help="do not start the analytics process (history in ClickHouse/chDB)")
     p.add_argument("--no-bot", action="store_true",
                    help="do not start the Telegram bot (started when LEVIBOT_TELEGRAM_BOT_TOKEN is set)")
     p.add_argument("--workers", type=int, default=None,
@@ -82,6 +84,8 @@ def load_settings(args: argparse.Namespace) -> Settings:
         overrides["api_enabled"] = False
     if args.no_bot:
         overrides["bot_enabled"] = False
+    if args.no_analytics:
+        overrides["analytics_enabled"] = False
     if args.workers is not None:
         overrides["workers"] = args.workers
     overrides["live_trading"] = bool(args.live)  # only the flag turns it on, never the environment alone
@@ -204,6 +208,8 @@ def supervise(settings: Settings, config_source: ConfigSource,
         control.open()
         alerts = start_alerts(settings, url, manager.keys)
         children: list[ChildProcess] = [ApiProcess(settings)] if settings.api_enabled else []
+        if settings.analytics_enabled:
+            children.append(AnalyticsProcess(settings))
         workers = WorkerPool(settings, url, lambda: list(manager.records))
         log.info("manager up: %d engines, redis %s, data dir %s", len(configs), redact(url),
                  settings.data_dir, extra={"symbols": ",".join(configs)})

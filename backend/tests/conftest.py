@@ -64,6 +64,7 @@ FAST = {
     "synthetic_interval_s": 0.05,
     "stop_timeout_s": 5.0,
     "api_enabled": "false",
+    "analytics_enabled": "false",
     "workers": 0,
     "risk_policy": str(REPO_ROOT / "backend" / "tests" / "fixtures" / "policy_permissive.yaml"),
 }

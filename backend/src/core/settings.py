@@ -152,6 +152,16 @@ class AlertSettings(BaseModel):
         return [int(x) for x in (self.telegram_admins or "").split(",") if x]
 
 
+class AnalyticsSettings(BaseModel):
+    """The analytics store (fills, orders, events, candles, equity, predictions in ClickHouse): embedded
+    chDB under ``<data dir>/clickhouse/`` unless ``clickhouse_url`` names a real server."""
+
+    clickhouse_url: SecretStr | None = None  # http://user:password@host:8123/?database=levibot
+    analytics_enabled: bool = True  # the manager starts the analytics process (--no-analytics: not)
+    analytics_interval_s: float = Field(default=0.5, gt=0, le=60)  # shipping cycle
+    analytics_port: int = Field(default=0, ge=0, le=65535)  # the embedded store's HTTP port (0: any free)
+
+
 class ExchangeSettings(BaseModel):
     """Live market data through ccxt; the base URL points every API of the exchange at another
     host (a testnet, a proxy, a local stand-in). Real orders only with --live AND both keys."""
@@ -226,7 +236,7 @@ Section = TypeVar("Section", bound=BaseModel)
 
 
 class Settings(BaseSettings, RedisSettings, StorageSettings, SupervisorSettings, EngineSettings, ApiSettings,
-               AlertSettings, ExchangeSettings, FeatureSettings, RetrainSettings):
+               AlertSettings, AnalyticsSettings, ExchangeSettings, FeatureSettings, RetrainSettings):
     """Every setting, one ``LEVIBOT_<FIELD>`` environment surface, built once per entry point and
     passed down. Each concern is its own model (the classes above: their fields, defaults,
     ranges and validators); ``settings.redis``, ``settings.supervisor``, … give a component only
@@ -260,6 +270,10 @@ class Settings(BaseSettings, RedisSettings, StorageSettings, SupervisorSettings,
     @property
     def alerts(self) -> AlertSettings:
         return self.section(AlertSettings)
+
+    @property
+    def analytics(self) -> AnalyticsSettings:
+        return self.section(AnalyticsSettings)
 
     @property
     def exchange(self) -> ExchangeSettings:

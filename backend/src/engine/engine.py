@@ -200,7 +200,8 @@ class Engine:
             self.log.warning("carried position over a portfolio limit closed", extra={"fills": len(closed)})
             self.history.fills(closed, self.broker.qty)
         fills = self.session.on_candle(candle, gen=self.gen, now=self.clock(), fence=self.check_fence)
-        self.history.candle(candle, self.broker.qty, self.broker.equity, self.clock())
+        self.history.candle(candle, self.broker.qty, self.broker.equity, self.clock(), self.session.signal,
+                            self.session.strategy.model_version or "")
         self.history.fills(fills, self.broker.qty)
         for fill in fills:
             self.log.info("fill", extra={"side": fill.side, "qty": round(fill.qty, 8), "price": fill.price,

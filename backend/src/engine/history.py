@@ -14,6 +14,7 @@ records beyond ``MAX_BUFFER``, never blocks trading.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import deque
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import redis
 
 from backend.src.core.keys import Keys
-from backend.src.core.types import Candle
+from backend.src.core.types import Candle, Signal
 from backend.src.market import candle_log
 from backend.src.trading.execution import Fill
 
@@ -56,12 +57,17 @@ class History:
     def last(self, n: int) -> list[Candle]:
         return list(self.recent)[-n:] if n > 0 else []
 
-    def candle(self, c: Candle, position: float, equity: float, now: float) -> None:
+    def candle(self, c: Candle, position: float, equity: float, now: float, signal: Signal | None = None,
+               model: str = "") -> None:
+        """A traded candle; ``signal``: the strategy's opinion on it (prob_up ``p``, confidence ``cf``,
+        the model version ``mv``: the analytics store's predictions)."""
         self.recent.append(c)
         self.lines.append(candle_log.row(c, warm=False))
-        self.records.append((self.keys.history(self.symbol), {
-            "ts": str(c.ts), "o": repr(c.open), "h": repr(c.high), "l": repr(c.low), "c": repr(c.close),
-            "v": repr(c.volume), "pos": repr(position), "eq": repr(equity), "at": f"{now:.3f}"}))
+        record = {"ts": str(c.ts), "o": repr(c.open), "h": repr(c.high), "l": repr(c.low), "c": repr(c.close),
+                  "v": repr(c.volume), "pos": repr(position), "eq": repr(equity), "at": f"{now:.3f}"}
+        if signal is not None and math.isfinite(signal.prob_up):
+            record.update(p=repr(signal.prob_up), cf=repr(signal.confidence), mv=model)
+        self.records.append((self.keys.history(self.symbol), record))
 
     def fills(self, fills: list[Fill], position: float) -> None:
         """The candle's fills; ``position`` is the one after them."""

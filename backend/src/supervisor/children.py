@@ -1,5 +1,6 @@
 """Non-engine children of the manager: the API (``uvicorn backend.src.app.main:app``), the RQ
-workers (``python -m backend.ml.worker``) and the Telegram bot (``python -m backend.src.bot``).
+workers (``python -m backend.ml.worker``), the Telegram bot (``python -m backend.src.bot``) and the
+analytics shipper (``python -m backend.src.analytics serve``).
 
 Each dies with the manager (``PR_SET_PDEATHSIG``) and is restarted if it exits on its own,
 backing off 1 s, 2 s, ... 30 s (reset after 30 s of stable running).
@@ -109,6 +110,18 @@ class BotProcess(ChildProcess):
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "backend.src.bot"]
+
+
+class AnalyticsProcess(ChildProcess):
+    """Ships journals, events and candles into the analytics store (and serves the embedded one)."""
+
+    secrets = frozenset({"clickhouse_url"})  # a server URL may carry its password
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, "analytics")
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "backend.src.analytics", "serve"]
 
 
 class WorkerProcess(ChildProcess):

@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from backend.src.core.config import SymbolConfig
-from backend.src.core.types import Candle
+from backend.src.core.types import Candle, Signal
 from backend.src.market.exchange_rules import MarketRules
 from backend.src.trading.execution import Fill
 from backend.src.trading.ledger import Ledger
@@ -38,6 +38,7 @@ class TradingSession:
         marks = ledger.of_type("day")
         self.day = str(marks[-1]["day"]) if marks else ""
         self.prev_ts: int | None = None
+        self.signal: Signal | None = None
         self.round_trip = 2 * (cfg.fee_bps + cfg.slippage_bps) / 10_000
         self.use_strategy(strategy, [])
 
@@ -61,6 +62,7 @@ class TradingSession:
         self.sizer.observe(candle)
         self.strategy.position = self.position(candle)
         sig = self.strategy.on_candle(candle)
+        self.signal = sig  # what the strategy said on this candle (recorded by engines for analytics)
         self.prev_ts = candle.ts
         self.trader.stamp = {"strategy": self.strategy.fingerprint, "model": self.strategy.model_version}
         return fills + self.trader.end_candle(candle, sig, gen=gen, now=now, fence=fence)

@@ -1,0 +1,168 @@
+"""``python -m backend.src.analytics serve | sql "SELECT ..." | backfill``
+
+* ``serve`` — the analytics process the manager supervises: opens the store (chDB under
+  ``<data dir>/clickhouse/``, served on loopback for the API, the bot and the CLI; or the server at
+  ``LEVIBOT_CLICKHOUSE_URL``), applies the migrations and ships every ``LEVIBOT_ANALYTICS_INTERVAL_S``.
+  A store that is down is waited for; nothing is lost meanwhile (``shipper.py``).
+* ``sql`` — one read query (anything but a SELECT is refused), rows printed as TSV.
+* ``backfill`` — rebuilds the journal tables (fills, orders, day openings) from the journals. Refused
+  while an analytics process ships on this data dir (stop the manager first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import NoReturn
+
+import redis
+
+from backend.src.analytics import schema
+from backend.src.analytics.server import StoreServer, is_read
+from backend.src.analytics.shipper import Batch, Shipper, lock_file
+from backend.src.analytics.store import ChdbStore, HttpStore, Store, StoreError, connect, insert, store_dir, url_file
+from backend.src.core import logging_setup
+from backend.src.core.errors import EXIT_OK, EXIT_USAGE, UsageError
+from backend.src.core.keys import Keys
+from backend.src.core.redis_launcher import connect as redis_connect
+from backend.src.core.redis_launcher import discover_url
+from backend.src.core.settings import Settings, cli_path, cli_settings
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_S = 30.0
+
+
+def open_store(settings: Settings) -> tuple[Store, StoreServer | None]:
+    if settings.clickhouse_url:
+        return HttpStore(settings.clickhouse_url.get_secret_value()), None
+    store = ChdbStore(store_dir(settings) / "db")
+    server = StoreServer(store, port=settings.analytics_port).start()
+    tmp = url_file(settings).with_suffix(".tmp")
+    tmp.write_text(server.url)
+    os.replace(tmp, url_file(settings))  # clients never read half a URL
+    return store, server
+
+
+def serve(settings: Settings, stop: threading.Event) -> int:
+    try:
+        lock = lock_file(store_dir(settings) / "shipper.lock")
+    except BlockingIOError:
+        raise UsageError(f"another analytics process ships on {settings.data_dir}") from None
+    store, server = open_store(settings)
+    r = redis_connect(discover_url(settings), timeout=5.0)
+    shipper = Shipper(store, r, Keys(settings.namespace), settings.journal_dir)
+    failures, ready = 0, False
+    try:
+        while not stop.is_set():
+            try:
+                if not ready:
+                    if isinstance(store, HttpStore):
+                        store.ensure_database()
+                    schema.migrate(store)
+                    shipper.load_checkpoints()
+                    ready = True
+                    log.info("analytics: shipping to %s", "the embedded store" if server else "ClickHouse")
+                shipper.cycle()
+                if failures:
+                    log.info("analytics: store and sources answer again after %d failed cycles", failures)
+                failures = 0
+                stop.wait(settings.analytics_interval_s)
+            except (StoreError, redis.RedisError) as exc:
+                failures += 1
+                ready = False  # checkpoints are read again from the store once it answers
+                wait = min(MAX_BACKOFF_S, settings.analytics_interval_s * 2 ** min(failures, 8))
+                log.log(logging.WARNING if failures == 1 else logging.DEBUG,
+                        "analytics: %s; nothing lost, trying again (every %.0fs at most)", exc, MAX_BACKOFF_S)
+                stop.wait(wait)
+        log.info("analytics stopped: %d rows shipped", shipper.shipped)
+        return EXIT_OK
+    finally:
+        if server is not None:
+            url_file(settings).unlink(missing_ok=True)
+            server.stop()
+        store.close()
+        r.close()
+        os.close(lock)
+
+
+def sql(settings: Settings, query: str, header: bool) -> int:
+    if not is_read(query):
+        raise UsageError("sql: only a read query (SELECT ...) is allowed")
+    store = connect(settings, open_embedded=True)
+    try:
+        fmt = "TabSeparatedWithNames" if header else "TabSeparated"
+        out = store.execute(f"{query.strip().rstrip(';')} FORMAT {fmt}", readonly=True)
+    finally:
+        store.close()
+    sys.stdout.write(out)
+    return EXIT_OK
+
+
+def backfill(settings: Settings) -> int:
+    """The journal tables rebuilt from the journals (fills, orders, day openings)."""
+    try:
+        lock = lock_file(store_dir(settings) / "shipper.lock")
+    except BlockingIOError:
+        raise UsageError("backfill: an analytics process is shipping on this data dir; stop the manager first") \
+            from None
+    try:
+        store = HttpStore(settings.clickhouse_url.get_secret_value()) if settings.clickhouse_url \
+            else ChdbStore(store_dir(settings) / "db")
+        try:
+            if isinstance(store, HttpStore):
+                store.ensure_database()
+            schema.migrate(store)
+            for table in ("fills", "orders", "day_marks"):
+                store.execute(f"TRUNCATE TABLE {table}")
+            shipper = Shipper(store, None, Keys(settings.namespace), settings.journal_dir)
+            batch = Batch()
+            shipper.read_journals(batch)
+            counts = {t: insert(store, t, batch.tables[t]) for t in ("fills", "orders", "day_marks")}
+        finally:
+            store.close()
+    finally:
+        os.close(lock)
+    print("backfill: " + ", ".join(f"{n} {t}" for t, n in counts.items()) + f" from {settings.journal_dir}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m backend.src.analytics", description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", type=cli_path, default=None, help="overrides LEVIBOT_DATA_DIR")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="ship into the store (the manager starts this)")
+    q = sub.add_parser("sql", help="run one read query, rows as TSV")
+    q.add_argument("query")
+    q.add_argument("--header", action="store_true", help="column names first")
+    sub.add_parser("backfill", help="rebuild fills, orders and day openings from the journals")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = cli_settings(args.data_dir)
+        if args.command == "serve":
+            logging_setup.configure(settings.log_dir, "analytics", level=settings.log_level,
+                                    retention_days=settings.log_retention_days,
+                                    secrets=[settings.clickhouse_url.get_secret_value()] if settings.clickhouse_url
+                                    else [])
+            stop = threading.Event()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+            return serve(settings, stop)
+        if args.command == "sql":
+            return sql(settings, args.query, args.header)
+        return backfill(settings)
+    except (UsageError, StoreError) as exc:
+        print(f"analytics: error: {str(exc).splitlines()[0] if str(exc) else exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, UsageError) else 1
+
+
+def main_exit() -> NoReturn:
+    sys.exit(main())
+
