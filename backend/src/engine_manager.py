@@ -236,10 +236,7 @@ def supervise(settings: Settings, config_source: ConfigSource,
         finally:
             log.info("shutting down: stopping %d engines", len(manager.records))
             try:
-                for child in children:
-                    child.stop()
-                workers.stop()
-                manager.shutdown()  # whatever the engines did meanwhile: ends with the state flushed
+                stop_all(children, workers, manager)
             finally:
                 if alerts is not None:
                     alerts.stop()
@@ -250,6 +247,19 @@ def supervise(settings: Settings, config_source: ConfigSource,
         r.close()
         if embedded is not None:
             embedded.stop()
+
+
+def stop_all(children: list[ChildProcess], workers: WorkerPool, manager: Watchdog) -> None:
+    """The API, the bot and the workers, then the engines (state flushed), then the analytics process,
+    which ships what the engines wrote while stopping."""
+    for child in children:
+        if not isinstance(child, AnalyticsProcess):
+            child.stop()
+    workers.stop()
+    manager.shutdown()
+    for child in children:
+        if isinstance(child, AnalyticsProcess):
+            child.stop(timeout=30.0)
 
 
 def forkserver_preload(settings: Settings, sources: dict[str, SourceSpec]) -> list[str]:

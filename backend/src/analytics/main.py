@@ -78,6 +78,11 @@ def serve(settings: Settings, stop: threading.Event) -> int:
                 log.log(logging.WARNING if failures == 1 else logging.DEBUG,
                         "analytics: %s; nothing lost, trying again (every %.0fs at most)", exc, MAX_BACKOFF_S)
                 stop.wait(wait)
+        if ready:  # a last cycle: what the engines wrote while the fleet stopped
+            try:
+                shipper.cycle()
+            except (StoreError, redis.RedisError) as exc:
+                log.warning("analytics: last cycle not shipped (%s); the next start ships it", exc)
         log.info("analytics stopped: %d rows shipped", shipper.shipped)
         return EXIT_OK
     finally:

@@ -23,7 +23,8 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         """CREATE TABLE IF NOT EXISTS orders (symbol String, seq UInt64, gen UInt64, type String, order_id String,
             order_kind String, side String, qty Float64, price Float64, ts UInt64, reason String)
             ENGINE = MergeTree ORDER BY (symbol, seq)""",
-        """CREATE TABLE IF NOT EXISTS day_marks (symbol String, seq UInt64, day String, equity Float64, price Float64)
+        """CREATE TABLE IF NOT EXISTS day_marks (symbol String, seq UInt64, gen UInt64, day String, equity Float64,
+            price Float64)
             ENGINE = MergeTree ORDER BY (symbol, seq)""",
         """CREATE TABLE IF NOT EXISTS events (ms UInt64, n UInt64, type String, symbol String, reason String,
             fields String) ENGINE = MergeTree ORDER BY (ms, n)""",
