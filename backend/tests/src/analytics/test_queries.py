@@ -36,9 +36,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbStore]:
     insert(s, "fills", [{"symbol": "BTCUSDT" if i % 2 else "ETHUSDT", "seq": i, "gen": 1, "ts": T0 + i * 1000,
                          "at": 0.0, "order_id": f"o{i}", "side": "buy", "qty": 1.0, "price": 100.0 + i, "fee": 0.1,
                          "liquidity": "taker", "reason": "", "source": "synthetic"} for i in range(25)])
-    insert(s, "events", [{"ms": T0 + i * 3600_000, "n": 0, "type": kind, "symbol": "SOLUSDT", "reason": "", "fields": "{}"}
-                         for i, kind in enumerate(["crashed", "recovered", "crashed", "global_stop"])]
-           + [{"ms": T0 + 8 * DAY, "n": 0, "type": "hung", "symbol": "SOLUSDT", "reason": "", "fields": "{}"}])
+    incidents = [(T0 + i * 3600_000, kind) for i, kind in enumerate(["crashed", "recovered", "crashed", "global_stop"])]
+    insert(s, "events", [{"ms": at, "n": 0, "type": kind, "symbol": "SOLUSDT", "reason": "", "fields": "{}"}
+                         for at, kind in [*incidents, (T0 + 8 * DAY, "hung")]])
     insert(s, "equity", [{"symbol": "BTCUSDT", "ts": T0 + m * 60_000, "equity": 10_000.0 + m, "position": 0.0}
                          for m in range(120)])
     yield s
