@@ -1,8 +1,9 @@
 """``/pnl [today|7d|30d]``: PnL per symbol over a window of trading days, and the portfolio's equity chart.
 
 The base of a window is the equity each engine journals when its trading day opens (``type: day``,
-``trading/session.py``): PnL = equity now − the opening equity of the first day in the window (the
-engine's first day when it is younger). Days are the engine's own (candle time), so a replay's
+``trading/session.py``), read from the analytics store (the journals themselves when it is not
+running): PnL = equity now − the opening equity of the first day in the window (the engine's first
+day when it is younger). Days are the engine's own (candle time), so a replay's
 window is its replayed days. The chart joins those day openings to the recent candles the engines
 push to Redis (``Keys.history``), summed in USD (``core/portfolio.py``), drawn by matplotlib.
 """

@@ -12,6 +12,8 @@ from telegram import Message, Update
 from telegram.ext import ContextTypes
 
 from backend.ml.registry import HISTORY, Registry
+from backend.src.analytics import queries
+from backend.src.analytics.store import StoreError, connect
 from backend.src.bot import pnl, views
 from backend.src.bot.deps import Deps, deps, reply, symbol_arg
 from backend.src.core import fleet
@@ -87,8 +89,7 @@ async def pnl_command(update: Update, ctx: ContextTypes.DEFAULT_TYPE) -> None:
         return
     snap = await snapshot(d)
     syms = [e["symbol"] for e in snap.engines]
-    marks = await asyncio.to_thread(
-        lambda: {s: pnl.day_marks(d.settings.journal_dir / f"{s}.jsonl") for s in syms})
+    marks = await asyncio.to_thread(day_openings, d, syms)
     rows = pnl.rows(snap.engines, marks, pnl.WINDOWS[window])
     unpriced = [e["symbol"] for e in snap.engines if e["usd_per_quote"] is None]
     await reply(update, views.pnl_text(window, rows, unpriced))
@@ -107,6 +108,18 @@ async def pnl_command(update: Update, ctx: ContextTypes.DEFAULT_TYPE) -> None:
     if png is not None:
         await cast(Message, update.effective_message).reply_photo(png, caption=f"Portfolio equity, {window}",
                                                                   do_quote=False)
+
+
+def day_openings(d: Deps, symbols: list[str]) -> dict[str, list[tuple[str, float]]]:
+    """The engines' day openings from the analytics store; from the journals when it is not there."""
+    try:
+        store = connect(d.settings)
+        try:
+            return queries.day_marks(store, symbols)
+        finally:
+            store.close()
+    except StoreError:
+        return {s: pnl.day_marks(d.settings.journal_dir / f"{s}.jsonl") for s in symbols}
 
 
 async def help_command(update: Update, ctx: ContextTypes.DEFAULT_TYPE) -> None:

@@ -73,7 +73,7 @@ def replies(api: BotApi, chat: int) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def fleet(start_manager: Callable[..., ManagerProc], r: redis.Redis, ns: str, api: BotApi) -> ManagerProc:
-    m = start_manager(["BTCUSDT", "ETHUSDT"], **bot_env(api))
+    m = start_manager(["BTCUSDT", "ETHUSDT"], analytics_enabled="true", **bot_env(api))  # /pnl reads the store
     wait_running(r, ns, ["BTCUSDT", "ETHUSDT"])
     wait_for(lambda: any(c["method"] == "getUpdates" for c in api.calls), 20, what="the bot polling")
     return m
