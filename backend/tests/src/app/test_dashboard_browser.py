@@ -84,7 +84,7 @@ def dashboard(manager_api: Callable[..., str], browser: Any) -> Callable[..., Da
 
 def test_fleet_is_live_kill9_shows_without_reload_and_control_needs_the_token(
         dashboard: Callable[..., Dashboard], r: redis.Redis, ns: str, api_token: str) -> None:
-    d = dashboard(SYMS)
+    d = dashboard(SYMS, analytics_enabled="true")
     t0 = time.monotonic()
     d.open()
     d.page.wait_for_function("() => document.querySelectorAll('#fleet tbody tr').length === 3")
@@ -137,6 +137,11 @@ def test_fleet_is_live_kill9_shows_without_reload_and_control_needs_the_token(
         d.page.wait_for_selector("main h1")
         time.sleep(0.5)
         d.shot(name)
+    # the long history from the analytics store: a column per symbol, and the kill above as an incident
+    d.open("/portfolio")
+    d.page.wait_for_selector("#store-history table")
+    history = d.page.inner_text("#store-history")
+    assert all(s in history for s in SYMS) and "crashed" in history, history
     d.open("/symbol/BTCUSDT")
     d.page.wait_for_selector("#candles canvas")
     d.page.wait_for_selector("#logs div")
