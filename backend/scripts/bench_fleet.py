@@ -23,6 +23,7 @@ class Fleet:
     redis_url: str
     api_port: int
     manager: subprocess.Popen[bytes]
+    data_dir: Path
 
 
 @contextmanager
@@ -42,7 +43,7 @@ def fleet(prog: str, ns: str, symbols: list[str], **env_extra: str) -> Iterator[
                 if time.monotonic() > deadline or mgr.poll() is not None:
                     raise SystemExit(f"{prog}: engines did not start")
                 time.sleep(0.1)
-            while True:  # the API starts after the engines: wait until it answers
+            while env.get("LEVIBOT_API_ENABLED") != "false":  # the API starts after the engines: wait for it
                 try:
                     with socket.create_connection(("127.0.0.1", port), timeout=1.0):
                         break
@@ -50,7 +51,7 @@ def fleet(prog: str, ns: str, symbols: list[str], **env_extra: str) -> Iterator[
                     if time.monotonic() > deadline:
                         raise SystemExit(f"{prog}: the API did not start") from None
                     time.sleep(0.1)
-            yield Fleet(server.url, port, mgr)
+            yield Fleet(server.url, port, mgr, Path(tmp) / "data")
         finally:
             mgr.terminate()
             mgr.wait(60)

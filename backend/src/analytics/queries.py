@@ -45,9 +45,10 @@ def day_marks(store: Store, symbols: list[str] | None = None, start: dt.date | N
     return dict(out)
 
 
-def latest_equity(store: Store, symbol: str | None = None) -> dict[str, tuple[int, float]]:
+def latest_equity(store: Store, since_ms: int, symbol: str | None = None) -> dict[str, tuple[int, float]]:
+    """Each symbol's last traded equity at or after ``since_ms`` (the range keeps the scan to the last days)."""
     sql = ("SELECT symbol, max(ts) AS last_ts, argMax(equity, ts) AS eq FROM candles "  # noqa: S608
-           f"WHERE 1 {_symbols(symbol)} GROUP BY symbol")
+           f"WHERE ts >= {int(since_ms)} {_symbols(symbol)} GROUP BY symbol")
     return {r["symbol"]: (int(r["last_ts"]), float(r["eq"])) for r in rows(store, sql)}
 
 
@@ -55,7 +56,8 @@ def pnl(store: Store, start: dt.date, end: dt.date, by: Period = "day",
         symbol: str | None = None) -> list[dict[str, Any]]:
     """PnL per symbol per day (or ISO week, Monday first) in [start, end], in the symbol's quote currency."""
     marks = day_marks(store, [symbol] if symbol else None, start, end + dt.timedelta(days=1))
-    latest = latest_equity(store, symbol)
+    last_days = [days[-1][0] for days in marks.values() if days]
+    latest = latest_equity(store, ms(dt.date.fromisoformat(min(last_days))), symbol) if last_days else {}
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for sym, days in marks.items():
         for i, (day, open_eq) in enumerate(days):
