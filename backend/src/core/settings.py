@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Literal, Self, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -160,6 +162,19 @@ class AnalyticsSettings(BaseModel):
     analytics_enabled: bool = True  # the manager starts the analytics process (--no-analytics: not)
     analytics_interval_s: float = Field(default=0.5, gt=0, le=60)  # shipping cycle
     analytics_port: int = Field(default=0, ge=0, le=65535)  # the embedded store's HTTP port (0: any free)
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _clickhouse_url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None:
+            return None
+        parts = urlsplit(v.get_secret_value())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected http(s)://[user:password@]host:port/[?database=name] (ClickHouse's HTTP port)")
+        db = parse_qs(parts.query).get("database", ["default"])[0]
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", db):
+            raise ValueError("the database must be a plain name (letters, digits, _)")
+        return v
 
 
 class ExchangeSettings(BaseModel):

@@ -39,3 +39,12 @@ def test_telegram_ids_are_checked_and_listed(tmp_path: Path) -> None:
     for bad in ("@desk", "", "12,abc"):
         with pytest.raises(ValidationError, match="expected numeric Telegram ids"):
             Settings(data_dir=tmp_path, telegram_chat_id=bad)  # type: ignore[arg-type]
+
+
+def test_clickhouse_url_is_checked_without_echoing_it(tmp_path: Path) -> None:
+    ok = Settings(data_dir=tmp_path, clickhouse_url="http://u:pw@127.0.0.1:8123/?database=levi_bot")  # type: ignore[arg-type]
+    assert ok.clickhouse_url is not None and "pw" not in repr(ok)
+    for bad, why in (("ftp://h/", "expected http"), ("http://h:8123/?database=x;DROP", "plain name")):
+        with pytest.raises(ValidationError, match=why) as err:
+            Settings(data_dir=tmp_path, clickhouse_url=bad)  # type: ignore[arg-type]
+        assert "DROP" not in str(err.value.errors()[0]["msg"])
