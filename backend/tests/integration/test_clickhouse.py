@@ -21,7 +21,7 @@ from backend.tests.clickhouse_server import ClickHouseServer
 from backend.tests.conftest import ManagerProc, fast_env, require_binary, wait_for
 from backend.tests.integration.helpers import fills, journal_entries, wait_running
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 UNIQUE = {  # the idempotent key of every table: no row twice
     "fills": "symbol, seq", "orders": "symbol, seq", "day_marks": "symbol, seq", "candles": "symbol, ts",
@@ -73,18 +73,24 @@ def stop_engines(m: ManagerProc) -> None:
     assert m.stop() == 0
 
 
-@pytest.fixture
-def embedded(start_manager: Callable[..., ManagerProc], r: redis.Redis, ns: str, data_dir: Path,
-             redis_server: object) -> Iterator[tuple[ManagerProc, dict[str, str]]]:
-    m = start_manager(SYMBOLS, analytics_enabled="true")
+@pytest.fixture(params=["embedded", "server"])
+def store_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The manager's extra settings: none (chDB under the data dir), or a real server's URL."""
+    if request.param == "embedded":
+        yield {}
+        return
+    server = ClickHouseServer(require_binary("clickhouse-server", "clickhouse-server"), tmp_path / "ch").start()
+    yield {"clickhouse_url": server.url()}
+    server.stop()
+
+
+def test_exactly_once_through_kills(start_manager: Callable[..., ManagerProc], store_env: dict[str, str],
+                                    data_dir: Path, r: redis.Redis, ns: str) -> None:
+    m = start_manager(SYMBOLS, analytics_enabled="true", **store_env)
+    env = fast_env("", ns, data_dir, **store_env)
     wait_running(r, ns, SYMBOLS)
-    yield m, fast_env("", ns, data_dir)
-
-
-def test_embedded_store_exactly_once_through_kills(embedded: tuple[ManagerProc, dict[str, str]], data_dir: Path,
-                                                   r: redis.Redis, ns: str) -> None:
-    m, env = embedded
-    wait_for(lambda: (data_dir / "clickhouse" / "url").exists(), 30, what="the embedded store served")
+    if not store_env:
+        wait_for(lambda: (data_dir / "clickhouse" / "url").exists(), 30, what="the embedded store served")
     wait_for(lambda: sum(journal_counts(data_dir).values()) >= 20, 30, what="fills")
     # 1. engine fill -> row: a fill in the journal is a row with the same price, within a second or so
     fill = fills(data_dir, "ETHUSDT")[0]
@@ -93,7 +99,7 @@ def test_embedded_store_exactly_once_through_kills(embedded: tuple[ManagerProc, 
              what="the fill shipped")
     got = cli(data_dir, env, "sql", f"SELECT price, side FROM fills WHERE order_id = '{fill['order_id']}'").stdout
     assert got == f"{fill['price']!r}\t{fill['side']}\n"
-    # 2. kill -9 the analytics process (shipper and embedded store) three times mid-run
+    # 2. kill -9 the analytics process (the shipper, and the embedded store with it) three times mid-run
     for _ in range(3):
         proc = analytics_proc(m)
         assert proc is not None
@@ -101,9 +107,9 @@ def test_embedded_store_exactly_once_through_kills(embedded: tuple[ManagerProc, 
         wait_for(lambda old=proc.pid: (p := analytics_proc(m)) is not None and p.pid != old, 30,
                  what="the analytics process restarted")
         time.sleep(1.0)
-    wait_for(lambda: (data_dir / "clickhouse" / "url").exists(), 30, what="served again")
+    wait_for(lambda: sum(counts(data_dir, env).values()) > 0, 30, what="the store answering again")
     stop_engines(m)
-    # the manager is down: the CLI opens the store itself
+    # the manager is down: the CLI opens the embedded store itself (or asks the server)
     assert counts(data_dir, env) == journal_counts(data_dir)
     assert counts(data_dir, env, "orders") == orders_in_journals(data_dir)
     no_duplicates(data_dir, env)

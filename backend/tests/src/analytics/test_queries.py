@@ -1,4 +1,5 @@
-"""The history queries on the embedded store (chDB in this process), on rows whose answers are known."""
+"""The history queries on rows whose answers are known: the same SQL on the embedded store (chDB in this
+process) and on a real ``clickhouse-server``."""
 
 from __future__ import annotations
 
@@ -9,15 +10,25 @@ import pytest
 
 from backend.src.analytics import queries, schema
 from backend.src.analytics.server import StoreServer, is_read
-from backend.src.analytics.store import ChdbStore, HttpStore, StoreError, insert, quote, rows
+from backend.src.analytics.store import ChdbStore, HttpStore, Store, StoreError, insert, quote, rows
+from backend.tests.clickhouse_server import ClickHouseServer
+from backend.tests.conftest import require_binary
 
 DAY = 86_400_000
 T0 = queries.ms(dt.date(2026, 11, 23))  # a Monday
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbStore]:
-    s = ChdbStore(tmp_path_factory.mktemp("ch") / "db")
+@pytest.fixture(scope="module", params=["chdb", "server"])
+def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    server: ClickHouseServer | None = None
+    s: Store
+    if request.param == "chdb":
+        s = ChdbStore(tmp_path_factory.mktemp("ch") / "db")
+    else:
+        server = ClickHouseServer(require_binary("clickhouse-server", "clickhouse-server"),
+                                  tmp_path_factory.mktemp("chs")).start()
+        s = HttpStore(server.url())
+        s.ensure_database()
     assert schema.migrate(s) == [1] and schema.migrate(s) == [], "applied once"
     marks = [("BTCUSDT", 1, "2026-11-23", 10_000.0), ("BTCUSDT", 2, "2026-11-24", 10_100.0),
              ("BTCUSDT", 3, "2026-11-25", 10_050.0), ("BTCUSDT", 4, "2026-11-30", 10_300.0),
@@ -43,9 +54,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbStore]:
                          for m in range(120)])
     yield s
     s.close()
+    if server is not None:
+        server.stop()
 
 
-def test_pnl_per_day_and_week_from_day_openings(store: ChdbStore) -> None:
+def test_pnl_per_day_and_week_from_day_openings(store: Store) -> None:
     got = queries.pnl(store, dt.date(2026, 11, 23), dt.date(2026, 11, 30))
     btc = {r["period"]: r["pnl"] for r in got if r["symbol"] == "BTCUSDT"}
     # next opening − opening; the 25th runs to the 30th's opening (no marks between); the 30th to the latest equity
@@ -56,7 +69,7 @@ def test_pnl_per_day_and_week_from_day_openings(store: ChdbStore) -> None:
     assert queries.pnl(store, dt.date(2026, 11, 24), dt.date(2026, 11, 24), symbol="BTCUSDT")[0]["pnl"] == -50.0
 
 
-def test_fills_paginated_crashes_calibration_equity(store: ChdbStore) -> None:
+def test_fills_paginated_crashes_calibration_equity(store: Store) -> None:
     page = queries.fills(store, "BTCUSDT", T0, T0 + DAY, limit=5, offset=10)
     assert page["total"] == 12 and [f["seq"] for f in page["fills"]] == [21, 23]
     assert queries.fills(store, None, T0, T0 + DAY, 100, 0)["total"] == 25
@@ -70,27 +83,31 @@ def test_fills_paginated_crashes_calibration_equity(store: ChdbStore) -> None:
     assert len(curve) == 12 and curve[0]["equity"] == 10_009.0 and curve[-1]["equity"] == 10_119.0
 
 
-def test_sql_guards_and_errors(store: ChdbStore) -> None:
+def test_sql_guards_and_errors(store: Store) -> None:
     assert is_read("SELECT 1") and is_read(" with x as (select 1) select * from x;")
     assert not is_read("SELECT 1; DROP TABLE fills") and not is_read("INSERT INTO fills VALUES") and not is_read("")
     assert quote("it's") == "'it\\'s'"
     assert rows(store, f"SELECT {quote(chr(39) + ' OR 1')} AS s") == [{"s": "' OR 1"}]
-    with pytest.raises(StoreError, match="UNKNOWN_TABLE|Unknown table"):
+    with pytest.raises(StoreError, match="UNKNOWN_TABLE|Unknown table|doesn't exist"):
         store.execute("SELECT * FROM nope")
 
 
-def test_the_embedded_store_served_over_http(store: ChdbStore) -> None:
-    server = StoreServer(store).start()
-    client = HttpStore(server.url)
+def test_over_http_reads_only_when_asked(store: Store) -> None:
+    """The embedded store served over ClickHouse's HTTP interface, or the server itself: ``readonly``
+    refuses a write, an error is a StoreError with the server's text, and nothing changed."""
+    server = StoreServer(store).start() if isinstance(store, ChdbStore) else None
+    client = HttpStore(server.url) if server is not None else store
     try:
         assert rows(client, "SELECT count() AS n FROM fills") == [{"n": 25}]
-        with pytest.raises(StoreError, match="readonly"):
+        with pytest.raises(StoreError, match="readonly|READONLY"):
             client.execute("DROP TABLE fills", readonly=True)
-        with pytest.raises(StoreError, match="Unknown table|UNKNOWN_TABLE"):
+        with pytest.raises(StoreError, match="Unknown table|UNKNOWN_TABLE|doesn't exist"):
             client.execute("SELECT * FROM nope")
         assert rows(client, "SELECT count() AS n FROM fills") == [{"n": 25}]
     finally:
-        client.close()
-        server.stop()
-    with pytest.raises(StoreError, match="unreachable"):
-        HttpStore(server.url, timeout_s=1).execute("SELECT 1")
+        if server is not None:
+            client.close()
+            server.stop()
+    if server is not None:
+        with pytest.raises(StoreError, match="unreachable"):
+            HttpStore(server.url, timeout_s=1).execute("SELECT 1")
