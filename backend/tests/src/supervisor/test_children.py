@@ -23,6 +23,7 @@ SECRETS = {
     "LEVIBOT_DUNE_API_KEY": "dunekey-0123456789abcdef",
     "LEVIBOT_TELEGRAM_BOT_TOKEN": "123456:telegramtoken-0123456789",
     "LEVIBOT_SLACK_WEBHOOK_URL": "http://127.0.0.1:1/slack-secret-0123456789",
+    "LEVIBOT_CLICKHOUSE_URL": "http://default:chpassword-0123456789@127.0.0.1:1/?database=levibot",
 }
 
 
@@ -32,7 +33,8 @@ def environ(p: psutil.Process) -> str:
 
 def kind(p: psutil.Process) -> str:
     cmd = " ".join(p.cmdline())
-    for name in ("uvicorn", "rq:worker", "redis-server", "engine-", "forkserver", "backend.src.bot"):
+    for name in ("uvicorn", "rq:worker", "redis-server", "engine-", "forkserver", "backend.src.bot",
+                 "backend.src.analytics"):
         if name in cmd:
             return name
     return cmd
@@ -47,8 +49,8 @@ def fleet(tmp_path: Path) -> tuple[ManagerProc, Path]:
     m = ManagerProc(["--symbols", "BTCUSDT,ETHUSDT"], env)
     try:
         wait_for(lambda: _all_running(data / "engine_registry.json"), 30, what="engines running")
-        wait_for(lambda: {"uvicorn", "rq:worker", "backend.src.bot"} <= {kind(p) for p in m.descendants()}, 20,
-                 what="api, worker and bot started")
+        wait_for(lambda: {"uvicorn", "rq:worker", "backend.src.bot", "backend.src.analytics"}
+                 <= {kind(p) for p in m.descendants()}, 20, what="api, worker, bot and analytics started")
         yield m, data
     finally:
         assert m.stop() == 0
@@ -59,6 +61,7 @@ def test_each_child_gets_only_the_secrets_it_uses(fleet: tuple[ManagerProc, Path
     allowed = {
         "uvicorn": {"LEVIBOT_API_TOKEN"},
         "backend.src.bot": {"LEVIBOT_TELEGRAM_BOT_TOKEN"},  # it waits for the (unreachable) Bot API meanwhile
+        "backend.src.analytics": {"LEVIBOT_CLICKHOUSE_URL"},  # it waits for the (unreachable) server meanwhile
         "rq:worker": {"LEVIBOT_GEMMA_API_KEY", "LEVIBOT_DUNE_API_KEY"},
         "redis-server": set(),
         "engine-": set(),  # paper engines: no keys at all (live engines get the exchange keys in memory)
@@ -79,7 +82,7 @@ def test_each_child_gets_only_the_secrets_it_uses(fleet: tuple[ManagerProc, Path
             else:
                 assert value not in env, f"{k} (pid {p.pid}) holds {name}"
     # Engines are forks of the forkserver: what it holds is what they inherit.
-    assert {"uvicorn", "forkserver", "backend.src.bot"} <= seen, seen
+    assert {"uvicorn", "forkserver", "backend.src.bot", "backend.src.analytics"} <= seen, seen
 
 
 def test_worker_environment_is_allow_listed() -> None:
