@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from backend.risk.policy import RiskPolicy, load_policy
 from backend.risk.policy_store import PolicyWatcher
 from backend.src.core import logging_setup
+from backend.src.core.cli import OneLineParser
 from backend.src.core.config import SourceSpec, SymbolConfig, parse_source, parse_symbols
 from backend.src.core.errors import EXIT_OK, EXIT_USAGE, RedisUnavailable, UsageError
 from backend.src.core.keys import Keys
@@ -41,12 +42,6 @@ from backend.src.supervisor.workers import WorkerPool
 from backend.src.trading.strategies.ensemble import ML_PRELOAD
 
 log = logging.getLogger(__name__)
-
-
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        print(f"levibot: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,6 +26,7 @@ from backend.src.analytics.server import StoreServer, is_read
 from backend.src.analytics.shipper import Batch, Shipper, lock_file
 from backend.src.analytics.store import ChdbStore, HttpStore, Store, StoreError, connect, insert, store_dir, url_file
 from backend.src.core import logging_setup
+from backend.src.core.cli import OneLineParser
 from backend.src.core.errors import EXIT_OK, EXIT_USAGE, UsageError
 from backend.src.core.keys import Keys
 from backend.src.core.redis_launcher import connect as redis_connect
@@ -97,6 +98,9 @@ def serve(settings: Settings, stop: threading.Event) -> int:
 def sql(settings: Settings, query: str, header: bool) -> int:
     if not is_read(query):
         raise UsageError("sql: only a read query (SELECT ...) is allowed")
+    if not settings.clickhouse_url and not (store_dir(settings) / "db").exists():
+        raise UsageError(f"sql: no analytics store in {settings.data_dir} yet (the manager creates it; "
+                         "or set LEVIBOT_CLICKHOUSE_URL)")
     store = connect(settings, open_embedded=True)
     try:
         fmt = "TabSeparatedWithNames" if header else "TabSeparated"
@@ -136,7 +140,7 @@ def backfill(settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m backend.src.analytics", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="analytics", description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", type=cli_path, default=None, help="overrides LEVIBOT_DATA_DIR")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="ship into the store (the manager starts this)")

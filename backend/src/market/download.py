@@ -9,14 +9,14 @@ resumes where it stopped. The replay source and the ML pipeline read these files
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from backend.src.core.cli import OneLineParser
 from backend.src.core.config import parse_symbols
 from backend.src.core.errors import EXIT_OK, EXIT_USAGE, TransientError, UsageError
 from backend.src.core.settings import Settings, cli_path
@@ -25,12 +25,6 @@ from backend.src.market.live_source import timeframe_ms
 
 COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]
 SAVE_EVERY_PAGES = 10
-
-
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        print(f"download_data: error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
 
 
 def parse_day(value: str, name: str) -> int:
