@@ -17,10 +17,10 @@ import json
 import threading
 import time
 from collections import defaultdict, deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from backend.tests.fakes.chat_servers import parse_body
+from backend.tests.fakes.chat_servers import loopback_server
 
 BOT_USER = {"id": 777000, "is_bot": True, "first_name": "LeviBot", "username": "levibot_test_bot"}
 SENDS = ("sendMessage", "sendPhoto", "editMessageText")
@@ -57,22 +57,8 @@ class BotApi:
         self.overall = Bucket(30, 1.0)
         self.groups: dict[int, Bucket] = {}
         self.limited = 0  # 429s the rate limit (not the plan) gave
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                outer.serve(self, parse_body(self.headers, body))
-
-            do_GET = do_POST  # noqa: N815
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = loopback_server(self.serve)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     # ------------------------------------------------------------------ the test's side
     def _push(self, update: dict[str, Any]) -> int:

@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.parse
 from collections import deque
+from collections.abc import Callable
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -46,33 +47,42 @@ def _value(v: str) -> Any:
         return v
 
 
+def loopback_server(serve: Callable[[BaseHTTPRequestHandler, dict[str, Any]], None]) -> ThreadingHTTPServer:
+    """A quiet HTTP server on a free loopback port handing each request (GET or POST) and its parsed
+    parameters to ``serve``; started in a daemon thread."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server API
+            serve(self, parse_body(self.headers, self.rfile.read(int(self.headers.get("Content-Length") or 0))))
+
+        do_GET = do_POST  # noqa: N815
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
 class ChatServer:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.plan: deque[str] = deque()  # next behaviours: ok | 429 | 500 | malformed | slow | 404
         self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with outer.lock:
-                    mode = outer.plan.popleft() if outer.plan else "ok"
-                    outer.requests.append({"path": self.path, "body": parse_body(self.headers, body), "mode": mode,
-                                           "at": time.monotonic()})
-                if self.path.startswith("/bot"):
-                    outer.telegram(self, mode)
-                else:
-                    outer.slack(self, mode)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = loopback_server(self.serve)
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+
+    def serve(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        with self.lock:
+            mode = self.plan.popleft() if self.plan else "ok"
+            self.requests.append({"path": h.path, "body": body, "mode": mode, "at": time.monotonic()})
+        if h.path.startswith("/bot"):
+            self.telegram(h, mode)
+        else:
+            self.slack(h, mode)
 
     @staticmethod
     def _reply(h: BaseHTTPRequestHandler, code: int, body: bytes, headers: dict[str, str] | None = None) -> None:
