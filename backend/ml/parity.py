@@ -109,7 +109,11 @@ def replay(symbol: str, settings: Settings, config_json: str, strategy_hash: str
     ledger.entries = [e for e in entries if int(e.get("seq", 0)) <= cur.seq]
     ledger.seq = cur.seq
     held = sum(float(e["qty"]) * (1 if e["side"] == "buy" else -1) for e in ledger.entries if e["type"] == "fill")
-    engine = [Fill.from_entry(e) for e in entries if e["type"] == "fill" and int(e.get("seq", 0)) > cur.seq]
+    # the journal is written at once, the candle record once a heartbeat: fills on candles not recorded yet
+    # are left to the next comparison (the backtester cannot trade a candle it has not seen)
+    last = cur.traded[-1].ts
+    engine = [Fill.from_entry(e) for e in entries
+              if e["type"] == "fill" and int(e.get("seq", 0)) > cur.seq and int(e.get("candle_ts", 0)) <= last]
     sim = simulate(symbol, cfg, strategy, cur.traded, load_policy(settings.risk_policy), warmup=cur.warmup,
                    ledger=ledger)
     out = compare(engine, sim.fills, cur.traded)
