@@ -7,14 +7,20 @@ bars from the last ``encoder`` bars (returns and volatility are unknown in the f
 they only feed the encoder). P(up over the horizon) = Φ(Σ medians / √Σ σ²), σ per step from
 the inter-quartile range — the steps are treated as independent, an approximation.
 
-Inference never calls ``predict()`` (it builds a Trainer each call): the network stays in
-eval mode, batches come from ``dataset_parameters``, and ``model(x)`` runs under
-``torch.inference_mode()``. The heavy imports happen on first use, not at module import.
+Inference never calls ``predict()`` (it builds a Trainer each call): the windows are built in numpy
+as the dataset would build them (same scalers, same per-window target normalisation) and run through
+the network. Saved models carry the network twice: ``tft.pt`` (torch, for training and research) and
+``tft.onnx`` with ``tft_runtime.json`` (the scalers as plain numbers), exported and checked against
+torch when the model is saved. Loading prefers the ONNX file through ONNX Runtime: engines never
+import torch, lightning or pytorch-forecasting (``LEVIBOT_TFT_BACKEND=torch`` forces torch). The
+heavy imports happen on first use, not at module import.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,6 +33,10 @@ from backend.ml.models.base import Model
 
 log = logging.getLogger(__name__)
 QUANTILES = [0.1, 0.25, 0.5, 0.75, 0.9]
+# the network's inputs, in the order the ONNX graph takes them
+INPUTS = ("encoder_cat", "encoder_cont", "encoder_target", "encoder_lengths", "decoder_cat", "decoder_cont",
+          "decoder_target", "decoder_lengths", "decoder_time_idx", "groups", "target_scale")
+ONNX_TOLERANCE = 1e-4  # max |P(up) ONNX − P(up) torch| accepted when a model is exported
 DEFAULTS: dict[str, Any] = {"hidden_size": 16, "attention_head_size": 1, "dropout": 0.1, "encoder": 48,
                             "horizon": 12, "epochs": 2, "batch_size": 256, "learning_rate": 0.01,
                             "max_train_samples": 20000, "seed": 7, "center_target": False}
@@ -37,8 +47,14 @@ class TFTModel(Model):
 
     def __init__(self, features: list[str], **params: Any) -> None:
         super().__init__(features, **{**DEFAULTS, **params})
-        self.net: Any = None
-        self.dataset_parameters: dict[str, Any] | None = None
+        self.net: Any = None  # torch (after fit, or loaded with LEVIBOT_TFT_BACKEND=torch)
+        self.session: Any = None  # ONNX Runtime (a loaded model)
+        self.runtime: dict[str, Any] | None = None  # what the windows need: reals, scalers, centring
+        self.dataset_parameters: dict[str, Any] | None = None  # pytorch-forecasting's (torch and research only)
+
+    @property
+    def backend(self) -> str:
+        return "onnx" if self.session is not None else "torch" if self.net is not None else "none"
 
     # --- data ---------------------------------------------------------------------------
     def _frame(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
@@ -77,7 +93,7 @@ class TFTModel(Model):
         torch.set_num_threads(2)
         df = self._frame(X.dropna(subset=self.features))
         ds = self._dataset(df)
-        self.dataset_parameters = ds.get_parameters()
+        params = ds.get_parameters()
         n = len(ds)
         if n == 0:
             raise ValueError("tft: not enough rows for one encoder + horizon window")
@@ -99,6 +115,8 @@ class TFTModel(Model):
             warnings.simplefilter("ignore")
             trainer.fit(self.net, train_dataloaders=loader)
         self.net.eval()
+        self.runtime = runtime_of(params, list(self.net.hparams["x_reals"]))
+        self.dataset_parameters = params
         self.fitted = True
         return self
 
@@ -107,7 +125,7 @@ class TFTModel(Model):
         """P(up over the horizon) for each row, decided with data up to that row only (rows
         with fewer than ``encoder`` bars of history before them get NaN)."""
         out = np.full(len(X), np.nan)
-        if self.net is None or self.dataset_parameters is None or not set(self.features) <= set(X.columns):
+        if self.runtime is None or self.backend == "none" or not set(self.features) <= set(X.columns):
             return out
         df = self._frame(X)
         symbols = df["symbol"].to_numpy()
@@ -121,52 +139,54 @@ class TFTModel(Model):
         sd = np.sqrt((((q[:, :, 3] - q[:, :, 1]) / 1.349) ** 2).sum(axis=1)) + 1e-12
         return np.asarray(ndtr(med / sd), dtype=float)
 
-    def _predict_fast(self, df: pd.DataFrame, chunk: int = 2048) -> np.ndarray:
-        """Every full-encoder window at once, built directly as the dataset would build it
-        (same scalers, same per-window target normalisation): no TimeSeriesDataSet per call."""
+    def windows(self, vals: np.ndarray, ends: np.ndarray) -> list[np.ndarray]:
+        """The network's inputs (``INPUTS`` order) for the windows ending at ``ends``: numpy only."""
+        assert self.runtime is not None  # noqa: S101 - checked by the caller
+        rt = self.runtime
+        enc, hor = int(self.params["encoder"]), int(self.params["horizon"])
+        k, reals = len(ends), rt["x_reals"]
+        win = vals[(ends - enc + 1)[:, None] + np.arange(enc)[None, :]]  # (K, enc, F)
+        target = np.ascontiguousarray(win[:, :, self.features.index("ret_1")], dtype=np.float32)
+        center = target.mean(-1, dtype=np.float32) if rt["centred"] else np.zeros(k, np.float32)
+        scale = (target.std(-1, ddof=1, dtype=np.float32) + np.finfo(np.float32).eps).astype(np.float32)
+        rel = (np.arange(-enc, hor, dtype=np.float32) / enc)[None, :]
+        cont = np.zeros((k, enc + hor, len(reals)), dtype=np.float32)
+        for j, name in enumerate(reals):
+            if name == "relative_time_idx":
+                cont[:, :, j] = rel
+                continue
+            raw = np.concatenate([win[:, :, self.features.index(name)], np.zeros((k, hor), np.float32)], axis=1)
+            if name == "ret_1":
+                cont[:, :, j] = (raw - center[:, None]) / scale[:, None]
+            else:
+                mean, sd = rt["scalers"][name]
+                cont[:, :, j] = (raw - np.float32(mean)) / np.float32(sd)
+        return [np.zeros((k, enc, 0), np.int64), cont[:, :enc], target, np.full(k, enc, np.int64),
+                np.zeros((k, hor, 0), np.int64), np.ascontiguousarray(cont[:, enc:]), np.zeros((k, hor), np.float32),
+                np.full(k, hor, np.int64), (ends[:, None] + 1 + np.arange(hor)[None, :]).astype(np.int64),
+                np.zeros((k, 1), np.int64), np.stack([center, scale], -1).astype(np.float32)]
+
+    def quantiles(self, inputs: list[np.ndarray]) -> np.ndarray:
+        """The network's quantile forecast (K, horizon, 5): through ONNX Runtime, else torch."""
+        if self.session is not None:
+            return run_onnx(self.session, inputs)
         import torch  # noqa: PLC0415
 
-        enc, hor = int(self.params["encoder"]), int(self.params["horizon"])
+        x = {name: torch.from_numpy(a) for name, a in zip(INPUTS, inputs, strict=True)}
+        with torch.inference_mode():
+            return np.asarray(self.net(x)["prediction"].numpy())
+
+    def _predict_fast(self, df: pd.DataFrame, chunk: int = 2048) -> np.ndarray:
+        """Every full-encoder window at once (no TimeSeriesDataSet per call)."""
+        enc = int(self.params["encoder"])
         res = np.full(len(df), np.nan)
         if len(df) < enc:
             return res
-        assert self.dataset_parameters is not None  # noqa: S101 - checked by the caller
         vals = df[self.features].to_numpy(dtype=np.float32)
         ends = np.arange(enc - 1, len(df))
-        reals = list(self.net.hparams["x_reals"])
-        scalers = self.dataset_parameters["scalers"]
-        ti = self.features.index("ret_1")
-        centred = bool(getattr(self.dataset_parameters["target_normalizer"], "center", True))
-        rel = (np.arange(-enc, hor, dtype=np.float32) / enc)[None, :]
-        eps = torch.finfo(torch.float32).eps
         for start in range(0, len(ends), chunk):
             e = ends[start:start + chunk]
-            win = vals[(e - enc + 1)[:, None] + np.arange(enc)[None, :]]  # (K, enc, F)
-            k = len(e)
-            target = torch.from_numpy(np.ascontiguousarray(win[:, :, ti]))
-            center = target.mean(-1) if centred else torch.zeros(k)
-            scale = target.std(-1) + eps
-            cont = np.zeros((k, enc + hor, len(reals)), dtype=np.float32)
-            for j, name in enumerate(reals):
-                if name == "relative_time_idx":
-                    cont[:, :, j] = rel
-                    continue
-                raw = np.concatenate([win[:, :, self.features.index(name)], np.zeros((k, hor), np.float32)], axis=1)
-                if name == "ret_1":
-                    cont[:, :, j] = (raw - center.numpy()[:, None]) / scale.numpy()[:, None]
-                else:
-                    sc = scalers[name]
-                    cont[:, :, j] = (raw - sc.mean_[0]) / sc.scale_[0]
-            c = torch.from_numpy(cont)
-            x = {"encoder_cat": torch.zeros((k, enc, 0), dtype=torch.long), "encoder_cont": c[:, :enc],
-                 "encoder_target": target, "encoder_lengths": torch.full((k,), enc, dtype=torch.long),
-                 "decoder_cat": torch.zeros((k, hor, 0), dtype=torch.long), "decoder_cont": c[:, enc:],
-                 "decoder_target": torch.zeros((k, hor)), "decoder_lengths": torch.full((k,), hor, dtype=torch.long),
-                 "decoder_time_idx": torch.from_numpy(e[:, None] + 1 + np.arange(hor)[None, :]),
-                 "groups": torch.zeros((k, 1), dtype=torch.long), "target_scale": torch.stack([center, scale], -1)}
-            with torch.inference_mode():
-                q = self.net(x)["prediction"].numpy()
-            res[e] = self._quantiles_to_prob(q)
+            res[e] = self._quantiles_to_prob(self.quantiles(self.windows(vals, e)))
         return res
 
     def predict_with_dataset(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
@@ -189,25 +209,72 @@ class TFTModel(Model):
         res[: enc - 1] = np.nan
         return res
 
-    # --- artifacts (state dict + dataset parameters; no pickle of code objects) --------------
+    # --- artifacts: torch state dict + dataset parameters; ONNX graph + runtime numbers -------------
     def _save_state(self, directory: Path) -> list[Path]:
-        if self.net is None or self.dataset_parameters is None:
+        if self.net is None or self.dataset_parameters is None or self.runtime is None:
             return []
         import torch  # noqa: PLC0415
 
         path = directory / "tft.pt"
         torch.save({"state_dict": self.net.state_dict(), "dataset_parameters": self.dataset_parameters,
                     "hparams": dict(self.net.hparams)}, path)
-        return [path]
+        runtime = directory / "tft_runtime.json"
+        runtime.write_text(json.dumps(self.runtime, indent=1, sort_keys=True))
+        return [path, runtime, self.export_onnx(directory / "tft.onnx")]
+
+    def export_onnx(self, path: Path, check_windows: int = 256) -> Path:
+        """The network as an ONNX graph (opset 17), checked on ``check_windows`` windows of noise against
+        torch: refused (ValueError) when P(up) differs by more than ``ONNX_TOLERANCE``."""
+        import onnxruntime as ort  # noqa: PLC0415
+        import torch  # noqa: PLC0415
+
+        net = self.net
+
+        class Positional(torch.nn.Module):
+            """The network with its dict input as positional tensors (what ONNX export takes)."""
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.net = net
+
+            def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+                return self.net(dict(zip(INPUTS, tensors, strict=True)))["prediction"]  # type: ignore[no-any-return]
+
+        enc = int(self.params["encoder"])
+        rng = np.random.default_rng(0)
+        vals = (rng.standard_normal((enc + check_windows, len(self.features))) * 0.01).astype(np.float32)
+        inputs = self.windows(vals, np.arange(enc - 1, enc - 1 + check_windows))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about python control flow on shapes
+            torch.onnx.export(Positional().eval(), tuple(torch.from_numpy(a) for a in inputs), str(path),
+                              input_names=list(INPUTS), output_names=["prediction"], opset_version=17,
+                              dynamic_axes={n: {0: "windows"} for n in (*INPUTS, "prediction")}, dynamo=False)
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        onnx_p = self._quantiles_to_prob(run_onnx(session, inputs))
+        torch_p = self._quantiles_to_prob(self.quantiles(inputs))
+        diff = float(np.max(np.abs(onnx_p - torch_p)))
+        if diff > ONNX_TOLERANCE:
+            path.unlink(missing_ok=True)
+            raise ValueError(f"tft: the ONNX export differs from torch by {diff:.2e} in P(up)")
+        log.info("tft exported to ONNX: max |P(up) difference| %.1e on %d windows", diff, check_windows)
+        return path
 
     def _load_state(self, directory: Path, meta: dict[str, Any]) -> None:
-        path = directory / "tft.pt"
-        if not path.exists():
+        onnx, runtime, pt = directory / "tft.onnx", directory / "tft_runtime.json", directory / "tft.pt"
+        if onnx.exists() and runtime.exists() and os.environ.get("LEVIBOT_TFT_BACKEND", "onnx") != "torch":
+            import onnxruntime as ort  # noqa: PLC0415
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1  # one engine, one core's share: engines run side by side
+            self.session = ort.InferenceSession(str(onnx), options, providers=["CPUExecutionProvider"])
+            self.runtime = json.loads(runtime.read_text())
+            return
+        if not pt.exists():
             return
         import torch  # noqa: PLC0415
         from pytorch_forecasting import TemporalFusionTransformer  # noqa: PLC0415
 
-        blob = torch.load(path, weights_only=False)  # sha256-verified by the registry before this runs
+        blob = torch.load(pt, weights_only=False)  # sha256-verified by the registry before this runs
         self.dataset_parameters = blob["dataset_parameters"]
         hparams = dict(blob["hparams"])
         with warnings.catch_warnings():
@@ -215,3 +282,20 @@ class TFTModel(Model):
             self.net = TemporalFusionTransformer(**hparams)
         self.net.load_state_dict(blob["state_dict"])
         self.net.eval()
+        self.runtime = runtime_of(self.dataset_parameters, list(hparams["x_reals"]))
+
+
+def run_onnx(session: Any, inputs: list[np.ndarray]) -> np.ndarray:
+    """The graph on the inputs it kept (export drops the ones the network never reads)."""
+    wanted = {i.name for i in session.get_inputs()}
+    feed = {name: a for name, a in zip(INPUTS, inputs, strict=True) if name in wanted}
+    return np.asarray(session.run(["prediction"], feed)[0])
+
+
+def runtime_of(dataset_parameters: dict[str, Any], x_reals: list[str]) -> dict[str, Any]:
+    """What building a window needs, as plain numbers: the reals in the network's order, each scaled
+    feature's mean and scale (sklearn's StandardScaler inside pytorch-forecasting), the target's centring."""
+    scalers = {name: [float(sc.mean_[0]), float(sc.scale_[0])] for name, sc in dataset_parameters["scalers"].items()
+               if hasattr(sc, "mean_")}
+    centred = bool(getattr(dataset_parameters["target_normalizer"], "center", True))
+    return {"x_reals": x_reals, "scalers": scalers, "centred": centred}

@@ -52,9 +52,22 @@ def test_several_symbols_in_one_frame(tft: TFTModel, feats: pd.DataFrame) -> Non
     np.testing.assert_allclose(both[100:], tft.predict_proba(b), atol=1e-6, equal_nan=True)
 
 
-def test_save_and_load(tft: TFTModel, feats: pd.DataFrame, tmp_path: Path) -> None:
+def test_save_and_load(tft: TFTModel, feats: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = tft.save(tmp_path)
-    assert sorted(f.name for f in files) == ["tft.json", "tft.pt"]
-    again = Model.load(tmp_path, "tft")
+    assert sorted(f.name for f in files) == ["tft.json", "tft.onnx", "tft.pt", "tft_runtime.json"]
     test = feats.iloc[3000:3100]
+    monkeypatch.setenv("LEVIBOT_TFT_BACKEND", "torch")
+    again = Model.load(tmp_path, "tft")
+    assert again.backend == "torch"  # type: ignore[attr-defined]
     np.testing.assert_allclose(again.predict_proba(test), tft.predict_proba(test), atol=1e-7, equal_nan=True)
+
+
+def test_onnx_runtime_matches_torch_on_held_out_data(tft: TFTModel, feats: pd.DataFrame, tmp_path: Path) -> None:
+    """What engines run: the ONNX graph through ONNX Runtime, on candles the model never saw."""
+    tft.save(tmp_path)
+    runtime = Model.load(tmp_path, "tft")
+    assert runtime.backend == "onnx" and runtime.net is None  # type: ignore[attr-defined]
+    held_out = feats.iloc[3000:4000]
+    got, want = runtime.predict_proba(held_out), tft.predict_proba(held_out)
+    assert np.isnan(got[:47]).all() and not np.isnan(got[47:]).any()
+    assert float(np.max(np.abs(got[47:] - want[47:]))) <= 1e-4
