@@ -5,7 +5,9 @@
    TFT with the tuner's settings (1 epoch, 20k windows) at hidden size 32, the sentiment
    mapping; min/median/max over repeats.
 2. Inference per symbol and candle as an engine runs it (5m + 15m/1h/4h features over the last
-   1000 candles, then the ensemble and its expected return): min/median/p95 over the final 25 %.
+   1000 candles, then the ensemble and its expected return): min/median/p95 over the final 25 %,
+   for the model saved and loaded back as engines load it (the TFT through ONNX Runtime) and for
+   the same model in memory with its TFT in torch.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from backend.ml.backtest import DEFAULT_CONFIG
 from backend.ml.feature_pipeline import build, forward_return, load_ohlcv
@@ -61,17 +65,23 @@ def main(argv: list[str] | None = None) -> int:
     for name, xs in timings.items():
         print(f"train {name} on {cut} candles: min {min(xs):.2f} / median {statistics.median(xs):.2f} / "
               f"max {max(xs):.2f} s (n={len(xs)})")
-    ensemble = EnsemblePredictor(cfg, models)
+    in_memory = EnsemblePredictor(cfg, models)
     candles, _ = load_candles(args.ohlcv)
-    strategy = EnsembleStrategy(ensemble, "bench", SmaCrossover(10, 30))
-    strategy.warmup(candles[cut - WINDOW:cut])
-    lat = []
-    for c in candles[cut:]:
-        t0 = time.perf_counter()
-        strategy.on_candle(c)
-        lat.append((time.perf_counter() - t0) * 1000)
-    print(f"inference per candle (features + lgbm + quartiles + tft + sentiment): min {min(lat):.2f} / median "
-          f"{statistics.median(lat):.2f} / p95 {q(lat, 0.95):.2f} / max {max(lat):.2f} ms (n={len(lat)})")
+    with tempfile.TemporaryDirectory(prefix="levibot-bench-ml-") as tmp:
+        in_memory.save(Path(tmp))
+        loaded = EnsemblePredictor.load(Path(tmp))
+        for label, ensemble in (("as engines load it, TFT through ONNX Runtime", loaded),
+                                ("in memory, TFT in torch", in_memory)):
+            strategy = EnsembleStrategy(ensemble, "bench", SmaCrossover(10, 30))
+            strategy.warmup(candles[cut - WINDOW:cut])
+            lat = []
+            for c in candles[cut:]:
+                t0 = time.perf_counter()
+                strategy.on_candle(c)
+                lat.append((time.perf_counter() - t0) * 1000)
+            print(f"inference per candle (features + lgbm + quartiles + tft + sentiment), {label}: min "
+                  f"{min(lat):.2f} / median {statistics.median(lat):.2f} / p95 {q(lat, 0.95):.2f} / max "
+                  f"{max(lat):.2f} ms (n={len(lat)})")
     return 0
 
 
