@@ -119,7 +119,7 @@ def kill_at(env: dict[str, str], module: str, tmp: Path, delay: float) -> None:
         p = subprocess.Popen(["bash", str(SCRIPT)], env={**env, "LEVIBOT_PYTHON": str(wrapper)}, cwd=REPO_ROOT,
                              stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_for(lambda: mark.exists() or p.poll() is not None, 120, what=f"{module} started")
+        wait_for(lambda: mark.exists() or p.poll() is not None, 240, what=f"{module} started")  # a loaded 2-core box
         assert mark.exists(), f"the run ended before {module}: {log.read_text()}"
         time.sleep(delay)
     finally:
