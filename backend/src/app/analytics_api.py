@@ -24,6 +24,7 @@ from backend.src.core.settings import Settings
 
 router = APIRouter(prefix="/history", dependencies=[Depends(require_reader)])
 MAX_DAYS = 366
+FIRST_DAY, LAST_DAY = dt.date(1970, 1, 1), dt.date(2100, 12, 31)  # what candle times (ms since 1970) can hold
 SymbolQuery = Annotated[str | None, Query(pattern=r"^[A-Z0-9]{2,20}$", description="e.g. BTCUSDT")]
 Day = Annotated[dt.date | None, Query(description="YYYY-MM-DD (UTC)")]
 T = TypeVar("T")
@@ -55,8 +56,12 @@ class StoreClient:
 
 
 def window(start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
+    for name, day in (("start", start), ("end", end)):
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            raise RequestValidationError([{"loc": ["query", name], "type": "value_error",
+                                           "msg": f"{name} must be between {FIRST_DAY} and {LAST_DAY}"}])
     end = end or dt.datetime.now(dt.UTC).date()
-    start = start or end - dt.timedelta(days=29)
+    start = start or max(FIRST_DAY, end - dt.timedelta(days=29))
     if end < start:
         raise RequestValidationError([{"loc": ["query", "end"], "msg": "end is before start", "type": "value_error"}])
     if (end - start).days >= MAX_DAYS:

@@ -39,6 +39,10 @@ def test_history_endpoints(manager_api: Callable[..., str], r: redis.Redis, ns: 
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "end"]
     long = get("/history/fills", start="2025-01-01", end="2026-11-30")
     assert long.status_code == 422 and long.json()["detail"][0]["loc"] == ["query", "start"]
+    early = get("/history/pnl", end="0001-01-01")  # found by the fuzzer: a default start before year 1 was a 500
+    assert early.status_code == 422 and early.json()["detail"][0]["loc"] == ["query", "end"]
     for path, params in (("/history/fills", {"limit": 0}), ("/history/pnl", {"symbol": "btc'--"}),
-                         ("/history/equity", {}), ("/history/pnl", {"start": "2026-13-01"})):
+                         ("/history/equity", {}), ("/history/pnl", {"start": "2026-13-01"}),
+                         ("/history/crashes", {"start": "9999-12-31"}),
+                         ("/history/calibration", {"end": "1969-12-31"})):
         assert get(path, **params).status_code == 422, (path, params)
