@@ -38,21 +38,22 @@ class StoreClient:
         self.settings, self.lock = settings, threading.Lock()
         self.store: Store | None = None
 
+    def current(self) -> Store:
+        with self.lock:
+            self.store = self.store or connect(self.settings)
+            return self.store
+
     def run(self, fn: Callable[[Store], T]) -> T:
-        for attempt in (1, 2):
+        """``fn`` on the store; once more on a fresh connection if it failed (a restarted store)."""
+        store = self.current()
+        try:
+            return fn(store)
+        except StoreError:
             with self.lock:
-                store = self.store or connect(self.settings)
-                self.store = store
-            try:
-                return fn(store)
-            except StoreError:
-                with self.lock:
-                    if self.store is store:
-                        self.store = None
-                    store.close()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+                if self.store is store:
+                    self.store = None
+            store.close()
+        return fn(self.current())
 
 
 def window(start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:

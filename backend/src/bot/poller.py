@@ -37,6 +37,8 @@ class Poller:
         self.app, self.r, self.keys, self.timeout_s = app, r, keys, timeout_s
         self.failure: BaseException | None = None
         self.handled = 0
+        self.next: int | None = None
+        self.loaded = False
         app.add_error_handler(self.on_error)
 
     async def on_error(self, update: object, ctx: ContextTypes.DEFAULT_TYPE) -> None:
@@ -45,18 +47,22 @@ class Poller:
             log.error("command failed: %s: %s", type(ctx.error).__name__, ctx.error, exc_info=ctx.error)
 
     async def offset(self) -> int | None:
-        raw = await self.r.get(self.keys.bot_offset(self.app.bot.id))
-        return int(raw) if raw else None
+        """The next update to handle: read from Redis once, then kept here (this process is its only
+        writer: one bot per token)."""
+        if not self.loaded:
+            raw = await self.r.get(self.keys.bot_offset(self.app.bot.id))
+            self.next, self.loaded = (int(raw) if raw else None), True
+        return self.next
 
     async def run(self) -> None:
-        offset, failures = await self.offset(), 0
-        log.info("polling for updates from offset %s", offset)
+        failures = 0
+        log.info("polling for updates from offset %s", await self.offset())
         webhook_off = False
         while True:
             try:
                 if not webhook_off:  # getUpdates is refused (409) while a webhook is set
                     webhook_off = await self.app.bot.delete_webhook()
-                updates = await self.app.bot.get_updates(offset=offset, timeout=int(self.timeout_s),
+                updates = await self.app.bot.get_updates(offset=self.next, timeout=int(self.timeout_s),
                                                          read_timeout=self.timeout_s + 10,
                                                          allowed_updates=["message", "callback_query"])
                 failures = 0
@@ -68,7 +74,6 @@ class Poller:
                 continue
             for update in updates:
                 await self.deliver(update)
-                offset = update.update_id + 1
 
     async def deliver(self, update: Update) -> bool:
         """Handle an update not handled before and record it as done; False for one already done (a
@@ -78,6 +83,7 @@ class Poller:
             return False
         await self.handle(update)
         await self.r.set(self.keys.bot_offset(self.app.bot.id), update.update_id + 1)
+        self.next = update.update_id + 1
         self.handled += 1
         return True
 
