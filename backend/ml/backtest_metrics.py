@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 
 def sharpe(r: np.ndarray, per_year: float) -> float:
@@ -26,11 +26,14 @@ def deflated_sharpe_prob(r: np.ndarray, n_trials: int, trial_sr_var: float | Non
     sr = r.mean() / sd
     var = trial_sr_var if trial_sr_var is not None else 1.0 / n
     g = 0.5772156649
-    sr0 = math.sqrt(var) * ((1 - g) * stats.norm.ppf(1 - 1 / max(n_trials, 2))
-                           + g * stats.norm.ppf(1 - 1 / (max(n_trials, 2) * math.e))) if n_trials > 1 else 0.0
-    skew, kurt = float(stats.skew(r)), float(stats.kurtosis(r, fisher=False))
+    norm = NormalDist()  # the standard library's: no SciPy in the runtime install
+    sr0 = math.sqrt(var) * ((1 - g) * norm.inv_cdf(1 - 1 / max(n_trials, 2))
+                           + g * norm.inv_cdf(1 - 1 / (max(n_trials, 2) * math.e))) if n_trials > 1 else 0.0
+    d = r - r.mean()
+    m2 = float(np.mean(d**2))
+    skew, kurt = float(np.mean(d**3)) / m2**1.5, float(np.mean(d**4)) / m2**2  # population moments (Pearson)
     denom = math.sqrt(max(1e-12, 1 - skew * sr + (kurt - 1) / 4 * sr * sr))
-    return float(stats.norm.cdf((sr - sr0) * math.sqrt(n - 1) / denom))
+    return float(norm.cdf((sr - sr0) * math.sqrt(n - 1) / denom))
 
 
 def position_changes(held: np.ndarray) -> float:

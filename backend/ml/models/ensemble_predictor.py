@@ -32,7 +32,6 @@ import numpy as np
 import pandas as pd
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
-from scipy.special import expit
 
 from backend.ml.feature_pipeline import FEATURES
 from backend.ml.features.multi_tf import MARKET_FEATURES, NORMALISED, htf_feature_names
@@ -107,7 +106,7 @@ def platt(p: np.ndarray, y: np.ndarray, iters: int = 200) -> tuple[float, float]
     """Fit sigmoid(a * logit(p) + b) to labels by Newton's method on the log loss."""
     x, a, b = logit(p), 1.0, 0.0
     for _ in range(iters):
-        q = expit(a * x + b)  # no overflow when Newton steps make a large
+        q = 0.5 * (1 + np.tanh(0.5 * (a * x + b)))  # the logistic without overflow when Newton steps make a large
         g = np.array([np.sum((q - y) * x), np.sum(q - y)])
         w = q * (1 - q) + 1e-9
         h = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + 1e-6 * np.eye(2)

@@ -1,14 +1,16 @@
-"""LightGBM on OHLCV / indicator features: P(the forward return is positive)."""
+"""LightGBM on OHLCV / indicator features: P(the forward return is positive).
+
+Trained with LightGBM, run through ONNX Runtime once saved (``models/trees.py``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from backend.ml.models import trees
 from backend.ml.models.base import Model
 
 MIN_ROWS = 100  # fewer usable training rows: the model stays unfitted (no opinion)
@@ -21,17 +23,21 @@ class LightGBMModel(Model):
 
     def __init__(self, features: list[str], **params: Any) -> None:
         super().__init__(features, **{**DEFAULTS, **params})
-        self.booster: lgb.Booster | None = None
+        self.booster: trees.Trees | None = None
+        self._check = np.empty((0, len(self.features)))  # training rows the ONNX export is checked on
 
     def fit(self, X: pd.DataFrame, y: pd.Series) -> LightGBMModel:  # noqa: N803
         ok = self.usable_rows(X) & y.notna().to_numpy()
         if ok.sum() < MIN_ROWS:  # e.g. 4h features not yet available: no opinion rather than a crash
             return self
+        import lightgbm as lgb  # noqa: PLC0415 - training only (the trainer install)
+
         p = self.params
         clf = lgb.LGBMClassifier(num_leaves=min(2 ** int(p["max_depth"]) - 1, 63), random_state=7, n_jobs=2,
                                  verbose=-1, **p)
         clf.fit(X.loc[ok, self.features], (y[ok] > 0).astype(int))  # a forward return or a 0/1 label
         self.booster = clf.booster_
+        self._check = X.loc[ok, self.features].to_numpy()[-trees.CHECK_ROWS:]
         self.fitted = True
         return self
 
@@ -46,10 +52,8 @@ class LightGBMModel(Model):
         if self.booster is None:
             return []
         path = directory / "lgbm.txt"
-        self.booster.save_model(str(path))
-        return [path]
+        self.booster.save_model(str(path))  # type: ignore[attr-defined]  # a trained LightGBM booster
+        return [path, trees.export(self.booster, path.with_suffix(".onnx"), self._check)]
 
     def _load_state(self, directory: Path, meta: dict[str, Any]) -> None:
-        path = directory / "lgbm.txt"
-        if path.exists():
-            self.booster = lgb.Booster(model_file=str(path))
+        self.booster = trees.load(directory / "lgbm.txt")

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from backend.ml.models import trees
 from backend.ml.models.base import Model
 from backend.ml.models.lgbm import DEFAULTS, MIN_ROWS
 
@@ -25,12 +25,15 @@ class ReturnQuantiles(Model):
 
     def __init__(self, features: list[str], **params: Any) -> None:
         super().__init__(features, **{**DEFAULTS, **params})
-        self.boosters: list[lgb.Booster] = []
+        self.boosters: list[trees.Trees] = []
+        self._check = np.empty((0, len(self.features)))  # training rows the ONNX exports are checked on
 
     def fit(self, X: pd.DataFrame, y: pd.Series) -> ReturnQuantiles:  # noqa: N803
         ok = self.usable_rows(X) & y.notna().to_numpy()
         if ok.sum() < MIN_ROWS:  # e.g. 4h features not yet available: no opinion rather than a crash
             return self
+        import lightgbm as lgb  # noqa: PLC0415 - training only (the trainer install)
+
         p = self.params
         self.boosters = []
         for q in QUANTILES:
@@ -38,6 +41,7 @@ class ReturnQuantiles(Model):
                                     random_state=7, n_jobs=2, verbose=-1, **p)
             reg.fit(X.loc[ok, self.features], y[ok].astype(float))
             self.boosters.append(reg.booster_)
+        self._check = X.loc[ok, self.features].to_numpy()[-trees.CHECK_ROWS:]
         self.fitted = True
         return self
 
@@ -55,11 +59,13 @@ class ReturnQuantiles(Model):
 
     def _save_state(self, directory: Path) -> list[Path]:
         paths = [directory / f"lgbm_q{int(q * 100)}.txt" for q in QUANTILES]
+        written = []
         for booster, path in zip(self.boosters, paths, strict=False):
-            booster.save_model(str(path))
-        return paths[: len(self.boosters)]
+            booster.save_model(str(path))  # type: ignore[attr-defined]  # a trained LightGBM booster
+            written += [path, trees.export(booster, path.with_suffix(".onnx"), self._check)]
+        return written
 
     def _load_state(self, directory: Path, meta: dict[str, Any]) -> None:
         paths = [directory / f"lgbm_q{int(q * 100)}.txt" for q in QUANTILES]
-        if all(p.exists() for p in paths):
-            self.boosters = [lgb.Booster(model_file=str(p)) for p in paths]
+        loaded = [trees.load(p) for p in paths]
+        self.boosters = [b for b in loaded if b is not None] if None not in loaded else []

@@ -23,11 +23,11 @@ import logging
 import os
 import warnings
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr
 
 from backend.ml.models.base import Model
 
@@ -137,7 +137,7 @@ class TFTModel(Model):
     def _quantiles_to_prob(self, q: np.ndarray) -> np.ndarray:
         med = q[:, :, 2].sum(axis=1)
         sd = np.sqrt((((q[:, :, 3] - q[:, :, 1]) / 1.349) ** 2).sum(axis=1)) + 1e-12
-        return np.asarray(ndtr(med / sd), dtype=float)
+        return np.asarray(_normal_cdf(med / sd), dtype=float)
 
     def windows(self, vals: np.ndarray, ends: np.ndarray) -> list[np.ndarray]:
         """The network's inputs (``INPUTS`` order) for the windows ending at ``ends``: numpy only."""
@@ -283,6 +283,9 @@ class TFTModel(Model):
         self.net.load_state_dict(blob["state_dict"])
         self.net.eval()
         self.runtime = runtime_of(self.dataset_parameters, list(hparams["x_reals"]))
+
+
+_normal_cdf = np.vectorize(NormalDist().cdf, otypes=[float])  # the standard library's: no SciPy at run time
 
 
 def run_onnx(session: Any, inputs: list[np.ndarray]) -> np.ndarray:

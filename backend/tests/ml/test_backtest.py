@@ -64,6 +64,19 @@ def test_deflated_sharpe_penalises_many_trials() -> None:
     assert deflated_sharpe_prob(r, 1) > deflated_sharpe_prob(r, 100) > 0
 
 
+def test_deflated_sharpe_equals_scipys_formula() -> None:
+    """The runtime computes it without SciPy (stdlib NormalDist, numpy moments); SciPy, in the full
+    install, gives the reference."""
+    from scipy import stats
+
+    r = np.random.default_rng(2).standard_t(4, 3000) * 0.01 + 0.0004
+    n, sr, var, g = len(r), r.mean() / r.std(ddof=1), 1.0 / len(r), 0.5772156649
+    sr0 = np.sqrt(var) * ((1 - g) * stats.norm.ppf(1 - 1 / 50) + g * stats.norm.ppf(1 - 1 / (50 * np.e)))
+    skew, kurt = stats.skew(r), stats.kurtosis(r, fisher=False)
+    want = stats.norm.cdf((sr - sr0) * np.sqrt(n - 1) / np.sqrt(1 - skew * sr + (kurt - 1) / 4 * sr * sr))
+    assert deflated_sharpe_prob(r, 50) == pytest.approx(want, abs=1e-9)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_walk_forward_report_is_honest(tmp_path: Path) -> None:

@@ -22,10 +22,11 @@ from backend.src.trading.strategies.baselines import SmaCrossover, SmaParams
 from backend.src.trading.strategies.decision import DecisionParams, DecisionRule
 
 log = logging.getLogger(__name__)
-# What an engine needs to run a production model: the TFT runs through ONNX Runtime (``ml/models/tft.py``),
-# so no torch, lightning or pytorch-forecasting in the forkserver or any engine.
+# What an engine needs to run a production model: the TFT and the LightGBM boosters run through ONNX Runtime
+# (``ml/models/tft.py``, ``ml/models/trees.py``), so no torch, lightning, pytorch-forecasting, LightGBM or SciPy
+# in the forkserver or any engine.
 ML_PRELOAD = ["backend.ml.models.ensemble_predictor", "backend.ml.feature_pipeline", "backend.ml.registry",
-              "lightgbm", "onnxruntime"]
+              "onnxruntime"]
 ENCODER = 48
 WINDOW = 1000  # candles kept: 15 closed 4h bars (the 4h RSI, 720 5m candles) plus the TFT encoder, with margin
 BASE_WINDOW = 200  # enough for a model on the base timeframe's features only (longest window 48 + encoder 48)

@@ -77,8 +77,20 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     X, y = synthetic()  # noqa: N806
     model = EnsemblePredictor(config()).fit(X, y)
     files = model.save(tmp_path / "m")
-    assert {f.name for f in files} == {"ensemble.json", "lgbm.json", "lgbm.txt", "sentiment.json", "tft.json"}
+    assert {f.name for f in files} == {"ensemble.json", "lgbm.json", "lgbm.txt", "lgbm.onnx", "sentiment.json",
+                                       "tft.json"}
+    again = EnsemblePredictor.load(tmp_path / "m")  # the boosters now run through ONNX Runtime
+    assert type(again.models["lgbm"].booster).__name__ == "OnnxTrees"
+    pd.testing.assert_frame_equal(again.predict(X.iloc[:500]), model.predict(X.iloc[:500]), rtol=0, atol=1e-5)
+
+
+def test_native_backend_reads_the_text_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    X, y = synthetic()  # noqa: N806
+    model = EnsemblePredictor(config()).fit(X, y)
+    model.save(tmp_path / "m")
+    monkeypatch.setenv("LEVIBOT_GBDT_BACKEND", "native")
     again = EnsemblePredictor.load(tmp_path / "m")
+    assert type(again.models["lgbm"].booster).__name__ == "Booster"
     pd.testing.assert_frame_equal(again.predict(X.iloc[:500]), model.predict(X.iloc[:500]))
 
 
