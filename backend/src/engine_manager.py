@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from backend.risk.policy import RiskPolicy, load_policy
 from backend.risk.policy_store import PolicyWatcher
+from backend.src.analytics import store as analytics_store
 from backend.src.core import logging_setup
 from backend.src.core.cli import OneLineParser
 from backend.src.core.config import SourceSpec, SymbolConfig, parse_source, parse_symbols
@@ -203,7 +204,9 @@ def supervise(settings: Settings, config_source: ConfigSource,
         control.open()
         alerts = start_alerts(settings, url, manager.keys)
         children: list[ChildProcess] = [ApiProcess(settings)] if settings.api_enabled else []
-        if settings.analytics_enabled:
+        if settings.analytics_enabled and (why := analytics_store.unavailable(settings)):
+            log.warning("analytics off: %s", why)
+        elif settings.analytics_enabled:
             children.append(AnalyticsProcess(settings))
         workers = WorkerPool(settings, url, lambda: list(manager.records))
         log.info("manager up: %d engines, redis %s, data dir %s", len(configs), redact(url),

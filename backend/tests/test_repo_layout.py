@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 
 from backend.src.core.config import load_engine_config
-from backend.src.core.settings import REPO_ROOT
+from backend.src.core.settings import REPO_ROOT, Settings
 
 
 def test_example_engine_config_is_valid() -> None:
@@ -26,6 +26,15 @@ def test_dockerfile_copies_existing_paths_and_runs_an_importable_module() -> Non
     module = re.search(r'ENTRYPOINT \["python", "-m", "([\w.]+)"\]', text)
     assert module is not None
     importlib.import_module(module.group(1))
+    # two targets: the runtime installs its closed package list without resolving, the trainer everything
+    stages = dict(re.findall(r"^FROM \S+ AS ([\w-]+)\n(.*?)(?=^FROM |\Z)", text, flags=re.M | re.S))
+    assert {"runtime", "trainer", "runtime-deps", "trainer-deps"} <= set(stages)
+    assert "--no-deps" in stages["runtime-deps"] and "-r requirements-runtime.txt" in stages["runtime-deps"]
+    assert "-r requirements.txt" in stages["trainer-deps"] and "prune_install.py /install" in stages["trainer-deps"]
+    assert "--from=runtime-deps" in stages["runtime"] and "--from=trainer-deps" in stages["trainer"]
+    assert re.findall(r"^FROM .* AS (\w+)", text, flags=re.M)[-1] == "runtime", "plain `docker build` = runtime"
+    script = re.search(r'ENTRYPOINT \["(backend/scripts/[\w.]+\.sh)"\]', stages["trainer"])
+    assert script is not None and (REPO_ROOT / script.group(1)).stat().st_mode & 0o111
 
 
 def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one() -> None:
@@ -56,10 +65,12 @@ def test_compose_services_run_modules_that_exist() -> None:
 
     compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"redis", "manager", "api", "workers"} <= set(services)
+    assert {"redis", "clickhouse", "manager", "api", "workers", "trainer"} <= set(services)
+    assert services["manager"]["build"]["target"] == "runtime" and services["trainer"]["build"]["target"] == "trainer"
+    assert all(svc["image"] == services["manager"]["image"] for svc in (services["api"], services["workers"]))
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     for name, svc in services.items():
-        if name == "redis":
+        if name in ("redis", "clickhouse"):
             continue
         for argv in (svc.get("entrypoint"), (svc.get("healthcheck") or {}).get("test", [])[1:]):
             module = _module_of(list(argv or []))
@@ -120,12 +131,16 @@ def test_compose_redis_needs_a_password_and_services_get_only_their_secrets() ->
     assert "--requirepass" in services["redis"]["command"]
     secret = ("TOKEN", "SECRET", "KEY", "WEBHOOK")
     got = {name: {k for k in (svc.get("environment") or {}) if any(w in k for w in secret)}
-           for name, svc in services.items() if name != "redis"}
-    assert got == {"manager": {"LEVIBOT_TELEGRAM_BOT_TOKEN", "LEVIBOT_SLACK_WEBHOOK_URL"},
+           for name, svc in services.items() if name not in ("redis", "clickhouse")}
+    assert got == {"trainer": set(), "manager": {"LEVIBOT_TELEGRAM_BOT_TOKEN", "LEVIBOT_SLACK_WEBHOOK_URL"},
                    "api": {"LEVIBOT_API_TOKEN"},
                    "workers": {"LEVIBOT_GEMMA_API_KEY", "LEVIBOT_DUNE_API_KEY"}}, got
     assert all(":${LEVIBOT_REDIS_PASSWORD" in svc["environment"]["LEVIBOT_REDIS_URL"]
-               for name, svc in services.items() if name != "redis")
+               for name, svc in services.items() if name not in ("redis", "clickhouse"))
+    assert "${LEVIBOT_CLICKHOUSE_PASSWORD" in services["clickhouse"]["environment"]["CLICKHOUSE_PASSWORD"]
+    for name in ("manager", "api"):  # the analytics child (in the manager's tree) and the history API
+        Settings(clickhouse_url=services[name]["environment"]["LEVIBOT_CLICKHOUSE_URL"].replace(
+            "${LEVIBOT_CLICKHOUSE_PASSWORD:?}", "pw"))
 
 
 def test_tests_mirror_the_package_layout() -> None:

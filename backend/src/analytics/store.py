@@ -11,6 +11,7 @@ way. With no server running (the manager stopped) the CLI opens chDB itself.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
 from collections.abc import Iterable
@@ -125,6 +126,14 @@ def store_dir(settings: Settings) -> Path:
 def url_file(settings: Settings) -> Path:
     """Where the analytics process writes the URL of the embedded store it serves."""
     return store_dir(settings) / "url"
+
+
+def unavailable(settings: Settings) -> str | None:
+    """Why this install has no analytics store (None: it has one). The runtime image carries no chDB: it
+    uses a ClickHouse server."""
+    if settings.clickhouse_url or importlib.util.find_spec("chdb") is not None:
+        return None
+    return "the embedded store needs chdb-core-lite, which this install lacks; set LEVIBOT_CLICKHOUSE_URL"
 
 
 def connect(settings: Settings, *, open_embedded: bool = False) -> Store:

@@ -184,8 +184,11 @@ def _read_csv(path: Path) -> list[Candle]:
 
 
 def _read_parquet(path: Path) -> list[Candle]:
-    import pyarrow.parquet as pq  # noqa: PLC0415 - heavy, only for parquet replays
-
+    try:
+        import pyarrow.parquet as pq  # noqa: PLC0415 - heavy, only for parquet replays
+    except ImportError:
+        raise UsageError(f"replay file {path}: Parquet needs pyarrow, which this install lacks (the runtime "
+                         "image): replay a CSV file, or run from the trainer image") from None
     try:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises many types for bad files

@@ -10,6 +10,7 @@ resumes where it stopped. The replay source and the ML pipeline read these files
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import os
 import sys
 import time
@@ -135,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         end = parse_day(args.end, "--end") if args.end else int(time.time() * 1000)
         if end <= start:
             raise UsageError("--end: must be after --start")
+        if importlib.util.find_spec("pyarrow") is None:
+            raise UsageError("the downloader writes Parquet and needs pyarrow, which this install lacks "
+                             "(the runtime image): run it from the trainer image or a full install")
         markets = resolve_live(SourceSpec("live", exchange=args.exchange.lower()), symbols, settings)
         out_dir = args.out or settings.data_dir / "ohlcv"
         out_dir.mkdir(parents=True, exist_ok=True)
