@@ -74,14 +74,15 @@ class Tuner:
 
     def __init__(self, frames: dict[str, pd.DataFrame], *, test_share: float, costs: Costs, policy: RiskPolicy,
                  max_dd: float, objective: str, tft_epochs: int, tft_samples: int = 20000, val_days: int = 4,
-                 holdout_bars: int = 0, turnover_penalty: float = 0.5) -> None:
+                 holdout_bars: int = 0, turnover_penalty: float = 0.5,
+                 tft_sizes: tuple[int, ...] = TFT_SIZES) -> None:
         first = next(iter(frames.values()))
         tf_ms = infer_timeframe_ms(first)
         self.bars_per_day = int(DAY_MS // tf_ms)
         self.wf = WalkForward(train_bars=10 * self.bars_per_day, test_bars=self.bars_per_day)
         self.costs, self.policy, self.max_dd, self.objective = costs, policy, max_dd, objective
         self.tft_epochs, self.tft_samples, self.holdout_bars = tft_epochs, tft_samples, holdout_bars
-        self.turnover_penalty = turnover_penalty
+        self.turnover_penalty, self.tft_sizes = turnover_penalty, tft_sizes
         self.tft_cache: dict[int, dict[str, np.ndarray]] = {}
         self.pairs = make_pairs({k: (k, df) for k, df in frames.items()}, test_share, val_days, self.bars_per_day)
         self.per_year = 365 * DAY_MS / tf_ms
@@ -113,7 +114,7 @@ class Tuner:
         return {"horizon": trial.suggest_categorical("horizon", list(HORIZONS)),
                 "lgbm_max_depth": trial.suggest_int("lgbm_max_depth", 3, 7),
                 "lgbm_learning_rate": trial.suggest_float("lgbm_learning_rate", 0.01, 0.1, log=True),
-                "tft_hidden_size": trial.suggest_categorical("tft_hidden_size", list(TFT_SIZES)),
+                "tft_hidden_size": trial.suggest_categorical("tft_hidden_size", list(self.tft_sizes)),
                 "w_lgbm": trial.suggest_float("w_lgbm", 0.05, 1.0),
                 "w_tft": trial.suggest_categorical("w_tft", [0.0, 0.15, 0.3, 0.5]),
                 "w_sentiment": trial.suggest_float("w_sentiment", 0.0, 1.0),
@@ -215,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="objective minus this x position changes per day (Sharpe units)")
     ap.add_argument("--tft-epochs", type=int, default=1)
     ap.add_argument("--tft-samples", type=int, default=20000, help="training windows per TFT fit")
+    ap.add_argument("--tft-sizes", default=",".join(map(str, TFT_SIZES)),
+                    help="the TFT hidden sizes searched, comma-separated (each one is trained once per run)")
     ap.add_argument("--holdout-days", type=float, default=0.0,
                     help="days at the end the saved model is NOT trained on (the validation gate judges it there)")
     ap.add_argument("--no-save", action="store_true")
@@ -231,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         start, end = parse_date(args.start_date, "--start-date"), parse_date(args.end_date, "--end-date")
         if end <= start:
             raise UsageError("--end-date: must be after --start-date")
+        parts = args.tft_sizes.split(",")
+        tft_sizes = tuple(int(x) for x in parts if x.strip().isdigit())
+        if not tft_sizes or len(tft_sizes) != len(parts) or not all(4 <= x <= 512 for x in tft_sizes):
+            raise UsageError(f"--tft-sizes: expected hidden sizes 4..512, comma-separated, got {args.tft_sizes!r}")
         settings = cli_settings(args.data_dir)
         symbols = [x.strip().upper() for x in args.symbol.split(",") if x.strip()]
         if not symbols:
@@ -242,11 +249,11 @@ def main(argv: list[str] | None = None) -> int:
         holdout_bars = int(args.holdout_days * 86400_000 / infer_timeframe_ms(next(iter(frames.values()))))
         tuner = Tuner(frames, test_share=args.test_share, costs=Costs(), policy=policy, max_dd=args.max_drawdown,
                       objective=args.objective, tft_epochs=args.tft_epochs, tft_samples=args.tft_samples,
-                      holdout_bars=holdout_bars, turnover_penalty=args.turnover_penalty)
+                      holdout_bars=holdout_bars, turnover_penalty=args.turnover_penalty, tft_sizes=tft_sizes)
         name = args.study_name or f"levibot-{args.symbol}-{args.start_date}-{args.end_date}-{args.objective}"
         study = build_study(name, args.seed, args.storage, args.max_drawdown)
         t0 = time.monotonic()
-        study.optimize(tuner, n_trials=args.trials)
+        study.optimize(tuner, n_trials=args.trials, show_progress_bar=sys.stderr.isatty())  # a bar on terminals only
         wall = time.monotonic() - t0
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         done = [t for t in study.trials if t.state in states]

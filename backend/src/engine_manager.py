@@ -40,7 +40,7 @@ from backend.src.supervisor.procs import PRELOAD, SystemRuntime
 from backend.src.supervisor.reconcile import refuse_foreign_leases
 from backend.src.supervisor.watchdog import Watchdog
 from backend.src.supervisor.workers import WorkerPool
-from backend.src.trading.strategies.ensemble import ML_PRELOAD
+from backend.src.trading.strategies.ensemble import ml_preload
 
 log = logging.getLogger(__name__)
 
@@ -265,8 +265,8 @@ def forkserver_preload(settings: Settings, sources: dict[str, SourceSpec]) -> li
     preload = list(PRELOAD)
     if any(s.kind == "live" for s in sources.values()):
         preload += ["ccxt", "backend.src.market.live_source", "backend.src.trading.live_exec"]
-    if (settings.models_dir / "current").is_symlink():  # a production model: the ML stack (torch: ~7 s)
-        preload += ML_PRELOAD
+    if (settings.models_dir / "current").is_symlink():  # a production model: ONNX Runtime and the features
+        preload += ml_preload(os.environ)
     return preload + main_module_preload()
 
 

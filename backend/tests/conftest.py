@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import atexit
 import os
+
+# One thread per model fit and per BLAS/OpenMP pool, in this process and every process it starts: test
+# workers run side by side (pytest-xdist), and OpenMP threads spinning on busy cores slow a fit tenfold.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 import shutil
 import subprocess
 import sys

@@ -9,12 +9,20 @@ its sha256 against the model's metadata.
 from __future__ import annotations
 
 import json
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+
+
+def training_threads() -> int:
+    """Threads one model fit may use (LightGBM, torch): ``OMP_NUM_THREADS`` when set (the OpenMP convention;
+    the tests set 1 so parallel test workers do not oversubscribe the cores), else 2."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else 2
 
 
 class Model(ABC):

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from backend.ml.models import trees
-from backend.ml.models.base import Model
+from backend.ml.models.base import Model, training_threads
 
 MIN_ROWS = 100  # fewer usable training rows: the model stays unfitted (no opinion)
 DEFAULTS: dict[str, Any] = {"max_depth": 4, "learning_rate": 0.03, "n_estimators": 300, "min_child_samples": 50,
@@ -33,8 +33,8 @@ class LightGBMModel(Model):
         import lightgbm as lgb  # noqa: PLC0415 - training only (the trainer install)
 
         p = self.params
-        clf = lgb.LGBMClassifier(num_leaves=min(2 ** int(p["max_depth"]) - 1, 63), random_state=7, n_jobs=2,
-                                 verbose=-1, **p)
+        clf = lgb.LGBMClassifier(num_leaves=min(2 ** int(p["max_depth"]) - 1, 63), random_state=7,
+                                 n_jobs=training_threads(), verbose=-1, **p)
         clf.fit(X.loc[ok, self.features], (y[ok] > 0).astype(int))  # a forward return or a 0/1 label
         self.booster = clf.booster_
         self._check = X.loc[ok, self.features].to_numpy()[-trees.CHECK_ROWS:]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from backend.ml.models import trees
-from backend.ml.models.base import Model
+from backend.ml.models.base import Model, training_threads
 from backend.ml.models.lgbm import DEFAULTS, MIN_ROWS
 
 QUANTILES = (0.25, 0.5, 0.75)
@@ -38,7 +38,7 @@ class ReturnQuantiles(Model):
         self.boosters = []
         for q in QUANTILES:
             reg = lgb.LGBMRegressor(objective="quantile", alpha=q, num_leaves=min(2 ** int(p["max_depth"]) - 1, 63),
-                                    random_state=7, n_jobs=2, verbose=-1, **p)
+                                    random_state=7, n_jobs=training_threads(), verbose=-1, **p)
             reg.fit(X.loc[ok, self.features], y[ok].astype(float))
             self.boosters.append(reg.booster_)
         self._check = X.loc[ok, self.features].to_numpy()[-trees.CHECK_ROWS:]

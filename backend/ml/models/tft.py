@@ -18,10 +18,12 @@ heavy imports happen on first use, not at module import.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
@@ -29,9 +31,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backend.ml.models.base import Model
+from backend.ml.models.base import Model, training_threads
 
 log = logging.getLogger(__name__)
+# torch's C++ log lines ("[W... shape_type_inference.cpp] Warning: ..." from the ONNX exporter): errors only,
+# unless the environment asks otherwise; read when torch loads, which happens in this module's functions.
+os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
 QUANTILES = [0.1, 0.25, 0.5, 0.75, 0.9]
 # the network's inputs, in the order the ONNX graph takes them
 INPUTS = ("encoder_cat", "encoder_cont", "encoder_target", "encoder_lengths", "decoder_cat", "decoder_cont",
@@ -90,7 +95,7 @@ class TFTModel(Model):
 
         p = self.params
         pl.seed_everything(int(p["seed"]), workers=False, verbose=False)
-        torch.set_num_threads(2)
+        torch.set_num_threads(training_threads())
         df = self._frame(X.dropna(subset=self.features))
         ds = self._dataset(df)
         params = ds.get_parameters()
@@ -108,10 +113,11 @@ class TFTModel(Model):
                 dropout=float(p["dropout"]), hidden_continuous_size=max(8, int(p["hidden_size"]) // 2),
                 learning_rate=float(p["learning_rate"]), loss=QuantileLoss(QUANTILES), log_interval=-1,
                 reduce_on_plateau_patience=1000)
-        trainer = pl.Trainer(max_epochs=int(p["epochs"]), accelerator="cpu", devices=1, logger=False,
-                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                             gradient_clip_val=0.1)
-        with warnings.catch_warnings():
+        with quiet_lightning():  # "GPU available: False", "💡 Tip: ... litlogger", each twice (its handler and ours)
+            trainer = pl.Trainer(max_epochs=int(p["epochs"]), accelerator="cpu", devices=1, logger=False,
+                                 enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                                 gradient_clip_val=0.1)
+        with warnings.catch_warnings(), quiet_lightning():
             warnings.simplefilter("ignore")
             trainer.fit(self.net, train_dataloaders=loader)
         self.net.eval()
@@ -283,6 +289,20 @@ class TFTModel(Model):
         self.net.load_state_dict(blob["state_dict"])
         self.net.eval()
         self.runtime = runtime_of(self.dataset_parameters, list(hparams["x_reals"]))
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Lightning's banners and tips off: its loggers at WARNING (it also prints them through its own handler)."""
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 _normal_cdf = np.vectorize(NormalDist().cdf, otypes=[float])  # the standard library's: no SciPy at run time

@@ -19,7 +19,8 @@ from backend.tests.conftest import OHLCV_DIR, ManagerProc, wait_for
 
 pytestmark = [pytest.mark.slow]
 ARGS = ["--symbol", "ETHBTC,LTCBTC", "--holdout-days", "1", "--start-date", "2018-01-10", "--end-date", "2018-01-31",
-        "--ohlcv-dir", str(OHLCV_DIR), "--tft-epochs", "1", "--tft-samples", "1500"]
+        "--ohlcv-dir", str(OHLCV_DIR), "--tft-epochs", "1", "--tft-samples", "1500",
+        "--tft-sizes", "32"]  # one TFT size: trained once per run
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def test_artifact_and_metadata(tuned: tuple[Path, str]) -> None:
             "code_version", "sha256"} <= set(meta)
     hp = meta["hyperparams"]
     assert 3 <= hp["lgbm_max_depth"] <= 7 and 0.01 <= hp["lgbm_learning_rate"] <= 0.1
-    assert hp["tft_hidden_size"] in (32, 64, 128) and 0.5 <= hp["threshold"] <= 0.7
+    assert hp["tft_hidden_size"] == 32 and 0.5 <= hp["threshold"] <= 0.7
     assert hp["horizon"] in (12, 24, 48) and 0 <= hp["edge"] <= 3 and 0 <= hp["min_hold"] <= 48
     assert meta["symbols"] == ["ETHBTC", "LTCBTC"] and meta["holdout_bars"] == 288
     rep = meta["test_report"]["LTCBTC"]
@@ -93,4 +94,6 @@ def test_bad_ranges_and_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["--symbol", "DOGEUSDT", "--ohlcv-dir", str(OHLCV_DIR), "--start-date", "2018-01-10",
                  "--end-date", "2018-01-31"]) == 2
     assert "no 5m candles for DOGEUSDT" in capsys.readouterr().err
+    assert main([*base, "--start-date", "2018-01-10", "--end-date", "2018-01-31", "--tft-sizes", "32,x"]) == 2
+    assert "--tft-sizes: expected hidden sizes 4..512" in capsys.readouterr().err
     assert main([*base, "--start-date", "2018-01-10", "--end-date", "2018-01-31", "--storage", "mysql://x"]) == 2

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,13 @@ log = logging.getLogger(__name__)
 # in the forkserver or any engine.
 ML_PRELOAD = ["backend.ml.models.ensemble_predictor", "backend.ml.feature_pipeline", "backend.ml.registry",
               "onnxruntime"]
+
+
+def ml_preload(environ: Mapping[str, str]) -> list[str]:
+    """``ML_PRELOAD``, plus the training stack where the environment asks models to run in it
+    (``LEVIBOT_TFT_BACKEND=torch``, ``LEVIBOT_GBDT_BACKEND=native``): imported once, not per engine."""
+    extra = ["torch", "pytorch_forecasting"] if environ.get("LEVIBOT_TFT_BACKEND") == "torch" else []
+    return [*ML_PRELOAD, *extra, *(["lightgbm"] if environ.get("LEVIBOT_GBDT_BACKEND") == "native" else [])]
 ENCODER = 48
 WINDOW = 1000  # candles kept: 15 closed 4h bars (the 4h RSI, 720 5m candles) plus the TFT encoder, with margin
 BASE_WINDOW = 200  # enough for a model on the base timeframe's features only (longest window 48 + encoder 48)

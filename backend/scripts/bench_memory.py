@@ -1,0 +1,108 @@
+"""Memory of a fleet trading a production model:
+``python -m backend.scripts.bench_memory --ohlcv FILE --engines 15 [--backend onnx|torch]``.
+
+Trains a small ensemble (LightGBM + the TFT) on the file, promotes it, starts the real manager CLI with
+N engines trading it (``strategy: ensemble``, synthetic candles; no API, workers, analytics or bot), waits
+until every engine has loaded the model and traded candles on it, then prints the USS of the manager,
+the forkserver and the engines, and the import set of the forkserver. ``--backend torch`` runs the TFT in
+torch and LightGBM natively (``LEVIBOT_TFT_BACKEND=torch``, ``LEVIBOT_GBDT_BACKEND=native``: the forkserver
+then preloads torch, pytorch-forecasting and LightGBM), as every engine did before the ONNX runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from backend.ml.feature_pipeline import build, label_up, load_ohlcv
+from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
+from backend.ml.registry import Registry
+from backend.scripts.bench_recovery import uss_mb
+from backend.src.core.redis_launcher import EmbeddedRedis, connect
+from backend.src.core.settings import REPO_ROOT, cli_path
+
+NS = "benchmem:"
+
+
+def train(ohlcv: Path, models: Path) -> str:
+    df = load_ohlcv(ohlcv)
+    cfg = EnsembleConfig(models=[
+        ModelSpec(name="lgbm", weight=0.5, params={"n_estimators": 100}),
+        ModelSpec(name="tft", weight=0.5, features="price_history",
+                  params={"hidden_size": 16, "epochs": 1, "max_train_samples": 2000})])
+    n = int(len(df) * 0.75)
+    model = EnsemblePredictor(cfg).fit(build(df).iloc[:n], label_up(df, 12).iloc[:n])
+    reg = Registry(models)
+    version = reg.save(model.save, {"symbols": ["BENCH"]})
+    reg.promote(version)
+    return version
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ohlcv", type=cli_path, required=True, help="candle file to train the model on")
+    ap.add_argument("--engines", type=int, default=15)
+    ap.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
+    ap.add_argument("--candles", type=int, default=20, help="candles every engine trades on the model first")
+    args = ap.parse_args(argv)
+    if args.engines < 1 or not args.ohlcv.is_file():
+        print("bench: error: --engines must be >= 1 and --ohlcv a file", file=sys.stderr)
+        return 2
+    symbols = [f"M{i:02d}USDT" for i in range(args.engines)]
+    with tempfile.TemporaryDirectory(prefix="levibot-benchmem-") as tmp:
+        print(f"data: {tmp}/data", flush=True)
+        data = Path(tmp) / "data"
+        version = train(args.ohlcv, data / "models")
+        config = Path(tmp) / "engines.yaml"
+        config.write_text("defaults:\n  strategy: {name: ensemble}\n  size_usd: 1000\n")
+        server = EmbeddedRedis(Path(tmp) / "redis").start()
+        r = connect(server.url)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEVIBOT_")}
+        env.update({"LEVIBOT_REDIS_URL": server.url, "LEVIBOT_NAMESPACE": NS, "LEVIBOT_DATA_DIR": str(data),
+                    "LEVIBOT_SYNTHETIC_INTERVAL_S": "0.2"})
+        if args.backend == "torch":
+            env.update({"LEVIBOT_TFT_BACKEND": "torch", "LEVIBOT_GBDT_BACKEND": "native"})
+        started = time.monotonic()
+        mgr = subprocess.Popen([sys.executable, "-m", "backend.src.engine_manager", "--symbols", ",".join(symbols),
+                                "--config", str(config), "--no-api", "--no-analytics", "--no-bot", "--workers", "0"],
+                               env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 300
+            while True:
+                traded = {s: sum(1 for _, f in r.xrevrange(f"{NS}hist:{s}", count=200) if f.get("mv") == version)
+                          for s in symbols}
+                if all(n >= args.candles for n in traded.values()):
+                    break
+                if time.monotonic() > deadline or mgr.poll() is not None:
+                    print(f"bench: engines did not trade on the model: {traded}", file=sys.stderr)
+                    return 1
+                time.sleep(0.5)
+            print(f"{args.engines} engines trading model {version} ({args.backend}) after "
+                  f"{time.monotonic() - started:.1f}s")
+            time.sleep(2.0)
+            manager = psutil.Process(mgr.pid)
+            tree = manager.children(recursive=True)
+            engines = [p for p in tree if any(f"engine-{s}" in " ".join(p.cmdline()) for s in symbols)]
+            server_pid = server.proc.pid if server.proc else -1
+            others = [p for p in tree if p not in engines and p.pid != server_pid]
+            total = uss_mb([manager, *others, *engines])
+            print(f"memory USS ({args.backend}): manager + forkserver + {len(engines)} engines {total:.0f} MB "
+                  f"(manager {uss_mb([manager]):.0f} MB, forkserver {uss_mb(others):.0f} MB, engines "
+                  f"{uss_mb(engines):.0f} MB, {uss_mb(engines) / max(1, len(engines)):.1f} MB each)")
+        finally:
+            mgr.terminate()
+            mgr.wait(60)
+            r.close()
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
