@@ -134,7 +134,7 @@ def test_compose_redis_needs_a_password_and_services_get_only_their_secrets() ->
            for name, svc in services.items() if name not in ("redis", "clickhouse")}
     assert got == {"trainer": set(), "manager": {"LEVIBOT_TELEGRAM_BOT_TOKEN", "LEVIBOT_SLACK_WEBHOOK_URL"},
                    "api": {"LEVIBOT_API_TOKEN"},
-                   "workers": {"LEVIBOT_GEMMA_API_KEY", "LEVIBOT_DUNE_API_KEY"}}, got
+                   "workers": {"LEVIBOT_GEMMA_API_KEY", "LEVIBOT_DUNE_API_KEY", "LEVIBOT_NANSEN_API_KEY"}}, got
     assert all(":${LEVIBOT_REDIS_PASSWORD" in svc["environment"]["LEVIBOT_REDIS_URL"]
                for name, svc in services.items() if name not in ("redis", "clickhouse"))
     assert "${LEVIBOT_CLICKHOUSE_PASSWORD" in services["clickhouse"]["environment"]["CLICKHOUSE_PASSWORD"]

@@ -1,9 +1,9 @@
-"""On-chain metrics: Dune (execute a query, poll its status, fetch its results) and the
-funding rate through ccxt, cached in Redis for 5 minutes.
+"""On-chain metrics: Dune (execute a query, poll its status, fetch its results), Nansen (smart-money,
+exchange and whale net flows per token: ``nansen.py``) and the funding rate through ccxt, cached in
+Redis for 5 minutes, each source on its own clock.
 
 When an API is down the last known value is served with its age and ``stale=True``;
-engines decide how much to trust it. Nansen is not wired in (no public wire format to
-test against here); the Dune query can compute the same flows.
+engines decide how much to trust it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import redis
 
+from backend.ml.features.nansen import FIELDS as NANSEN_FIELDS
+from backend.ml.features.nansen import NansenClient
 from backend.ml.features.news import base_asset
 from backend.src.core.errors import LeviBotError, TransientError
 from backend.src.core.keys import Keys
@@ -27,6 +29,7 @@ from backend.src.core.settings import Settings
 log = logging.getLogger(__name__)
 DEFAULT_SQL = (Path(__file__).with_name("dune_exchange_flows.sql")).read_text()
 DUNE_TERMINAL_FAILURES = ("QUERY_STATE_FAILED", "QUERY_STATE_CANCELED", "QUERY_STATE_EXPIRED")
+SOURCES = ("dune", "nansen", "funding")
 METRICS = ("active_addresses_24h", "exchange_inflow_usd", "exchange_outflow_usd", "whale_transactions_count")
 
 
@@ -42,6 +45,9 @@ class OnchainMetrics:
     exchange_outflow_usd: float | None = None
     whale_transactions_count: int | None = None
     funding_rate: float | None = None
+    smart_money_net_flow_usd: float | None = None  # Nansen: smart traders' net flow (+: accumulating)
+    nansen_exchange_net_flow_usd: float | None = None  # Nansen: into exchanges, net (+: deposits, sell pressure)
+    whale_net_flow_usd: float | None = None
     fetched_at: float = 0.0  # unix seconds of the newest successful fetch
     age_s: float = 0.0
     stale: bool = False
@@ -145,7 +151,9 @@ class OnchainFetcher:
         self.r = r
         self.keys = Keys(settings.namespace)
         self.clock = clock
-        self.dune = DuneClient(http or httpx.Client(), settings, sleep) if settings.dune_api_key else None
+        http = http or httpx.Client()
+        self.dune = DuneClient(http, settings, sleep) if settings.dune_api_key else None
+        self.nansen = NansenClient(http, settings) if settings.nansen_api_key else None
         self.funding = funding
 
     def cached(self, symbol: str) -> dict[str, Any]:
@@ -155,12 +163,12 @@ class OnchainFetcher:
     def get(self, symbol: str, *, force: bool = False) -> OnchainMetrics:
         now = self.clock()
         known = self.cached(symbol)
-        due = [src for src in ("dune", "funding")
+        due = [src for src in SOURCES
                if force or now - float(known.get(f"{src}_at") or 0) >= self.settings.onchain_cache_ttl_s]
         errors = []
         for src in due:
             try:
-                values = self._fetch_dune(symbol) if src == "dune" else self._fetch_funding(symbol)
+                values = self._fetch(src, symbol)
             except (LeviBotError, ValueError) as exc:  # transient or a config error: keep the last value
                 errors.append(f"{src}: {exc}")
                 log.warning("onchain %s %s: %s; serving the last known value", symbol, src, exc)
@@ -172,6 +180,11 @@ class OnchainFetcher:
             self.r.hset(self.keys.onchain(symbol), mapping={**{k: json.dumps(v) for k, v in values.items()},
                                                             f"{src}_at": json.dumps(now)})
         return self._metrics(symbol, known, now, tuple(errors))
+
+    def _fetch(self, src: str, symbol: str) -> dict[str, Any] | None:
+        if src == "nansen":
+            return self.nansen.flows(base_asset(symbol)) if self.nansen is not None else None
+        return self._fetch_dune(symbol) if src == "dune" else self._fetch_funding(symbol)
 
     def _fetch_dune(self, symbol: str) -> dict[str, Any] | None:
         if self.dune is None:
@@ -187,10 +200,10 @@ class OnchainFetcher:
         return {"funding_rate": float(self.funding(symbol))}
 
     def _metrics(self, symbol: str, known: dict[str, Any], now: float, errors: tuple[str, ...]) -> OnchainMetrics:
-        stamps = [float(known[k]) for k in ("dune_at", "funding_at") if known.get(k)]
+        stamps = [float(known[f"{src}_at"]) for src in SOURCES if known.get(f"{src}_at")]
         fetched = min(stamps) if stamps else 0.0
         age = now - fetched if stamps else float("inf")
-        values = {k: known.get(k) for k in (*METRICS, "funding_rate")}
+        values = {k: known.get(k) for k in (*METRICS, "funding_rate", *NANSEN_FIELDS)}
         return OnchainMetrics(symbol=symbol, **values, fetched_at=fetched, age_s=age,
                               stale=bool(errors) or age > self.settings.onchain_cache_ttl_s * 2, errors=errors)
 

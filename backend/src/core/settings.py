@@ -220,9 +220,26 @@ class FeatureSettings(BaseModel):
     dune_query_id: int | None = Field(default=None, ge=1)
     dune_poll_s: float = Field(default=2.0, gt=0)
     dune_max_wait_s: float = Field(default=120.0, gt=0)
+    # Nansen (issue 20): smart-money, exchange and whale net flows per token (Token God Mode flow intelligence).
+    nansen_api_key: SecretStr | None = None
+    nansen_base_url: str = "https://api.nansen.ai"
+    nansen_timeframe: Literal["5m", "1h", "6h", "12h", "1d", "7d"] = "1d"
+    nansen_timeout_s: float = Field(default=20.0, gt=0)
+    # base asset -> "chain:token address" (JSON object in the environment); the majors are built in
+    nansen_tokens: dict[str, str] = Field(default_factory=dict)
     funding_exchange: str | None = None  # ccxt id for funding rates (e.g. binance); unset: no funding fetch
     onchain_interval_s: float = Field(default=300.0, gt=0)
     onchain_cache_ttl_s: float = Field(default=300.0, gt=0)
+
+    @field_validator("nansen_tokens")
+    @classmethod
+    def _nansen_tokens(cls, v: dict[str, str]) -> dict[str, str]:
+        for asset, where in v.items():
+            chain, _, address = where.partition(":")
+            if not asset.isalnum() or not chain.isalpha() or len(address) < 20 or not address.isalnum():
+                raise ValueError(f"{asset}: expected \"chain:token address\" (e.g. \"ethereum:0x2260fac5...\"), "
+                                 f"got {where!r}")
+        return {asset.upper(): where for asset, where in v.items()}
 
     @field_validator("news_jsonl")
     @classmethod

@@ -127,7 +127,7 @@ class AnalyticsProcess(ChildProcess):
 class WorkerProcess(ChildProcess):
     """One RQ worker; a new name per start (RQ refuses a name whose key is still alive)."""
 
-    secrets = frozenset({"gemma_api_key", "openai_api_key", "dune_api_key"})  # news scoring, on-chain fetch
+    secrets = frozenset({"gemma_api_key", "openai_api_key", "dune_api_key", "nansen_api_key"})  # news, on-chain
 
     def __init__(self, settings: Settings, index: int, on_exit: Callable[[ChildProcess], None] | None = None) -> None:
         super().__init__(settings, f"rq worker {index}", on_exit)

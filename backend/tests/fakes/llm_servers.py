@@ -193,3 +193,38 @@ class DuneServer(FakeServer):
             out["result"] = {"rows": self.rows, "metadata": {"column_names": list(self.rows[0]) if self.rows else [],
                                                              "row_count": len(self.rows)}}
         return 200, out, {}
+
+
+class NansenServer(FakeServer):
+    """``POST /api/v1/tgm/flow-intelligence`` (Nansen API v1): the documented request and response shapes,
+    401 without the key, 422 for an unknown chain, 429 with ``retry-after`` and rate-limit headers."""
+
+    api_key = "nansen-key"
+    chains = ("ethereum", "solana", "base", "arbitrum", "bnb", "polygon")
+
+    def __init__(self) -> None:
+        self.flows: dict[str, dict[str, float]] = {}  # token address -> segment net flows; unknown: empty data
+        super().__init__()
+
+    def route(self, h: BaseHTTPRequestHandler, method: str, body: dict[str, Any],
+              mode: str) -> tuple[int, Any, dict[str, str]]:
+        if method != "POST" or h.path.split("?")[0] != "/api/v1/tgm/flow-intelligence":
+            return 404, {"detail": "Not Found"}, {}
+        if h.headers.get("apiKey") != self.api_key:
+            return 401, {"detail": "Invalid API key"}, {}
+        if mode == "429":
+            return 429, {"detail": "Rate limit exceeded"}, {"retry-after": "2", "x-ratelimit-remaining-second": "0"}
+        if body.get("chain") not in self.chains or not body.get("token_address"):
+            return 422, {"detail": [{"loc": ["body", "chain"], "msg": "Input should be a supported chain",
+                                     "type": "enum"}]}, {}
+        if mode == "wrong_shape":
+            return 200, {"data": [{"smart_trader_net_flow_usd": "n/a"}]}, {}
+        flows = self.flows.get(str(body["token_address"]).lower())
+        if flows is None:
+            return 200, {"data": [], "pagination": {"page": 1, "per_page": 10, "is_last_page": True}}, {}
+        row = {f"{seg}_{kind}": 0.0 for seg in ("public_figure", "top_pnl", "whale", "smart_trader", "exchange",
+                                                 "fresh_wallets") for kind in ("net_flow_usd", "avg_flow_usd")}
+        row.update({f"{seg}_wallet_count": 3 for seg in ("public_figure", "top_pnl", "whale", "smart_trader",
+                                                          "exchange", "fresh_wallets")})
+        row.update(flows)
+        return 200, {"data": [row]}, {"x-ratelimit-remaining-second": "19"}

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from backend.ml.features.onchain_fetcher import OnchainFetcher, ccxt_funding
 from backend.src.core.settings import Settings
 from backend.tests.fakes.binance_server import BinanceServer, generated
-from backend.tests.fakes.llm_servers import DuneServer
+from backend.tests.fakes.llm_servers import DuneServer, NansenServer
 
 
 class Clock:
@@ -106,3 +106,72 @@ def test_funding_through_ccxt(settings: Settings, r: redis.Redis) -> None:
         assert f.get("DOGEUSDT").errors  # not a perpetual there: an error line, not a crash
     finally:
         binance.close()
+
+
+WBTC = "0x2260fac5e5542a773aa44fbcfedf7c193bc2c599"
+
+
+@pytest.fixture
+def nansen() -> Iterator[NansenServer]:
+    server = NansenServer()
+    server.flows[WBTC] = {"smart_trader_net_flow_usd": 2.5e6, "exchange_net_flow_usd": -4.0e7,
+                          "whale_net_flow_usd": 1.2e7}
+    yield server
+    server.close()
+
+
+def nansen_fetcher(settings: Settings, r: redis.Redis, nansen: NansenServer, clock: Clock,
+                   **extra: object) -> OnchainFetcher:
+    s = settings.model_copy(update={"nansen_api_key": SecretStr("nansen-key"), "nansen_base_url": nansen.url,
+                                    "nansen_timeout_s": 1.0, **extra})
+    return OnchainFetcher(s, r, http=httpx.Client(), clock=clock)
+
+
+def test_nansen_flows_in_the_documented_wire_format(settings: Settings, r: redis.Redis,
+                                                    nansen: NansenServer) -> None:
+    clock = Clock()
+    m = nansen_fetcher(settings, r, nansen, clock).get("BTCUSDT")
+    assert not m.stale and m.errors == ()
+    assert (m.smart_money_net_flow_usd, m.nansen_exchange_net_flow_usd, m.whale_net_flow_usd) == (2.5e6, -4.0e7, 1.2e7)
+    (call,) = nansen.calls("/tgm/flow-intelligence")
+    assert call["headers"]["apiKey"] == "nansen-key"
+    assert call["body"] == {"chain": "ethereum", "token_address": WBTC, "timeframe": "1d"}
+    clock.t += 120  # cached: the same five minutes as Dune's
+    assert nansen_fetcher(settings, r, nansen, clock).get("BTCUSDT").age_s == 120 and len(nansen.requests) == 1
+
+
+def test_nansen_tokens_from_settings_and_assets_without_one(settings: Settings, r: redis.Redis,
+                                                            nansen: NansenServer) -> None:
+    link = "0x514910771af9ca656af840dff83e8264ecf986ca"
+    nansen.flows[link] = {"smart_trader_net_flow_usd": -1.0, "exchange_net_flow_usd": 2.0, "whale_net_flow_usd": 3.0}
+    tokens = {"link": f"ethereum:{link}"}
+    f = nansen_fetcher(settings, r, nansen, Clock(), nansen_tokens=Settings(nansen_tokens=tokens).nansen_tokens)
+    assert f.get("LINKUSDT").smart_money_net_flow_usd == -1.0
+    m = f.get("DOGEUSDT")  # no token known: nothing asked, nothing stale
+    assert m.smart_money_net_flow_usd is None and m.errors == () and len(nansen.requests) == 1
+    with pytest.raises(ValueError, match='LINK: expected "chain:token address"'):
+        Settings(nansen_tokens={"LINK": "0x514910771af9ca656af840dff83e8264ecf986ca"})
+
+
+@pytest.mark.parametrize("mode", ["429", "500", "503", "malformed", "wrong_shape", "slow"])
+def test_nansen_down_serves_the_last_value_marked_stale(mode: str, settings: Settings, r: redis.Redis,
+                                                        nansen: NansenServer) -> None:
+    clock = Clock()
+    f = nansen_fetcher(settings, r, nansen, clock)
+    f.get("BTCUSDT")
+    clock.t += 600
+    nansen.plan.extend([mode] * 3)
+    m = f.get("BTCUSDT")
+    assert m.stale and m.errors[0].startswith("nansen:") and m.smart_money_net_flow_usd == 2.5e6 and m.age_s == 600
+    if mode == "429":
+        assert "rate limited (429, retry after 2 s)" in m.errors[0]
+
+
+def test_nansen_bad_key_unknown_token_and_key_in_no_log(settings: Settings, r: redis.Redis, nansen: NansenServer,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    m = nansen_fetcher(settings, r, nansen, Clock(), nansen_api_key=SecretStr("wrong")).get("BTCUSDT")
+    assert m.stale and "HTTP 401" in m.errors[0] and m.smart_money_net_flow_usd is None
+    nansen.flows.clear()
+    m = nansen_fetcher(settings, r, nansen, Clock()).get("ETHUSDT")
+    assert m.stale and "no flow data" in m.errors[0]
+    assert "nansen-key" not in caplog.text and "wrong" not in caplog.text

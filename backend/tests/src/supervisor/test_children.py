@@ -21,6 +21,7 @@ SECRETS = {
     "LEVIBOT_API_TOKEN": "apitoken-0123456789abcdef",
     "LEVIBOT_GEMMA_API_KEY": "gemmakey-0123456789abcdef",
     "LEVIBOT_DUNE_API_KEY": "dunekey-0123456789abcdef",
+    "LEVIBOT_NANSEN_API_KEY": "nansenkey-0123456789abcdef",
     "LEVIBOT_TELEGRAM_BOT_TOKEN": "123456:telegramtoken-0123456789",
     "LEVIBOT_SLACK_WEBHOOK_URL": "http://127.0.0.1:1/slack-secret-0123456789",
     "LEVIBOT_CLICKHOUSE_URL": "http://default:chpassword-0123456789@127.0.0.1:1/?database=levibot",
@@ -62,7 +63,7 @@ def test_each_child_gets_only_the_secrets_it_uses(fleet: tuple[ManagerProc, Path
         "uvicorn": {"LEVIBOT_API_TOKEN"},
         "backend.src.bot": {"LEVIBOT_TELEGRAM_BOT_TOKEN"},  # it waits for the (unreachable) Bot API meanwhile
         "backend.src.analytics": {"LEVIBOT_CLICKHOUSE_URL"},  # it waits for the (unreachable) server meanwhile
-        "rq:worker": {"LEVIBOT_GEMMA_API_KEY", "LEVIBOT_DUNE_API_KEY"},
+        "rq:worker": {"LEVIBOT_GEMMA_API_KEY", "LEVIBOT_DUNE_API_KEY", "LEVIBOT_NANSEN_API_KEY"},
         "redis-server": set(),
         "engine-": set(),  # paper engines: no keys at all (live engines get the exchange keys in memory)
         "forkserver": set(),
