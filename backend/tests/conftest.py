@@ -247,3 +247,18 @@ def require_binary(name: str, package: str = "prometheus") -> str:
     if os.environ.get("LEVIBOT_TEST_STRICT") == "1":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest files first, so that pytest-xdist (which hands out whole files) never ends the run on one
+    long file alone: files by their longest test timeout, then those with slow tests, then the rest; the
+    order within a file and among equals stays as collected."""
+
+    def weight(item: pytest.Item) -> tuple[float, int]:
+        timeout = item.get_closest_marker("timeout")
+        return (float(timeout.args[0]) if timeout else 0.0, int(item.get_closest_marker("slow") is not None))
+
+    per_file: dict[str, tuple[float, int]] = {}
+    for item in items:
+        per_file[item.nodeid.split("::")[0]] = max(per_file.get(item.nodeid.split("::")[0], (0.0, 0)), weight(item))
+    items.sort(key=lambda item: tuple(-x for x in per_file[item.nodeid.split("::")[0]]))

@@ -42,7 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.keys = Keys(s.namespace)
         app.state.status_cache = snapshot.BodyCache(s.api_cache_s)
         app.state.redis = aioredis.Redis.from_url(
-            discover_url(s), decode_responses=True, socket_timeout=1.0, socket_connect_timeout=1.0,
+            # 3 s: a loaded small machine (50 engines on 2 cores) answers slowly; a dead Redis is still a 503
+            discover_url(s), decode_responses=True, socket_timeout=3.0, socket_connect_timeout=1.0,
             max_connections=64,
         )
         app.state.feed = FleetFeed(lambda: status_body(app))
