@@ -180,7 +180,7 @@ class Tuner:
         return model.fit(x.iloc[order], y.iloc[order])
 
 
-def build_study(name: str, seed: int, storage: str | None, max_dd: float) -> optuna.Study:
+def build_study(name: str, seed: int, storage: str | None) -> optuna.Study:
     store: Any = None
     if storage:
         if not storage.startswith(("redis://", "rediss://", "unix://")):
@@ -188,11 +188,8 @@ def build_study(name: str, seed: int, storage: str | None, max_dd: float) -> opt
         from optuna.storages.journal import JournalRedisBackend, JournalStorage  # noqa: PLC0415
 
         store = JournalStorage(JournalRedisBackend(storage))
-
-    def feasible(trial: optuna.trial.FrozenTrial) -> list[float]:
-        return [float(trial.user_attrs.get("max_drawdown", 0.0)) - max_dd]
-
-    sampler = optuna.samplers.TPESampler(seed=seed, constraints_func=feasible, n_startup_trials=15)
+    # the drawdown constraint: each trial sets it (Trial.set_constraint), the sampler reads it from there
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=15)
     return optuna.create_study(study_name=name, storage=store, direction="maximize", sampler=sampler,
                                load_if_exists=True)
 
@@ -251,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                       objective=args.objective, tft_epochs=args.tft_epochs, tft_samples=args.tft_samples,
                       holdout_bars=holdout_bars, turnover_penalty=args.turnover_penalty, tft_sizes=tft_sizes)
         name = args.study_name or f"levibot-{args.symbol}-{args.start_date}-{args.end_date}-{args.objective}"
-        study = build_study(name, args.seed, args.storage, args.max_drawdown)
+        study = build_study(name, args.seed, args.storage)
         t0 = time.monotonic()
         study.optimize(tuner, n_trials=args.trials, show_progress_bar=sys.stderr.isatty())  # a bar on terminals only
         wall = time.monotonic() - t0

@@ -13,6 +13,7 @@ wins, and none (the ensemble stays flat) when no candidate earns its costs there
 from __future__ import annotations
 
 import itertools
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,7 +128,10 @@ def predict_pooled(pairs: dict[str, Pair], config: EnsembleConfig, wf: WalkForwa
     folds = {k: wf.folds(p.region(which).start, p.region(which).stop) for k, p in pairs.items()}
     parts: dict[str, list[pd.DataFrame]] = {k: [] for k in pairs}
     targets = {k: forward_return(p.df, wf.horizon) for k, p in pairs.items()}
-    for i in range(max(len(f) for f in folds.values())):
+    from tqdm import tqdm  # noqa: PLC0415 - research only (the trainer install)
+
+    n_folds = max(len(f) for f in folds.values())
+    for i in tqdm(range(n_folds), desc=f"{which} folds", leave=False, disable=not sys.stderr.isatty()):
         live = [k for k in pairs if i < len(folds[k])]
         x = pd.concat([pairs[k].feats.iloc[folds[k][i][0]] for k in live])
         y = pd.concat([targets[k].iloc[folds[k][i][0]] for k in live])

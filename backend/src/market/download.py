@@ -58,23 +58,6 @@ def write_rows(path: Path, rows: list[list[float]]) -> None:
     os.replace(tmp, path)
 
 
-class Progress:
-    def __init__(self, label: str, total: int) -> None:
-        self.label, self.total, self.done = label, max(1, total), 0
-        self.tty = sys.stderr.isatty()
-
-    def add(self, n: int) -> None:
-        self.done += n
-        pct = min(100.0, 100 * self.done / self.total)
-        bar = "#" * int(pct / 4)
-        end = "\r" if self.tty else "\n"
-        print(f"{self.label} [{bar:<25}] {pct:5.1f}% {self.done}/{self.total} candles", end=end, file=sys.stderr)
-
-    def close(self) -> None:
-        if self.tty:
-            print(file=sys.stderr)
-
-
 def download(ex: Any, market: str, symbol: str, timeframe: str, start: int, end: int, out: Path) -> dict[str, int]:
     """Fill ``out`` with every candle in [start, end); returns counts."""
     from backend.src.market.exchange import fetch_candles  # noqa: PLC0415
@@ -92,7 +75,9 @@ def download(ex: Any, market: str, symbol: str, timeframe: str, start: int, end:
         if last + tf < end:
             ranges.append((last + tf, end))
     todo = sum((b - a) // tf for a, b in ranges)
-    progress = Progress(f"{symbol} {timeframe}", todo)
+    from tqdm import tqdm  # noqa: PLC0415 - the trainer install (the downloader's Parquet needs it too)
+
+    progress = tqdm(total=todo, desc=f"{symbol} {timeframe}", unit="candles", disable=not sys.stderr.isatty())
     fetched = pages = 0
     for a, b in ranges:
         since = a
@@ -105,7 +90,7 @@ def download(ex: Any, market: str, symbol: str, timeframe: str, start: int, end:
             rows.extend(new)
             fetched += len(new)
             pages += 1
-            progress.add(len(page))
+            progress.update(len(page))
             since = int(page[-1][0]) + tf
             if pages % SAVE_EVERY_PAGES == 0:
                 write_rows(out, rows)  # a crash from here on resumes after this point
