@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import replace
@@ -113,6 +114,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="a built-in strategy name or a *.levi.yaml file: backtest it instead of the walk-forward")
     ap.add_argument("--full", action="store_true",
                     help="with --strategy: the whole file from a flat start, as an engine replaying it (fills.csv)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="with --strategy: files backtested at once, one process each (default: the cores)")
     ap.add_argument("--engine-config", type=cli_path, default=None,
                     help="engine config (YAML) for the symbol: sizes, fees, slippage, stops, strategy params")
     return ap.parse_args(argv)
@@ -124,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not 0 < args.holdout < 1:
             raise UsageError("--holdout: must be between 0 and 1")
+        if args.jobs < 1:
+            raise UsageError(f"--jobs: must be at least 1, got {args.jobs}")
         if args.full and args.strategy is None and args.engine_config is None:
             raise UsageError("--full: needs --strategy or --engine-config (the strategy to replay)")
         settings = Settings()

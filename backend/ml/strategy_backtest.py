@@ -13,8 +13,11 @@ average prices, fees, net PnL, return) and ``report.json`` / ``equity.png`` the 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +102,14 @@ def run_file(path: Path, args: Any, settings: Settings, out: Path) -> dict[str, 
 
 def run(args: Any, settings: Settings, files: list[Path], out: Path) -> dict[str, Any]:
     summary: dict[str, Any] = {"mode": "full" if args.full else f"held-out final {args.holdout:.0%}", "pairs": {}}
-    for f in files:
-        rep = run_file(f, args, settings, out)
+    jobs = max(1, min(int(getattr(args, "jobs", 1) or 1), len(files)))
+    if jobs > 1:  # files are independent: one process each, as many at a time as --jobs (fork: nothing re-imported)
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"))
+        with pool:
+            reports = list(pool.map(run_file, files, *(itertools.repeat(x) for x in (args, settings, out))))
+    else:
+        reports = [run_file(f, args, settings, out) for f in files]
+    for rep in reports:
         summary["pairs"][rep["symbol"]] = rep
         s = rep["strategies"]
         log.info("%s: strategy return %+.2f%% sharpe %.2f dd %.3f fills %d | buy&hold %+.2f%% | flat 0", rep["symbol"],

@@ -50,14 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ohlcv", type=cli_path, required=True, help="candle file to train the model on")
     ap.add_argument("--engines", type=int, default=15)
     ap.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
-    ap.add_argument("--candles", type=int, default=20, help="candles every engine trades on the model first")
+    ap.add_argument("--candles", type=int, default=10, help="candles every engine trades on the model first")
     args = ap.parse_args(argv)
     if args.engines < 1 or not args.ohlcv.is_file():
         print("bench: error: --engines must be >= 1 and --ohlcv a file", file=sys.stderr)
         return 2
     symbols = [f"M{i:02d}USDT" for i in range(args.engines)]
     with tempfile.TemporaryDirectory(prefix="levibot-benchmem-") as tmp:
-        print(f"data: {tmp}/data", flush=True)
         data = Path(tmp) / "data"
         version = train(args.ohlcv, data / "models")
         config = Path(tmp) / "engines.yaml"
@@ -66,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         r = connect(server.url)
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEVIBOT_")}
         env.update({"LEVIBOT_REDIS_URL": server.url, "LEVIBOT_NAMESPACE": NS, "LEVIBOT_DATA_DIR": str(data),
-                    "LEVIBOT_SYNTHETIC_INTERVAL_S": "0.2"})
+                    "LEVIBOT_SYNTHETIC_INTERVAL_S": "1.0"})  # a candle a second: the fleet keeps up on 2 cores
         if args.backend == "torch":
             env.update({"LEVIBOT_TFT_BACKEND": "torch", "LEVIBOT_GBDT_BACKEND": "native"})
         started = time.monotonic()

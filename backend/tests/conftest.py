@@ -250,15 +250,16 @@ def require_binary(name: str, package: str = "prometheus") -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest files first, so that pytest-xdist (which hands out whole files) never ends the run on one
-    long file alone: files by their longest test timeout, then those with slow tests, then the rest; the
-    order within a file and among equals stays as collected."""
+    """Files with a long timeout (the longest tests) first, so that pytest-xdist (which hands out whole files)
+    does not end the run on one of them alone; everything else in collection order (the heavy files spread
+    through the run rather than all at once)."""
 
-    def weight(item: pytest.Item) -> tuple[float, int]:
+    def longest(item: pytest.Item) -> float:
         timeout = item.get_closest_marker("timeout")
-        return (float(timeout.args[0]) if timeout else 0.0, int(item.get_closest_marker("slow") is not None))
+        return float(timeout.args[0]) if timeout else 0.0
 
-    per_file: dict[str, tuple[float, int]] = {}
+    per_file: dict[str, float] = {}
     for item in items:
-        per_file[item.nodeid.split("::")[0]] = max(per_file.get(item.nodeid.split("::")[0], (0.0, 0)), weight(item))
-    items.sort(key=lambda item: tuple(-x for x in per_file[item.nodeid.split("::")[0]]))
+        name = item.nodeid.split("::")[0]
+        per_file[name] = max(per_file.get(name, 0.0), longest(item))
+    items.sort(key=lambda item: -per_file[item.nodeid.split("::")[0]])

@@ -29,7 +29,9 @@ def running_pid(r: redis.Redis, ns: str, symbol: str) -> int | None:
     return pid if heartbeat_pid(r, ns, symbol) == pid else None
 
 
-def wait_running(r: redis.Redis, ns: str, symbols: list[str], timeout: float = 30.0) -> dict[str, int]:
+def wait_running(r: redis.Redis, ns: str, symbols: list[str], timeout: float = 60.0) -> dict[str, int]:
+    """Every symbol's engine running (a readiness wait: a manager starting beside three busy test workers on
+    two cores can take half a minute; what a test measures, it measures with its own bounds)."""
     def all_up() -> dict[str, int] | None:
         pids = {s: running_pid(r, ns, s) for s in symbols}
         return pids if all(pids.values()) else None  # type: ignore[return-value]
