@@ -3,8 +3,9 @@
 
 Trains a small ensemble (LightGBM + the TFT) on the file, promotes it, starts the real manager CLI with
 N engines trading it (``strategy: ensemble``, synthetic candles; no API, workers, analytics or bot), waits
-until every engine has loaded the model and traded candles on it, then prints the USS of the manager,
-the forkserver and the engines, and the import set of the forkserver. ``--backend torch`` runs the TFT in
+until every engine has loaded the model and traded candles on it, then prints the USS (private memory) of
+the manager, the forkserver and the engines, and the tree's PSS (what the preloaded libraries cost too:
+USS leaves out pages the forkserver shares with its engines). ``--backend torch`` runs the TFT in
 torch and LightGBM natively (``LEVIBOT_TFT_BACKEND=torch``, ``LEVIBOT_GBDT_BACKEND=native``: the forkserver
 then preloads torch, pytorch-forecasting and LightGBM), as every engine did before the ONNX runtime.
 """
@@ -20,11 +21,11 @@ import time
 from pathlib import Path
 
 import psutil
+import redis
 
 from backend.ml.feature_pipeline import build, label_up, load_ohlcv
 from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
 from backend.ml.registry import Registry
-from backend.scripts.bench_recovery import uss_mb
 from backend.src.core.redis_launcher import EmbeddedRedis, connect
 from backend.src.core.settings import REPO_ROOT, cli_path
 
@@ -43,6 +44,24 @@ def train(ohlcv: Path, models: Path) -> str:
     version = reg.save(model.save, {"symbols": ["BENCH"]})
     reg.promote(version)
     return version
+
+
+def traded_on(r: redis.Redis, symbol: str, version: str) -> int:
+    """Candles of the symbol's recent history traded on the model ``version``."""
+    entries: list[tuple[str, dict[str, str]]] = r.xrevrange(f"{NS}hist:{symbol}", count=200)  # type: ignore[assignment]
+    return sum(1 for _, fields in entries if fields.get("mv") == version)
+
+
+def footprint(procs: list[psutil.Process]) -> tuple[float, float]:
+    """(USS, PSS) in MB over the processes still alive."""
+    uss = pss = 0
+    for p in procs:
+        try:
+            info = p.memory_full_info()
+        except psutil.Error:
+            continue
+        uss, pss = uss + info.uss, pss + info.pss
+    return uss / 2**20, pss / 2**20
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             deadline = time.monotonic() + 300
             while True:
-                traded = {s: sum(1 for _, f in r.xrevrange(f"{NS}hist:{s}", count=200) if f.get("mv") == version)
-                          for s in symbols}
+                traded = {s: traded_on(r, s, version) for s in symbols}
                 if all(n >= args.candles for n in traded.values()):
                     break
                 if time.monotonic() > deadline or mgr.poll() is not None:
@@ -91,10 +109,15 @@ def main(argv: list[str] | None = None) -> int:
             engines = [p for p in tree if any(f"engine-{s}" in " ".join(p.cmdline()) for s in symbols)]
             server_pid = server.proc.pid if server.proc else -1
             others = [p for p in tree if p not in engines and p.pid != server_pid]
-            total = uss_mb([manager, *others, *engines])
-            print(f"memory USS ({args.backend}): manager + forkserver + {len(engines)} engines {total:.0f} MB "
-                  f"(manager {uss_mb([manager]):.0f} MB, forkserver {uss_mb(others):.0f} MB, engines "
-                  f"{uss_mb(engines):.0f} MB, {uss_mb(engines) / max(1, len(engines)):.1f} MB each)")
+            (mgr_mb, mgr_pss), (fork_mb, fork_pss), (eng_mb, eng_pss) = (footprint(x) for x in ([manager], others,
+                                                                                               engines))
+            pss = mgr_pss + fork_pss + eng_pss
+            restarts = sum(int(r.hget(f"{NS}engine:{s}", "restarts") or 0) for s in symbols)  # type: ignore[arg-type]
+            print(f"memory USS ({args.backend}): manager + forkserver + {len(engines)} engines "
+                  f"{mgr_mb + fork_mb + eng_mb:.0f} MB (manager {mgr_mb:.0f} MB, forkserver {fork_mb:.0f} MB, "
+                  f"engines {eng_mb:.0f} MB, {eng_mb / max(1, len(engines)):.1f} MB each); PSS {pss:.0f} MB "
+                  f"(shared pages counted once, split among their users: the tree's real footprint); "
+                  f"{restarts} engine restarts")
         finally:
             mgr.terminate()
             mgr.wait(60)
