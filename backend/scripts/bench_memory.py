@@ -26,6 +26,7 @@ import redis
 from backend.ml.feature_pipeline import build, label_up, load_ohlcv
 from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
 from backend.ml.registry import Registry
+from backend.scripts.bench_recovery import footprint
 from backend.src.core.redis_launcher import EmbeddedRedis, connect
 from backend.src.core.settings import REPO_ROOT, cli_path
 
@@ -50,18 +51,6 @@ def traded_on(r: redis.Redis, symbol: str, version: str) -> int:
     """Candles of the symbol's recent history traded on the model ``version``."""
     entries: list[tuple[str, dict[str, str]]] = r.xrevrange(f"{NS}hist:{symbol}", count=200)  # type: ignore[assignment]
     return sum(1 for _, fields in entries if fields.get("mv") == version)
-
-
-def footprint(procs: list[psutil.Process]) -> tuple[float, float]:
-    """(USS, PSS) in MB over the processes still alive."""
-    uss = pss = 0
-    for p in procs:
-        try:
-            info = p.memory_full_info()
-        except psutil.Error:
-            continue
-        uss, pss = uss + info.uss, pss + info.pss
-    return uss / 2**20, pss / 2**20
 
 
 def main(argv: list[str] | None = None) -> int:

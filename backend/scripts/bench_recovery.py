@@ -75,14 +75,20 @@ def stats(label: str, xs: list[float]) -> str:
             f"p95={p95 * 1000:.1f}ms max={xs[-1] * 1000:.1f}ms")
 
 
-def uss_mb(procs: list[psutil.Process]) -> float:
-    total = 0
+def footprint(procs: list[psutil.Process]) -> tuple[float, float]:
+    """(USS, PSS) in MB over the processes still alive."""
+    uss = pss = 0
     for p in procs:
         try:
-            total += p.memory_full_info().uss
+            info = p.memory_full_info()
         except psutil.Error:
             continue
-    return total / 2**20
+        uss, pss = uss + info.uss, pss + info.pss
+    return uss / 2**20, pss / 2**20
+
+
+def uss_mb(procs: list[psutil.Process]) -> float:
+    return footprint(procs)[0]
 
 
 def main(argv: list[str] | None = None) -> int:

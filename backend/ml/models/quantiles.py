@@ -67,5 +67,5 @@ class ReturnQuantiles(Model):
 
     def _load_state(self, directory: Path, meta: dict[str, Any]) -> None:
         paths = [directory / f"lgbm_q{int(q * 100)}.txt" for q in QUANTILES]
-        loaded = [trees.load(p) for p in paths]
-        self.boosters = [b for b in loaded if b is not None] if None not in loaded else []
+        loaded = [b for b in (trees.load(p) for p in paths) if b is not None]
+        self.boosters = loaded if len(loaded) == len(paths) else []  # all three quartiles, or no opinion
