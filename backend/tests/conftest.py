@@ -26,6 +26,7 @@ import redis
 
 from backend.src.core.redis_launcher import EmbeddedRedis, connect
 from backend.src.core.settings import REPO_ROOT, Settings
+from backend.tests.machine import MachineLock
 from backend.tests.ohlcv_data import generate_ohlcv, real_ohlcv_dir
 
 REAL_OHLCV = real_ohlcv_dir()
@@ -41,6 +42,26 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller: its workers inherit the lock's path
+        MachineLock.configure(config.add_cleanup)
+
+
+@pytest.fixture(scope="session")
+def machine_lock() -> Iterator[MachineLock]:
+    lock = MachineLock.for_this_run()
+    yield lock
+    lock.close()
+
+
+@pytest.fixture(autouse=True)
+def machine(machine_lock: MachineLock) -> Iterator[MachineLock]:
+    """Every test shares the machine; ``with machine.alone():`` has it to itself (see machine.py)."""
+    machine_lock.enter()
+    yield machine_lock
+    machine_lock.leave()
 
 
 @pytest.fixture
@@ -249,17 +270,21 @@ def require_binary(name: str, package: str = "prometheus") -> str:
     pytest.skip(message)
 
 
+# The longest files (seconds in one process, `--durations`), handed to the xdist workers first so the run
+# does not end on one of them alone; the rest follow in collection order.
+LONGEST_FIRST = (
+    "scripts/test_nightly_retrain.py",  # ~180 s: five nights, killed at every step
+    "integration/test_parity.py",  # ~80 s: 27 engines and the backtester on every candle file
+    "integration/test_redis_outage.py",  # ~75 s: a 5 s and a 60 s outage
+    "integration/test_live_source.py",  # ~70 s
+    "integration/test_clickhouse.py",  # ~65 s
+    "ml/test_auto_tuner.py",  # ~60 s
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with a long timeout (the longest tests) first, so that pytest-xdist (which hands out whole files)
-    does not end the run on one of them alone; everything else in collection order (the heavy files spread
-    through the run rather than all at once)."""
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::")[0]
+        return next((i for i, name in enumerate(LONGEST_FIRST) if path.endswith(name)), len(LONGEST_FIRST))
 
-    def longest(item: pytest.Item) -> float:
-        timeout = item.get_closest_marker("timeout")
-        return float(timeout.args[0]) if timeout else 0.0
-
-    per_file: dict[str, float] = {}
-    for item in items:
-        name = item.nodeid.split("::")[0]
-        per_file[name] = max(per_file.get(name, 0.0), longest(item))
-    items.sort(key=lambda item: -per_file[item.nodeid.split("::")[0]])
+    items.sort(key=rank)  # stable: each file's tests keep their order

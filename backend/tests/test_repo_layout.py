@@ -165,3 +165,9 @@ def test_redis_key_names_are_built_only_in_keys_py() -> None:
                  if "tests" not in p.parts and "scripts" not in p.parts and p.name != "keys.py"
                  for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if built.search(line)]
     assert offenders == []
+
+
+def test_the_files_scheduled_first_exist() -> None:
+    from backend.tests.conftest import LONGEST_FIRST  # noqa: PLC0415
+
+    assert all((REPO_ROOT / "backend" / "tests" / name).is_file() for name in LONGEST_FIRST)

@@ -25,7 +25,7 @@ from backend.src.core.redis_launcher import EmbeddedRedis
 from backend.src.core.settings import REPO_ROOT
 from backend.tests.conftest import OHLCV_DIR, ApiServer, fast_env, wait_for
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # five nights, each up to 300 s
 SCRIPT = REPO_ROOT / "backend" / "scripts" / "nightly_retrain.sh"
 
 
