@@ -2,7 +2,7 @@
 
 The suite runs on pytest-xdist workers (whole files per worker). Most tests only need their own Redis
 namespace, ports and data directory; a few measure wall-clock promises (heartbeats within 2 s of Redis
-returning) that no program keeps on a machine whose two cores are shared by four busy workers. Every test
+returning) that no program keeps on a machine whose two cores several busy workers share. Every test
 holds this run's lock shared while it runs; ``alone()`` trades it for the exclusive one for the measured
 window: it waits until the other workers' current tests end, and none starts a new test until it is done.
 A turnstile lock keeps new tests from slipping in while it waits (no writer starvation). Without xdist it
