@@ -83,8 +83,7 @@ def technical_features(df: pd.DataFrame) -> pd.DataFrame:
     cols["sma_gap_12_48"] = close.rolling(12).mean() / close.rolling(48).mean() - 1
     hours = (pd.to_datetime(df.index, unit="ms", utc=True).hour + 0.5).to_numpy()
     cols["hour_sin"], cols["hour_cos"] = np.sin(2 * np.pi * hours / 24), np.cos(2 * np.pi * hours / 24)
-    values = np.column_stack([np.asarray(cols[name], dtype=float) for name in FEATURES]) if len(df) else \
-        np.zeros((0, len(FEATURES)))
+    values = np.column_stack([np.asarray(cols[name], dtype=float) for name in FEATURES])
     values[:48] = np.nan  # nothing before the longest window is trustworthy
     values[np.isinf(values)] = np.nan
     return pd.DataFrame(values, index=df.index, columns=FEATURES)
