@@ -23,8 +23,18 @@ import redis
 
 from backend.src.analytics import schema
 from backend.src.analytics.server import StoreServer, is_read
-from backend.src.analytics.shipper import Batch, Shipper, lock_file
-from backend.src.analytics.store import ChdbStore, HttpStore, Store, StoreError, connect, insert, store_dir, url_file
+from backend.src.analytics.shipper import Batch, Shipper
+from backend.src.analytics.store import (
+    ChdbStore,
+    HttpStore,
+    Store,
+    StoreError,
+    insert,
+    lock_store,
+    owned_store,
+    store_dir,
+    url_file,
+)
 from backend.src.core import logging_setup
 from backend.src.core.cli import OneLineParser
 from backend.src.core.errors import EXIT_OK, EXIT_USAGE, UsageError
@@ -35,6 +45,7 @@ from backend.src.core.settings import Settings, cli_path, cli_settings
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
+LOCK_WAIT_S = 30.0  # a CLI query may own the embedded store for a moment
 
 
 def open_store(settings: Settings) -> tuple[Store, StoreServer | None]:
@@ -50,7 +61,7 @@ def open_store(settings: Settings) -> tuple[Store, StoreServer | None]:
 
 def serve(settings: Settings, stop: threading.Event) -> int:
     try:
-        lock = lock_file(store_dir(settings) / "shipper.lock")
+        lock = lock_store(settings, wait_s=LOCK_WAIT_S)
     except BlockingIOError:
         raise UsageError(f"another analytics process ships on {settings.data_dir}") from None
     store, server = open_store(settings)
@@ -101,12 +112,9 @@ def sql(settings: Settings, query: str, header: bool) -> int:
     if not settings.clickhouse_url and not (store_dir(settings) / "db").exists():
         raise UsageError(f"sql: no analytics store in {settings.data_dir} yet (the manager creates it; "
                          "or set LEVIBOT_CLICKHOUSE_URL)")
-    store = connect(settings, open_embedded=True)
-    try:
+    with owned_store(settings, wait_s=LOCK_WAIT_S) as store:
         fmt = "TabSeparatedWithNames" if header else "TabSeparated"
         out = store.execute(f"{query.strip().rstrip(';')} FORMAT {fmt}", readonly=True)
-    finally:
-        store.close()
     sys.stdout.write(out)
     return EXIT_OK
 
@@ -114,7 +122,7 @@ def sql(settings: Settings, query: str, header: bool) -> int:
 def backfill(settings: Settings) -> int:
     """The journal tables rebuilt from the journals (fills, orders, day openings)."""
     try:
-        lock = lock_file(store_dir(settings) / "shipper.lock")
+        lock = lock_store(settings, wait_s=5.0)
     except BlockingIOError:
         raise UsageError("backfill: an analytics process is shipping on this data dir; stop the manager first") \
             from None

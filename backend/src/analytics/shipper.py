@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,17 +220,3 @@ class Shipper:
             self.last[("predictions", symbol)] = preds[-1]["ts"]
         return len(equity) + len(preds)
 
-
-def lock_file(path: Path) -> int:
-    """One shipper per data dir: an flock held for the shipper's life (the kernel drops it on kill -9).
-    Raises BlockingIOError when another holds it."""
-    import fcntl  # noqa: PLC0415
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise
-    return fd

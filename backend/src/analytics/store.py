@@ -7,14 +7,23 @@ release keeps; the ``clickhouse-connect`` client refuses old servers). The embed
 inside the analytics process, which owns its directory (chDB locks it) and serves the same HTTP
 interface on loopback (``server.py``), so the API, the bot and the CLI use the same client either
 way. With no server running (the manager stopped) the CLI opens chDB itself.
+
+The embedded store has one owner at a time: whoever holds ``<data dir>/clickhouse/shipper.lock``
+(an flock, dropped by the kernel on ``kill -9``) may open chDB. The analytics process holds it for
+its life; the CLI's ``sql`` and ``backfill`` hold it only while they use chDB themselves. A client
+that finds the lock held and no served store (an analytics process starting after a crash, another
+CLI query) waits instead of opening chDB beside the owner (``owned_store``).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -136,9 +145,9 @@ def unavailable(settings: Settings) -> str | None:
     return "the embedded store needs chdb-core-lite, which this install lacks; set LEVIBOT_CLICKHOUSE_URL"
 
 
-def connect(settings: Settings, *, open_embedded: bool = False) -> Store:
+def connect(settings: Settings) -> Store:
     """The store for a client: the configured server, else the embedded one the analytics process
-    serves; with ``open_embedded`` (the CLI, when no analytics process runs) chDB opened here."""
+    serves (the CLI: ``owned_store``)."""
     url = settings.clickhouse_url.get_secret_value() if settings.clickhouse_url else None
     if url:
         return HttpStore(url)
@@ -153,7 +162,63 @@ def connect(settings: Settings, *, open_embedded: bool = False) -> Store:
             return store
         except StoreError:
             store.close()
-    if open_embedded:
-        return ChdbStore(store_dir(settings) / "db")
     raise StoreError("no analytics store: the manager's analytics process is not running "
                      "(or set LEVIBOT_CLICKHOUSE_URL)")
+
+
+def lock_store(settings: Settings, wait_s: float = 0.0) -> int:
+    """The embedded store's ownership (module docstring): the lock's descriptor (close it to release).
+    Retries for ``wait_s`` while another holds it, then raises BlockingIOError."""
+    import fcntl  # noqa: PLC0415
+
+    path = store_dir(settings) / "shipper.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_s
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(0.1)
+
+
+@contextmanager
+def owned_store(settings: Settings, wait_s: float = 30.0) -> Iterator[Store]:
+    """The store for one CLI command: the configured server; else the embedded store its owner serves;
+    else, when nobody owns it, chDB opened here under the lock. While the lock is held and nothing is
+    served (an analytics process between its start and its first served request, a backfill, another
+    query), waits up to ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            store = connect(settings)
+        except StoreError:
+            pass
+        else:
+            try:
+                yield store
+            finally:
+                store.close()
+            return
+        try:
+            lock = lock_store(settings)
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise StoreError(f"the embedded store in {store_dir(settings)} stayed busy for {wait_s:.0f}s "
+                                 "(an analytics process starting, a backfill or another query); "
+                                 "try again") from None
+            time.sleep(0.2)
+            continue
+        try:
+            embedded = ChdbStore(store_dir(settings) / "db")
+            try:
+                yield embedded
+            finally:
+                embedded.close()
+            return
+        finally:
+            os.close(lock)
