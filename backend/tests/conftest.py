@@ -295,10 +295,6 @@ LONGEST_FIRST = (
     "integration/test_live_source.py",  # ~70 s
     "integration/test_clickhouse.py",  # ~80 s
     "ml/test_auto_tuner.py",  # ~40 s
-    # one long test each: early, so they are not what the late real-time windows wait for
-    "src/app/test_fuzz.py",  # ~50 s
-    "ml/test_backtest.py",  # ~35 s
-    "integration/test_runtime_without_torch.py",  # ~30 s
     "integration/test_redis_outage.py",  # ~85 s, mostly waiting out a 60 s outage
 )
 

@@ -9,7 +9,7 @@ import importlib.metadata as md
 from backend.tests.runtime_set import dependencies, pins
 
 TRAINING_ONLY = {"torch", "lightning", "pytorch-forecasting", "optuna", "lightgbm", "scipy", "scikit-learn", "onnx",
-                 "chdb-core-lite", "pyarrow", "tqdm"}
+                 "chdb-core-lite", "pyarrow"}
 OMITTED = {"fonttools"}  # matplotlib's, for PDF/PS/SVG fonts; the bot's charts are Agg PNGs
 
 

@@ -20,6 +20,7 @@ import threading
 from typing import NoReturn
 
 import redis
+from tqdm import tqdm
 
 from backend.src.analytics import schema
 from backend.src.analytics.server import StoreServer, is_read
@@ -137,8 +138,18 @@ def backfill(settings: Settings) -> int:
                 store.execute(f"TRUNCATE TABLE {table}")
             shipper = Shipper(store, None, Keys(settings.namespace), settings.journal_dir)
             batch = Batch()
-            shipper.read_journals(batch)
-            counts = {t: insert(store, t, batch.tables[t]) for t in ("fills", "orders", "day_marks")}
+            paths = shipper.journals()
+            tables = ("fills", "orders", "day_marks")
+            # a bar on a terminal (one step per journal read, per table inserted); nothing in a pipe or a log
+            with tqdm(total=len(paths) + len(tables), desc="backfill", unit="step",
+                      disable=not sys.stderr.isatty()) as bar:
+                for path in paths:
+                    shipper.read_journals(batch, [path])
+                    bar.update()
+                counts = {}
+                for table in tables:
+                    counts[table] = insert(store, table, batch.tables[table])
+                    bar.update()
         finally:
             store.close()
     finally:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -134,8 +135,11 @@ class Shipper:
             return []
         return sorted(str(s) for s in self.r.smembers(self.keys.engines))  # type: ignore[union-attr]
 
-    def read_journals(self, batch: Batch) -> None:
-        for path in sorted(self.journal_dir.glob("*.jsonl")):
+    def journals(self) -> list[Path]:
+        return sorted(self.journal_dir.glob("*.jsonl"))
+
+    def read_journals(self, batch: Batch, paths: Iterable[Path] | None = None) -> None:
+        for path in self.journals() if paths is None else paths:
             symbol = path.stem
             try:
                 st = path.stat()

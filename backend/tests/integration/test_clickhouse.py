@@ -4,11 +4,15 @@ trade, the analytics process ships, the CLI counts — embedded (chDB) and again
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,6 +51,28 @@ def fills_stored(data_dir: Path, env: dict[str, str]) -> int:
         return 0
     assert out.returncode == 0, out.stderr
     return int(out.stdout)
+
+
+def on_a_terminal(args: list[str], env: dict[str, str]) -> str:
+    """What the command writes to stderr when stderr is a terminal (a pseudo-terminal here)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal has a size
+    try:
+        proc = subprocess.run(args, env=env, stdout=subprocess.DEVNULL, stderr=slave, timeout=120, check=False)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(master)
+    assert proc.returncode == 0
+    return b"".join(chunks).decode(errors="replace")
 
 
 def journal_counts(data_dir: Path) -> dict[str, int]:
@@ -131,6 +157,11 @@ def test_exactly_once_through_kills(start_manager: Callable[..., ManagerProc], s
     before = counts(data_dir, env)
     out = cli(data_dir, env, "backfill")
     assert out.returncode == 0 and out.stdout.startswith("backfill: "), out.stderr
+    assert out.stderr == "", "no progress bar into a pipe or a log"
+    assert counts(data_dir, env) == before
+    bar = on_a_terminal([sys.executable, "-m", "backend.src.analytics", "--data-dir", str(data_dir), "backfill"], env)
+    n = len(list((data_dir / "journal").glob("*.jsonl"))) + 3  # a step per journal, per table inserted
+    assert "backfill: 100%" in bar and f"{n}/{n}" in bar, bar
     assert counts(data_dir, env) == before
     # 4. only reads: one line, exit 2, nothing changed
     out = cli(data_dir, env, "sql", "DROP TABLE fills")
