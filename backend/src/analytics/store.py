@@ -173,15 +173,15 @@ def lock_store(settings: Settings, wait_s: float = 0.0) -> int:
 
     path = store_dir(settings) / "shipper.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
     deadline = time.monotonic() + wait_s
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return fd
         except BlockingIOError:
-            os.close(fd)
             if time.monotonic() >= deadline:
+                os.close(fd)
                 raise
         time.sleep(0.1)
 

@@ -56,23 +56,26 @@ def fills_stored(data_dir: Path, env: dict[str, str]) -> int:
 def on_a_terminal(args: list[str], env: dict[str, str]) -> str:
     """What the command writes to stderr when stderr is a terminal (a pseudo-terminal here)."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal has a size
+    chunks = []
     try:
-        proc = subprocess.run(args, env=env, stdout=subprocess.DEVNULL, stderr=slave, timeout=120, check=False)
-        os.close(slave)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the terminal's other end is closed and drained
-                break
-            if not chunk:
-                break
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal has a size
+        try:
+            code = subprocess.run(args, env=env, stdout=subprocess.DEVNULL, stderr=slave, timeout=120).returncode
+        finally:
+            os.close(slave)
+        while chunk := _read(master):
             chunks.append(chunk)
     finally:
         os.close(master)
-    assert proc.returncode == 0
+    assert code == 0
     return b"".join(chunks).decode(errors="replace")
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: the terminal's other end is closed and drained
+        return b""
 
 
 def journal_counts(data_dir: Path) -> dict[str, int]:
