@@ -33,6 +33,7 @@ from rq.job import Job, JobStatus
 
 from backend.ml.jobs import queue_names
 from backend.src.core.keys import Keys
+from backend.src.core.redis_url import connect
 from backend.src.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     import backend.ml.parity  # noqa: F401, PLC0415
     import backend.ml.ui_backtest  # noqa: F401, PLC0415
 
-    conn = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5.0, health_check_interval=0)
+    conn = connect(settings.redis_url, timeout=None, connect_timeout=5.0, decode=False)  # BLPOP blocks; RQ reads bytes
     queues = [Queue(n, connection=conn) for n in queue_names(settings)]
     worker = LeviWorker(queues, connection=conn, name=args.name, worker_ttl=30, job_monitoring_interval=5)
     worker.work(burst=args.burst, with_scheduler=False, logging_level=settings.log_level)

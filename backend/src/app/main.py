@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
@@ -29,6 +28,7 @@ from backend.src.app.snapshot import SymbolPath
 from backend.src.core import fleet
 from backend.src.core.keys import Keys
 from backend.src.core.redis_launcher import discover_url
+from backend.src.core.redis_url import connect_async
 from backend.src.core.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
@@ -41,10 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = s
         app.state.keys = Keys(s.namespace)
         app.state.status_cache = snapshot.BodyCache(s.api_cache_s)
-        app.state.redis = aioredis.Redis.from_url(
+        app.state.redis = connect_async(
             # 3 s: a loaded small machine (50 engines on 2 cores) answers slowly; a dead Redis is still a 503
-            discover_url(s), decode_responses=True, socket_timeout=3.0, socket_connect_timeout=1.0,
-            max_connections=64,
+            discover_url(s), timeout=3.0, connect_timeout=1.0, max_connections=64,
         )
         app.state.feed = FleetFeed(lambda: status_body(app))
         app.state.analytics = analytics_api.StoreClient(s)

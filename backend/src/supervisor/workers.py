@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class WorkerPool:
     def __init__(self, settings: Settings, url: str, symbols: Callable[[], Iterable[str]]) -> None:
         self.keys = Keys(settings.namespace)
-        self.rq = redis.Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0, health_check_interval=0)
+        self.rq = connect(url, timeout=5.0, decode=False)  # RQ reads bytes
         self.queues = [Queue(n, connection=self.rq) for n in queue_names(settings)]
         self.children = [WorkerProcess(settings, i, self._on_exit) for i in range(settings.workers)]
         self.scheduler = FeatureScheduler(settings, connect(url), self.rq, symbols)
