@@ -30,6 +30,10 @@ class Keys:
         """String ``<generation>:<owner>:<pid>``; the engine that holds it may trade."""
         return f"{self.ns}lease:{symbol}"
 
+    def journal(self, symbol: str) -> str:
+        """Stream: every journal entry (id ``<seq>-1``, field ``e`` = the entry's JSON), fenced by the lease."""
+        return f"{self.ns}journal:{symbol}"
+
     def generation(self, symbol: str) -> str:
         """Monotonic fencing counter for the symbol's lease."""
         return f"{self.ns}gen:{symbol}"

@@ -30,6 +30,7 @@ from backend.src.core.lease import BEAT, Lease
 from backend.src.core.runtime import Clock, SystemClock
 from backend.src.core.states import EngineState
 from backend.src.core.types import Candle
+from backend.src.engine import journal_stream
 from backend.src.engine.history import History
 from backend.src.engine.journal import Journal
 from backend.src.engine.risk_gate import RiskGate
@@ -64,7 +65,9 @@ class Engine:
         self.status = EngineState.STARTING
         self.started_at = self.clock()
         self.lease = Lease(r, self.keys, spec.symbol, spec.owner, self.pid, self.settings.lease_ttl_s)
-        self.journal = Journal(self.settings.journal_dir / f"{spec.symbol}.jsonl")
+        local = Journal(self.settings.journal_dir / f"{spec.symbol}.jsonl")
+        # restored from Redis when another host traded it last
+        self.journal, self.stream = journal_stream.attach(r, self.keys, spec.symbol, self.lease, self.settings, local)
         self._check_journal_source()
         self.config = cfg = spec.config
         self.history = History(r, self.keys, spec.symbol, candle_log.path_of(self.settings.data_dir, spec.symbol),
@@ -163,6 +166,8 @@ class Engine:
 
     def start(self) -> None:
         self.acquire_lease()
+        if self.stream is not None:
+            self.stream.after_lease(self.journal)
         price = self.broker.last_price or self.broker.avg_price
         if not self.gate.adopt(self.lease.token, self.broker.qty, abs(self.broker.qty * price), self.broker.equity):
             self.close_carried = True
@@ -272,6 +277,8 @@ class Engine:
             self.redis_ok = True
         if not held:
             raise LeaseLost(f"{self.symbol}: lease lost (generation {gen}); stopping")
+        if self.stream is not None and self.stream.pending:
+            self.stream.flush()
         if version and version != self.config_version:
             self.reload_config(str(version))
         self.check_global_stop()

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ class Journal:
         self.entries: list[dict[str, Any]] = self._load()
         self.max_gen = max((int(e.get("gen", 0)) for e in self.entries), default=0)
         self.seq = max((int(e.get("seq", 0)) for e in self.entries), default=0)
+        # Called with each entry once it is on disk, before the caller acts on it (the Redis copy).
+        self.on_append: Callable[[dict[str, Any]], None] | None = None
 
     def _lock(self, wait_s: float) -> None:
         deadline = time.monotonic() + wait_s
@@ -95,7 +98,23 @@ class Journal:
         os.fsync(self.fd)
         self.max_gen = gen
         self.entries.append(full)
+        if self.on_append is not None:
+            self.on_append(full)
         return full
+
+    def adopt(self, entries: list[dict[str, Any]]) -> None:
+        """Append entries another engine wrote (a takeover), as they are: their seq and generation."""
+        if not entries:
+            return
+        if int(entries[0]["seq"]) != self.seq + 1:
+            raise JournalError(f"journal {self.path}: entries from seq {entries[0]['seq']} do not follow {self.seq}")
+        data = b"".join((json.dumps(e, separators=(",", ":")) + "\n").encode() for e in entries)
+        if os.write(self.fd, data) != len(data):  # pragma: no cover - regular files write fully or raise
+            raise JournalError(f"journal {self.path}: short write")
+        os.fsync(self.fd)
+        self.entries += entries
+        self.seq = int(entries[-1]["seq"])
+        self.max_gen = max(self.max_gen, *(int(e.get("gen", 0)) for e in entries))
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.entries if e["type"] == kind]
