@@ -36,6 +36,7 @@ from backend.src.supervisor.alerts import AlertDispatcher, build_sinks
 from backend.src.supervisor.children import AnalyticsProcess, ApiProcess, BotProcess, ChildProcess
 from backend.src.supervisor.control import ConfigSource, ControlPlane
 from backend.src.supervisor.engine_record import default_owner
+from backend.src.supervisor.pool import Pool, Solo
 from backend.src.supervisor.procs import PRELOAD, SystemRuntime
 from backend.src.supervisor.reconcile import refuse_foreign_leases
 from backend.src.supervisor.watchdog import Watchdog
@@ -63,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not start the Telegram bot (started when LEVIBOT_TELEGRAM_BOT_TOKEN is set)")
     p.add_argument("--workers", type=int, default=None,
                    help="RQ workers for sentiment/on-chain jobs (default 2, LEVIBOT_WORKERS; 0: none)")
+    p.add_argument("--pool", default=None, metavar="NAME",
+                   help="share the config's symbols with every manager started with this pool name on the same "
+                        "Redis (LEVIBOT_REDIS_URL): claims, fair share, failover when a manager dies")
+    p.add_argument("--max-engines", type=int, default=None, metavar="N",
+                   help="engines this manager runs at most (default: this machine's limit, LEVIBOT_MAX_ENGINES)")
     p.add_argument("--live", action="store_true",
                    help="REAL orders (needs --source live:EXCHANGE and LEVIBOT_EXCHANGE_API_KEY/_SECRET)")
     return p
@@ -84,6 +90,11 @@ def load_settings(args: argparse.Namespace) -> Settings:
         overrides["analytics_enabled"] = False
     if args.workers is not None:
         overrides["workers"] = args.workers
+    if args.pool is not None:
+        overrides["pool"] = args.pool
+        overrides["journal_stream"] = True  # a takeover on another host rebuilds the journal from Redis
+    if args.max_engines is not None:
+        overrides["max_engines"] = args.max_engines
     overrides["live_trading"] = bool(args.live)  # only the flag turns it on, never the environment alone
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
@@ -147,8 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         policy = load_policy(settings.risk_policy)
         if settings.data_dir.exists() and not settings.data_dir.is_dir():
             raise UsageError(f"LEVIBOT_DATA_DIR: {settings.data_dir} is not a directory")
+        if settings.pool is not None and settings.redis_url is None:
+            raise UsageError("--pool: set LEVIBOT_REDIS_URL to the Redis every member of the pool reaches")
         if settings.redis_url is not None:  # an external Redis: refuse foreign leases before writing anything
-            check_redis(settings.redis_url, settings, list(loaded[0]))
+            check_redis(settings.redis_url, settings, [] if settings.pool else list(loaded[0]))
         # 2. exclusive data dir
         lock = DataDirLock(settings.data_dir)
         lock.acquire()
@@ -196,22 +209,17 @@ def supervise(settings: Settings, config_source: ConfigSource,
         signal.signal(signal.SIGINT, stopper)
         configs, sources = loaded
         runtime = SystemRuntime(settings.data_dir, forkserver_preload(settings, sources))
-        manager = Watchdog(settings, r, configs, sources, runtime=runtime, policy=policy)
-        manager.check_leases()
-        manager.reconcile()
-        control = ControlPlane(manager, r, manager.keys, manager.owner, config_source,
+        manager, pool = build_watchdog(settings, r, loaded, runtime, policy)
+        control = ControlPlane(pool.supervised, r, manager.keys, manager.owner, config_source,
                                policy=PolicyWatcher(r, manager.keys, settings.risk_policy))
         control.open()
         alerts = start_alerts(settings, url, manager.keys)
-        children: list[ChildProcess] = [ApiProcess(settings)] if settings.api_enabled else []
-        if settings.analytics_enabled and (why := analytics_store.unavailable(settings)):
-            log.warning("analytics off: %s", why)
-        elif settings.analytics_enabled:
-            children.append(AnalyticsProcess(settings))
+        children = build_children(settings)
         workers = WorkerPool(settings, url, lambda: list(manager.records))
         log.info("manager up: %d engines, redis %s, data dir %s", len(configs), redact(url),
                  settings.data_dir, extra={"symbols": ",".join(configs)})
         manager.start_all()
+        pool.join()
         for child in children:
             child.start()
         children += start_bot(settings)
@@ -224,6 +232,7 @@ def supervise(settings: Settings, config_source: ConfigSource,
             return stopper.requested
 
         def on_step() -> None:
+            pool.step()
             control.poll()
             for child in children:
                 child.supervise()
@@ -234,7 +243,9 @@ def supervise(settings: Settings, config_source: ConfigSource,
         finally:
             log.info("shutting down: stopping %d engines", len(manager.records))
             try:
+                pool.leave()  # in a pool the others recompute their shares now, and claim as our engines stop
                 stop_all(children, workers, manager)
+                pool.release_all()
             finally:
                 if alerts is not None:
                     alerts.stop()
@@ -245,6 +256,30 @@ def supervise(settings: Settings, config_source: ConfigSource,
         r.close()
         if embedded is not None:
             embedded.stop()
+
+
+def build_watchdog(settings: Settings, r: redis.Redis, loaded: tuple[dict[str, SymbolConfig], dict[str, SourceSpec]],
+                   runtime: SystemRuntime, policy: RiskPolicy) -> tuple[Watchdog, Pool | Solo]:
+    """Alone: every symbol of the config, after adopting what a previous run left. In a pool the watchdog
+    starts empty and the pool adds the symbols this manager claims."""
+    configs, sources = loaded
+    if settings.pool is None:
+        manager = Watchdog(settings, r, configs, sources, runtime=runtime, policy=policy)
+        manager.check_leases()
+        manager.reconcile()
+        return manager, Solo(manager)
+    manager = Watchdog(settings, r, {}, sources, runtime=runtime, policy=policy)
+    return manager, Pool(settings.pool, manager, r, configs, sources)
+
+
+def build_children(settings: Settings) -> list[ChildProcess]:
+    """The API and the analytics process, as the settings ask (started after the engines)."""
+    children: list[ChildProcess] = [ApiProcess(settings)] if settings.api_enabled else []
+    if settings.analytics_enabled and (why := analytics_store.unavailable(settings)):
+        log.warning("analytics off: %s", why)
+    elif settings.analytics_enabled:
+        children.append(AnalyticsProcess(settings))
+    return children
 
 
 def stop_all(children: list[ChildProcess], workers: WorkerPool, manager: Watchdog) -> None:

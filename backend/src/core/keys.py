@@ -30,6 +30,22 @@ class Keys:
         """String ``<generation>:<owner>:<pid>``; the engine that holds it may trade."""
         return f"{self.ns}lease:{symbol}"
 
+    def claim(self, symbol: str) -> str:
+        """String ``<owner>`` with a TTL: the pool manager that runs the symbol (renewed every half second)."""
+        return f"{self.ns}claim:{symbol}"
+
+    def pool_symbols(self, pool: str) -> str:
+        """Set: every symbol of the pool (each member adds its config's symbols)."""
+        return f"{self.ns}pool:{pool}:symbols"
+
+    def pool_members(self, pool: str) -> str:
+        """Zset: live member managers of the pool, scored by when their membership lapses (ms)."""
+        return f"{self.ns}pool:{pool}:members"
+
+    def pool_capacity(self, pool: str) -> str:
+        """Hash: member manager -> how many engines it may run (``--max-engines``)."""
+        return f"{self.ns}pool:{pool}:capacity"
+
     def journal(self, symbol: str) -> str:
         """Stream: every journal entry (id ``<seq>-1``, field ``e`` = the entry's JSON), fenced by the lease."""
         return f"{self.ns}journal:{symbol}"

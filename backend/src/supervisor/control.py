@@ -57,7 +57,7 @@ class ConfigSource:
     def load(self) -> tuple[dict[str, SymbolConfig], dict[str, SourceSpec]]:
         configs = load_active(self.path, self.cli_symbols, prepare)
         self.strategy_files[:] = sorted({Path(c.strategy.levilang) for c in configs.values() if c.strategy.levilang})
-        if self.settings is not None and len(configs) > self.settings.max_engines:
+        if self.settings is not None and self.settings.pool is None and len(configs) > self.settings.max_engines:
             raise UsageError(
                 f"LEVIBOT_MAX_ENGINES: {len(configs)} symbols exceed this machine's limit of "
                 f"{self.settings.max_engines} engines (default: {max_engines_rule()}); raise it if you are sure")
