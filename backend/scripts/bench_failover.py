@@ -77,10 +77,10 @@ class PoolFleet:
         self.env = {**base, **(env or {})}
         self.r = connect(url, timeout=5.0)
 
-    def start(self, m: Member) -> None:
+    def start(self, m: Member, *args: str) -> None:
         m.proc = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "backend.src.engine_manager", "--pool", self.pool, "--config", str(self.config),
-             "--symbols", ",".join(self.symbols), "--data-dir", str(m.data_dir)],
+             "--symbols", ",".join(self.symbols), "--data-dir", str(m.data_dir), *args],
             env=self.env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:

@@ -9,7 +9,8 @@ engines for one symbol" true even if two managers disagreed for a moment.
 Shares: the pool's symbols divided among the live members, water-filled up to each member's
 ``--max-engines``, the same computation in every member. A member claims free symbols while it
 holds fewer than its share and hands symbols back (engine stopped, claim deleted) while it holds
-more than its share + 1. A member that stops gracefully leaves the pool first (the others
+more than its share while another holds fewer than its own (each member publishes its count with its
+membership). A member that stops gracefully leaves the pool first (the others
 recompute at once) and releases its claims as its engines stop; one that dies loses its claims
 and leases after ``LEVIBOT_LEASE_TTL_S`` and the others start its symbols, each engine rebuilding
 its journal from the symbol's Redis stream (``engine/journal_stream.py``).
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 STEP_S = 0.5
 
 # KEYS: members zset, capacity hash, then the claim of every symbol this member runs.
-# ARGV: owner, ttl_ms, capacity. Returns {indexes of claims another member holds, capacity hash}.
+# ARGV: owner, ttl_ms, '<capacity>:<symbols held>'. Returns {indexes of claims another member holds, capacity hash}.
 RENEW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -157,7 +158,7 @@ class Pool:
         held = self.held()
         lost_idx, caps = self.r.eval(  # type: ignore[misc]
             RENEW, 2 + len(held), self.keys.pool_members(self.name), self.keys.pool_capacity(self.name),
-            *[self.keys.claim(s) for s in held], self.owner, self.ttl_ms, self.capacity)
+            *[self.keys.claim(s) for s in held], self.owner, self.ttl_ms, f"{self.capacity}:{len(held)}")
         for i in lost_idx:
             sym = held[int(i) - 1]
             log.error("pool %s: %s is claimed by another manager now; stopping our engine", self.name, sym,
@@ -169,8 +170,9 @@ class Pool:
                 self.unclaim(sym)
                 self.releasing.discard(sym)
         pool = {str(s) for s in self.r.smembers(self.keys.pool_symbols(self.name))}  # type: ignore[union-attr]
-        capacity = {str(caps[i]): int(caps[i + 1]) for i in range(0, len(caps), 2)}
-        self.shares = fair_shares(len(pool), capacity)
+        members = {str(caps[i]): str(caps[i + 1]).split(":") for i in range(0, len(caps), 2)}
+        self.shares = fair_shares(len(pool), {m: int(v[0]) for m, v in members.items()})
+        below = any(int(v[1]) < self.shares[m] for m, v in members.items() if m != self.owner)
         mine = self.shares.get(self.owner, 0)
         held = self.held()
         for sym in [s for s in held if s not in pool]:
@@ -178,7 +180,7 @@ class Pool:
         held = self.held()
         if len(held) < mine:
             self.claim(pool, mine - len(held))
-        elif len(held) > mine + 1:
+        elif len(held) > mine and below:  # another member has room for what we hold beyond our share
             for sym in sorted(held)[mine:]:
                 self.hand_over(sym, f"fair share: {mine} of {len(pool)} symbols here")
 
