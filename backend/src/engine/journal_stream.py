@@ -167,20 +167,21 @@ class JournalStream:
                 if added < 0:
                     raise StreamFenced(f"journal stream: lease of generation {gen} lost; stopping")
                 if self.replicas and int(self.r.wait(self.replicas, self.wait_ms)) < self.replicas:
-                    self.warn(f"journal entries not yet on {self.replicas} replica(s); kept to send again")
+                    self.warn("replica", f"journal entries not yet on {self.replicas} replica(s); kept to send again")
                     return
             except redis.RedisError as exc:
-                self.warn(f"journal stream unreachable ({exc}); {len(self.pending)} entries kept to send")
+                self.warn("redis", f"journal stream unreachable ({exc}); {len(self.pending)} entries kept to send")
                 return
             del self.pending[: len(batch)]
             if self.warned:
                 log.info("journal stream caught up")
                 self.warned = ""
 
-    def warn(self, msg: str) -> None:
-        if not self.warned:
+    def warn(self, why: str, msg: str) -> None:
+        """Once per cause until the stream catches up."""
+        if self.warned != why:
             log.warning(msg)
-        self.warned = msg
+        self.warned = why
 
 
 def attach(r: redis.Redis, keys: Keys, symbol: str, lease: Lease, settings: Settings,
