@@ -18,12 +18,12 @@ import httpx
 import redis
 from rq import Queue, Retry
 
-from backend.src.core.keys import Keys
+from backend.src.core.keys import RQ_QUEUES, Keys
 from backend.src.core.redis_launcher import connect
 from backend.src.core.settings import Settings
 
 log = logging.getLogger(__name__)
-SENTIMENT, ONCHAIN, BACKTEST = "sentiment", "onchain", "backtest"
+SENTIMENT, ONCHAIN, BACKTEST = RQ_QUEUES
 RETRY = Retry(max=3, interval=[2, 10, 30])
 
 

@@ -63,6 +63,11 @@ class SnapshotCollector(Collector):
         for m in s.managers:
             managers.add_metric([m.get("owner", "?")], 1.0)
         yield managers
+        queues = GaugeMetricFamily("levibot_rq_queue_jobs", "Jobs waiting in an RQ queue (workers scale on it)",
+                                   labels=["queue"])
+        for q, n in s.queues.items():
+            queues.add_metric([q], float(n))
+        yield queues
         yield from retrain_metrics(s.retrain)
 
 

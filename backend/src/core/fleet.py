@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from backend.src.core.buckets import RECOVERY_BUCKETS
 from backend.src.core.health import format_uptime, heartbeat_age, is_stalled
-from backend.src.core.keys import Keys
+from backend.src.core.keys import RQ_QUEUES, Keys
 from backend.src.core.states import LIVE_STATES, EngineState
 
 STATUSES = tuple(s.value for s in EngineState)  # every status, in the state machine's order
@@ -28,6 +28,7 @@ class Snapshot:
     recovery: dict[str, str] = field(default_factory=dict)
     managers: list[dict[str, str]] = field(default_factory=list)
     retrain: dict[str, str] = field(default_factory=dict)
+    queues: dict[str, int] = field(default_factory=dict)  # RQ jobs waiting, per queue
 
     def totals(self) -> dict[str, Any]:
         """Fleet totals in one display currency (USD): each engine's figures times its quote's USD rate;
@@ -115,6 +116,8 @@ async def take(r: aioredis.Redis, keys: Keys, hb_timeout: float, *, with_extras:
     if with_extras:
         pipe.hgetall(keys.recovery_histogram)
         pipe.hgetall(keys.retrain)
+        for q in RQ_QUEUES:
+            pipe.llen(keys.rq_queue_key(q))
     res = await pipe.execute()
     now = time.time()
     states, beats, stop = res[: len(symbols)], res[len(symbols)], res[len(symbols) + 1]
@@ -123,6 +126,7 @@ async def take(r: aioredis.Redis, keys: Keys, hb_timeout: float, *, with_extras:
     if with_extras:
         snap.recovery = res[len(symbols) + 2]
         snap.retrain = res[len(symbols) + 3]
+        snap.queues = {q: int(n) for q, n in zip(RQ_QUEUES, res[len(symbols) + 4:], strict=True)}
         snap.managers = await live_managers(r, keys)
     return snap
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+RQ_QUEUES = ("sentiment", "onchain", "backtest")  # in the order workers serve them
+
 
 @dataclass(frozen=True)
 class Keys:
@@ -146,6 +148,10 @@ class Keys:
     def job_marker(self, job_id: str) -> str:
         """SET NX guard that makes a periodic enqueue idempotent across managers."""
         return f"{self.ns}jobonce:{job_id}"
+
+    def rq_queue_key(self, name: str) -> str:
+        """The Redis list RQ keeps a queue's waiting jobs in (its own layout: ``rq:queue:<queue name>``)."""
+        return f"rq:queue:{self.queue(name)}"
 
     def queue(self, name: str) -> str:
         """RQ queue name (RQ adds its own ``rq:queue:``): bare under the default namespace, prefixed

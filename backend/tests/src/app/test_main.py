@@ -65,7 +65,10 @@ def test_kill9_shows_in_status_and_metrics(api: ApiServer, start_manager: Callab
     # one loop step later, so the histogram may trail the status by a step.
     wait_for(lambda: scrape()[1].get(("levibot_watchdog_recovery_seconds_count", ())) == 1.0, 5,
              what="recovery observed")
+    r.rpush(f"rq:queue:{ns}sentiment", "job-a", "job-b")  # what RQ's enqueue leaves for a worker
     fams, samples = scrape()
+    assert samples[("levibot_rq_queue_jobs", (("queue", "sentiment"),))] == 2.0
+    assert samples[("levibot_rq_queue_jobs", (("queue", "backtest"),))] == 0.0
     assert samples[("levibot_engine_up", (("symbol", "BTCUSDT"),))] == 1.0
     assert samples[("levibot_engine_restarts_total", (("symbol", "BTCUSDT"),))] == 1.0
     assert samples[("levibot_engines", (("status", "running"),))] == 2.0
