@@ -1,7 +1,8 @@
 """Container health checks: ``python -m backend.scripts.healthcheck api|registry|redis``.
 
 ``api``: ``GET /health`` on the local API answers 200. ``registry``: the manager's registry
-mirror is fresh (< 10 s) and at least one engine runs. ``redis``: Redis answers PING.
+mirror is fresh (< 10 s) and at least one engine runs (in a pool, ``LEVIBOT_POOL``, fresh is enough).
+``redis``: Redis answers PING.
 Exit 0 healthy, 1 not.
 """
 
@@ -34,6 +35,8 @@ def check(kind: str, settings: Settings) -> str | None:
             return f"{path}: {exc}"
         if age > 10:
             return f"{path} is {age:.0f}s old"
+        if settings.pool is not None:
+            return None  # a pool member may rightly run nothing (more managers than symbols)
         return None if any(v.get("status") == "running" for v in engines.values()) else "no engine running"
     try:
         connect(discover_url(settings), timeout=3.0).ping()

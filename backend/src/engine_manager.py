@@ -92,7 +92,6 @@ def load_settings(args: argparse.Namespace) -> Settings:
         overrides["workers"] = args.workers
     if args.pool is not None:
         overrides["pool"] = args.pool
-        overrides["journal_stream"] = True  # a takeover on another host rebuilds the journal from Redis
     if args.max_engines is not None:
         overrides["max_engines"] = args.max_engines
     overrides["live_trading"] = bool(args.live)  # only the flag turns it on, never the environment alone

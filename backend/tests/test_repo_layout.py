@@ -132,7 +132,9 @@ def test_compose_redis_needs_a_password_and_services_get_only_their_secrets() ->
     secret = ("TOKEN", "SECRET", "KEY", "WEBHOOK")
     got = {name: {k for k in (svc.get("environment") or {}) if any(w in k for w in secret)}
            for name, svc in services.items() if name not in ("redis", "clickhouse")}
+    pool = {"LEVIBOT_TELEGRAM_BOT_TOKEN"}
     assert got == {"trainer": set(), "manager": {"LEVIBOT_TELEGRAM_BOT_TOKEN", "LEVIBOT_SLACK_WEBHOOK_URL"},
+                   "pool-a": pool, "pool-b": pool, "pool-c": pool,
                    "api": {"LEVIBOT_API_TOKEN"},
                    "workers": {"LEVIBOT_GEMMA_API_KEY", "LEVIBOT_DUNE_API_KEY", "LEVIBOT_NANSEN_API_KEY"}}, got
     assert all(":${LEVIBOT_REDIS_PASSWORD" in svc["environment"]["LEVIBOT_REDIS_URL"]

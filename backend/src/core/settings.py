@@ -11,42 +11,10 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from backend.src.core.settings_redis import RedisSettings
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_DATA_DIR = REPO_ROOT / "backend" / "data"
-
-
-class RedisSettings(BaseModel):
-    """Coordination plane. ``redis_url`` unset: the manager starts an embedded redis-server."""
-
-    redis_url: str | None = None
-    namespace: str = Field(default="levibot:", min_length=1)
-    embedded_redis_port: int = Field(default=0, ge=0, le=65535)  # 0: pick a free port
-    # A symbol pool shared by several managers (``--pool``): claims, fair share, failover.
-    pool: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    # Every journal entry also to a per-symbol Redis stream (on in a pool: a takeover rebuilds from it).
-    journal_stream: bool = False
-    # Replicas that must hold a journal entry before the engine acts on it (Redis WAIT);
-    # unset: 1 with a Sentinel URL (a failover must not lose it), else 0.
-    journal_wait_replicas: int | None = Field(default=None, ge=0, le=16)
-    journal_wait_ms: int = Field(default=200, ge=1, le=60_000)
-
-    @field_validator("namespace")
-    @classmethod
-    def _namespace_ends_with_colon(cls, v: str) -> str:
-        return v if v.endswith(":") else v + ":"
-
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_url_valid(cls, v: str | None) -> str | None:
-        from backend.src.core.redis_url import check_url  # noqa: PLC0415 - keeps redis out of settings' imports
-
-        return None if v is None else check_url(v)
-
-    @property
-    def wait_replicas(self) -> int:
-        if self.journal_wait_replicas is not None:
-            return self.journal_wait_replicas
-        return 1 if (self.redis_url or "").startswith("redis+sentinel://") else 0
 
 
 class StorageSettings(BaseModel):

@@ -187,7 +187,7 @@ class JournalStream:
 def attach(r: redis.Redis, keys: Keys, symbol: str, lease: Lease, settings: Settings,
            journal: Journal) -> tuple[Journal, JournalStream | None]:
     """The journal to trade on (restored from the stream) and its stream, when streaming is on."""
-    if not settings.journal_stream:
+    if not settings.streams_journal:
         return journal, None
     stream = JournalStream(r, keys, symbol, lease, replicas=settings.wait_replicas, wait_ms=settings.journal_wait_ms)
     journal = stream.restore(journal)

@@ -52,6 +52,8 @@ CASES = [
     (["--symbols", "BTCUSDT", "--replay-speed", "-1"], "LEVIBOT_REPLAY_SPEED"),
     (["--symbols", "BTCUSDT", "--bogus"], "unrecognized arguments"),
     ([], "--symbols: empty, and no --config with a symbols: section"),
+    (["--symbols", "BTCUSDT", "--pool", "two words"], "LEVIBOT_POOL: String should match pattern"),
+    (["--symbols", "BTCUSDT", "--pool", "p", "--max-engines", "0"], "LEVIBOT_MAX_ENGINES: Input should be greater"),
 ]
 
 
@@ -110,6 +112,22 @@ def test_bad_environment_setting_names_the_variable(redis_server, ns: str, data_
     env = fast_env(redis_server.url, ns, data_dir, heartbeat_timeout_s="soon")
     res = run_cli(["--symbols", "BTCUSDT"], env)
     assert res.returncode == 2 and "LEVIBOT_HEARTBEAT_TIMEOUT_S" in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_a_pool_needs_a_shared_redis_and_a_sentinel_url_is_checked(ns: str, data_dir: Path) -> None:
+    env = {k: v for k, v in fast_env("redis://127.0.0.1:1/0", ns, data_dir).items() if k != "LEVIBOT_REDIS_URL"}
+    res = run_cli(["--symbols", "BTCUSDT", "--pool", "main"], env)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1
+    assert "--pool: set LEVIBOT_REDIS_URL to the Redis every member of the pool reaches" in res.stderr
+    env["LEVIBOT_REDIS_URL"] = "redis+sentinel://:s3cret@127.0.0.1:1/mymaster/zero"
+    res = run_cli(["--symbols", "BTCUSDT"], env)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "LEVIBOT_REDIS_URL: Value error" in res.stderr
+    assert "s3cret" not in res.stderr
+    env["LEVIBOT_REDIS_URL"] = "redis+sentinel://:s3cret@127.0.0.1:1/mymaster/0"  # nobody answers there
+    res = run_cli(["--symbols", "BTCUSDT", "--pool", "main"], env)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "redis at redis+sentinel://***@127.0.0.1:1" in \
+        res.stderr, res.stderr
+    assert "s3cret" not in res.stderr and not data_dir.exists()
 
 
 def test_unreachable_redis_is_one_line_exit_2(ns: str, data_dir: Path) -> None:
