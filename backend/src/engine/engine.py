@@ -23,6 +23,7 @@ from backend.src.core.errors import (
     EXIT_ORPHANED,
     FatalError,
     JournalError,
+    LeaseError,
     RedisUnavailable,
 )
 from backend.src.core.keys import Keys
@@ -111,8 +112,10 @@ class Engine:
             try:
                 self.lease.acquire(min_generation=self.journal.max_gen + 1)
                 return
-            except RedisUnavailable:
-                if self.clock() > deadline or self.stop_requested:
+            except (RedisUnavailable, LeaseError) as exc:
+                # In a pool our manager holds the claim: a foreign lease is the last owner's engine letting go.
+                waits = isinstance(exc, RedisUnavailable) or self.settings.pool is not None
+                if not waits or self.clock() > deadline or self.stop_requested:
                     raise
                 self.rt.sleep(0.2)
 

@@ -28,7 +28,7 @@ from typing import Any, cast
 
 import redis
 
-from backend.src.core.errors import FatalError
+from backend.src.core.errors import FatalError, RedisUnavailable
 from backend.src.core.keys import Keys
 from backend.src.core.lease import _RENEW_BODY, Lease
 from backend.src.core.settings import Settings
@@ -81,9 +81,8 @@ class JournalStream:
     def xrange(self, start: str, count: int | None = None) -> list[tuple[str, dict[str, str]]]:
         return cast("list[tuple[str, dict[str, str]]]", self.r.xrange(self.key, start, "+", count=count) or [])
 
-    def read(self) -> list[dict[str, Any]]:
+    def read(self, start: str = "-") -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        start = "-"
         while True:
             chunk = self.xrange(start, 1000)
             out += [json.loads(fields["e"]) for _, fields in chunk]
@@ -91,13 +90,31 @@ class JournalStream:
                 return out
             start = f"({chunk[-1][0]}"
 
-    def restore(self, journal: Journal) -> Journal:
-        """Bring the local file in line with the stream (before the ledger is read)."""
-        try:
-            stream = self.read()
-        except redis.RedisError as exc:
-            log.warning("journal stream unreadable (%s); trading from the local journal", exc)
-            return journal
+    def read_after(self, journal: Journal) -> list[dict[str, Any]]:
+        """The stream as a list. When its entry at the local journal's last seq is that very entry, the two
+        agree up to there (one generation writes each entry, after a prefix it had restored or written
+        itself), so only what follows is read: a restart reads a few entries, not the symbol's history."""
+        local = journal.entries
+        if local and int(local[-1]["seq"]) == len(local):
+            at = self.xrange(f"{len(local)}-1", 1)
+            if at and at[0][0] == f"{len(local)}-1" and json.loads(at[0][1]["e"]) == local[-1]:
+                return local + self.read(f"({len(local)}-1")
+        return self.read()
+
+    def restore(self, journal: Journal, wait_s: float = 0.0) -> Journal:
+        """Bring the local file in line with the stream (before the ledger is read). Redis must answer
+        within ``wait_s``: an engine that cannot see the stream may hold a stale ledger (another host
+        may have traded the symbol since), so it does not start (RedisUnavailable: restarted later)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                stream = self.read_after(journal)
+                break
+            except redis.RedisError as exc:
+                if time.monotonic() > deadline:
+                    journal.close()
+                    raise RedisUnavailable(f"journal stream {self.key} unreadable: {exc}") from exc
+                time.sleep(0.2)
         self.restored_seq = int(stream[-1]["seq"]) if stream else 0
         local = journal.entries
         same = next((i for i, (a, b) in enumerate(zip(local, stream, strict=False)) if a != b),
@@ -190,6 +207,6 @@ def attach(r: redis.Redis, keys: Keys, symbol: str, lease: Lease, settings: Sett
     if not settings.streams_journal:
         return journal, None
     stream = JournalStream(r, keys, symbol, lease, replicas=settings.wait_replicas, wait_ms=settings.journal_wait_ms)
-    journal = stream.restore(journal)
+    journal = stream.restore(journal, wait_s=settings.start_timeout_s)
     journal.on_append = stream.append
     return journal, stream

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from backend.src.core.errors import RedisUnavailable
 from backend.src.core.keys import Keys
 from backend.src.core.lease import Lease
 from backend.src.core.redis_url import connect
@@ -95,3 +96,27 @@ def test_a_stream_that_moved_on_after_the_restore_is_refused(r: redis.Redis, ns:
     r.xadd(Keys(ns).journal("BTCUSDT"), {"e": '{"seq":1,"gen":1,"type":"fill"}'}, id="1-1")
     with pytest.raises(StreamAhead):
         s.after_lease(j)
+
+
+def test_a_restart_reads_only_what_follows_the_local_journal(r: redis.Redis, ns: str, tmp_path: Path) -> None:
+    s = stream_for(r, ns, "a")
+    j = host(tmp_path, "a", s)
+    for i in range(5):
+        j.append({"type": "fill", "qty": float(i)}, gen=s.lease.generation)
+    j.close()
+    again = JournalStream(r, Keys(ns), "BTCUSDT", s.lease)
+    starts: list[str] = []
+    real = again.read
+    again.read = lambda start="-": starts.append(start) or real(start)  # type: ignore[method-assign]
+    j2 = again.restore(Journal(tmp_path / "a" / "BTCUSDT.jsonl"))
+    assert starts == ["(5-1"] and len(j2.entries) == 5 and again.restored_seq == 5
+
+
+def test_no_stream_no_start(ns: str, tmp_path: Path) -> None:
+    """An engine that cannot read the stream may hold a stale ledger: it does not start (and retries later)."""
+    dead = connect("redis://127.0.0.1:1/0", timeout=0.1)
+    s = JournalStream(dead, Keys(ns), "BTCUSDT", Lease(dead, Keys(ns), "BTCUSDT", "a", 1, 10.0))
+    j = Journal(tmp_path / "BTCUSDT.jsonl")
+    with pytest.raises(RedisUnavailable):
+        s.restore(j, wait_s=0.3)
+    Journal(tmp_path / "BTCUSDT.jsonl").close()  # the failed start let go of the file
