@@ -30,7 +30,7 @@ class RedisSettings(BaseModel):
     def _redis_url_valid(cls, v: str | None) -> str | None:
         from backend.src.core.redis_url import check_url  # noqa: PLC0415 - keeps redis out of settings' imports
 
-        return None if v is None else check_url(v)
+        return check_url(v) if v else None  # empty: unset, as an empty variable in a compose file means
 
     @property
     def streams_journal(self) -> bool:

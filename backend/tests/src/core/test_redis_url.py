@@ -79,3 +79,15 @@ def test_clients_follow_a_sentinel_failover(tmp_path: Path) -> None:
         assert took < 20
     finally:
         cluster.stop()
+
+
+def test_settings_check_the_url_and_read_an_empty_one_as_unset() -> None:
+    from pydantic import ValidationError
+
+    from backend.src.core.settings import Settings
+
+    assert Settings(redis_url="").redis_url is None  # an empty variable (compose's ${X:-}) means: embedded
+    assert Settings(redis_url="redis+sentinel://h:1,h:2/m/0").wait_replicas == 1
+    assert Settings(redis_url="redis://h:1/0").wait_replicas == 0
+    with pytest.raises(ValidationError, match="redis_url"):
+        Settings(redis_url="redis+sentinel://h:1")
