@@ -5,7 +5,8 @@ its own data dir, on M x N synthetic symbols; waits until every manager runs its
 engines have traded; then, per round, ``kill -9``s one manager's whole process tree (manager,
 forkserver, engines) at once and measures, per symbol it ran, the time from the kill to the first
 heartbeat of an engine under another manager (the heartbeat's own timestamp, same host clock).
-Target: under ``LEVIBOT_LEASE_TTL_S`` + 2 s. Checks that nothing was lost or applied twice: the new
+Target: under the lease TTL (``--lease-ttl``, the managers' ``LEVIBOT_LEASE_TTL_S``) + 2 s.
+Checks that nothing was lost or applied twice: the new
 owner's journal starts with exactly the entries the dead manager's engine wrote and acted on (an entry
 written to the dead host's file but killed before it reached the Redis stream was never acted on and
 is counted apart), and the position the new engine started with (its "engine running" log record)
@@ -227,16 +228,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-manager", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--trade-s", type=float, default=8.0, help="seconds of trading before each kill")
+    ap.add_argument("--lease-ttl", type=float, default=10.0, help="LEVIBOT_LEASE_TTL_S of the managers (default 10)")
     args = ap.parse_args(argv)
-    if args.managers < 2 or args.per_manager < 1 or args.rounds < 1:
-        print("bench: error: --managers >= 2, --per-manager >= 1, --rounds >= 1", file=sys.stderr)
+    if args.managers < 2 or args.per_manager < 1 or args.rounds < 1 or args.lease_ttl <= 0.5:
+        print("bench: error: --managers >= 2, --per-manager >= 1, --rounds >= 1, --lease-ttl > 0.5", file=sys.stderr)
         return 2
-    ttl = float(os.environ.get("LEVIBOT_LEASE_TTL_S", "10"))
+    ttl = args.lease_ttl
     symbols = [f"F{i:02d}USDT" for i in range(args.managers * args.per_manager)]
     results: list[Takeover] = []
     with tempfile.TemporaryDirectory(prefix="levibot-bench-failover-") as tmp:
         server = EmbeddedRedis(Path(tmp) / "redis").start()
-        fleet = PoolFleet(Path(tmp), server.url, symbols, args.managers)
+        fleet = PoolFleet(Path(tmp), server.url, symbols, args.managers, env={"LEVIBOT_LEASE_TTL_S": str(ttl)})
         try:
             t0 = time.monotonic()
             for m in fleet.members:
