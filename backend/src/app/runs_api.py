@@ -7,7 +7,6 @@ import asyncio
 import json
 from typing import Annotated, Any, Literal
 
-import redis
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +16,7 @@ from backend.src.app.control import answer, send
 from backend.src.app.security import require_reader, require_token
 from backend.src.app.snapshot import SymbolPath
 from backend.src.core import fleet
+from backend.src.core.keys import BACKTEST_QUEUE
 from backend.src.core.redis_launcher import connect, discover_url
 from backend.src.core.runs import Kind, RunStore, view
 
@@ -29,14 +29,12 @@ def _enqueue(request: Request, kind: Kind, spec: dict[str, Any], func: str, *arg
     """Create the run record, then queue its job (sync: RQ's client is synchronous)."""
     from rq import Queue  # noqa: PLC0415
 
-    from backend.ml.jobs import queue_names  # noqa: PLC0415
-
     settings = request.app.state.settings
     r = connect(discover_url(settings))
-    rq_conn = redis.Redis.from_url(discover_url(settings), socket_timeout=5.0)  # RQ stores bytes: no decoding
+    rq_conn = connect(discover_url(settings), timeout=5.0, decode=False)  # RQ stores bytes: no decoding
     try:
         run_id = RunStore(r, request.app.state.keys).create(kind, spec)
-        Queue(queue_names(settings)[2], connection=rq_conn).enqueue(
+        Queue(request.app.state.keys.queue(BACKTEST_QUEUE), connection=rq_conn).enqueue(
             func, run_id, *args, job_id=request.app.state.keys.job_id("run", run_id), job_timeout=JOB_TIMEOUT_S,
             result_ttl=3600, failure_ttl=86_400)
         return run_id

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-RQ_QUEUES = ("sentiment", "onchain", "backtest")  # in the order workers serve them
+SENTIMENT_QUEUE, ONCHAIN_QUEUE, BACKTEST_QUEUE = "sentiment", "onchain", "backtest"
+RQ_QUEUES = (SENTIMENT_QUEUE, ONCHAIN_QUEUE, BACKTEST_QUEUE)  # in the order workers serve them
 
 
 @dataclass(frozen=True)

@@ -44,13 +44,14 @@ def eventually(cond: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 def test_everything_follows_a_sentinel_failover(tmp_path: Path, start_manager: Callable[..., ManagerProc], ns: str,
-                                                data_dir: Path) -> None:
+                                                data_dir: Path, api_token: str) -> None:
     cluster = SentinelCluster(tmp_path / "ha").start()
     port = free_port()
     m: ManagerProc | None = None
     try:
         r = connect(cluster.url, timeout=2.0)
-        m = start_manager(SYMS, "--pool", "ha", url=cluster.url, api_enabled="true", api_port=port, workers=1)
+        m = start_manager(SYMS, "--pool", "ha", url=cluster.url, api_enabled="true", api_port=port, workers=1,
+                          api_token=api_token)
 
         def up() -> bool:
             body = httpx.get(f"http://127.0.0.1:{port}/engines/status", timeout=3).json()
@@ -69,8 +70,18 @@ def test_everything_follows_a_sentinel_failover(tmp_path: Path, start_manager: C
                    30, "heartbeats on the new primary")
         assert int(str(r.info("server")["tcp_port"])) == cluster.replica.port
         eventually(up, 30, "the API answering from the new primary")
-        r.delete(*r.keys(f"{ns}rqalive:*") or ["-"])
+        r.delete(*r.keys(f"{ns}rqalive:*") or ["-"], *r.keys(f"{ns}manager:*") or ["-"])
         eventually(lambda: list(r.scan_iter(f"{ns}rqalive:*")), 30, "the RQ worker on the new primary")
+        eventually(lambda: list(r.scan_iter(f"{ns}manager:*")), 30, "the manager's presence on the new primary")
+        # a dashboard backtest: the API queues it on the new primary, the worker runs it, the result lands there
+        spec = {"symbols": ["BTCUSDT"], "start": "2026-01-01", "end": "2026-01-03"}
+        res = httpx.post(f"http://127.0.0.1:{port}/backtests", json=spec,
+                         headers={"Authorization": f"Bearer {api_token}"}, timeout=10)
+        assert res.status_code == 202, (res.status_code, res.text)
+        run_id = res.json()["id"]
+        run = eventually(lambda: (x := httpx.get(f"http://127.0.0.1:{port}/runs/{run_id}", timeout=5).json())
+                         ["status"] in ("done", "error") and x, 90, "the backtest run")
+        assert run["status"] == "done", run
         eventually(lambda: all(len(fills(data_dir, s)) > before[s] for s in SYMS), 30, "trading on")
 
         cluster.primary.start(cluster.password)  # the old primary returns; the sentinels make it a replica
