@@ -111,6 +111,9 @@ class Pool:
         self.releasing: set[str] = set()
         self.rng = rng or random.Random()  # noqa: S311 - spreading claims, not crypto
         self.last_step = float("-inf")
+        # After Redis was unreachable, every membership and claim may have lapsed at once: the first member
+        # back would see itself alone and claim everything. Renew only, for one TTL, while the others return.
+        self.settle_until = float("-inf")
         self.shares: dict[str, int] = {}
         self.unknown_logged: set[str] = set()
         self.supervised: Supervised = self
@@ -150,11 +153,12 @@ class Pool:
             return
         self.last_step = now
         try:
-            self._step()
+            self._step(settled=now >= self.settle_until)
         except redis.RedisError as exc:
+            self.settle_until = now + self.ttl_ms / 1000
             log.debug("pool %s waiting for redis: %s", self.name, exc)
 
-    def _step(self) -> None:
+    def _step(self, *, settled: bool = True) -> None:
         held = self.held()
         lost_idx, caps = self.r.eval(  # type: ignore[misc]
             RENEW, 2 + len(held), self.keys.pool_members(self.name), self.keys.pool_capacity(self.name),
@@ -175,6 +179,8 @@ class Pool:
         below = any(int(v[1]) < self.shares[m] for m, v in members.items() if m != self.owner)
         mine = self.shares.get(self.owner, 0)
         held = self.held()
+        if not settled:
+            return
         for sym in [s for s in held if s not in pool]:
             self.hand_over(sym, "no longer in the pool")
         held = self.held()
