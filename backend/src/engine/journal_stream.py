@@ -15,7 +15,8 @@ generation, to the symbol's stream (``journal:<SYMBOL>``) before the engine acts
 
 On start, ``restore`` makes the local file agree with the stream: entries the stream has beyond
 the file are appended to it (a takeover); where the two differ, the side with the newer generation
-wins and the other file is kept aside; local entries the stream lacks are queued for it.
+wins (a losing file is kept aside, a losing stream is written anew from the file); local entries the stream
+lacks are queued for it.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class JournalStream:
         self.replicas, self.wait_ms = replicas, wait_ms
         self.pending: list[dict[str, Any]] = []
         self.restored_seq = -1  # the stream's last seq when restored; -1: not read
-        self.replace_from = 0  # the stream's entries from this seq on are an older generation's: replaced
+        self.replace = False  # the stream holds an older generation's history: rewritten from the local file
         self.warned = ""
 
     # ------------------------------------------------------------------ start
@@ -125,8 +126,8 @@ class JournalStream:
         elif same < len(local) and same < len(stream):  # the local file is the newer one: it goes up
             log.warning("journal stream differs from the local journal at seq %s; the local (newer) one is kept",
                         local[same].get("seq"))
-            self.replace_from = int(local[same]["seq"])
-            self.pending = list(local[same:])
+            self.replace = True  # a stream's ids cannot go back below its top: it is written anew, all of it
+            self.pending = list(local)
             return journal
         if len(stream) > same:
             journal.adopt(stream[same:])
@@ -158,10 +159,8 @@ class JournalStream:
         if last > max(journal.seq, self.restored_seq):
             raise StreamAhead(f"journal stream reached seq {last} after the restore (local {journal.seq}); "
                               "restarting to restore again")
-        if self.replace_from:
-            stale = [i for i, _ in self.xrange(f"{self.replace_from}-0")]
-            if stale:
-                self.r.xdel(self.key, *stale)
+        if self.replace:
+            self.r.delete(self.key)  # under our lease: no other engine appends or restores meanwhile
         self.flush()
 
     # ------------------------------------------------------------------ appends

@@ -120,3 +120,19 @@ def test_no_stream_no_start(ns: str, tmp_path: Path) -> None:
     with pytest.raises(RedisUnavailable):
         s.restore(j, wait_s=0.3)
     Journal(tmp_path / "BTCUSDT.jsonl").close()  # the failed start let go of the file
+
+
+def test_a_newer_local_history_replaces_an_older_stream(r: redis.Redis, ns: str, tmp_path: Path) -> None:
+    """The stream lost the newer generation's entries (e.g. a Redis restored from an old copy) and holds an
+    older one's: the local file, newer, is written to the stream anew."""
+    keys = Keys(ns)
+    for seq, gen, qty in ((1, 1, 1.0), (2, 1, 2.0)):  # the older generation's history
+        r.xadd(keys.journal("BTCUSDT"), {"e": f'{{"seq":{seq},"gen":{gen},"type":"fill","qty":{qty}}}'}, id=f"{seq}-1")
+    path = tmp_path / "BTCUSDT.jsonl"
+    path.write_text('{"seq":1,"gen":1,"type":"fill","qty":1.0}\n{"seq":2,"gen":4,"type":"fill","qty":9.0}\n'
+                    '{"seq":3,"gen":4,"type":"fill","qty":8.0}\n')
+    s = stream_for(r, ns, "a", min_gen=5)
+    j = s.restore(Journal(path))
+    assert [e["qty"] for e in j.entries] == [1.0, 9.0, 8.0]
+    s.after_lease(j)
+    assert s.read() == j.entries and s.pending == []
