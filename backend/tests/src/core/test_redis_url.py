@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -29,9 +30,8 @@ def test_sentinel_url_parts() -> None:
     ("http://h:1/0", "scheme 'http'"),
 ])
 def test_bad_urls_name_what_is_wrong(url: str, names: str) -> None:
-    with pytest.raises(ValueError, match="") as err:
+    with pytest.raises(ValueError, match=re.escape(names)):
         check_url(url)
-    assert names in str(err.value)
 
 
 def test_redact_hides_every_password() -> None:
