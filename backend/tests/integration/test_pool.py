@@ -20,7 +20,7 @@ def test_a_dead_managers_symbols_move_with_their_positions(redis_server: Embedde
                                                            tmp_path: Path) -> None:
     ttl = 3.0
     fleet = PoolFleet(tmp_path, redis_server.url, SYMBOLS, 2, ns=ns,
-                      env={"LEVIBOT_LEASE_TTL_S": str(ttl), "LEVIBOT_SYNTHETIC_INTERVAL_S": "0.05",
+                      env={"LEVIBOT_LEASE_TTL_S": str(ttl), "LEVIBOT_SYNTHETIC_INTERVAL_S": "0.1",
                            "LEVIBOT_HEARTBEAT_INTERVAL_S": "0.2", "LEVIBOT_HEARTBEAT_TIMEOUT_S": "2"})
     try:
         for m in fleet.members:
