@@ -19,7 +19,7 @@ import redis
 from rq import Queue, Retry
 
 from backend.src.core.keys import RQ_QUEUES, Keys
-from backend.src.core.redis_launcher import connect
+from backend.src.core.redis_url import connect
 from backend.src.core.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,8 @@ import yaml
 from backend.src.core.buckets import RETRAIN_BUCKETS, bucket_field
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.keys import Keys
-from backend.src.core.redis_launcher import connect, discover_url, redact
+from backend.src.core.redis_launcher import discover_url
+from backend.src.core.redis_url import connect, redact
 from backend.src.core.settings import Settings, cli_path, cli_settings
 from backend.src.market.candles import load_candles
 

@@ -25,7 +25,8 @@ import yaml
 
 from backend.src.core.errors import EXIT_USAGE
 from backend.src.core.keys import Keys
-from backend.src.core.redis_launcher import connect, discover_url
+from backend.src.core.redis_launcher import discover_url
+from backend.src.core.redis_url import connect
 from backend.src.core.settings import Settings
 
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import redis
 
-from backend.src.core.redis_launcher import EmbeddedRedis, connect
+from backend.src.core.redis_launcher import EmbeddedRedis
+from backend.src.core.redis_url import connect
 from backend.src.core.settings import REPO_ROOT
 
 NS = "gstop:"

@@ -20,7 +20,8 @@ from backend.risk.policy import DEFAULT_POLICY_PATH, PositionSizing, load_policy
 from backend.src.core.errors import UsageError
 from backend.src.core.keys import Keys
 from backend.src.core.lease import Lease
-from backend.src.core.redis_launcher import EmbeddedRedis, connect
+from backend.src.core.redis_launcher import EmbeddedRedis
+from backend.src.core.redis_url import connect
 from backend.src.core.settings import cli_path
 
 EXTRA = ["DOGEUSDT", "BNBUSDT", "LINKUSDT", "MATICUSDT", "ATOMUSDT", "UNIUSDT", "FILUSDT", "APTUSDT"]

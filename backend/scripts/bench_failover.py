@@ -33,7 +33,8 @@ from typing import Any
 import psutil
 import redis
 
-from backend.src.core.redis_launcher import EmbeddedRedis, connect
+from backend.src.core.redis_launcher import EmbeddedRedis
+from backend.src.core.redis_url import connect
 from backend.src.core.settings import REPO_ROOT
 from backend.src.trading.execution import PaperBroker
 

@@ -26,7 +26,8 @@ from rq.job import JobStatus
 
 from backend.ml.features.sentiment_extractor import GemmaSentiment
 from backend.ml.jobs import queue_names, refresh_sentiment
-from backend.src.core.redis_launcher import EmbeddedRedis, connect
+from backend.src.core.redis_launcher import EmbeddedRedis
+from backend.src.core.redis_url import connect
 from backend.src.core.settings import REPO_ROOT, Settings
 
 HEADLINES = REPO_ROOT / "backend" / "tests" / "ml" / "features" / "labelled_headlines.jsonl"

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from backend.src.core.redis_launcher import EmbeddedRedis, connect, free_port
+from backend.src.core.redis_launcher import EmbeddedRedis, free_port
+from backend.src.core.redis_url import connect
 from backend.src.core.settings import REPO_ROOT
 
 

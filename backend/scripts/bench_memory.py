@@ -27,7 +27,8 @@ from backend.ml.feature_pipeline import build, label_up, load_ohlcv
 from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
 from backend.ml.registry import Registry
 from backend.scripts.bench_recovery import footprint
-from backend.src.core.redis_launcher import EmbeddedRedis, connect
+from backend.src.core.redis_launcher import EmbeddedRedis
+from backend.src.core.redis_url import connect
 from backend.src.core.settings import REPO_ROOT, cli_path
 
 NS = "benchmem:"

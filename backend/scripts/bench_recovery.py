@@ -30,7 +30,8 @@ from pathlib import Path
 
 import psutil
 
-from backend.src.core.redis_launcher import EmbeddedRedis, connect
+from backend.src.core.redis_launcher import EmbeddedRedis
+from backend.src.core.redis_url import connect
 from backend.src.core.settings import REPO_ROOT
 
 NS = "bench:"

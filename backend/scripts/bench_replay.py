@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from backend.src.core.redis_launcher import EmbeddedRedis, connect
+from backend.src.core.redis_launcher import EmbeddedRedis
+from backend.src.core.redis_url import connect
 from backend.src.core.settings import REPO_ROOT, cli_path
 from backend.src.market.candles import load_candles
 

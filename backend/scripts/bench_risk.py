@@ -22,7 +22,8 @@ from backend.risk import test_global_stop
 from backend.risk.limits import PortfolioLimits
 from backend.src.core.keys import Keys
 from backend.src.core.lease import Lease
-from backend.src.core.redis_launcher import EmbeddedRedis, connect
+from backend.src.core.redis_launcher import EmbeddedRedis
+from backend.src.core.redis_url import connect
 
 
 def racer(url: str, idx: int, calls: int, out: mp.Queue) -> None:  # type: ignore[type-arg]

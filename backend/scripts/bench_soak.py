@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from backend.src.core.redis_launcher import connect
+from backend.src.core.redis_url import connect
 from backend.src.core.settings import REPO_ROOT
 
 

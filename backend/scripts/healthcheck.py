@@ -13,7 +13,8 @@ import sys
 import time
 import urllib.request
 
-from backend.src.core.redis_launcher import connect, discover_url
+from backend.src.core.redis_launcher import discover_url
+from backend.src.core.redis_url import connect
 from backend.src.core.settings import Settings
 
 

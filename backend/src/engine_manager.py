@@ -30,7 +30,8 @@ from backend.src.core.cli import OneLineParser
 from backend.src.core.config import SourceSpec, SymbolConfig, parse_source, parse_symbols
 from backend.src.core.errors import EXIT_OK, EXIT_USAGE, RedisUnavailable, UsageError
 from backend.src.core.keys import Keys
-from backend.src.core.redis_launcher import EmbeddedRedis, connect, embedded_password, ping, redact
+from backend.src.core.redis_launcher import EmbeddedRedis, embedded_password, ping
+from backend.src.core.redis_url import connect, redact
 from backend.src.core.settings import Settings, cli_path, secret_env_names, secret_values
 from backend.src.supervisor.alerts import AlertDispatcher, build_sinks
 from backend.src.supervisor.children import AnalyticsProcess, ApiProcess, BotProcess, ChildProcess

@@ -24,7 +24,8 @@ import psutil
 import pytest
 import redis
 
-from backend.src.core.redis_launcher import EmbeddedRedis, connect
+from backend.src.core.redis_launcher import EmbeddedRedis
+from backend.src.core.redis_url import connect
 from backend.src.core.settings import REPO_ROOT, Settings
 from backend.tests.machine import MachineLock
 from backend.tests.ohlcv_data import generate_ohlcv, real_ohlcv_dir

@@ -40,8 +40,8 @@ from backend.src.core import logging_setup
 from backend.src.core.cli import OneLineParser
 from backend.src.core.errors import EXIT_OK, EXIT_USAGE, UsageError
 from backend.src.core.keys import Keys
-from backend.src.core.redis_launcher import connect as redis_connect
 from backend.src.core.redis_launcher import discover_url
+from backend.src.core.redis_url import connect as redis_connect
 from backend.src.core.settings import Settings, cli_path, cli_settings
 
 log = logging.getLogger(__name__)

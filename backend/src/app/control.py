@@ -38,7 +38,7 @@ class CommandResult(BaseModel):
 
 def send(request: Request, owner: str, action: Any, symbol: str, arg: str = "") -> str:
     from backend.src.core import commands  # noqa: PLC0415 - sync client for the one XADD pipeline
-    from backend.src.core.redis_launcher import connect  # noqa: PLC0415
+    from backend.src.core.redis_url import connect  # noqa: PLC0415
 
     client = connect(discover_url(request.app.state.settings))
     try:
@@ -86,7 +86,7 @@ async def reload(request: Request, body: ControlRequest | None = None) -> JSONRe
 async def clear_global_stop(request: Request) -> dict[str, Any]:
     """Operator clear: entries allowed again; the trigger stays off for the rest of the UTC day."""
     from backend.risk import global_stop  # noqa: PLC0415
-    from backend.src.core.redis_launcher import connect  # noqa: PLC0415
+    from backend.src.core.redis_url import connect  # noqa: PLC0415
 
     def run() -> tuple[bool, str]:
         client = connect(discover_url(request.app.state.settings))

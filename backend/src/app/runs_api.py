@@ -17,7 +17,8 @@ from backend.src.app.security import require_reader, require_token
 from backend.src.app.snapshot import SymbolPath
 from backend.src.core import fleet
 from backend.src.core.keys import BACKTEST_QUEUE
-from backend.src.core.redis_launcher import connect, discover_url
+from backend.src.core.redis_launcher import discover_url
+from backend.src.core.redis_url import connect
 from backend.src.core.runs import Kind, RunStore, view
 
 router = APIRouter()

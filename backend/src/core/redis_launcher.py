@@ -26,8 +26,6 @@ import redis
 from backend.src.core.errors import RedisUnavailable, UsageError
 from backend.src.core.redis_url import connect, redact
 
-__all__ = ["EmbeddedRedis", "connect", "discover_url", "ping", "redact"]
-
 if TYPE_CHECKING:
     from backend.src.core.settings import Settings
 

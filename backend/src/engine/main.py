@@ -22,7 +22,7 @@ def run_engine(spec: EngineSpec, lifeline: Connection | None = None) -> None:
     import setproctitle  # noqa: PLC0415 - only engine processes retitle themselves
 
     from backend.src.core import logging_setup  # noqa: PLC0415
-    from backend.src.core.redis_launcher import connect  # noqa: PLC0415
+    from backend.src.core.redis_url import connect  # noqa: PLC0415
 
     role = "engine" if spec.mode == "trade" else "liquidate"
     setproctitle.setproctitle(f"levibot {role}-{spec.symbol}")

@@ -13,7 +13,7 @@ from rq import Queue
 from backend.ml.jobs import FeatureScheduler, queue_names
 from backend.ml.worker import requeue_abandoned
 from backend.src.core.keys import Keys
-from backend.src.core.redis_launcher import connect
+from backend.src.core.redis_url import connect
 from backend.src.core.settings import Settings
 from backend.src.supervisor.children import ChildProcess, WorkerProcess
 

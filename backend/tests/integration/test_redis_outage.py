@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.src.core.redis_launcher import EmbeddedRedis, connect
+from backend.src.core.redis_launcher import EmbeddedRedis
+from backend.src.core.redis_url import connect
 from backend.tests.conftest import ManagerProc, engine_pids, wait_for
 from backend.tests.integration.helpers import events, fills, state, wait_running
 from backend.tests.machine import MachineLock

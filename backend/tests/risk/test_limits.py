@@ -13,7 +13,7 @@ import redis
 from backend.risk.limits import PortfolioLimits
 from backend.src.core.keys import Keys
 from backend.src.core.lease import Lease
-from backend.src.core.redis_launcher import connect
+from backend.src.core.redis_url import connect
 from backend.tests.conftest import wait_for
 
 MAX_TOTAL, MAX_GROUP = 6, 2

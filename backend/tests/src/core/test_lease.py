@@ -10,7 +10,7 @@ import redis
 from backend.src.core.errors import LeaseError, RedisUnavailable
 from backend.src.core.keys import Keys
 from backend.src.core.lease import BEAT, RENEW, Lease, read_lease
-from backend.src.core.redis_launcher import connect
+from backend.src.core.redis_url import connect
 
 
 def lease(r: redis.Redis, ns: str, owner: str = "host-a:/data", pid: int = 100, ttl: float = 5.0) -> Lease:

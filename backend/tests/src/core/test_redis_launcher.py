@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from backend.src.core.errors import RedisUnavailable, UsageError
-from backend.src.core.redis_launcher import EmbeddedRedis, connect, find_redis_server, ping, redact
+from backend.src.core.redis_launcher import EmbeddedRedis, find_redis_server, ping
+from backend.src.core.redis_url import connect, redact
 
 
 def test_embedded_server_persists_across_restart(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from backend.src.core.config import SourceSpec, StrategyConfig, SymbolConfig
 from backend.src.core.errors import LeaseError
 from backend.src.core.keys import Keys
 from backend.src.core.lease import Lease
-from backend.src.core.redis_launcher import connect
+from backend.src.core.redis_url import connect
 from backend.src.core.settings import Settings
 from backend.src.engine.engine import Engine, LeaseLost
 from backend.src.engine.spec import EngineSpec

@@ -11,7 +11,7 @@ import redis
 
 from backend.src.core.fsio import write_json_atomic
 from backend.src.core.keys import Keys
-from backend.src.core.redis_launcher import connect
+from backend.src.core.redis_url import connect
 from backend.src.supervisor.state_store import StateStore, read_registry, registry_entry
 
 
