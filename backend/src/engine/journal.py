@@ -28,6 +28,11 @@ from backend.src.core.fsio import fsync_dir
 log = logging.getLogger(__name__)
 
 
+def encode(entry: dict[str, Any]) -> str:
+    """One entry as its journal line (without the newline); the Redis copy holds the same text."""
+    return json.dumps(entry, separators=(",", ":"))
+
+
 class Journal:
     def __init__(self, path: Path, *, lock_wait_s: float = 3.0) -> None:
         self.path = path
@@ -91,7 +96,7 @@ class Journal:
             )
         self.seq += 1
         full = {"seq": self.seq, "gen": gen, **entry}
-        line = (json.dumps(full, separators=(",", ":")) + "\n").encode()
+        line = (encode(full) + "\n").encode()
         written = os.write(self.fd, line)
         if written != len(line):  # pragma: no cover - regular files write fully or raise
             raise JournalError(f"journal {self.path}: short write")
@@ -108,7 +113,7 @@ class Journal:
             return
         if int(entries[0]["seq"]) != self.seq + 1:
             raise JournalError(f"journal {self.path}: entries from seq {entries[0]['seq']} do not follow {self.seq}")
-        data = b"".join((json.dumps(e, separators=(",", ":")) + "\n").encode() for e in entries)
+        data = b"".join((encode(e) + "\n").encode() for e in entries)
         if os.write(self.fd, data) != len(data):  # pragma: no cover - regular files write fully or raise
             raise JournalError(f"journal {self.path}: short write")
         os.fsync(self.fd)

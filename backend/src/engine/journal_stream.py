@@ -29,11 +29,11 @@ from typing import Any, cast
 
 import redis
 
-from backend.src.core.errors import FatalError, RedisUnavailable
+from backend.src.core.errors import LeaseError, RedisUnavailable
 from backend.src.core.keys import Keys
 from backend.src.core.lease import _RENEW_BODY, Lease
 from backend.src.core.settings import Settings
-from backend.src.engine.journal import Journal
+from backend.src.engine.journal import Journal, encode
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -56,10 +56,6 @@ for i = 4, #ARGV, 2 do
 end
 return added
 """
-
-
-class StreamFenced(FatalError):
-    """The lease belongs to a newer generation: this engine must stop."""
 
 
 class StreamAhead(RuntimeError):
@@ -91,16 +87,17 @@ class JournalStream:
                 return out
             start = f"({chunk[-1][0]}"
 
-    def read_after(self, journal: Journal) -> list[dict[str, Any]]:
-        """The stream as a list. When its entry at the local journal's last seq is that very entry, the two
-        agree up to there (one generation writes each entry, after a prefix it had restored or written
-        itself), so only what follows is read: a restart reads a few entries, not the symbol's history."""
+    def read_after(self, journal: Journal) -> tuple[int, list[dict[str, Any]]]:
+        """The stream as a list, and how many of its first entries are known to equal the local journal's.
+        When its entry at the local journal's last seq is that very entry, the two agree up to there (one
+        generation writes each entry, after a prefix it had restored or written itself), so only what follows
+        is read: a restart reads a few entries, not the symbol's history."""
         local = journal.entries
         if local and int(local[-1]["seq"]) == len(local):
             at = self.xrange(f"{len(local)}-1", 1)
             if at and at[0][0] == f"{len(local)}-1" and json.loads(at[0][1]["e"]) == local[-1]:
-                return local + self.read(f"({len(local)}-1")
-        return self.read()
+                return len(local), local + self.read(f"({len(local)}-1")
+        return 0, self.read()
 
     def restore(self, journal: Journal, wait_s: float = 0.0) -> Journal:
         """Bring the local file in line with the stream (before the ledger is read). Redis must answer
@@ -109,7 +106,7 @@ class JournalStream:
         deadline = time.monotonic() + wait_s
         while True:
             try:
-                stream = self.read_after(journal)
+                agreed, stream = self.read_after(journal)
                 break
             except redis.RedisError as exc:
                 if time.monotonic() > deadline:
@@ -118,8 +115,8 @@ class JournalStream:
                 time.sleep(0.2)
         self.restored_seq = int(stream[-1]["seq"]) if stream else 0
         local = journal.entries
-        same = next((i for i, (a, b) in enumerate(zip(local, stream, strict=False)) if a != b),
-                    min(len(local), len(stream)))
+        both = min(len(local), len(stream))
+        same = next((i for i in range(agreed, both) if local[i] != stream[i]), both)
         if same < len(local) and same < len(stream) and int(stream[same]["gen"]) > int(local[same]["gen"]):
             journal = self.set_aside(journal)  # the stream's history is the newer generation's
             same = 0
@@ -175,13 +172,13 @@ class JournalStream:
             batch = self.pending[:BATCH]
             args: list[str | int] = []
             for e in batch:
-                args += [int(e["seq"]), json.dumps(e, separators=(",", ":"))]
+                args += [int(e["seq"]), encode(e)]
             lease_key, token, ttl_ms, gen = self.lease.renew_args()
             try:
                 added = int(self.r.eval(APPEND, 3, lease_key, self.gen_key, self.key,  # type: ignore[arg-type]
                                         token, ttl_ms, gen, *args))
                 if added < 0:
-                    raise StreamFenced(f"journal stream: lease of generation {gen} lost; stopping")
+                    raise LeaseError(f"journal stream: lease of generation {gen} lost; stopping")
                 if self.replicas and int(self.r.wait(self.replicas, self.wait_ms)) < self.replicas:
                     self.warn("replica", f"journal entries not yet on {self.replicas} replica(s); kept to send again")
                     return
