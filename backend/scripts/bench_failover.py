@@ -36,6 +36,7 @@ import redis
 from backend.src.core.redis_launcher import EmbeddedRedis
 from backend.src.core.redis_url import connect
 from backend.src.core.settings import REPO_ROOT
+from backend.src.supervisor.engine_record import default_owner
 from backend.src.trading.execution import PaperBroker
 
 NS = "benchpool:"
@@ -56,9 +57,7 @@ class Member:
 
     @property
     def owner(self) -> str:
-        import socket  # noqa: PLC0415
-
-        return f"{socket.gethostname()}:{self.data_dir.resolve()}"
+        return default_owner(self.data_dir)  # how the manager names itself
 
 
 class PoolFleet:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -130,11 +131,11 @@ class SentinelCluster:
         return time.monotonic() - t0
 
     @staticmethod
-    def wait(cond: object, timeout: float, what: str) -> None:
+    def wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if cond():  # type: ignore[operator]
+                if cond():
                     return
             except redis.RedisError:
                 pass

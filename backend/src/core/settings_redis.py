@@ -41,4 +41,6 @@ class RedisSettings(BaseModel):
     def wait_replicas(self) -> int:
         if self.journal_wait_replicas is not None:
             return self.journal_wait_replicas
-        return 1 if (self.redis_url or "").startswith("redis+sentinel://") else 0
+        from backend.src.core.redis_url import parse_sentinel  # noqa: PLC0415 - as in the validator
+
+        return 1 if self.redis_url and parse_sentinel(self.redis_url) else 0

@@ -33,8 +33,9 @@ from backend.src.supervisor.watchdog import Watchdog
 log = logging.getLogger(__name__)
 STEP_S = 0.5
 
-# KEYS: members zset, capacity hash, then the claim of every symbol this member runs.
-# ARGV: owner, ttl_ms, '<capacity>:<symbols held>'. Returns {indexes of claims another member holds, capacity hash}.
+# KEYS: members zset, capacity hash, pool symbols set, then the claim of every symbol this member runs.
+# ARGV: owner, ttl_ms, '<capacity>:<symbols held>'.
+# Returns {indexes of claims another member holds, capacity hash, the pool's symbols}: one round trip a step.
 RENEW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -43,13 +44,13 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do redis.call('HDEL', KEYS[2], m) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local lost = {}
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   local cur = redis.call('GET', KEYS[i])
   if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[i], ARGV[2])
   elseif not cur then redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
-  else table.insert(lost, i - 2) end
+  else table.insert(lost, i - 3) end
 end
-return {lost, redis.call('HGETALL', KEYS[2])}
+return {lost, redis.call('HGETALL', KEYS[2]), redis.call('SMEMBERS', KEYS[3])}
 """
 
 # KEYS: claim, lease of each candidate in turn. ARGV: owner, ttl_ms, how many. Returns the candidates taken
@@ -160,9 +161,10 @@ class Pool:
 
     def _step(self, *, settled: bool = True) -> None:
         held = self.held()
-        lost_idx, caps = self.r.eval(  # type: ignore[misc]
-            RENEW, 2 + len(held), self.keys.pool_members(self.name), self.keys.pool_capacity(self.name),
-            *[self.keys.claim(s) for s in held], self.owner, self.ttl_ms, f"{self.capacity}:{len(held)}")
+        lost_idx, caps, symbols = self.r.eval(  # type: ignore[misc]
+            RENEW, 3 + len(held), self.keys.pool_members(self.name), self.keys.pool_capacity(self.name),
+            self.keys.pool_symbols(self.name), *[self.keys.claim(s) for s in held],
+            self.owner, self.ttl_ms, f"{self.capacity}:{len(held)}")
         for i in lost_idx:
             sym = held[int(i) - 1]
             log.error("pool %s: %s is claimed by another manager now; stopping our engine", self.name, sym,
@@ -173,7 +175,7 @@ class Pool:
             if sym not in self.w.records:  # its engine has exited
                 self.unclaim(sym)
                 self.releasing.discard(sym)
-        pool = {str(s) for s in self.r.smembers(self.keys.pool_symbols(self.name))}  # type: ignore[union-attr]
+        pool = {str(s) for s in symbols}
         members = {str(caps[i]): str(caps[i + 1]).split(":") for i in range(0, len(caps), 2)}
         self.shares = fair_shares(len(pool), {m: int(v[0]) for m, v in members.items()})
         below = any(int(v[1]) < self.shares[m] for m, v in members.items() if m != self.owner)

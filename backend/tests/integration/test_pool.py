@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.scripts.bench_failover import PoolFleet, one_round
+from backend.scripts.bench_failover import PoolFleet, journal, one_round, stream_entries
 from backend.src.core.redis_launcher import EmbeddedRedis
 
 pytestmark = pytest.mark.slow
@@ -49,8 +49,6 @@ def test_a_dead_managers_symbols_move_with_their_positions(redis_server: Embedde
 
 
 def stream_equals_journal(fleet: PoolFleet, symbol: str, data_dir: Path) -> bool:
-    from backend.scripts.bench_failover import journal, stream_entries
-
     local = journal(data_dir, symbol)
     return bool(local) and stream_entries(fleet.r, fleet.ns, symbol)[: len(local)] == local
 

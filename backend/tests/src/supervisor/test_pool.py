@@ -48,9 +48,12 @@ def test_renewal_keeps_our_claims_and_reports_those_taken(r: redis.Redis, ns: st
     members, capacity = keys.pool_members("p"), keys.pool_capacity("p")
     r.zadd(members, {"gone": 1})  # a member whose membership lapsed long ago
     r.hset(capacity, "gone", 7)
-    lost, caps = r.eval(RENEW, 5, members, capacity, keys.claim("X"), keys.claim("Y"), keys.claim("Z"),  # type: ignore[misc]
-                        "a", 10_000, "4:1")
+    r.sadd(keys.pool_symbols("p"), "X", "Y", "Z")
+    lost, caps, symbols = r.eval(  # type: ignore[misc]
+        RENEW, 6, members, capacity, keys.pool_symbols("p"), keys.claim("X"), keys.claim("Y"), keys.claim("Z"),
+        "a", 10_000, "4:1")
     assert lost == [2]  # Y is b's now
+    assert sorted(symbols) == ["X", "Y", "Z"]
     assert r.get(keys.claim("Z")) == "a"  # lapsed during an outage and nobody took it: ours again
     assert dict(zip(caps[::2], caps[1::2], strict=True)) == {"a": "4:1"}  # the lapsed member is gone
     assert r.zrange(members, 0, -1) == ["a"]
