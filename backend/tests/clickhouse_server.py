@@ -14,9 +14,12 @@ import httpx
 from backend.src.core.redis_launcher import free_port
 
 USERS = """<yandex>
-  <profiles><default><max_memory_usage>2000000000</max_memory_usage></default></profiles>
+  <profiles><default><max_memory_usage>2000000000</max_memory_usage></default>
+    <readonly><max_memory_usage>2000000000</max_memory_usage><readonly>2</readonly></readonly></profiles>
   <users><default><password>{password}</password><networks><ip>127.0.0.1</ip></networks>
-    <profile>default</profile><quota>default</quota></default></users>
+    <profile>default</profile><quota>default</quota></default>
+    <reader><password>{password}-read</password><networks><ip>127.0.0.1</ip></networks>
+    <profile>readonly</profile><quota>default</quota></reader></users>
   <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows>
     <read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
 </yandex>
@@ -43,6 +46,10 @@ class ClickHouseServer:
 
     def url(self, database: str = "levibot") -> str:
         return f"http://default:{self.password}@127.0.0.1:{self.http_port}/?database={database}"
+
+    def read_url(self, database: str = "levibot") -> str:
+        """As ``reader``, whose profile is ``readonly=2`` (reads and session settings: what the API and bot use)."""
+        return f"http://reader:{self.password}-read@127.0.0.1:{self.http_port}/?database={database}"
 
     def up(self) -> bool:
         try:

@@ -23,7 +23,7 @@ import redis
 from tqdm import tqdm
 
 from backend.src.analytics import schema
-from backend.src.analytics.server import StoreServer, is_read
+from backend.src.analytics.server import StoreServer, is_read, new_password
 from backend.src.analytics.shipper import Batch, Shipper
 from backend.src.analytics.store import (
     ChdbStore,
@@ -39,6 +39,7 @@ from backend.src.analytics.store import (
 from backend.src.core import logging_setup
 from backend.src.core.cli import OneLineParser
 from backend.src.core.errors import EXIT_OK, EXIT_USAGE, UsageError
+from backend.src.core.fsio import write_private
 from backend.src.core.keys import Keys
 from backend.src.core.redis_launcher import discover_url
 from backend.src.core.redis_url import connect as redis_connect
@@ -53,10 +54,8 @@ def open_store(settings: Settings) -> tuple[Store, StoreServer | None]:
     if settings.clickhouse_url:
         return HttpStore(settings.clickhouse_url.get_secret_value()), None
     store = ChdbStore(store_dir(settings) / "db")
-    server = StoreServer(store, port=settings.analytics_port).start()
-    tmp = url_file(settings).with_suffix(".tmp")
-    tmp.write_text(server.url)
-    os.replace(tmp, url_file(settings))  # clients never read half a URL
+    server = StoreServer(store, new_password(), port=settings.analytics_port).start()
+    write_private(url_file(settings), server.url)  # 0600, whole or not at all: it holds this start's password
     return store, server
 
 

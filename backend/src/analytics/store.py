@@ -72,20 +72,28 @@ class ChdbStore:
         from chdb import session  # noqa: PLC0415 - a 170 MB library: only where the store lives
 
         path.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o700)  # the store's files, its lock and its URL (with the password) are the owner's
         try:
             self.session = session.Session(str(path))  # type: ignore[no-untyped-call]
         except RuntimeError as exc:
             raise StoreError(f"embedded store {path}: {str(exc).splitlines()[-1][:300]}") from None
         self.lock = threading.Lock()  # one statement at a time through the session
 
-    def execute(self, sql: str, *, readonly: bool = False) -> str:
-        del readonly  # in-process: the caller checked the statement (server.is_read)
+    def execute(self, sql: str, *, readonly: bool = False, fmt: str = "TabSeparated") -> str:
+        del readonly  # in-process: the caller checked the statement (server.guard)
         with self.lock:
             try:
-                res = self.session.query(sql, "TabSeparated")  # type: ignore[no-untyped-call]
+                res = self.session.query(sql, fmt)  # type: ignore[no-untyped-call]
             except RuntimeError as exc:
                 raise StoreError(str(exc).strip()[:2000]) from None
         return "" if res is None else str(res)
+
+    def explain(self, sql: str) -> str:
+        """The statement's syntax tree (``EXPLAIN AST``: parsed by ClickHouse, not run)."""
+        return self.execute(f"EXPLAIN AST {sql}")
+
+    def table_functions(self) -> frozenset[str]:
+        return frozenset(self.execute("SELECT name FROM system.table_functions").split())
 
     def close(self) -> None:
         with self.lock:
@@ -96,7 +104,8 @@ class HttpStore:
     """ClickHouse's HTTP interface: a real server, or the embedded one the analytics process serves.
     Credentials may be in the URL (``http://user:password@host:8123/?database=levibot``)."""
 
-    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, timeout_s: float = 10.0, *, readonly: bool = False) -> None:
+        self.readonly = readonly  # every statement read-only (the server refuses a write, or lifting it)
         parts = urlsplit(url)
         auth = (parts.username or "default", parts.password or "") if parts.username else None
         netloc = parts.hostname or "" if parts.port is None else f"{parts.hostname}:{parts.port}"
@@ -106,7 +115,9 @@ class HttpStore:
         self.where = f"{parts.scheme}://{netloc}"  # never the password
 
     def execute(self, sql: str, *, readonly: bool = False) -> str:
-        return self._post(sql, {**JSON_SETTINGS, **self.params, **({"readonly": "1"} if readonly else {})})
+        # readonly=2: reads, and the session settings sent here (JSON_SETTINGS); no write, DDL or lifting readonly
+        ro = {"readonly": "2"} if readonly or self.readonly else {}
+        return self._post(sql, {**JSON_SETTINGS, **self.params, **ro})
 
     def _post(self, sql: str, params: dict[str, str]) -> str:
         try:
@@ -146,17 +157,19 @@ def unavailable(settings: Settings) -> str | None:
 
 
 def connect(settings: Settings) -> Store:
-    """The store for a client: the configured server, else the embedded one the analytics process
-    serves (the CLI: ``owned_store``)."""
-    url = settings.clickhouse_url.get_secret_value() if settings.clickhouse_url else None
+    """The store for a client that reads (the API, the bot, the CLI's ``sql``): the configured server
+    (as its read-only user when ``clickhouse_read_url`` names one; every statement with ``readonly=2``
+    either way: reads and session settings only), else the embedded one the analytics process serves
+    (the CLI: ``owned_store``)."""
+    url = settings.clickhouse_read_url or settings.clickhouse_url
     if url:
-        return HttpStore(url)
+        return HttpStore(url.get_secret_value(), readonly=True)
     try:
         served = url_file(settings).read_text().strip()
     except OSError:
         served = ""
     if served:
-        store = HttpStore(served, timeout_s=30.0)
+        store = HttpStore(served, timeout_s=30.0, readonly=True)
         try:
             store.execute("SELECT 1")
             return store

@@ -1,4 +1,5 @@
-"""Durable file writes: an atomic JSON replace and a directory fsync (journal, registry file, models)."""
+"""Durable file writes: an atomic JSON replace, a directory fsync (journal, registry file, models) and
+private files (0600 from creation: passwords, secrets)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,15 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (0600 from creation, then renamed into place)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)

@@ -24,6 +24,7 @@ from urllib.parse import quote
 import redis
 
 from backend.src.core.errors import RedisUnavailable, UsageError
+from backend.src.core.fsio import write_private
 from backend.src.core.redis_url import connect, redact
 
 if TYPE_CHECKING:
@@ -155,18 +156,6 @@ class EmbeddedRedis:
     def __exit__(self, *exc: object) -> None:
         with contextlib.suppress(Exception):
             self.stop()
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (0600 from creation, then renamed into place)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def embedded_password(directory: Path) -> str:

@@ -147,12 +147,15 @@ class AnalyticsSettings(BaseModel):
     """The analytics store (fills, orders, events, candles, equity, predictions in ClickHouse): embedded
     chDB under ``<data dir>/clickhouse/`` unless ``clickhouse_url`` names a real server."""
 
-    clickhouse_url: SecretStr | None = None  # http://user:password@host:8123/?database=levibot
+    clickhouse_url: SecretStr | None = None  # http://user:password@host:8123/?database=levibot (the shipper writes)
+    # The same server as a read-only user (profile readonly=1), for the API, the bot and the CLI's queries;
+    # unset: they use clickhouse_url, with readonly=2 on every statement (reads and session settings only).
+    clickhouse_read_url: SecretStr | None = None
     analytics_enabled: bool = True  # the manager starts the analytics process (--no-analytics: not)
     analytics_interval_s: float = Field(default=0.5, gt=0, le=60)  # shipping cycle
     analytics_port: int = Field(default=0, ge=0, le=65535)  # the embedded store's HTTP port (0: any free)
 
-    @field_validator("clickhouse_url")
+    @field_validator("clickhouse_url", "clickhouse_read_url")
     @classmethod
     def _clickhouse_url(cls, v: SecretStr | None) -> SecretStr | None:
         if v is None:

@@ -89,7 +89,8 @@ class ChildProcess:
 
 
 class ApiProcess(ChildProcess):
-    secrets = frozenset({"api_token"})  # control endpoints; no exchange, LLM or chat keys
+    # control endpoints, and the analytics server's read-only user (history pages); no exchange, LLM or chat keys
+    secrets = frozenset({"api_token", "clickhouse_read_url"})
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, f"api on http://{settings.api_host}:{settings.api_port}")
 
@@ -103,7 +104,8 @@ class ApiProcess(ChildProcess):
 
 
 class BotProcess(ChildProcess):
-    secrets = frozenset({"telegram_bot_token"})  # the chat's token only: no API token, exchange or LLM keys
+    # the chat's token and the analytics read-only user (/pnl): no API token, exchange or LLM keys
+    secrets = frozenset({"telegram_bot_token", "clickhouse_read_url"})
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, "telegram bot")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from backend.src.analytics import queries, schema
-from backend.src.analytics.server import StoreServer, is_read
+from backend.src.analytics.server import StoreServer, is_read, new_password
 from backend.src.analytics.store import ChdbStore, HttpStore, Store, StoreError, insert, quote, rows
 from backend.tests.clickhouse_server import ClickHouseServer
 from backend.tests.conftest import require_binary
@@ -95,7 +95,7 @@ def test_sql_guards_and_errors(store: Store) -> None:
 def test_over_http_reads_only_when_asked(store: Store) -> None:
     """The embedded store served over ClickHouse's HTTP interface, or the server itself: ``readonly``
     refuses a write, an error is a StoreError with the server's text, and nothing changed."""
-    server = StoreServer(store).start() if isinstance(store, ChdbStore) else None
+    server = StoreServer(store, new_password()).start() if isinstance(store, ChdbStore) else None
     client = HttpStore(server.url) if server is not None else store
     try:
         assert rows(client, "SELECT count() AS n FROM fills") == [{"n": 25}]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.src.analytics.server import StoreServer
+from backend.src.analytics.server import StoreServer, new_password
 from backend.src.analytics.store import ChdbStore, StoreError, lock_store, owned_store, store_dir, url_file
 from backend.src.core.settings import Settings
 from backend.tests.conftest import REPO_ROOT
@@ -70,7 +70,7 @@ def test_a_query_opens_the_store_once_the_owner_lets_go(settings: Settings) -> N
 def test_a_served_store_is_asked_over_http_and_a_dead_ones_url_is_passed_over(settings: Settings) -> None:
     lock = lock_store(settings)
     chdb = ChdbStore(store_dir(settings) / "db")
-    server = StoreServer(chdb, port=0).start()
+    server = StoreServer(chdb, new_password(), port=0).start()
     try:
         url_file(settings).write_text(server.url)
         with owned_store(settings, wait_s=1.0) as store:
