@@ -27,6 +27,8 @@ class SnapshotCollector(Collector):
                                labels=["symbol"])
         restarts = CounterMetricFamily("levibot_engine_restarts", "Watchdog restarts of the engine",
                                        labels=["symbol"])
+        memory = CounterMetricFamily("levibot_engine_memory_restarts",
+                                     "Graceful restarts for growing above max_rss_mb (not crashes)", labels=["symbol"])
         age = GaugeMetricFamily("levibot_engine_heartbeat_age_seconds", "Seconds since the last heartbeat",
                                 labels=["symbol"])
         pnl = GaugeMetricFamily("levibot_engine_pnl_usd", "Total PnL (realised + unrealised, fees included)",
@@ -39,13 +41,14 @@ class SnapshotCollector(Collector):
             sym = [e["symbol"]]
             up.add_metric(sym, 1.0 if e["up"] else 0.0)
             restarts.add_metric(sym, float(e["restarts"]))
+            memory.add_metric(sym, float(e.get("memory_restarts", 0)))
             if e["last_heartbeat_age_s"] is not None:
                 age.add_metric(sym, float(e["last_heartbeat_age_s"]))
             pnl.add_metric(sym, float(e["pnl"]))
             daily.add_metric(sym, float(e["daily_pnl"]))
             position.add_metric(sym, float(e["position"]))
             stalled.add_metric(sym, 1.0 if e["stalled"] else 0.0)
-        yield from (up, restarts, age, pnl, daily, position, stalled)
+        yield from (up, restarts, memory, age, pnl, daily, position, stalled)
 
         by_status = GaugeMetricFamily("levibot_engines", "Engines per status", labels=["status"])
         counts = s.counts()

@@ -121,6 +121,9 @@ class SymbolConfig(BaseModel):
     # Live only: a stop-loss order rests on the exchange this far below the average entry while a
     # position is open, so a position is protected even when no engine is running.
     protective_stop_pct: float = Field(default=5.0, gt=0, lt=100)
+    # Resident memory above which the watchdog restarts the engine gracefully (None: the manager's
+    # LEVIBOT_ENGINE_MAX_RSS_MB, off by default). Not a crash: the restart keeps its position.
+    max_rss_mb: float | None = Field(default=None, gt=0, le=1_000_000)
 
     def usd_per_quote(self, symbol: str) -> float | None:
         """USD per unit of the quote currency: 1 for USD quotes, ``quote_usd`` for others (None: unknown)."""

@@ -14,6 +14,7 @@ EXIT_CRASH = 1  # unexpected exception: the watchdog restarts with backoff
 EXIT_USAGE = 2  # bad input or unreachable dependency at start
 EXIT_FATAL = 3  # engine: do not restart, mark failed and alert
 EXIT_ORPHANED = 4  # engine: its supervisor vanished, it stopped itself
+EXIT_SIGNALLED = 5  # engine: a SIGTERM/SIGINT it did not expect (a service stop, an operator's kill): stopped cleanly
 
 
 class LeviBotError(Exception):

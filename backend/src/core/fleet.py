@@ -81,6 +81,7 @@ def engine_view(symbol: str, st: dict[str, str], hb: str | None, now: float, hb_
         "uptime_s": round(uptime_s, 1),
         "pid": int(st["pid"]) if st.get("pid") and live else None,
         "restarts": int(st.get("restarts") or 0),
+        "memory_restarts": int(st.get("memory_restarts") or 0),
         "last_error": st.get("last_error") or None,
         "last_heartbeat_age_s": None if age is None else round(age, 3),
         "up": status == "running" and age is not None and age <= hb_timeout,

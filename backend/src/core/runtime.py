@@ -73,3 +73,6 @@ class Runtime(Clock, Protocol):
 
     def pop_note(self, symbol: str) -> str:
         """The reason an engine left for its exit, read once."""
+
+    def rss(self, handle: ProcessHandle) -> int | None:
+        """Resident memory of our child in bytes (None: gone, or no longer the process we spawned)."""

@@ -65,6 +65,9 @@ class SupervisorSettings(BaseModel):
     backoff_jitter: float = Field(default=0.2, ge=0, le=1)
     stable_after_s: float = Field(default=60.0, gt=0)
     max_concurrent_starts: int = Field(default=4, ge=1)
+    # An engine whose resident memory grows above this is restarted gracefully (None: off; an engine
+    # config's max_rss_mb overrides it per symbol).
+    engine_max_rss_mb: float | None = Field(default=None, gt=0, le=1_000_000)
     # Engines one manager may run: more symbols are refused at start and on reload (exit 2).
     max_engines: int = Field(default_factory=lambda: default_max_engines(), ge=1)
 

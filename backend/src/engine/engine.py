@@ -360,7 +360,7 @@ class Engine:
             raise FatalError(f"{self.symbol}: engine stepped before start()")
         deadline = self.rt.monotonic() + budget_s
         candle = source.poll(self.clock())
-        while candle is not None:
+        while candle is not None and not self.stop_requested:  # a stop begun: no further candle, no order
             self.on_candle(candle)
             if self.rt.monotonic() > deadline:
                 break

@@ -11,7 +11,7 @@ import signal
 from multiprocessing.connection import Connection
 from types import FrameType
 
-from backend.src.core.errors import EXIT_CRASH, EXIT_FATAL, EXIT_OK, FatalError
+from backend.src.core.errors import EXIT_CRASH, EXIT_FATAL, EXIT_OK, EXIT_SIGNALLED, FatalError
 from backend.src.core.exit_notes import write_note
 from backend.src.engine.engine import Engine
 from backend.src.engine.spec import EngineSpec
@@ -33,13 +33,17 @@ def run_engine(spec: EngineSpec, lifeline: Connection | None = None) -> None:
     )
     log = logging.getLogger(__name__)
     engine: Engine | None = None
+    signalled: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
+        signalled.append(signum)
         if engine is not None:
-            engine.stop_requested = True
+            engine.stop_requested = True  # the loop stops before its next candle: no new order
         else:
-            raise SystemExit(EXIT_OK)
+            raise SystemExit(EXIT_SIGNALLED)
 
+    # SIGTERM, from the manager or from anyone else (systemd's control-group kill, `timeout`, a container
+    # init, an operator): a clean stop, and EXIT_SIGNALLED tells the manager it was not a crash.
     signal.signal(signal.SIGTERM, on_signal)
     # Ctrl+C in the manager's terminal reaches the whole process group: only the manager
     # decides when engines stop (it sends SIGTERM), like supervisord's children.
@@ -55,6 +59,8 @@ def run_engine(spec: EngineSpec, lifeline: Connection | None = None) -> None:
             code = liquidate(engine)
         else:
             code = engine.run()
+        if signalled and code == EXIT_OK:
+            code = EXIT_SIGNALLED
     except FatalError as exc:
         log.error("fatal: %s", exc, extra={"error_kind": type(exc).__name__})
         write_note(s.data_dir, spec.symbol, f"{type(exc).__name__}: {exc}")

@@ -33,6 +33,7 @@ ALERTED = {
     "crashed": "💥 {symbol} crashed: {reason}",
     "failed": "🛑 {symbol} FAILED (no more restarts): {reason}",
     "recovered": "✅ {symbol} recovered in {seconds}s",
+    "restarted": "♻️ {symbol} restarted ({reason}): {detail}",
     "stalled": "⏸ {symbol} stalled: alive but no candle for {idle_s}s",
     "global_stop": "🚨 GLOBAL STOP: {reason}",
     "config_rejected": "⚠️ config rejected, previous config stays: {reason}",

@@ -2,8 +2,8 @@
 workers (``python -m backend.ml.worker``), the Telegram bot (``python -m backend.src.bot``) and the
 analytics shipper (``python -m backend.src.analytics serve``).
 
-Each dies with the manager (``PR_SET_PDEATHSIG``) and is restarted if it exits on its own,
-backing off 1 s, 2 s, ... 30 s (reset after 30 s of stable running).
+Each dies with the manager (``PR_SET_PDEATHSIG``) and is restarted if it crashes, backing off 1 s,
+2 s, ... 30 s (reset after 30 s of stable running); one that a signal stopped stays stopped.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import signal
 import socket
 import subprocess  # noqa: S404 - we start our own children on purpose
 import sys
@@ -24,6 +25,9 @@ from backend.src.supervisor.restart_policy import RestartPolicy
 log = logging.getLogger(__name__)
 # The API and the RQ workers come back after 1 s, 2 s, 4 s … 30 s; a 30 s run resets the count.
 CHILD_RESTARTS = RestartPolicy(base_s=1.0, cap_s=30.0, jitter=0.0, stable_after_s=30.0)
+# How a child ends when a SIGTERM or SIGINT stops it: cleanly (uvicorn, RQ's warm shutdown, the analytics
+# process and the bot exit 0 on them), or by the default action. A crash exits non-zero.
+SIGNALLED_EXITS = frozenset({0, -signal.SIGTERM, -signal.SIGINT})
 
 
 # What a child takes from the manager's environment besides its LEVIBOT_ settings: the
@@ -67,8 +71,17 @@ class ChildProcess:
         log.info("%s started (pid %s)", self.label, self.proc.pid)
 
     def supervise(self) -> None:
-        """Called every manager step: restart a dead child after its backoff delay."""
+        """Called every manager step: restart a dead child after its backoff delay. A child that a signal
+        stopped (SIGTERM/SIGINT from outside: systemd's control-group kill, an operator) exited cleanly and
+        stays stopped: that is a stop, not a crash."""
         if self.proc is None or self.proc.poll() is None:
+            return
+        if self.proc.returncode in SIGNALLED_EXITS:
+            log.warning("%s stopped by a signal from outside the manager (exit %s); not restarted",
+                        self.label, self.proc.returncode)
+            if self.on_exit is not None:
+                self.on_exit(self)
+            self.proc = None
             return
         now = time.monotonic()
         if not self.died_at:

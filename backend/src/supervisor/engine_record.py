@@ -35,6 +35,7 @@ class EngineRecord:
     kill_sent: bool = False  # the watchdog already SIGKILLed this process as hung
     liquidating: bool = False  # proc is the one-shot process closing a failed engine's position
     liquidations: int = 0  # liquidation attempts since the engine failed
+    memory_restarts: int = 0  # graceful restarts for growing above max_rss_mb
 
 
     def health(self, now: float, max_concurrent_starts: int) -> dict[str, object]:
@@ -70,6 +71,11 @@ def sweep(records: dict[str, EngineRecord], now: float, max_concurrent_starts: i
         if rec.proc is not None and rec.proc.alive() and not rec.liquidating \
                 and not is_engine(rec.proc.pid, rec.symbol):
             log.error("engine %s pid %s lost its identity", rec.symbol, rec.proc.pid, extra={"symbol": rec.symbol})
-    health = {sym: rec.health(now, max_concurrent_starts) for sym, rec in records.items()}
-    log.info("health sweep: %d/%d engines running", sum(1 for h in health.values() if h["alive"]),
-             len(health), extra={"down": {k: v["reason"] for k, v in health.items() if not v["alive"]}})
+    seen = health(records, now, max_concurrent_starts)
+    log.info("health sweep: %d/%d engines running", sum(1 for h in seen.values() if h["alive"]),
+             len(seen), extra={"down": {k: v["reason"] for k, v in seen.items() if not v["alive"]}})
+
+
+def health(records: dict[str, EngineRecord], now: float, max_concurrent_starts: int) -> dict[str, dict[str, object]]:
+    """Every engine: alive or not, and why not (``now``: monotonic)."""
+    return {sym: rec.health(now, max_concurrent_starts) for sym, rec in records.items()}

@@ -4,11 +4,16 @@ when the one-shot liquidation of its position (``on_failed: flatten``, see liqui
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from backend.src.core.errors import EXIT_OK
+from backend.src.engine.liquidate import liquidation_spec
+from backend.src.engine.spec import EngineSpec
+from backend.src.supervisor.engine_record import EngineRecord
 from backend.src.supervisor.state_store import StateStore
 
 log = logging.getLogger(__name__)
+LIQUIDATION_ATTEMPTS = 3  # one-shot liquidations of a failed engine's position before giving up
 
 
 def fmt(position: float | None) -> str:
@@ -45,3 +50,31 @@ def report_liquidation(store: StateStore, symbol: str, code: int | None, reason:
     log.error("engine %s: could not close the failed engine's position %s: %s", symbol, fmt(position), reason,
               extra={"symbol": symbol, "alert": True, "position": position})
     return True
+
+
+class Liquidations:
+    """A failed engine stays down; its position is closed (``on_failed: flatten``: a one-shot liquidation
+    process, tried up to LIQUIDATION_ATTEMPTS times) or held and shown. ``spawn`` starts a process for a
+    record (the watchdog's)."""
+
+    def __init__(self, store: StateStore, spawn: Callable[[EngineRecord, EngineSpec], None]) -> None:
+        self.store, self.spawn = store, spawn
+
+    def on_failed(self, rec: EngineRecord, shutting_down: bool, headline: str) -> None:
+        announce_failed(self.store, rec.symbol, rec.spec.config.on_failed, headline, rec.last_error)
+        rec.liquidations = 0
+        if rec.spec.config.on_failed == "flatten" and not shutting_down:
+            self.start(rec)
+
+    def start(self, rec: EngineRecord) -> None:
+        rec.liquidating, rec.liquidations = True, rec.liquidations + 1  # the journal decides what to close
+        self.spawn(rec, liquidation_spec(rec.spec))
+
+    def ended(self, rec: EngineRecord, code: int | None, reason: str, shutting_down: bool) -> bool:
+        """The liquidation process exited: True when it is over (closed, or the last attempt failed)."""
+        rec.liquidating = False
+        final = rec.liquidations >= LIQUIDATION_ATTEMPTS or shutting_down
+        if not report_liquidation(self.store, rec.symbol, code, reason, final=final):
+            self.start(rec)  # e.g. the exchange timed out: try again at once
+            return False
+        return True

@@ -30,6 +30,7 @@ from backend.src.engine.spec import EngineSpec
 
 # The engine entry point imports the whole engine stack; setproctitle is imported in the child.
 PRELOAD = ["backend.src.engine.main", "backend.src.core.logging_setup", "setproctitle"]
+FORKSERVER_INIT = "backend.src.supervisor.forkserver_init"
 
 
 @dataclass
@@ -87,7 +88,8 @@ class SystemRuntime(SystemClock):
     def __init__(self, data_dir: Path, preload: list[str] | None = None) -> None:
         self.data_dir = data_dir
         self.ctx: ForkServerContext = mp.get_context("forkserver")  # type: ignore[assignment]
-        self.ctx.set_forkserver_preload(preload if preload is not None else PRELOAD)
+        # the forkserver first ignores SIGTERM (forkserver_init.py), then imports what every engine needs
+        self.ctx.set_forkserver_preload([FORKSERVER_INIT, *(preload if preload is not None else PRELOAD)])
         self.lifeline, self._lifeline_w = self.ctx.Pipe(duplex=False)
 
     def spawn(self, spec: EngineSpec) -> EngineProcess:
@@ -116,6 +118,16 @@ class SystemRuntime(SystemClock):
 
     def pop_note(self, symbol: str) -> str:
         return exit_notes.pop_note(self.data_dir, symbol)
+
+    @staticmethod
+    def rss(handle: ProcessHandle) -> int | None:
+        try:
+            p = psutil.Process(handle.pid)
+            if abs(p.create_time() - handle.create_time) > 0.5:
+                return None
+            return int(p.memory_info().rss)
+        except psutil.Error:
+            return None
 
     @staticmethod
     def send(handle: ProcessHandle, sig: int) -> bool:

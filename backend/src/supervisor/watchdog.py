@@ -19,16 +19,16 @@ import redis
 
 from backend.risk.policy import RiskPolicy
 from backend.src.core.config import SourceSpec, SymbolConfig
-from backend.src.core.errors import EXIT_FATAL, EXIT_OK, UsageError
+from backend.src.core.errors import EXIT_FATAL, EXIT_OK, EXIT_SIGNALLED, UsageError
 from backend.src.core.exit_notes import describe_exit
 from backend.src.core.keys import Keys
 from backend.src.core.runtime import Runtime
 from backend.src.core.settings import ENGINE_SECRETS, Settings, without_secrets
 from backend.src.core.states import EngineState, check_transition
-from backend.src.engine.liquidate import liquidation_spec
 from backend.src.engine.spec import EngineSpec
-from backend.src.supervisor.engine_record import EngineRecord, default_owner, sweep
-from backend.src.supervisor.failed import announce_failed, report_liquidation
+from backend.src.supervisor.engine_record import EngineRecord, default_owner, health, sweep
+from backend.src.supervisor.failed import Liquidations
+from backend.src.supervisor.liveness import Liveness
 from backend.src.supervisor.monitor import Monitor
 from backend.src.supervisor.reconcile import reconcile_previous, refuse_foreign_leases
 from backend.src.supervisor.restart_policy import RestartPolicy
@@ -36,7 +36,6 @@ from backend.src.supervisor.state_store import StateStore
 
 S = EngineState
 log = logging.getLogger(__name__)
-LIQUIDATION_ATTEMPTS = 3  # one-shot liquidations of a failed engine's position before giving up
 
 
 class Watchdog:
@@ -68,8 +67,9 @@ class Watchdog:
             for sym, cfg in configs.items()
         }
         self.monitor = Monitor(r, self.keys, self.store, s, self.owner, runtime.time)
+        self.liveness = Liveness(s, r, self.keys, self.store, runtime, self.owner)
+        self.liquidations = Liquidations(self.store, self._spawn)
         self.shutting_down = False
-        self.redis_back_at = 0.0
         self.mirror_due = False  # a state changed: rewrite the registry file on this tick
         self._last = {"hb": 0.0, "mirror": 0.0, "sweep": runtime.monotonic()}
 
@@ -194,8 +194,7 @@ class Watchdog:
 
     def health_check(self) -> dict[str, dict[str, object]]:
         """Every engine: alive or not, and why not."""
-        now = self.rt.monotonic()
-        return {sym: rec.health(now, self.settings.max_concurrent_starts) for sym, rec in self.records.items()}
+        return health(self.records, self.rt.monotonic(), self.settings.max_concurrent_starts)
 
     def _rec(self, symbol: str) -> EngineRecord:
         try:
@@ -230,7 +229,7 @@ class Watchdog:
             self._last["hb"] = now
             self._check_heartbeats(now)
         self._start_due(now)
-        self._reset_stable(now)
+        self.liveness.forgive_stable(self.records.values(), now, self.policy)
         periodic = now - self._last["mirror"] >= 1.0
         if self.mirror_due or periodic:
             self.mirror_due = False  # state changes of one step are coalesced into one rewrite
@@ -252,33 +251,38 @@ class Watchdog:
         rec.proc = None
         reason = describe_exit(code, self.rt.pop_note(rec.symbol))
         if rec.liquidating:
-            rec.liquidating = False
-            final = rec.liquidations >= LIQUIDATION_ATTEMPTS or self.shutting_down
-            if not report_liquidation(self.store, rec.symbol, code, reason, final=final):
-                self._liquidate(rec)  # e.g. the exchange timed out: try again at once
-                return
-            if rec.removed and not self.shutting_down:
+            if self.liquidations.ended(rec, code, reason, self.shutting_down) and rec.removed \
+                    and not self.shutting_down:
                 del self.records[rec.symbol]
-            return
-        if rec.stop_requested or self.shutting_down:
-            if rec.state in (S.STARTING, S.RUNNING):  # it died on its own before our SIGTERM reached it
-                rec.last_error = reason
-                self._set(rec, S.CRASHED, pid="")
-                self.store.event("crashed", rec.symbol, reason=reason, exit_code=code, failures=rec.failures)
-            rec.last_error = "" if code == EXIT_OK else reason
-            if rec.state is not S.STOPPED:
-                self._set(rec, S.STOPPED, pid="")
-            if rec.removed and not self.shutting_down:
-                del self.records[rec.symbol]
-            elif rec.start_after_stop and not self.shutting_down:
-                rec.start_after_stop = False
-                self.start(rec.symbol)
-            return
-        rec.last_error = reason
-        rec.crash_at = self.rt.time()
+        elif code == EXIT_SIGNALLED and not (rec.stop_requested or self.shutting_down):
+            self._stopped_from_outside(rec)
+        elif rec.stop_requested or self.shutting_down:
+            self._stopped(rec, code, reason)
+        else:
+            self._crashed(rec, code, reason)
+
+    def _stopped(self, rec: EngineRecord, code: int | None, reason: str) -> None:
+        clean = code in (EXIT_OK, EXIT_SIGNALLED)
+        if rec.state in (S.STARTING, S.RUNNING) and not clean:  # it died on its own before our SIGTERM
+            rec.last_error = reason
+            self._set(rec, S.CRASHED, pid="")
+            self.store.event("crashed", rec.symbol, reason=reason, exit_code=code, failures=rec.failures)
+        rec.last_error = "" if clean else reason
+        if rec.state in (S.STARTING, S.RUNNING):
+            self._set(rec, S.STOPPING, write=False)
+        if rec.state is not S.STOPPED:
+            self._set(rec, S.STOPPED, pid="")
+        if rec.removed and not self.shutting_down:
+            del self.records[rec.symbol]
+        elif rec.start_after_stop and not self.shutting_down:
+            rec.start_after_stop = False
+            self.start(rec.symbol)
+
+    def _crashed(self, rec: EngineRecord, code: int | None, reason: str) -> None:
+        rec.last_error, rec.crash_at = reason, self.rt.time()
         if code == EXIT_FATAL:
             self._set(rec, S.FAILED, pid="")
-            self._on_failed(rec, f"engine {rec.symbol} failed: {reason}")
+            self.liquidations.on_failed(rec, self.shutting_down, f"engine {rec.symbol} failed: {reason}")
             return
         rec.failures += 1
         self._set(rec, S.CRASHED, pid="")
@@ -286,54 +290,58 @@ class Watchdog:
         if self.policy.exhausted(rec.failures):
             rec.last_error = f"{reason} ({rec.failures} crashes in a row)"
             self._set(rec, S.FAILED)
-            self._on_failed(rec, f"engine {rec.symbol} failed permanently after {rec.failures - 1} restarts")
+            self.liquidations.on_failed(rec, self.shutting_down,
+                                        f"engine {rec.symbol} failed permanently after {rec.failures - 1} restarts")
             return
         delay = self.policy.delay(rec.failures, self.rng)
         rec.restarts += 1
         rec.restart_due = self.rt.monotonic() + delay
         self._set(rec, S.RESTARTING, next_restart_in_s=round(delay, 3))
 
-    def _on_failed(self, rec: EngineRecord, headline: str) -> None:
-        """A failed engine stays down; its position is closed (on_failed: flatten) or held and shown."""
-        announce_failed(self.store, rec.symbol, rec.spec.config.on_failed, headline, rec.last_error)
-        rec.liquidations = 0
-        if rec.spec.config.on_failed == "flatten" and not self.shutting_down:
-            self._liquidate(rec)
-
-    def _liquidate(self, rec: EngineRecord) -> None:
-        rec.liquidating, rec.liquidations = True, rec.liquidations + 1  # the journal decides what to close
-        self._spawn(rec, liquidation_spec(rec.spec))
+    def _stopped_from_outside(self, rec: EngineRecord) -> None:
+        """SIGTERM from someone else (systemd's control-group kill, an operator): a clean stop, not a crash
+        (no restart, event, alert or count); it stays stopped until started, or the manager's own stop follows."""
+        rec.stop_requested, rec.restart_due, rec.last_error = True, None, ""
+        log.warning("engine %s stopped by a signal from outside the manager; not restarted (start it to resume)",
+                    rec.symbol, extra={"symbol": rec.symbol})
+        if rec.state is not S.STOPPING:
+            self._set(rec, S.STOPPING, write=False)
+        self._set(rec, S.STOPPED, pid="")
+        self.store.event("stopped", rec.symbol, reason="signal from outside the manager")
+        if rec.removed:
+            del self.records[rec.symbol]
 
     def _check_heartbeats(self, now: float) -> None:
-        live = [r for r in self.records.values() if r.proc is not None and r.proc.alive()]
-        if not live:
-            return
-        try:
-            beats = self.store.heartbeats([r.symbol for r in live])
-        except redis.RedisError:
-            self.redis_back_at = 0.0  # unknown until it answers; no hang verdicts meanwhile
-            return
-        if self.redis_back_at == 0.0:
-            self.redis_back_at = now
-        for rec in live:
-            proc = rec.proc
+        for v in self.liveness.check(self.records.values(), now):
+            rec, proc = v.rec, v.rec.proc
             if proc is None:
                 continue
-            hb = beats.get(rec.symbol)
-            if hb is not None and hb[0] == proc.pid:
-                rec.last_hb = max(rec.last_hb, now - max(0.0, self.rt.time() - hb[2]))
-                if rec.state in (S.STARTING, S.RESTARTING) and not rec.stop_requested:
-                    self._became_running(rec, now)
-            ref = max(rec.last_hb, self.redis_back_at)
-            waiting = rec.state in (S.STARTING, S.RESTARTING) or rec.liquidating
-            limit = self.settings.start_timeout_s if waiting else self.settings.heartbeat_timeout_s
-            if now - ref > limit and rec.state is not S.STOPPING and not rec.kill_sent:
-                age = now - ref
-                rec_reason = f"hung: no heartbeat for {age:.1f}s"
-                log.error("engine %s %s; killing", rec.symbol, rec_reason, extra={"symbol": rec.symbol})
-                self.store.event("hung", rec.symbol, heartbeat_age_s=f"{age:.1f}")
-                self.rt.write_note(rec.symbol, rec_reason)
+            if v.kind == "up":
+                self._became_running(rec, now)
+            elif v.kind == "fenced":  # this manager was paused; another took the symbol over
+                log.warning("engine %s: %s (this manager was paused past the lease TTL); its engine is fenced "
+                            "off and stopped", rec.symbol, v.detail, extra={"symbol": rec.symbol})
+                rec.stop_requested = True
+                self._set(rec, S.STOPPING)  # fenced: nothing it holds can be written, so no grace period
                 rec.kill_sent = self.rt.kill(proc)
+            elif v.kind == "memory":
+                self._restart_for_memory(rec, v.detail)
+            else:
+                reason = f"hung: no heartbeat for {v.detail}s"
+                log.error("engine %s %s; killing", rec.symbol, reason, extra={"symbol": rec.symbol})
+                self.store.event("hung", rec.symbol, heartbeat_age_s=v.detail)
+                self.rt.write_note(rec.symbol, reason)
+                rec.kill_sent = self.rt.kill(proc)
+
+    def _restart_for_memory(self, rec: EngineRecord, detail: str) -> None:
+        """Graceful (liveness.py): reported as ``restarted: memory``, never counted toward ``failed``."""
+        rec.memory_restarts += 1
+        log.warning("engine %s: %s; restarting it", rec.symbol, detail, extra={"symbol": rec.symbol})
+        self.store.event("restarted", rec.symbol, reason="memory", detail=detail)
+        self.store.write(rec.symbol, memory_restarts=rec.memory_restarts)
+        failures = rec.failures
+        self.restart_async(rec.symbol)
+        rec.failures = failures  # neither forgives nor adds a crash
 
     def _became_running(self, rec: EngineRecord, now: float) -> None:
         self._set(rec, S.RUNNING, write=False)  # the engine wrote "running" itself
@@ -354,14 +362,6 @@ class Watchdog:
                 break  # staggered: the rest start as these come up
             self._spawn(rec)
             starting += 1
-
-    def _reset_stable(self, now: float) -> None:
-        """A stable run forgives earlier crashes (and only a stable run does)."""
-        for rec in self.records.values():
-            if rec.failures and rec.state is S.RUNNING and rec.running_since is not None \
-                    and self.policy.stable(now - rec.running_since):
-                log.info("engine %s stable again; crash count reset", rec.symbol, extra={"symbol": rec.symbol})
-                rec.failures = 0
 
     def sweep(self) -> None:
         """Full health sweep: identities and a summary line."""

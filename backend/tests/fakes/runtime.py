@@ -38,6 +38,7 @@ class FakeRuntime:
     notes: dict[str, str] = field(default_factory=dict)
     exit_on_term: bool = True  # a polite engine exits 0 on SIGTERM
     next_pid: int = 40_000
+    memory: dict[int, int] = field(default_factory=dict)  # pid -> resident bytes (what rss() reports)
 
     # clock
     def time(self) -> float:
@@ -91,6 +92,9 @@ class FakeRuntime:
 
     def pop_note(self, symbol: str) -> str:
         return self.notes.pop(symbol, "")
+
+    def rss(self, handle: Any) -> int | None:
+        return self.memory.get(handle.pid) if handle.alive() else None
 
     # what the test does to the processes
     def live(self, symbol: str) -> FakeProc | None:

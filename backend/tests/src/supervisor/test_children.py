@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import stat
+import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -11,7 +14,7 @@ import redis
 
 from backend.src.core.redis_launcher import free_port
 from backend.src.core.settings import Settings
-from backend.src.supervisor.children import ApiProcess, WorkerProcess, child_environ
+from backend.src.supervisor.children import ApiProcess, ChildProcess, WorkerProcess, child_environ
 from backend.tests.conftest import ManagerProc, wait_for
 from backend.tests.src.test_engine_manager import _all_running, embedded_env
 
@@ -119,3 +122,36 @@ def test_embedded_redis_refuses_clients_without_the_password(fleet: tuple[Manage
     assert password not in " ".join(server.cmdline()), "never on a command line"
     logs = "".join(p.read_text() for p in (data / "logs").rglob("*") if p.is_file())
     assert password not in logs and all(v not in logs for v in SECRETS.values())
+
+
+class Sleeper(ChildProcess):
+    """A child that runs until it is signalled (Python's default SIGTERM action: exit -15)."""
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+@pytest.mark.parametrize(("sig", "restarted"), [(signal.SIGTERM, False), (signal.SIGINT, False),
+                                                 (signal.SIGKILL, True)])
+def test_a_child_a_signal_stopped_stays_stopped_a_killed_one_comes_back(tmp_path: Path, sig: int,
+                                                                         restarted: bool) -> None:
+    exits: list[ChildProcess] = []
+    child = Sleeper(Settings(data_dir=tmp_path), "sleeper", exits.append)  # type: ignore[call-arg]
+    child.start()
+    first = child.proc
+    assert first is not None
+    try:
+        first.send_signal(sig)
+        first.wait(10)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and (child.proc is first or child.proc is None) and restarted:
+            child.supervise()
+            time.sleep(0.05)
+        child.supervise()
+        assert exits == [child], "the exit is reported either way (a worker's job is requeued)"
+        if restarted:
+            assert child.proc is not None and child.proc is not first and child.starts == 2
+        else:
+            assert child.proc is None and child.starts == 1
+    finally:
+        child.stop()
