@@ -227,11 +227,13 @@ class ControlPlane:
         """Validate the whole config first; apply only if all of it is valid."""
         try:
             configs, sources = self.config_source.load()
-        except UsageError as exc:
-            log.error("config rejected, previous config stays in force: %s", exc, extra={"alert": True})
-            self.r.xadd(self.keys.events, {"type": "config_rejected", "symbol": "", "reason": str(exc),
+        except Exception as exc:  # noqa: BLE001 - whatever a candidate config does, the running one stays
+            reason = str(exc) if isinstance(exc, UsageError) else \
+                f"config: {type(exc).__name__} while loading it: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+            log.error("config rejected, previous config stays in force: %s", reason, extra={"alert": True})
+            self.r.xadd(self.keys.events, {"type": "config_rejected", "symbol": "", "reason": reason,
                                            "ts": f"{self.clock():.3f}"}, maxlen=10_000, approximate=True)
-            raise
+            raise UsageError(reason) from None
         current = self.m.configs()
         added = [s for s in configs if s not in current]
         removed = [s for s in current if s not in configs and s not in self.replays]

@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
         except LeviError as exc:
             print(f"levilang: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
+        except (RecursionError, MemoryError) as exc:  # a limit the checks missed: still one line, exit 2
+            print(f"levilang: error: {f}: too large or too deeply nested ({type(exc).__name__})", file=sys.stderr)
+            return EXIT_USAGE
     return 0
 
 

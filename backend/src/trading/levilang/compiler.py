@@ -12,6 +12,7 @@ import ast
 import re
 from dataclasses import dataclass, field
 
+from backend.src.trading.levilang import limits
 from backend.src.trading.levilang.errors import LeviError
 from backend.src.trading.levilang.nodes import Const, Context, Cross, Field, Indicator, Lag, Node, Op
 
@@ -66,6 +67,7 @@ class ExprCompiler:
         return LeviError(self.where, self.line + extra, msg)
 
     def compile(self, text: str, want_bool: bool) -> Node:
+        limits.check_expression(text, self.where, self.line)
         src = re.sub(r"\bcrosses_above\b", ">>", text)
         src = re.sub(r"\bcrosses_below\b", "<<", src)
         src = re.sub(r"@\s*([0-9]+[a-zA-Z]+)\b", r"@ '\1'", src)
@@ -73,8 +75,14 @@ class ExprCompiler:
             tree = ast.parse(src.strip(), mode="eval")
         except SyntaxError as exc:
             raise LeviError(self.where, self.line + (exc.lineno or 1) - 1,
-                            f"cannot read `{text.strip()}`: {exc.msg}") from None
+                            f"cannot read `{text.strip()[:80]}`: {exc.msg}") from None
+        except (RecursionError, MemoryError):
+            raise LeviError(self.where, self.line, f"an expression nested more than {limits.MAX_DEPTH} deep "
+                                                   "(MAX_DEPTH)") from None
+        limits.check_tree(tree, self.where, self.line)  # the compiler below recurses at most MAX_DEPTH deep
         node, is_bool = self.expr(tree.body, 0)
+        limits.check_count("compiled nodes", sum(len(c.nodes) for c in self.g.contexts.values()),
+                           limits.MAX_NODES, "MAX_NODES", self.where, self.line)
         if want_bool and not is_bool:
             raise self.fail(tree.body, f"`{text.strip()}` is a number; a rule needs a condition (e.g. `x > y`)")
         if not want_bool and is_bool:
@@ -190,8 +198,8 @@ class ExprCompiler:
             if neg:
                 raise self.fail(n, f"`{ast.unparse(n)}` looks into the future: offsets count bars back and are ≥ 0")
             raise self.fail(n, f"`{ast.unparse(n)}`: an offset is a whole number of bars back, like close[1]")
-        if k.value > 10_000:
-            raise self.fail(n, f"`{ast.unparse(n)}`: at most 10000 bars back")
+        if k.value > limits.MAX_LENGTH:
+            raise self.fail(n, f"`{ast.unparse(n)}`: at most {limits.MAX_LENGTH} bars back (MAX_LENGTH)")
         x, is_bool = self.expr(n.value, tf)
         if k.value == 0:
             return x, is_bool
@@ -235,6 +243,8 @@ class ExprCompiler:
             params += list(defaults[len(defaults) - missing:])
         if any(p <= 0 for p in params) or any(p != int(p) for p in params[:1]):
             raise self.fail(n, f"`{ast.unparse(n)}`: lengths are whole numbers ≥ 1")
+        if any(p > limits.MAX_LENGTH for p in params):
+            raise self.fail(n, f"`{ast.unparse(n)}`: lengths of at most {limits.MAX_LENGTH} bars (MAX_LENGTH)")
         if fn.startswith("macd") and not params[0] < params[1]:
             raise self.fail(n, f"`{ast.unparse(n)}`: the fast length must be below the slow one")
         key = f"{fn}({id(series) if series is not None else ''},{params})"

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from backend.src.trading.levilang import limits
 from backend.src.trading.levilang.compiler import ExprCompiler, Graph, timeframe_ms
 from backend.src.trading.levilang.errors import LeviError
 from backend.src.trading.levilang.nodes import Node
@@ -54,11 +55,14 @@ class Compiled:
 
 
 def compile_file(path: Path) -> Compiled:
+    where = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            data = fh.read(limits.MAX_FILE_BYTES + 1)  # never more than the limit is read
     except OSError as exc:
-        raise LeviError(str(path), None, f"cannot read: {exc.strerror}") from None
-    return compile_text(text, str(path))
+        raise LeviError(where, None, f"cannot read: {exc.strerror}") from None
+    limits.check_size(data, where)
+    return compile_text(limits.decode(data, where), where)
 
 
 def _line(node: yaml.Node) -> int:
@@ -66,13 +70,15 @@ def _line(node: yaml.Node) -> int:
 
 
 def compile_text(text: str, where: str = "<text>") -> Compiled:
+    limits.check_size(text, where)
     try:
+        _check_yaml_shape(text, where)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise LeviError(where, mark.line + 1 if mark else None,
-                        f"not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        problem = str(getattr(exc, "problem", None) or exc).splitlines()[0][:200]
+        raise LeviError(where, mark.line + 1 if mark else None, f"not valid YAML: {problem}") from None
     if not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
         raise LeviError(where, None, "a LeviLang file is a mapping (name:, entry:, exit:, ...)")
     nodes = {str(k.value): (k, v) for k, v in root.value}
@@ -100,6 +106,8 @@ def compile_text(text: str, where: str = "<text>") -> Compiled:
         parts = raw if isinstance(raw, list) else [raw]
         if not parts or not all(isinstance(p, str) for p in parts):
             raise LeviError(where, line(key), f"`{key}` is a condition or a list of conditions (all must hold)")
+        limits.check_count(f"conditions in `{key}`", len(parts), limits.MAX_CONDITIONS, "MAX_CONDITIONS", where,
+                           line(key))
         comp = ExprCompiler(graph, where, line(key), names, consts)
         compiled = [comp.compile(p, want_bool=True) for p in parts]
         return compiled[0] if len(compiled) == 1 else comp.op(0, "and", tuple(compiled))
@@ -117,6 +125,22 @@ def compile_text(text: str, where: str = "<text>") -> Compiled:
         cooldown_bars=int(num("cooldown_bars", 0, 100_000, whole=True) or 0),
         min_hold_bars=int(num("min_hold_bars", 0, 100_000, whole=True) or 0),
         warmup_candles=warm, indicators=names)
+
+
+def _check_yaml_shape(text: str, where: str) -> None:
+    """Before anything is built: no anchors or aliases (a few lines of them expand to gigabytes), and no
+    nesting deeper than MAX_YAML_DEPTH (PyYAML's composer recurses on it). Reads events, never recurses."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        line = event.start_mark.line + 1 if event.start_mark is not None else None
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise LeviError(where, line, "YAML anchors and aliases (&, *) are not allowed in a LeviLang file")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > limits.MAX_YAML_DEPTH:
+                raise LeviError(where, line, f"YAML nested more than {limits.MAX_YAML_DEPTH} deep (MAX_YAML_DEPTH)")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def _check_keys(data: dict[str, Any], nodes: dict[str, Any], where: str) -> None:
@@ -146,10 +170,12 @@ def _indicators(data: dict[str, Any], nodes: dict[str, Any], graph: Graph, where
         return names
     if not isinstance(data["indicators"], dict):
         raise LeviError(where, line("indicators"), "`indicators` maps names to expressions")
+    limits.check_count("indicators", len(data["indicators"]), limits.MAX_INDICATORS, "MAX_INDICATORS", where,
+                       line("indicators"))
     for k_node, v_node in nodes["indicators"][1].value:
         nm = str(k_node.value)
-        if not nm.isidentifier() or nm in consts:
-            raise LeviError(where, _line(k_node), f"indicators.{nm}: not a usable name")
+        if not nm.isidentifier() or nm in consts or len(nm) > limits.MAX_NAME:
+            raise LeviError(where, _line(k_node), f"indicators.{nm[:limits.MAX_NAME]}: not a usable name")
         expr = ExprCompiler(graph, where, _line(v_node), names, consts)
         names[nm] = expr.compile(str(v_node.value), want_bool=False)
     return names
@@ -170,10 +196,18 @@ def _params(data: dict[str, Any], where: str, line: Any) -> dict[str, float]:
     raw = data.get("params") or {}
     if not isinstance(raw, dict):
         raise LeviError(where, line("params"), "`params` maps names to numbers")
+    if not raw:
+        return {}
+    limits.check_count("params", len(raw), limits.MAX_PARAMS, "MAX_PARAMS", where, line("params"))
     out = {}
     for k, v in raw.items():
-        if not str(k).isidentifier() or isinstance(v, bool) or not isinstance(v, int | float):
-            raise LeviError(where, line("params"), f"params.{k}: a name and a number, got {v!r}")
+        shown = str(k)[:limits.MAX_NAME]
+        if not str(k).isidentifier() or len(str(k)) > limits.MAX_NAME:
+            raise LeviError(where, line("params"), f"params.{shown}: a name of letters, digits and _ "
+                                                   f"(at most {limits.MAX_NAME}: MAX_NAME)")
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise LeviError(where, line("params"), f"params.{shown}: a number, got {str(v)[:40]!r}")
+        limits.check_number(float(v), where, line("params"), f"params.{shown}")
         out[str(k)] = float(v)
     return out
 

@@ -124,8 +124,39 @@ def test_a_levilang_file_is_checked_at_start_and_hot_reloaded(redis_server, ns: 
         wait_for(lambda: events(r, ns, "config_rejected"), 15, what="invalid file refused")
         reason = events(r, ns, "config_rejected")[0]["reason"]
         assert "hot.levi.yaml: line 6: `'abc'` is not a number" in reason, reason
+        time.sleep(1.1)
+        levi.write_text(LEVI.replace("ema(close, 3)", "-" * 100_000 + "close"))  # hostile: the manager survives
+        wait_for(lambda: len(events(r, ns, "config_rejected")) == 2, 15, what="hostile file refused")
+        assert "MAX_EXPR_CHARS" in events(r, ns, "config_rejected")[1]["reason"]
         time.sleep(1.5)
+        assert m.proc.poll() is None, "the manager is still up"
         assert all(state(r, ns, s).get("strategy_hash") == second for s in SYMS), "the running version stays"
         assert {s: int(state(r, ns, s)["pid"]) for s in SYMS} == pids
     finally:
         assert m.stop() == 0
+
+
+class Exploding:
+    """A candidate config whose loading fails in a way no check foresaw."""
+
+    def fingerprint(self) -> None:
+        return None
+
+    def load(self) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+
+def test_any_failure_loading_a_candidate_config_is_a_rejection(r: redis.Redis, ns: str) -> None:
+    from backend.src.core.errors import UsageError  # noqa: PLC0415
+    from backend.src.core.keys import Keys  # noqa: PLC0415
+    from backend.src.supervisor.control import ControlPlane  # noqa: PLC0415
+
+    plane = ControlPlane(object(), r, Keys(ns), "owner", Exploding())  # type: ignore[arg-type]
+    try:
+        plane.reload()
+    except UsageError as exc:
+        assert "RecursionError while loading it" in str(exc)
+    else:
+        raise AssertionError("not rejected")
+    (ev,) = events(r, ns, "config_rejected")
+    assert "RecursionError" in ev["reason"]
