@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from backend.src.app import analytics_api, control, history, models_view, runs_api, snapshot
 from backend.src.app.live import FleetFeed
 from backend.src.app.metrics import render
-from backend.src.app.security import SecurityHeaders, require_reader
+from backend.src.app.security import BodyGuard, SecurityHeaders, require_reader
 from backend.src.app.snapshot import SymbolPath
 from backend.src.core import fleet
 from backend.src.core.keys import Keys
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.redis.aclose()
 
     app = FastAPI(title="LeviBot", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(BodyGuard)  # inside SecurityHeaders: its refusals carry the headers too
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(redis.RedisError, redis_down)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]

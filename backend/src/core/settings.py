@@ -101,6 +101,8 @@ class ApiSettings(BaseModel):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     api_token: SecretStr | None = None
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024**3)  # larger: 413 before it is read
+    api_body_timeout_s: float = Field(default=10.0, gt=0, le=600)  # a body sent slower than this: 408
     command_max_age_s: float = Field(default=300.0, gt=0)
     api_cache_s: float = Field(default=0.1, ge=0)  # /engines/status body shared for this long
 
