@@ -39,7 +39,15 @@ def symbols(settings: Settings) -> list[str]:
             return [str(s).upper() for s in syms]
     if settings.retrain_symbols:
         return [s.upper() for s in settings.retrain_symbols]
-    raise UsageError("no symbols to retrain: set LEVIBOT_ENGINE_CONFIG (its symbols:) or LEVIBOT_RETRAIN_SYMBOLS")
+    try:  # the fleet the manager last ran on this data dir (its registry mirror)
+        fleet = json.loads(settings.registry_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        fleet = {}
+    if isinstance(fleet, dict) and fleet:
+        return sorted(str(s).upper() for s in fleet)
+    raise UsageError("no symbols to retrain: set LEVIBOT_RETRAIN_SYMBOLS=BTCUSDT,ETHUSDT or LEVIBOT_ENGINE_CONFIG "
+                     "(the manager's --config), or run the manager once on this data dir "
+                     "(python -m backend.src.engine_manager --symbols BTCUSDT,ETHUSDT) so that its symbols are known")
 
 
 def data_range(settings: Settings, syms: list[str], days: int, timeframe: str = "5m") -> tuple[str, str]:
@@ -106,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.status == "success" and args.version:
                 meta = settings.models_dir / args.version / "model_metadata.json"
                 sharpe = json.loads(meta.read_text()).get("backtest_sharpe") if meta.exists() else None
+            if not settings.redis_url and not (settings.redis_dir / "url").exists():
+                raise UsageError(f"no Redis to record the run in: no LEVIBOT_REDIS_URL and no embedded Redis in "
+                                 f"{settings.redis_dir} (start the manager: python -m backend.src.engine_manager)")
             url = discover_url(settings)
             try:
                 report(connect(url, timeout=3.0), Keys(settings.namespace), args.status, args.duration,

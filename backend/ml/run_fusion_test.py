@@ -35,7 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         loaded = production_model(settings.models_dir)
         if loaded is None:
-            raise UsageError(f"no production model in {settings.models_dir} (python -m backend.ml.registry list)")
+            raise UsageError(f"no production model in {settings.models_dir}: make one with `bash "
+                             "backend/scripts/nightly_retrain.sh` (train, validate, promote), or train with "
+                             "`python -m backend.ml.auto_tuner --symbol BTCUSDT ...` and promote it with "
+                             "`python -m backend.ml.validate_model --model latest --promote`")
         load_s = time.perf_counter() - t0
         version, model = loaded
         candles, _ = load_candles(find_file(args.ohlcv_dir or settings.data_dir / "ohlcv", args.symbol,

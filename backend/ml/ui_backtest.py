@@ -55,6 +55,9 @@ def options(settings: Settings) -> dict[str, Any]:
             "sources": ["synthetic", "file"], "timeframes": ["1m", "5m", "15m", "1h"]}
 
 
+FIRST_DAY = dt.date(2009, 1, 3)  # no market has candles before Bitcoin's first block
+
+
 class BacktestSpec(BaseModel):
     """A backtest request; every field is checked here, so a bad one is a 422 naming it."""
 
@@ -75,6 +78,11 @@ class BacktestSpec(BaseModel):
         bad = [s for s in self.symbols if not re.fullmatch(r"[A-Z0-9]{2,20}", s)]
         if bad:
             raise ValueError(f"symbols: {bad[0]!r} is not a symbol like BTCUSDT")
+        if self.start < FIRST_DAY:
+            raise ValueError(f"start: {self.start} is before any market had candles ({FIRST_DAY}: Bitcoin's "
+                             "first block)")
+        if self.end > dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1):
+            raise ValueError(f"end: {self.end} is in the future (no candles yet)")
         if self.end <= self.start:
             raise ValueError("end: must be after start")
         if (self.end - self.start).days > 366:
@@ -173,6 +181,8 @@ def run_symbol(spec: BacktestSpec, symbol: str, settings: Settings, tick: Any) -
 
 def run_backtest(run_id: str, spec_json: str) -> None:
     """The RQ job: every symbol in turn, progress after each chunk of candles, then the result."""
+    from rq.timeouts import JobTimeoutException  # noqa: PLC0415 - the worker's death penalty
+
     from backend.ml.jobs import worker_redis  # noqa: PLC0415
     from backend.src.core.keys import Keys  # noqa: PLC0415
     from backend.src.core.runs import RunStore  # noqa: PLC0415
@@ -191,5 +201,8 @@ def run_backtest(run_id: str, spec_json: str) -> None:
                        for k in MEAN_KEYS}
                 for name in ("strategy", "buy_and_hold")}
         store.finish(run_id, {"pairs": pairs, "mean": mean})
+    except JobTimeoutException:
+        store.fail(run_id, f"timed out after {settings.job_timeout_s}s (LEVIBOT_JOB_TIMEOUT_S); "
+                           "a shorter range or fewer symbols, or raise the limit")
     except Exception as exc:  # noqa: BLE001 - the run's record shows what went wrong
         store.fail(run_id, f"{type(exc).__name__}: {exc}")

@@ -144,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # 1. validate everything; nothing is written before this passes
         settings = load_settings(args)
-        for name in secret_env_names(settings):  # held in `settings` now; no child inherits them by accident
-            os.environ.pop(name, None)
+        secret_names = set(secret_env_names(settings))
+        for name in [k for k in os.environ if k.upper() in secret_names]:  # read case-insensitively: any case
+            del os.environ[name]  # held in `settings` now; no child (the forkserver, engines) inherits them
         cli_symbols = parse_symbols(args.symbols) if args.symbols is not None else None
         source = parse_source(args.source)
         if settings.live_trading:

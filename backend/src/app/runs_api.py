@@ -23,7 +23,6 @@ from backend.src.core.runs import Kind, RunStore, view
 
 router = APIRouter()
 RunId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]
-JOB_TIMEOUT_S = 1800
 
 
 def _enqueue(request: Request, kind: Kind, spec: dict[str, Any], func: str, *args: str) -> str:
@@ -36,8 +35,8 @@ def _enqueue(request: Request, kind: Kind, spec: dict[str, Any], func: str, *arg
     try:
         run_id = RunStore(r, request.app.state.keys).create(kind, spec)
         Queue(request.app.state.keys.queue(BACKTEST_QUEUE), connection=rq_conn).enqueue(
-            func, run_id, *args, job_id=request.app.state.keys.job_id("run", run_id), job_timeout=JOB_TIMEOUT_S,
-            result_ttl=3600, failure_ttl=86_400)
+            func, run_id, *args, job_id=request.app.state.keys.job_id("run", run_id),
+            job_timeout=settings.job_timeout_s, result_ttl=3600, failure_ttl=86_400)  # every RQ job: the one limit
         return run_id
     finally:
         r.close()

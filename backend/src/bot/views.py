@@ -154,6 +154,8 @@ def risk_text(flag: str | None, slots: dict[str, str], policy: dict[str, Any] | 
 def strategy_text(engine: dict[str, Any], config: dict[str, Any] | None) -> str:
     strat = (config or {}).get("strategy") or {}
     name = strat.get("name") or engine["strategy"] or "?"
+    if engine["strategy"] and engine["strategy"] != name and not strat.get("levilang"):
+        name = f"{name}: trading as {engine['strategy']}"  # e.g. the ensemble's SMA fallback
     if strat.get("levilang"):
         name = f"LeviLang {engine['strategy'] or strat['levilang']}"
     params = strat.get("params") or {}

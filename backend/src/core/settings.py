@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Literal, Self, TypeVar
+from typing import Annotated, Literal, Self, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from backend.src.core.settings_redis import RedisSettings
 
@@ -186,6 +186,19 @@ class ExchangeSettings(BaseModel):
     exchange_secret: SecretStr | None = None
 
 
+def comma_list(value: object) -> object:
+    """A list setting from the environment: ``A,B,C`` (as the CLI takes it) or a JSON list."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise ValueError("expected A,B,C or a JSON list like [\"A\", \"B\"]") from None
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
 class FeatureSettings(BaseModel):
     """AI features on RQ workers (queues "sentiment" and "onchain"). 0 workers: none started here."""
 
@@ -205,10 +218,11 @@ class FeatureSettings(BaseModel):
     llm_timeout_s: float = Field(default=30.0, gt=0)
     llm_batch: int = Field(default=100, ge=1, le=100)
     sentiment_cache_ttl_s: int = Field(default=3600, ge=1)
-    # News input: RSS/Atom feed URLs (JSON list in the environment) and/or a JSONL file.
-    news_feeds: list[str] = Field(default_factory=list)
+    # News input: RSS/Atom feed URLs (A,B,C or a JSON list in the environment) and/or a JSONL file.
+    news_feeds: Annotated[list[str], NoDecode] = Field(default_factory=list)
     news_jsonl: Path | None = None
     news_interval_s: float = Field(default=300.0, gt=0)
+    _news_feeds = field_validator("news_feeds", mode="before")(comma_list)
     news_window_s: float = Field(default=6 * 3600.0, gt=0)
     news_half_life_s: float = Field(default=3600.0, gt=0)
     # On-chain: Dune (saved query id, or the project's exchange-flow SQL when unset) + funding via ccxt.
@@ -248,8 +262,10 @@ class RetrainSettings(BaseModel):
     """Nightly retrain (backend/scripts/nightly_retrain.sh)."""
 
     engine_config: Path | None = None  # the manager's --config: its symbols are retrained
-    retrain_symbols: list[str] = Field(default_factory=list)  # used when there is no engine_config
+    # used when there is no engine_config; BTCUSDT,ETHUSDT like --symbols (or a JSON list)
+    retrain_symbols: Annotated[list[str], NoDecode] = Field(default_factory=list)
     retrain_source: str = "live:binance"  # where the data collector gets the last day (or replay:DIR)
+    _retrain_symbols = field_validator("retrain_symbols", mode="before")(comma_list)
     retrain_trials: int = Field(default=50, ge=1)
     retrain_days: int = Field(default=30, ge=2)
     retrain_sharpe_tolerance: float = Field(default=0.5, ge=0)

@@ -250,7 +250,7 @@ class Engine:
             "heartbeat_at": round(self.clock(), 3), "day": self.risk_day, "halted": self.gate.halted_reason,
             "volatility": round(self.gate.sizer.ewma_abs_ret, 10), "policy_version": self.gate.policy_version,
             "strategy_hash": self.session.strategy.fingerprint, "model_version": self.session.strategy.model_version,
-            "strategy": os.path.basename(self.config.strategy.levilang or self.config.strategy.name),
+            "strategy": self.session.strategy.trading_as,
             "quote": quote_of(self.symbol) or "", "usd_per_quote": self.config.usd_per_quote(self.symbol) or "",
         }
 

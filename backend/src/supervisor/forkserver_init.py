@@ -7,12 +7,19 @@ would otherwise kill it beside the engines, and the manager would read every eng
 crash) instead of its clean stop. It still ends with the manager: it exits when the manager's end of its
 socket closes. Engines set their own SIGTERM handler (``engine/main.py``); multiprocessing's forkserver
 itself already ignores SIGINT.
+
+It also silences one warning, in the forkserver and so in every engine forked from it: multiprocessing
+re-runs the manager's main module in each child (``runpy.run_module(..., "__mp_main__")``), and because
+that module is preloaded here on purpose (once, instead of a full import in every engine:
+``engine_manager.main_module_preload``) runpy warns that it is "found in sys.modules ... prior to
+execution" at every engine start. The re-run is what is wanted; the warning is noise on the terminal.
 """
 
 from __future__ import annotations
 
 import signal
 import sys
+import warnings
 
 
 def in_forkserver() -> bool:
@@ -22,3 +29,5 @@ def in_forkserver() -> bool:
 
 if in_forkserver():  # importing this module anywhere else changes nothing
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    warnings.filterwarnings("ignore", message=r"'[\w.]+' found in sys.modules after import of package",
+                            category=RuntimeWarning, module="runpy")

@@ -44,6 +44,8 @@ def test_lifecycle_registry_logs_and_clean_shutdown(
         assert {"uptime", "last_trade", "pnl", "restarts", "last_error"} <= set(entry)
 
     assert m.stop() == 0
+    _out, err = m.output()
+    assert "Warning" not in err, "nothing but the manager's own lines on the terminal: " + err[-1000:]
     for sym in SYMS:
         assert state(r, ns, sym)["status"] == "stopped"
         assert engine_pids(sym, data_dir) == []

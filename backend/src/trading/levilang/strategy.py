@@ -43,6 +43,10 @@ class LeviStrategy(Strategy):
         self.higher = [c for tf, c in sorted(compiled.graph.contexts.items()) if tf]
         self.base = compiled.graph.contexts.get(0)
 
+    @property
+    def trading_as(self) -> str:
+        return Path(self.c.path).name
+
     def warmup(self, candles: list[Candle]) -> None:
         if self.model is not None:
             self.model.warmup(candles)

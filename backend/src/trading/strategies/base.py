@@ -63,6 +63,11 @@ class Strategy(ABC):
     stop_loss_pct: float | None = None  # set: replaces the config's protective exits while it trades
     take_profit_pct: float | None = None
 
+    @property
+    def trading_as(self) -> str:
+        """What actually trades, for status and the dashboard (a wrapper names what it delegates to)."""
+        return self.name
+
     def warmup(self, candles: list[Candle]) -> None:
         for c in candles:
             self.on_candle(c)

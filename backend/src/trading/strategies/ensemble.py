@@ -194,6 +194,12 @@ class ModelWatcher(Strategy):
         self.fingerprint, self.model_version = new.fingerprint, version
         self.warmup_candles = max(BASE_WINDOW, new.warmup_candles)  # what a restart replays
 
+    @property
+    def trading_as(self) -> str:
+        if self.version is not None:
+            return f"ensemble {self.version}"
+        return f"{self.fallback.name} (ensemble fallback: no usable production model)"
+
     def warmup(self, candles: list[Candle]) -> None:
         self.history.extend(candles[-WINDOW:])
         self.fallback.warmup(candles)

@@ -124,7 +124,8 @@ def test_control_and_runs_need_the_token(api: ApiServer) -> None:
 @pytest.mark.parametrize(("change", "field"), [
     ({"end": "2025-12-31"}, "end"), ({"strategy": "nope"}, "strategy"), ({"symbols": ["bad symbol"]}, "symbols"),
     ({"fee_bps": -1}, "fee_bps"), ({"source": "file", "symbols": ["NOFILEUSDT"]}, "symbols"),
-    ({"symbols": []}, "symbols"), ({"extra": 1}, "extra")])
+    ({"symbols": []}, "symbols"), ({"extra": 1}, "extra"),
+    ({"start": "0001-01-01", "end": "0001-12-31"}, "start"), ({"start": "9999-01-01", "end": "9999-12-31"}, "end")])
 def test_a_bad_backtest_request_is_a_422_naming_the_field(api: ApiServer, api_token: str, change: dict[str, object],
                                                           field: str) -> None:
     spec = {"symbols": ["BTCUSDT"], "start": "2026-01-01", "end": "2026-01-03", **change}
@@ -244,3 +245,14 @@ def test_replay_of_a_backtest_file_runs_a_real_engine(manager_api: Callable[...,
     assert r.hget(f"{ns}engine:R1ETHBTC", "status") == "running"  # a reload keeps replays
     status = {e["symbol"]: e for e in httpx.get(url + "/engines/status").json()["engines"]}
     assert status["R1ETHBTC"]["strategy"] == "sma_crossover" and status["R1ETHBTC"]["quote"] == "BTC"
+
+
+def test_a_backtest_longer_than_the_job_timeout_fails_saying_so(manager_api: Callable[..., str],
+                                                               api_token: str) -> None:
+    """LEVIBOT_JOB_TIMEOUT_S applies to every RQ job: the largest backtest allowed is stopped at it."""
+    url = manager_api(["BTCUSDT"], workers=1, job_timeout_s=2)
+    spec = {"symbols": [f"T{i}USDT" for i in range(10)], "start": "2025-01-01", "end": "2026-01-01",
+            "timeframe": "1m"}
+    run_id = httpx.post(url + "/backtests", json=spec, headers=auth(api_token)).json()["id"]
+    run = wait_for(lambda: (x := httpx.get(f"{url}/runs/{run_id}").json())["status"] in ("done", "error") and x, 60)
+    assert run["status"] == "error" and "timed out after 2s (LEVIBOT_JOB_TIMEOUT_S)" in run["error"], run  # type: ignore[index]

@@ -48,3 +48,15 @@ def test_clickhouse_url_is_checked_without_echoing_it(tmp_path: Path) -> None:
         with pytest.raises(ValidationError, match=why) as err:
             Settings(data_dir=tmp_path, clickhouse_url=bad)  # type: ignore[arg-type]
         assert "DROP" not in str(err.value.errors()[0]["msg"])
+
+
+def test_list_settings_take_what_the_cli_takes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LEVIBOT_RETRAIN_SYMBOLS", "BTCUSDT, ETHUSDT,SOLUSDT")
+    monkeypatch.setenv("LEVIBOT_NEWS_FEEDS", '["http://127.0.0.1:1/a.xml", "http://127.0.0.1:1/b.xml"]')
+    s = Settings(data_dir=tmp_path)  # type: ignore[call-arg]
+    assert s.retrain_symbols == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    assert s.news_feeds == ["http://127.0.0.1:1/a.xml", "http://127.0.0.1:1/b.xml"]
+    monkeypatch.setenv("LEVIBOT_RETRAIN_SYMBOLS", '["BTCUSDT"')
+    with pytest.raises(ValidationError, match="retrain_symbols") as err:
+        Settings(data_dir=tmp_path)  # type: ignore[call-arg]
+    assert "A,B,C or a JSON list" in str(err.value)

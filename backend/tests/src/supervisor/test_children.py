@@ -24,7 +24,7 @@ SECRETS = {
     "LEVIBOT_API_TOKEN": "apitoken-0123456789abcdef",
     "LEVIBOT_GEMMA_API_KEY": "gemmakey-0123456789abcdef",
     "LEVIBOT_DUNE_API_KEY": "dunekey-0123456789abcdef",
-    "LEVIBOT_NANSEN_API_KEY": "nansenkey-0123456789abcdef",
+    "levibot_nansen_api_key": "nansenkey-0123456789abcdef",  # settings are read case-insensitively: so is the scrub
     "LEVIBOT_TELEGRAM_BOT_TOKEN": "123456:telegramtoken-0123456789",
     "LEVIBOT_SLACK_WEBHOOK_URL": "http://127.0.0.1:1/slack-secret-0123456789",
     "LEVIBOT_CLICKHOUSE_URL": "http://default:chpassword-0123456789@127.0.0.1:1/?database=levibot",
@@ -81,7 +81,7 @@ def test_each_child_gets_only_the_secrets_it_uses(fleet: tuple[ManagerProc, Path
             continue  # setproctitle reused the environ area for the title (engines, rq workers): see below
         seen.add(k)
         for name, value in SECRETS.items():
-            if name in allowed[k]:
+            if name.upper() in allowed[k]:
                 assert value in env, f"{k} needs {name}"
             else:
                 assert value not in env, f"{k} (pid {p.pid}) holds {name}"
@@ -91,7 +91,7 @@ def test_each_child_gets_only_the_secrets_it_uses(fleet: tuple[ManagerProc, Path
 
 def test_worker_environment_is_allow_listed() -> None:
     env = {**SECRETS, "PATH": "/usr/bin", "HOME": "/root", "COVERAGE_PROCESS_START": "x", "AWS_SECRET": "no"}
-    settings = Settings(**{k.removeprefix("LEVIBOT_").lower(): v for k, v in SECRETS.items()})  # type: ignore[arg-type]
+    settings = Settings(**{k.upper().removeprefix("LEVIBOT_").lower(): v for k, v in SECRETS.items()})  # type: ignore[arg-type]
     got = child_environ(settings, WorkerProcess.secrets, env)
     assert got["LEVIBOT_GEMMA_API_KEY"] == SECRETS["LEVIBOT_GEMMA_API_KEY"] and got["PATH"] == "/usr/bin"
     assert "COVERAGE_PROCESS_START" in got and "AWS_SECRET" not in got

@@ -136,3 +136,13 @@ def test_the_engine_sees_what_the_backtest_saw_and_pays_for_its_trades() -> None
             entries["paid" if row["exp_return"] > cost else "refused"] += 1
             assert sig.target == float(row["exp_return"] > cost), "flat: a new entry only when the move pays"
     assert entries["paid"] and entries["refused"], entries
+
+
+def test_status_names_what_actually_trades(tmp_path: Path) -> None:
+    """With no promoted model the ensemble's SMA fallback trades, and says so; a model trades by its version."""
+    from backend.src.trading.strategies.ensemble import ModelWatcher  # noqa: PLC0415
+
+    watcher = ModelWatcher(10, 30, tmp_path / "models")
+    assert watcher.trading_as == "sma_crossover (ensemble fallback: no usable production model)"
+    watcher.version = "ensemble_20260101_000000"
+    assert watcher.trading_as == "ensemble ensemble_20260101_000000"
