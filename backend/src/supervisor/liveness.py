@@ -87,9 +87,10 @@ class Liveness:
             return up
         age = f"{now - ref:.1f}"
         try:
-            lease = read_lease(self.r, self.keys, rec.symbol)
+            lease = read_lease(self.r, self.keys, rec.symbol) if rec.state is S.RUNNING else None
         except redis.RedisError:
             lease = None
+        # (only a running engine: a starting one may be waiting for the last owner's lease, a slow start)
         if lease is not None and lease.owner != self.owner:
             return Verdict(rec, "fenced", f"manager {lease.owner} holds its lease")
         return Verdict(rec, "hung", age)
