@@ -13,6 +13,7 @@ from types import FrameType
 
 from backend.src.core.errors import EXIT_CRASH, EXIT_FATAL, EXIT_OK, EXIT_SIGNALLED, FatalError
 from backend.src.core.exit_notes import write_note
+from backend.src.engine import forkserver_init
 from backend.src.engine.engine import Engine
 from backend.src.engine.spec import EngineSpec
 
@@ -45,6 +46,9 @@ def run_engine(spec: EngineSpec, lifeline: Connection | None = None) -> None:
     # SIGTERM, from the manager or from anyone else (systemd's control-group kill, `timeout`, a container
     # init, an operator): a clean stop, and EXIT_SIGNALLED tells the manager it was not a crash.
     signal.signal(signal.SIGTERM, on_signal)
+    if forkserver_init.PENDING:  # a SIGTERM came between the fork and the line above: nothing began yet
+        logging.shutdown()
+        os._exit(EXIT_SIGNALLED)
     # Ctrl+C in the manager's terminal reaches the whole process group: only the manager
     # decides when engines stop (it sends SIGTERM), like supervisord's children.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

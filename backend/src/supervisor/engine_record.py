@@ -36,6 +36,7 @@ class EngineRecord:
     liquidating: bool = False  # proc is the one-shot process closing a failed engine's position
     liquidations: int = 0  # liquidation attempts since the engine failed
     memory_restarts: int = 0  # graceful restarts for growing above max_rss_mb
+    stopping_since: float = 0.0  # monotonic: when it was asked to stop (killed if it is still there later)
 
 
     def health(self, now: float, max_concurrent_starts: int) -> dict[str, object]:

@@ -6,6 +6,8 @@
 * ``fenced``: no heartbeat, and its lease now belongs to another manager of the pool: this manager was
   paused (SIGSTOP, a frozen VM) long enough for another to take the symbol over. Its engine cannot write
   (fencing); it is stopped without an alarm: that is a takeover, not a fault.
+* ``overdue``: asked to stop (a hand-over, a restart, a removal) more than ``stop_timeout_s`` ago and
+  still there: killed (a stop that never waits, ``stop(wait=False)``, still ends).
 * ``memory``: its resident memory is above its ``max_rss_mb`` (the engine config's, else
   ``LEVIBOT_ENGINE_MAX_RSS_MB``): it is restarted at a safe point (a graceful stop: state flushed,
   everything journaled; the new process rebuilds its position from the journal), not counted as a crash.
@@ -40,7 +42,7 @@ MB = 1024 * 1024
 @dataclass(frozen=True)
 class Verdict:
     rec: EngineRecord
-    kind: Literal["up", "hung", "fenced", "memory"]
+    kind: Literal["up", "hung", "fenced", "memory", "overdue"]
     detail: str = ""
 
 
@@ -83,7 +85,11 @@ class Liveness:
         ref = max(rec.last_hb, self.redis_back_at)
         waiting = rec.state in (S.STARTING, S.RESTARTING) or rec.liquidating
         limit = self.settings.start_timeout_s if waiting else self.settings.heartbeat_timeout_s
-        if now - ref <= limit or rec.state is S.STOPPING or rec.kill_sent:
+        if rec.state is S.STOPPING:  # asked to stop: it has stop_timeout_s, then it is killed
+            overdue = now - rec.stopping_since
+            late = overdue > self.settings.stop_timeout_s and not rec.kill_sent and rec.stopping_since
+            return Verdict(rec, "overdue", f"ignored SIGTERM for {overdue:.1f}s") if late else None
+        if now - ref <= limit or rec.kill_sent:
             return up
         age = f"{now - ref:.1f}"
         try:
@@ -92,7 +98,8 @@ class Liveness:
             lease = None
         # (only a running engine: a starting one may be waiting for the last owner's lease, a slow start)
         if lease is not None and lease.owner != self.owner:
-            return Verdict(rec, "fenced", f"manager {lease.owner} holds its lease")
+            return Verdict(rec, "fenced", f"manager {lease.owner} holds its lease (this manager was paused past "
+                                          "the lease TTL); its engine is fenced off")
         return Verdict(rec, "hung", age)
 
     @staticmethod

@@ -30,7 +30,7 @@ from backend.src.engine.spec import EngineSpec
 
 # The engine entry point imports the whole engine stack; setproctitle is imported in the child.
 PRELOAD = ["backend.src.engine.main", "backend.src.core.logging_setup", "setproctitle"]
-FORKSERVER_INIT = "backend.src.supervisor.forkserver_init"
+FORKSERVER_INIT = "backend.src.engine.forkserver_init"
 
 
 @dataclass
@@ -88,7 +88,7 @@ class SystemRuntime(SystemClock):
     def __init__(self, data_dir: Path, preload: list[str] | None = None) -> None:
         self.data_dir = data_dir
         self.ctx: ForkServerContext = mp.get_context("forkserver")  # type: ignore[assignment]
-        # the forkserver first ignores SIGTERM (forkserver_init.py), then imports what every engine needs
+        # the forkserver first ignores SIGTERM (engine/forkserver_init.py), then imports what every engine needs
         self.ctx.set_forkserver_preload([FORKSERVER_INIT, *(preload if preload is not None else PRELOAD)])
         self.lifeline, self._lifeline_w = self.ctx.Pipe(duplex=False)
 

@@ -79,6 +79,8 @@ class Watchdog:
         old = rec.state
         check_transition(old, new)
         rec.state = new
+        if new is S.STOPPING:
+            rec.stopping_since = self.rt.monotonic()
         self.mirror_due = True
         log.info("engine %s: %s -> %s", rec.symbol, old.value if old else "-", new.value,
                  extra={"symbol": rec.symbol, "from": old.value if old else None, "to": new.value, **fields})
@@ -318,11 +320,11 @@ class Watchdog:
                 continue
             if v.kind == "up":
                 self._became_running(rec, now)
-            elif v.kind == "fenced":  # this manager was paused; another took the symbol over
-                log.warning("engine %s: %s (this manager was paused past the lease TTL); its engine is fenced "
-                            "off and stopped", rec.symbol, v.detail, extra={"symbol": rec.symbol})
-                rec.stop_requested = True
-                self._set(rec, S.STOPPING)  # fenced: nothing it holds can be written, so no grace period
+            elif v.kind in ("fenced", "overdue"):  # paused and taken over / ignored its SIGTERM: no grace left
+                log.warning("engine %s: %s; killing it", rec.symbol, v.detail, extra={"symbol": rec.symbol})
+                if v.kind == "fenced":
+                    rec.stop_requested = True
+                    self._set(rec, S.STOPPING)  # nothing it holds can be written any more
                 rec.kill_sent = self.rt.kill(proc)
             elif v.kind == "memory":
                 self._restart_for_memory(rec, v.detail)
@@ -382,7 +384,8 @@ class Watchdog:
                 self._set(rec, S.STOPPED, pid="")  # queued or waiting for a restart: cancelled
             elif rec.proc is not None and rec.proc.alive() and not rec.liquidating:
                 rec.stop_requested = True
-                self._set(rec, S.STOPPING)
+                if rec.state is not S.STOPPING:  # already stopping (a hand-over, a restart): signalled again
+                    self._set(rec, S.STOPPING)
                 self.rt.terminate(rec.proc)
         self.pump_until(lambda: all(r.proc is None for r in self.records.values()), self.settings.stop_timeout_s)
         for rec in self.records.values():

@@ -75,3 +75,32 @@ def test_a_paused_managers_taken_over_engine_is_fenced_not_hung(settings: Settin
     assert w.records[sym].state is S.STOPPED, "not restarted: the symbol is the other manager's now"
     lines = [x for x in caplog.records if x.levelno >= logging.WARNING and sym in x.getMessage()]
     assert len(lines) == 1 and "other-host" in lines[0].getMessage() and lines[0].levelno == logging.WARNING
+
+
+def test_an_engine_that_ignores_its_sigterm_is_killed_after_the_stop_timeout(settings: Settings,
+                                                                             r: redis.Redis) -> None:
+    """A stop that does not wait (a pool's hand-over, a removal) still ends: SIGKILL after stop_timeout_s."""
+    w, rt = make(settings, r, stop_timeout_s=3.0)
+    sym = next(iter(w.records))
+    d = Driver(w, rt, r)
+    w.start_all()
+    assert d.run(2, d.all_running)
+    rt.exit_on_term = False  # it never acts on the SIGTERM (lost, or stuck)
+    engine = rt.live(sym)
+    assert engine is not None
+    asked = rt.now
+    w.stop(sym, wait=False)
+    assert d.run(6, lambda: not engine.alive())
+    assert 3.0 <= rt.now - asked <= 3.5 and (sym, signal.SIGKILL) in rt.signals
+    assert d.run(1, lambda: w.records[sym].state is S.STOPPED)
+
+
+def test_a_sigterm_before_the_engines_handler_is_kept_for_it() -> None:
+    from backend.src.engine import forkserver_init  # noqa: PLC0415
+
+    before = list(forkserver_init.PENDING)
+    try:
+        forkserver_init._on_sigterm(signal.SIGTERM, None)  # in a child: its pid is not the server's
+        assert forkserver_init.PENDING == [*before, signal.SIGTERM]
+    finally:
+        forkserver_init.PENDING[:] = before
