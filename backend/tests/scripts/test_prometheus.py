@@ -52,7 +52,7 @@ def test_real_prometheus_scrapes_the_api(
         def query(q: str) -> list[dict[str, object]]:
             try:
                 res = httpx.get(f"{base}/api/v1/query", params={"query": q}, timeout=2).json()
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):  # not up yet, or still starting (a plain-text 503)
                 return []
             return res["data"]["result"] if res.get("status") == "success" else []
 
