@@ -87,8 +87,9 @@ class Liveness:
         limit = self.settings.start_timeout_s if waiting else self.settings.heartbeat_timeout_s
         if rec.state is S.STOPPING:  # asked to stop: it has stop_timeout_s, then it is killed
             overdue = now - rec.stopping_since
-            late = overdue > self.settings.stop_timeout_s and not rec.kill_sent and rec.stopping_since
-            return Verdict(rec, "overdue", f"ignored SIGTERM for {overdue:.1f}s") if late else None
+            if rec.kill_sent or overdue <= self.settings.stop_timeout_s:
+                return None
+            return Verdict(rec, "overdue", f"ignored SIGTERM for {overdue:.1f}s")
         if now - ref <= limit or rec.kill_sent:
             return up
         age = f"{now - ref:.1f}"

@@ -14,9 +14,24 @@ from backend.src.core.config import SymbolConfig
 from backend.src.core.keys import Keys
 from backend.src.core.settings import Settings
 from backend.src.core.states import EngineState as S
+from backend.src.supervisor.watchdog import Watchdog
+from backend.tests.fakes.runtime import FakeProc, FakeRuntime
 from backend.tests.src.supervisor.test_watchdog_policies import Driver, make
 
 MB = 1024 * 1024
+
+
+def running(settings: Settings, r: redis.Redis, **overrides: object) -> tuple[Watchdog, FakeRuntime, Driver, str,
+                                                                            FakeProc]:
+    """One engine started and running on a fake runtime: the watchdog, runtime, driver, symbol and process."""
+    w, rt = make(settings, r, **overrides)
+    sym = next(iter(w.records))
+    d = Driver(w, rt, r)
+    w.start_all()
+    assert d.run(2, d.all_running)
+    proc = rt.live(sym)
+    assert proc is not None
+    return w, rt, d, sym, proc
 
 
 def events(r: redis.Redis, ns: str, kind: str) -> list[dict[str, str]]:
@@ -25,13 +40,7 @@ def events(r: redis.Redis, ns: str, kind: str) -> list[dict[str, str]]:
 
 def test_an_engine_above_its_memory_limit_is_restarted_gracefully(settings: Settings, r: redis.Redis,
                                                                   ns: str) -> None:
-    w, rt = make(settings, r, engine_max_rss_mb=300.0)
-    sym = next(iter(w.records))
-    d = Driver(w, rt, r)
-    w.start_all()
-    assert d.run(2, d.all_running)
-    first = rt.live(sym)
-    assert first is not None
+    w, rt, d, sym, first = running(settings, r, engine_max_rss_mb=300.0)
     rt.memory[first.pid] = 200 * MB
     assert d.run(3) and first.alive(), "under the limit: left alone"
     rt.memory[first.pid] = 350 * MB  # it grew
@@ -59,13 +68,7 @@ def test_the_engine_config_overrides_the_managers_limit(settings: Settings, r: r
 
 def test_a_paused_managers_taken_over_engine_is_fenced_not_hung(settings: Settings, r: redis.Redis, ns: str,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
-    w, rt = make(settings, r, heartbeat_timeout_s=2.0)
-    sym = next(iter(w.records))
-    d = Driver(w, rt, r)
-    w.start_all()
-    assert d.run(2, d.all_running)
-    engine = rt.live(sym)
-    assert engine is not None
+    w, rt, d, sym, engine = running(settings, r, heartbeat_timeout_s=2.0)
     d.frozen.add(engine.pid)  # the whole manager tree was stopped (SIGSTOP) ...
     r.set(Keys(ns).lease(sym), "7|other-host:/data|4242")  # ... and another pool member took the symbol over
     with caplog.at_level(logging.WARNING):
@@ -80,14 +83,8 @@ def test_a_paused_managers_taken_over_engine_is_fenced_not_hung(settings: Settin
 def test_an_engine_that_ignores_its_sigterm_is_killed_after_the_stop_timeout(settings: Settings,
                                                                              r: redis.Redis) -> None:
     """A stop that does not wait (a pool's hand-over, a removal) still ends: SIGKILL after stop_timeout_s."""
-    w, rt = make(settings, r, stop_timeout_s=3.0)
-    sym = next(iter(w.records))
-    d = Driver(w, rt, r)
-    w.start_all()
-    assert d.run(2, d.all_running)
+    w, rt, d, sym, engine = running(settings, r, stop_timeout_s=3.0)
     rt.exit_on_term = False  # it never acts on the SIGTERM (lost, or stuck)
-    engine = rt.live(sym)
-    assert engine is not None
     asked = rt.now
     w.stop(sym, wait=False)
     assert d.run(6, lambda: not engine.alive())
