@@ -37,7 +37,7 @@ from backend.src.core.redis_launcher import EmbeddedRedis
 from backend.src.core.redis_url import connect
 from backend.src.core.settings import REPO_ROOT
 from backend.src.supervisor.engine_record import default_owner
-from backend.src.trading.execution import PaperBroker
+from backend.src.trading.book import PositionBook
 
 NS = "benchpool:"
 CONFIG = """
@@ -152,7 +152,7 @@ def journal(data_dir: Path, symbol: str) -> list[dict[str, Any]]:
 
 
 def position(entries: list[dict[str, Any]], symbol: str) -> float:
-    b = PaperBroker(symbol, initial_equity=10_000, fee_bps=10, slippage_bps=5)  # qty does not depend on these
+    b = PositionBook(symbol, initial_equity=10_000)
     b.rebuild(entries)  # type: ignore[arg-type]
     return b.qty
 

@@ -24,8 +24,8 @@ import redis
 from rq import Queue
 from rq.job import JobStatus
 
+from backend.ml.features.jobs import queue_names, refresh_sentiment
 from backend.ml.features.sentiment_extractor import GemmaSentiment
-from backend.ml.jobs import queue_names, refresh_sentiment
 from backend.src.core.redis_launcher import EmbeddedRedis
 from backend.src.core.redis_url import connect
 from backend.src.core.settings import REPO_ROOT, Settings
@@ -71,7 +71,7 @@ def bench_rq(url: str, tmp: Path, jobs: int, workers: int) -> None:
                             for i in range(5)))
     env = {**os.environ, "LEVIBOT_REDIS_URL": url, "LEVIBOT_NAMESPACE": "benchfeat:",
            "LEVIBOT_NEWS_JSONL": str(news), "LEVIBOT_LOG_LEVEL": "WARNING"}
-    procs = [subprocess.Popen([sys.executable, "-m", "backend.ml.worker", "--name", f"bench-{i}"],  # noqa: S603
+    procs = [subprocess.Popen([sys.executable, "-m", "backend.ml.features.worker", "--name", f"bench-{i}"],  # noqa: S603
                               env=env, cwd=REPO_ROOT) for i in range(workers)]
     try:
         conn = redis.Redis.from_url(url)

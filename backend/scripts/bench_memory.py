@@ -23,9 +23,9 @@ from pathlib import Path
 import psutil
 import redis
 
-from backend.ml.feature_pipeline import build, label_up, load_ohlcv
 from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
-from backend.ml.registry import Registry
+from backend.ml.models.feature_pipeline import build, label_up, load_ohlcv
+from backend.ml.models.registry import Registry
 from backend.scripts.bench_recovery import footprint
 from backend.src.core.redis_launcher import EmbeddedRedis
 from backend.src.core.redis_url import connect

@@ -19,14 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from backend.ml.backtest import DEFAULT_CONFIG
-from backend.ml.feature_pipeline import build, forward_return, load_ohlcv
 from backend.ml.models.base import Model
 from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
+from backend.ml.models.feature_pipeline import build, forward_return, load_ohlcv
 from backend.ml.models.lgbm import LightGBMModel
 from backend.ml.models.quantiles import ReturnQuantiles
 from backend.ml.models.sentiment_model import SentimentModel
 from backend.ml.models.tft import TFTModel
+from backend.ml.research.backtest import DEFAULT_CONFIG
 from backend.src.core.settings import cli_path
 from backend.src.market.candles import load_candles
 from backend.src.trading.strategies.baselines import SmaCrossover

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from backend.risk import test_global_stop
+from backend.risk import global_stop_drill
 from backend.risk.limits import PortfolioLimits
 from backend.src.core.keys import Keys
 from backend.src.core.lease import Lease
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.stops):
         ns = argparse.Namespace(daily_loss=-4.0, max_daily_loss=3.0, engines=15, restart_check=False)
         with tempfile.TemporaryDirectory(prefix="levibot-bench-gstop-") as tmp:
-            code, took_s = test_global_stop.run(ns, Path(tmp))
+            code, took_s = global_stop_drill.run(ns, Path(tmp))
         if code != 0 or took_s is None:
             print(f"global stop run {i + 1} failed", file=sys.stderr)
             return 1

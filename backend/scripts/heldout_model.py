@@ -4,7 +4,7 @@
 Trains the ensemble once, pooled over every file, on each file's bars before its final
 ``--holdout`` share (the label horizon purged), registers it and promotes it in
 ``<LEVIBOT_DATA_DIR>/models``. Backtesting a model-gated strategy on the held-out windows
-(``python -m backend.ml.backtest --strategy ... --holdout 0.25``) with that data dir is then an
+(``python -m backend.ml.research.backtest --strategy ... --holdout 0.25``) with that data dir is then an
 honest out-of-sample figure. Use a scratch data dir: promoting replaces the production model.
 """
 
@@ -17,10 +17,10 @@ import sys
 import numpy as np
 import pandas as pd
 
-from backend.ml.backtest import DEFAULT_CONFIG
-from backend.ml.feature_pipeline import build, forward_return, load_ohlcv
 from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor
-from backend.ml.registry import Registry
+from backend.ml.models.feature_pipeline import build, forward_return, load_ohlcv
+from backend.ml.models.registry import Registry
+from backend.ml.research.backtest import DEFAULT_CONFIG
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.settings import Settings, cli_path
 

@@ -29,29 +29,29 @@ on_error() {
     local code=$?
     trap - ERR
     log "FAILED with exit code $code; production model untouched"
-    "$PY" -m backend.ml.nightly report failure --duration "$(elapsed)" --step "$step" --version "$version" \
+    "$PY" -m backend.ml.research.nightly report failure --duration "$(elapsed)" --step "$step" --version "$version" \
         --detail "step $step failed with exit code $code" || true
     exit "$code"
 }
 trap on_error ERR
 
 step="plan"
-symbols=$("$PY" -m backend.ml.nightly symbols)
+symbols=$("$PY" -m backend.ml.research.nightly symbols)
 log "symbols: $symbols; source: ${LEVIBOT_RETRAIN_SOURCE:-live:binance}"
 
 step="collect"
 log "collecting the last day"
-"$PY" -m backend.ml.data_collector --days 1 --symbols "$symbols" --source "${LEVIBOT_RETRAIN_SOURCE:-live:binance}"
+"$PY" -m backend.ml.research.data_collector --days 1 --symbols "$symbols" --source "${LEVIBOT_RETRAIN_SOURCE:-live:binance}"
 
 step="features"
 log "updating features"
-"$PY" -m backend.ml.feature_pipeline --update --ohlcv-dir "$DATA/ohlcv"
+"$PY" -m backend.ml.models.feature_pipeline --update --ohlcv-dir "$DATA/ohlcv"
 
 step="tune"
-range=$("$PY" -m backend.ml.nightly range)
+range=$("$PY" -m backend.ml.research.nightly range)
 read -r start end <<< "$range"
 log "tuning on $start .. $end"
-version=$("$PY" -m backend.ml.auto_tuner --symbol "$symbols" --start-date "$start" --end-date "$end" \
+version=$("$PY" -m backend.ml.research.auto_tuner --symbol "$symbols" --start-date "$start" --end-date "$end" \
     --trials "${LEVIBOT_RETRAIN_TRIALS:-50}" --objective sharpe --holdout-days 1 --ohlcv-dir "$DATA/ohlcv" \
     ${LEVIBOT_RETRAIN_TUNER_ARGS:-} | tail -n 1)
 log "candidate $version"
@@ -59,11 +59,11 @@ log "candidate $version"
 step="validate"
 log "validating $version against production"
 code=0  # 1 = kept as a candidate: a verdict, not an error (an `||` list keeps the ERR trap out of it)
-verdict=$("$PY" -m backend.ml.validate_model --model "$version" --promote) || code=$?
+verdict=$("$PY" -m backend.ml.research.validate_model --model "$version" --promote) || code=$?
 log "verdict: $verdict"
 if [ "$code" -eq 1 ]; then
     step="notify"
-    "$PY" -m backend.ml.nightly report rejected --duration "$(elapsed)" --step validate --version "$version" \
+    "$PY" -m backend.ml.research.nightly report rejected --duration "$(elapsed)" --step validate --version "$version" \
         --detail "kept as candidate: $(echo "$verdict" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["reason"])')"
     log "done: $version kept as a candidate"
     exit 0
@@ -72,6 +72,6 @@ elif [ "$code" -ne 0 ]; then
 fi
 
 step="notify"
-"$PY" -m backend.ml.nightly report success --duration "$(elapsed)" --step deploy --version "$version" \
+"$PY" -m backend.ml.research.nightly report success --duration "$(elapsed)" --step deploy --version "$version" \
     --detail "promoted $version"
 log "done: $version in production after $(elapsed)s"

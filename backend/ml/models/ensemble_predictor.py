@@ -33,10 +33,10 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from backend.ml.feature_pipeline import FEATURES
-from backend.ml.features.multi_tf import MARKET_FEATURES, NORMALISED, htf_feature_names
 from backend.ml.models import lgbm, quantiles, sentiment_model, tft  # noqa: F401 - register the model classes
 from backend.ml.models.base import Model
+from backend.ml.models.feature_pipeline import FEATURES
+from backend.ml.models.multi_tf import MARKET_FEATURES, NORMALISED, htf_feature_names
 from backend.src.core.errors import UsageError
 
 MULTI_TF = [*FEATURES, *htf_feature_names(), *NORMALISED]

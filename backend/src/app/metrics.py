@@ -75,7 +75,7 @@ class SnapshotCollector(Collector):
 
 
 def retrain_metrics(rt: dict[str, str]) -> Iterator[Metric]:
-    """What ``backend.ml.nightly report`` recorded: counters, duration histogram, production model."""
+    """What ``backend.ml.research.nightly report`` recorded: counters, duration histogram, production model."""
     yield HistogramMetricFamily("levibot_retrain_duration_seconds", "Nightly retrain wall time",
                                 buckets=cumulative(rt, RETRAIN_BUCKETS), sum_value=float(rt.get("sum", 0)))
     yield CounterMetricFamily("levibot_retrain_success", "Retrains that promoted a model",

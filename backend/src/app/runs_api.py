@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.ml.ui_backtest import BacktestSpec, options
+from backend.ml.research.ui_backtest import BacktestSpec, options
 from backend.src.app.control import answer, send
 from backend.src.app.security import require_reader, require_token
 from backend.src.app.snapshot import SymbolPath
@@ -56,7 +56,7 @@ async def start_backtest(spec: BacktestSpec, request: Request) -> JSONResponse:
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
     run_id = await asyncio.to_thread(_enqueue, request, "backtest", json.loads(spec.model_dump_json()),
-                                     "backend.ml.ui_backtest.run_backtest", spec.model_dump_json())
+                                     "backend.ml.research.ui_backtest.run_backtest", spec.model_dump_json())
     return JSONResponse({"id": run_id, "status": "queued"}, status_code=202)
 
 
@@ -65,7 +65,7 @@ async def start_parity(symbol: SymbolPath, request: Request) -> JSONResponse:
     if not await request.app.state.redis.sismember(request.app.state.keys.engines, symbol):
         raise HTTPException(404, f"unknown symbol {symbol}")
     run_id = await asyncio.to_thread(_enqueue, request, "parity", {"symbol": symbol},
-                                     "backend.ml.parity.run_parity", symbol)
+                                     "backend.ml.research.parity.run_parity", symbol)
     return JSONResponse({"id": run_id, "status": "queued"}, status_code=202)
 
 

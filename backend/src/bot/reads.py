@@ -11,7 +11,7 @@ from typing import Any, cast
 from telegram import Message, Update
 from telegram.ext import ContextTypes
 
-from backend.ml.registry import HISTORY, Registry
+from backend.ml.models.registry import HISTORY, Registry
 from backend.src.analytics import queries
 from backend.src.analytics.store import StoreError, connect
 from backend.src.bot import pnl, views

@@ -14,8 +14,9 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from pathlib import Path
+from typing import Any
 
 _STD_ATTRS = frozenset(
     vars(logging.LogRecord("x", 0, "x", 0, "x", None, None)).keys() | {"message", "asctime", "taskName"}
@@ -144,3 +145,11 @@ def configure(
     root.setLevel(level.upper())
     logging.getLogger("httpx").setLevel(logging.WARNING)
     return handler
+
+
+class SymbolLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Binds the symbol to every line and keeps the call's own ``extra`` fields."""
+
+    def process(self, msg: object, kwargs: MutableMapping[str, Any]) -> tuple[object, MutableMapping[str, Any]]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs

@@ -1,7 +1,7 @@
 """Backtest and parity runs started from the dashboard: a record per run in Redis.
 
-The API creates the record and enqueues the RQ job; the job (``backend/ml/ui_backtest.py``,
-``backend/ml/parity.py``) writes its progress and, at the end, its result (JSON) or its error. The
+The API creates the record and enqueues the RQ job; the job (``backend/ml/research/ui_backtest.py``,
+``backend/ml/research/parity.py``) writes its progress and, at the end, its result (JSON) or its error. The
 newest ``RUNS_KEPT`` runs are kept.
 """
 
@@ -15,9 +15,18 @@ from typing import Any, Literal
 import redis
 
 from backend.src.core.keys import Keys
+from backend.src.core.redis_url import connect
+from backend.src.core.settings import Settings
 
 RUNS_KEPT = 50
 Kind = Literal["backtest", "parity"]
+
+
+def job_redis(settings: Settings) -> redis.Redis:
+    """The Redis a dashboard job reports to: the one its worker was started with."""
+    if settings.redis_url is None:
+        raise ValueError("LEVIBOT_REDIS_URL is not set in the worker's environment")
+    return connect(settings.redis_url, timeout=5.0)
 
 
 class RunStore:

@@ -1,7 +1,7 @@
 """One trading engine: the body of a per-symbol OS process.
 
-candles -> strategy -> order (fenced by the lease generation) -> paper fill -> journal
-(fsync) -> position. A heartbeat + state write goes to Redis every ``heartbeat_interval_s``
+candles -> strategy -> order (fenced by the lease generation) -> venue (paper or live) -> fill ->
+journal (fsync) -> position book. A heartbeat + state write goes to Redis every ``heartbeat_interval_s``
 in one Lua call that first checks the lease: a stale engine cannot write anything.
 Redis being down does not stop trading on paper; the journal is the ledger.
 """
@@ -12,7 +12,6 @@ import datetime as dt
 import logging
 import os
 from multiprocessing.connection import Connection
-from typing import Any
 
 import redis
 from pydantic import ValidationError
@@ -28,20 +27,22 @@ from backend.src.core.errors import (
 )
 from backend.src.core.keys import Keys
 from backend.src.core.lease import BEAT, Lease
+from backend.src.core.logging_setup import SymbolLogger
 from backend.src.core.runtime import Clock, SystemClock
 from backend.src.core.states import EngineState
 from backend.src.core.types import Candle
 from backend.src.engine import journal_stream
 from backend.src.engine.history import History
-from backend.src.engine.journal import Journal
+from backend.src.engine.journal import FileJournal
 from backend.src.engine.risk_gate import RiskGate
-from backend.src.engine.spec import EngineSpec, SymbolLogger
+from backend.src.engine.sources import open_source
+from backend.src.engine.spec import EngineSpec
 from backend.src.market import candle_log
-from backend.src.market.candles import CandleSource, ReplaySource, SyntheticSource, load_candles
-from backend.src.market.exchange_rules import MarketRules
+from backend.src.market.candles import CandleSource
 from backend.src.trading.factory import build_strategy
 from backend.src.trading.feeds import FeedReader, OnchainReader, SentimentReader
 from backend.src.trading.session import TradingSession
+from backend.src.venue.factory import exchange_for, open_venue
 
 CARRIED_OVER_LIMIT = "risk:carried_over_limit"
 
@@ -54,8 +55,8 @@ class Engine:
     def __init__(
         self, spec: EngineSpec, r: redis.Redis, clock: Clock | None = None, lifeline: Connection | None = None
     ) -> None:
-        self.rt = clock or SystemClock()  # every clock reading and sleep goes through it
-        self.spec, self.symbol, self.r, self.clock = spec, spec.symbol, r, self.rt.time
+        self.clock = clock or SystemClock()  # every clock reading and sleep goes through it
+        self.spec, self.symbol, self.r = spec, spec.symbol, r
         self.settings = spec.settings
         self.keys = Keys(self.settings.namespace)
         self.log = SymbolLogger(logging.getLogger(__name__), {"symbol": spec.symbol})
@@ -64,9 +65,9 @@ class Engine:
         self.lifeline = lifeline
         self.stop_requested = False
         self.status = EngineState.STARTING
-        self.started_at = self.clock()
+        self.started_at = self.clock.time()
         self.lease = Lease(r, self.keys, spec.symbol, spec.owner, self.pid, self.settings.lease_ttl_s)
-        local = Journal(self.settings.journal_dir / f"{spec.symbol}.jsonl")
+        local = FileJournal(self.settings.journal_dir / f"{spec.symbol}.jsonl")
         # restored from Redis when another host traded it last
         self.journal, self.stream = journal_stream.attach(r, self.keys, spec.symbol, self.lease, self.settings, local)
         self._check_journal_source()
@@ -74,23 +75,24 @@ class Engine:
         self.history = History(r, self.keys, spec.symbol, candle_log.path_of(self.settings.data_dir, spec.symbol),
                                self.settings.history_len)
         self.config_version = ""
-        self.gate = RiskGate(r, self.keys, spec.symbol, spec.policy, live=self.settings.live_trading)
+        self.exchange = exchange_for(self.settings, spec.source)  # a live feed's ccxt client (no network yet)
+        self.venue = open_venue(spec.symbol, self.settings, spec.source, cfg, self.exchange)
+        self.gate = RiskGate(r, self.keys, spec.symbol, spec.policy, fails_closed=self.venue.fails_closed)
         self.feeds = FeedReader(  # what the strategy sees besides candles: news sentiment, on-chain, funding
             SentimentReader(r, self.keys, spec.symbol, max_age_s=3 * self.settings.news_interval_s),
             OnchainReader(r, self.keys, spec.symbol, max_age_s=3 * self.settings.onchain_interval_s))
         self.session = TradingSession(spec.symbol, cfg, self.journal,
-                                      build_strategy(cfg.strategy, self.settings.models_dir, self.feeds),
+                                      build_strategy(cfg.strategy, self.settings.models_dir, self.feeds), self.venue,
                                       source_id=spec.source.identity, sizer=self.gate.sizer, gate=self.gate)
         self.trader = self.session.trader
-        self.broker = self.trader.broker
+        self.book = self.trader.book
         self.source: CandleSource | None = None
-        self.exchange: Any = None
         self.redis_ok = True
         self.last_beat = 0.0
         self.cursor_ts = self.trader.last_candle
         self.candles = 0
         self.idle_logged = False
-        self.last_candle_at = self.clock()
+        self.last_candle_at = self.clock.time()
         self.candle_period_s = 0.0
         self.close_carried = False  # a position carried over a restart that no portfolio slot admits
 
@@ -107,7 +109,7 @@ class Engine:
     # ------------------------------------------------------------------ startup
 
     def acquire_lease(self) -> None:
-        deadline = self.clock() + self.settings.start_timeout_s
+        deadline = self.clock.time() + self.settings.start_timeout_s
         while True:
             try:
                 self.lease.acquire(min_generation=self.journal.max_gen + 1)
@@ -115,106 +117,65 @@ class Engine:
             except (RedisUnavailable, LeaseError) as exc:
                 # In a pool our manager holds the claim: a foreign lease is the last owner's engine letting go.
                 waits = isinstance(exc, RedisUnavailable) or self.settings.pool is not None
-                if not waits or self.clock() > deadline or self.stop_requested:
+                if not waits or self.clock.time() > deadline or self.stop_requested:
                     raise
-                self.rt.sleep(0.2)
+                self.clock.sleep(0.2)
 
     def build_source(self) -> CandleSource:
-        spec, cfg, now = self.spec.source, self.config, self.clock()
         saved: dict[str, str] = {}
         try:
             saved = self.r.hgetall(self.keys.state(self.symbol))  # type: ignore[assignment]
         except redis.RedisError:
             pass
-        saved_cursor = int(float(saved.get("cursor_ts", -1) or -1)) if saved.get("source") == spec.identity else -1
-        cursor = max(self.trader.last_candle, saved_cursor)
-        self.cursor_ts = cursor
-        if spec.kind == "replay" and spec.path is not None:
-            candles, report = load_candles(spec.path)
-            speed = spec.speed or self.settings.replay_speed
-            self.candle_period_s = report.timeframe_ms / 1000 / speed
-            self.log.info(
-                "replay loaded", extra={"file": str(spec.path), "rows": report.rows,
-                                        "duplicates": report.duplicates, "gaps": report.gaps},
-            )
-            return ReplaySource(candles, speed=speed,
-                                after_ts=cursor if cursor >= 0 else None, now=now)
-        if spec.kind == "live":
-            return self.build_live_source()
-        price = float(saved.get("last_price", 0) or 0) or self.broker.last_price or cfg.start_price
-        self.candle_period_s = self.settings.synthetic_interval_s
-        return SyntheticSource(
-            self.symbol, seed=cfg.seed, interval_s=self.settings.synthetic_interval_s,
-            timeframe=cfg.timeframe, annual_volatility=cfg.annual_volatility, price=price, now=now,
-        )
-
-    def build_live_source(self) -> CandleSource:
-        from backend.src.market.exchange import call, make_exchange  # noqa: PLC0415 - ccxt only for live engines
-        from backend.src.market.live_source import LiveSource, timeframe_ms  # noqa: PLC0415
-
-        s, spec = self.settings, self.spec.source
-        keys = (s.exchange_api_key, s.exchange_secret) if s.live_trading else (None, None)
-        ex = make_exchange(str(spec.exchange), base_url=s.exchange_base_url, timeout_s=s.exchange_timeout_s,
-                           api_key=keys[0].get_secret_value() if keys[0] else None,
-                           secret=keys[1].get_secret_value() if keys[1] else None)
-        call(ex.load_markets)
-        self.exchange = ex
-        self.candle_period_s = timeframe_ms(self.config.timeframe) / 1000
-        market = ex.market(spec.market)
-        self.trader.exchange_rules = MarketRules.from_ccxt(market, ex.precisionMode)
-        self.trader.exchange_fees = (market.get("taker"), market.get("maker"))
-        self.trader.apply_config(self.config)
-        return LiveSource(ex, str(spec.market), self.config.timeframe, poll_delay_s=s.live_poll_delay_s,
-                          clock=self.clock)
+        opened = open_source(self.symbol, self.spec.source, self.config, self.settings, saved=saved,
+                             last_candle=self.trader.last_candle, last_price=self.book.last_price,
+                             exchange=self.exchange, clock=self.clock.time, log=self.log)
+        self.cursor_ts, self.candle_period_s = opened.cursor, opened.period_s
+        return opened.source
 
     def start(self) -> None:
         self.acquire_lease()
         if self.stream is not None:
             self.stream.after_lease(self.journal)
-        price = self.broker.last_price or self.broker.avg_price
-        if not self.gate.adopt(self.lease.token, self.broker.qty, abs(self.broker.qty * price), self.broker.equity):
+        price = self.book.last_price or self.book.avg_price
+        if not self.gate.adopt(self.lease.token, self.book.qty, abs(self.book.qty * price), self.book.equity):
             self.close_carried = True
             self.log.warning("carried position exceeds a portfolio limit after restart; closing it on the next candle",
-                             extra={"position": self.broker.qty})
+                             extra={"position": self.book.qty})
         self.source = self.build_source()
         history = self.source.warmup(self.session.strategy.warmup_candles)
         self.session.warmup(history)
         self.history.session(self.journal.seq, history, fresh=True)
-        if self.settings.live_trading and self.spec.source.kind == "live":
-            from backend.src.trading.live_exec import LiveExecutor  # noqa: PLC0415
-
-            price = history[-1].close if history else self.broker.last_price
-            self.trader.attach_live(LiveExecutor(self.exchange, str(self.spec.source.market)), price, self.gen,
-                                    self.clock())
-            self.log.warning("LIVE TRADING: real orders on %s", self.spec.source.exchange)
+        self.trader.connect(history[-1].close if history else self.book.last_price, gen=self.gen,
+                            now=self.clock.time())
         self.status = EngineState.RUNNING
         self.beat(force=True)
         self.log.info(
             "engine running",
-            extra={"generation": self.lease.generation, "position": self.broker.qty,
-                   "equity": round(self.broker.equity, 2), "journal_entries": len(self.journal.entries)},
+            extra={"generation": self.lease.generation, "venue": self.venue.name, "position": self.book.qty,
+                   "equity": round(self.book.equity, 2), "journal_entries": len(self.journal.entries)},
         )
 
     # ------------------------------------------------------------------ trading
 
     def on_candle(self, candle: Candle) -> None:
         self.candles += 1
-        self.last_candle_at = self.clock()
+        self.last_candle_at = self.clock.time()
         self.cursor_ts = max(self.cursor_ts, candle.ts)
         if self.close_carried:
             self.close_carried = False
-            closed = self.trader.flatten(candle.close, candle.ts, gen=self.gen, now=self.clock(),
+            closed = self.trader.flatten(candle.close, candle.ts, gen=self.gen, now=self.clock.time(),
                                          reason=CARRIED_OVER_LIMIT)
             self.log.warning("carried position over a portfolio limit closed", extra={"fills": len(closed)})
-            self.history.fills(closed, self.broker.qty)
-        fills = self.session.on_candle(candle, gen=self.gen, now=self.clock(), fence=self.check_fence)
-        self.history.candle(candle, self.broker.qty, self.broker.equity, self.clock(), self.session.signal,
+            self.history.fills(closed, self.book.qty)
+        fills = self.session.on_candle(candle, gen=self.gen, now=self.clock.time(), fence=self.check_fence)
+        self.history.candle(candle, self.book.qty, self.book.equity, self.clock.time(), self.session.signal,
                             self.session.strategy.model_version or "")
-        self.history.fills(fills, self.broker.qty)
+        self.history.fills(fills, self.book.qty)
         for fill in fills:
             self.log.info("fill", extra={"side": fill.side, "qty": round(fill.qty, 8), "price": fill.price,
                                          "fee": round(fill.fee, 6), "order_id": fill.order_id,
-                                         "position": self.broker.qty, "generation": self.gen})
+                                         "position": self.book.qty, "generation": self.gen})
         if fills:
             self.beat(force=True)
 
@@ -235,7 +196,7 @@ class Engine:
     # ------------------------------------------------------------------ heartbeat
 
     def state_fields(self) -> dict[str, str | int | float]:
-        b = self.broker
+        b = self.book
         lf = b.last_fill
         return {
             "status": self.status.value, "pid": self.pid, "generation": self.gen,
@@ -247,7 +208,7 @@ class Engine:
             "candle_period_s": round(self.candle_period_s, 6), "config_version": self.config_version,
             "exhausted": int(bool(self.source and self.source.exhausted)), "source": self.spec.source.identity,
             "last_trade": dt.datetime.fromtimestamp(lf.ts, dt.UTC).isoformat().replace("+00:00", "Z") if lf else "",
-            "heartbeat_at": round(self.clock(), 3), "day": self.risk_day, "halted": self.gate.halted_reason,
+            "heartbeat_at": round(self.clock.time(), 3), "day": self.risk_day, "halted": self.gate.halted_reason,
             "volatility": round(self.gate.sizer.ewma_abs_ret, 10), "policy_version": self.gate.policy_version,
             "strategy_hash": self.session.strategy.fingerprint, "model_version": self.session.strategy.model_version,
             "strategy": self.session.strategy.trading_as,
@@ -255,7 +216,7 @@ class Engine:
         }
 
     def beat(self, force: bool = False) -> None:
-        now = self.clock()
+        now = self.clock.time()
         if not force and now - self.last_beat < self.settings.heartbeat_interval_s:
             return
         self.last_beat = now
@@ -289,7 +250,7 @@ class Engine:
     @property
     def risk_day(self) -> str:
         """The UTC day of the last candle (simulated days in a replay), else today."""
-        return self.session.day or dt.datetime.fromtimestamp(self.clock(), dt.UTC).date().isoformat()
+        return self.session.day or dt.datetime.fromtimestamp(self.clock.time(), dt.UTC).date().isoformat()
 
     def check_global_stop(self) -> None:
         """Every beat: trigger/see/clear the portfolio stop. Seen: flat and no entries, at once."""
@@ -299,11 +260,11 @@ class Engine:
             return
         if flag and not self.gate.halted_reason:
             self.gate.halted_reason = flag.split("|", 1)[-1]
-            fills = self.trader.flatten(self.broker.last_price, self.cursor_ts, gen=self.gen, now=self.clock(),
+            fills = self.trader.flatten(self.book.last_price, self.cursor_ts, gen=self.gen, now=self.clock.time(),
                                         reason="global_stop")
-            self.history.fills(fills, self.broker.qty)
+            self.history.fills(fills, self.book.qty)
             self.log.error("GLOBAL STOP: %s; position closed, entries refused", self.gate.halted_reason,
-                           extra={"fills": len(fills), "position": self.broker.qty})
+                           extra={"fills": len(fills), "position": self.book.qty})
             self.beat(force=True)
         elif not flag and self.gate.halted_reason:
             self.log.info("global stop cleared; entries allowed again")
@@ -358,13 +319,13 @@ class Engine:
         source = self.source
         if source is None:
             raise FatalError(f"{self.symbol}: engine stepped before start()")
-        deadline = self.rt.monotonic() + budget_s
-        candle = source.poll(self.clock())
+        deadline = self.clock.monotonic() + budget_s
+        candle = source.poll(self.clock.time())
         while candle is not None and not self.stop_requested:  # a stop begun: no further candle, no order
             self.on_candle(candle)
-            if self.rt.monotonic() > deadline:
+            if self.clock.monotonic() > deadline:
                 break
-            candle = source.poll(self.clock())
+            candle = source.poll(self.clock.time())
         if source.exhausted and not self.idle_logged:
             self.log.info("replay finished; holding position, waiting for stop")
             self.idle_logged = True
@@ -379,9 +340,9 @@ class Engine:
                 return EXIT_ORPHANED
             self.step()
             if self.source is not None and self.source.exhausted:
-                self.rt.sleep(0.1)  # a finished replay idles, heartbeating
+                self.clock.sleep(0.1)  # a finished replay idles, heartbeating
             else:
-                self.rt.sleep(0.02 if self.candle_period_s >= 0.02 else 0.0005)
+                self.clock.sleep(0.02 if self.candle_period_s >= 0.02 else 0.0005)
         self.shutdown()
         return EXIT_OK
 
@@ -396,4 +357,4 @@ class Engine:
         except redis.RedisError:
             pass
         self.journal.close()
-        self.log.info("engine stopped", extra={"position": self.broker.qty, "equity": round(self.broker.equity, 2)})
+        self.log.info("engine stopped", extra={"position": self.book.qty, "equity": round(self.book.equity, 2)})

@@ -24,7 +24,7 @@ import redis
 from backend.src.core.keys import Keys
 from backend.src.core.types import Candle, Signal
 from backend.src.market import candle_log
-from backend.src.trading.execution import Fill
+from backend.src.venue.orders import Fill
 
 MAX_BUFFER = 5_000
 RECENT = 2_000

@@ -33,7 +33,7 @@ def encode(entry: dict[str, Any]) -> str:
     return json.dumps(entry, separators=(",", ":"))
 
 
-class Journal:
+class FileJournal:
     def __init__(self, path: Path, *, lock_wait_s: float = 3.0) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ from backend.src.core.errors import LeaseError, RedisUnavailable
 from backend.src.core.keys import Keys
 from backend.src.core.lease import _RENEW_BODY, Lease
 from backend.src.core.settings import Settings
-from backend.src.engine.journal import Journal, encode
+from backend.src.engine.journal import FileJournal, encode
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -87,7 +87,7 @@ class JournalStream:
                 return out
             start = f"({chunk[-1][0]}"
 
-    def read_after(self, journal: Journal) -> tuple[int, list[dict[str, Any]]]:
+    def read_after(self, journal: FileJournal) -> tuple[int, list[dict[str, Any]]]:
         """The stream as a list, and how many of its first entries are known to equal the local journal's.
         When its entry at the local journal's last seq is that very entry, the two agree up to there (one
         generation writes each entry, after a prefix it had restored or written itself), so only what follows
@@ -99,7 +99,7 @@ class JournalStream:
                 return len(local), local + self.read(f"({len(local)}-1")
         return 0, self.read()
 
-    def restore(self, journal: Journal, wait_s: float = 0.0) -> Journal:
+    def restore(self, journal: FileJournal, wait_s: float = 0.0) -> FileJournal:
         """Bring the local file in line with the stream (before the ledger is read). Redis must answer
         within ``wait_s``: an engine that cannot see the stream may hold a stale ledger (another host
         may have traded the symbol since), so it does not start (RedisUnavailable: restarted later)."""
@@ -135,16 +135,16 @@ class JournalStream:
         return journal
 
     @staticmethod
-    def set_aside(journal: Journal) -> Journal:
+    def set_aside(journal: FileJournal) -> FileJournal:
         path = journal.path
         aside = path.with_name(f"{path.name}.superseded-{int(time.time())}")
         log.warning("local journal superseded by a newer generation's stream; kept as %s", aside.name)
         os.replace(path, aside)  # still flocked by us: no other engine of this host opens either
-        fresh = Journal(path)
+        fresh = FileJournal(path)
         journal.close()
         return fresh
 
-    def after_lease(self, journal: Journal) -> None:
+    def after_lease(self, journal: FileJournal) -> None:
         """Our generation now owns the symbol: nobody else can append. Refuse to trade on a stale copy."""
         if self.restored_seq < 0:
             return
@@ -198,7 +198,7 @@ class JournalStream:
 
 
 def attach(r: redis.Redis, keys: Keys, symbol: str, lease: Lease, settings: Settings,
-           journal: Journal) -> tuple[Journal, JournalStream | None]:
+           journal: FileJournal) -> tuple[FileJournal, JournalStream | None]:
     """The journal to trade on (restored from the stream) and its stream, when streaming is on."""
     if not settings.streams_journal:
         return journal, None

@@ -2,9 +2,10 @@
 
 The manager spawns this once an engine is ``failed``: a process like the engine (forked from
 the same forkserver, the same lease, journal and execution code), but with no strategy and
-no loop. It takes the lease, rebuilds the position from the journal, closes it (paper: at
-the last known price; live: a market order on the exchange after reconciling), journals the
-exit with reason ``risk:engine_failed``, writes the state once and exits.
+no loop. It takes the lease, rebuilds the position from the journal, connects to the engine's
+venue (live: reconciles with the exchange) and closes the position there at the freshest price
+the venue can tell (live: the exchange's last candle), else the last known one, journals the exit
+with reason ``risk:engine_failed``, writes the state once and exits.
 """
 
 from __future__ import annotations
@@ -36,26 +37,18 @@ def last_known_price(engine: Engine) -> float:
         saved = {}
     same_source = saved.get("source") == engine.spec.source.identity  # type: ignore[union-attr]
     price = float(saved.get("last_price", 0) or 0) if same_source else 0.0  # type: ignore[union-attr]
-    return price or engine.broker.last_price or engine.broker.avg_price
+    return price or engine.book.last_price or engine.book.avg_price
 
 
 def liquidate(engine: Engine) -> int:
     engine.acquire_lease()
-    qty_before = engine.broker.qty
-    price = last_known_price(engine)
-    if engine.settings.live_trading and engine.spec.source.kind == "live":
-        from backend.src.market.exchange import call  # noqa: PLC0415
-        from backend.src.trading.live_exec import LiveExecutor  # noqa: PLC0415
-
-        engine.source = engine.build_live_source()  # markets, rules and fees of the exchange
-        market = str(engine.spec.source.market)
-        rows = call(engine.exchange.fetch_ohlcv, market, engine.config.timeframe, limit=2)  # the feed engines use
-        price = float(rows[-1][4]) if rows else price
-        engine.trader.attach_live(LiveExecutor(engine.exchange, market), price, engine.gen, engine.clock())
+    qty_before = engine.book.qty
+    price = engine.venue.mark_price(engine.config.timeframe) or last_known_price(engine)
+    engine.trader.connect(price, gen=engine.gen, now=engine.clock.time())
     ts = max(engine.cursor_ts, engine.trader.last_candle, 0)
-    fills = engine.trader.flatten(price, ts, gen=engine.gen, now=engine.clock(), reason=ENGINE_FAILED)
+    fills = engine.trader.flatten(price, ts, gen=engine.gen, now=engine.clock.time(), reason=ENGINE_FAILED)
     engine.log.warning("failed engine's position closed", extra={
-        "position_before": qty_before, "position": engine.broker.qty, "price": price, "fills": len(fills)})
+        "position_before": qty_before, "position": engine.book.qty, "price": price, "fills": len(fills)})
     engine.status = EngineState.FAILED
     engine.beat(force=True)
     try:  # once the lease is gone, the next reservation by any engine frees the dead engine's slot

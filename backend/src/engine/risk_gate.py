@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 
 
 class RiskGate:
-    def __init__(self, r: redis.Redis, keys: Keys, symbol: str, policy: RiskPolicy, *, live: bool) -> None:
-        self.r, self.keys, self.symbol, self.live = r, keys, symbol, live
+    def __init__(self, r: redis.Redis, keys: Keys, symbol: str, policy: RiskPolicy, *, fails_closed: bool) -> None:
+        self.r, self.keys, self.symbol = r, keys, symbol
+        self.fails_closed = fails_closed  # the venue's say: blind to the portfolio, refuse new exposure
         self.policy = policy
         self.sizer = Sizer(symbol, policy)
         self.limits = PortfolioLimits(r, keys)
@@ -54,14 +55,15 @@ class RiskGate:
     # ------------------------------------------------------------------ order side
 
     def allow_open(self, exposure: float, equity: float) -> bool:
-        """Reserve a portfolio slot before opening. Redis down: refused live, allowed on paper."""
+        """Reserve a portfolio slot before opening. Redis down: refused where the venue fails closed (live),
+        allowed where it rides the outage out (paper)."""
         try:
             d = self.limits.reserve(
                 self.symbol, self.holder, group=self.policy.group_of(self.symbol), exposure_usd=exposure,
                 max_exposure_usd=equity * self.policy.max_symbol_exposure_pct / 100,
                 max_total=self.policy.max_concurrent_positions, max_group=self.policy.max_correlated_positions)
         except redis.RedisError:
-            if self.live:
+            if self.fails_closed:
                 log.warning("redis unreachable: no new live position", extra={"symbol": self.symbol})
                 return False
             return True  # paper trading rides out a Redis outage (limits are re-checked on return)

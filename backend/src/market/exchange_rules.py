@@ -75,3 +75,16 @@ class MarketRules:
             raise OrderRejected(
                 f"MIN_NOTIONAL: {rounded:.10g} x {price:.10g} = {rounded * price:.4f} < {self.min_notional:g}")
         return rounded
+
+
+@dataclass(frozen=True)
+class MarketTerms:
+    """What an exchange's market says about trading on it: its rules, and its fees as rates (None: unknown)."""
+
+    rules: MarketRules
+    taker: float | None = None
+    maker: float | None = None
+
+    @staticmethod
+    def from_ccxt(market: dict[str, Any], precision_mode: int = TICK_SIZE) -> MarketTerms:
+        return MarketTerms(MarketRules.from_ccxt(market, precision_mode), market.get("taker"), market.get("maker"))

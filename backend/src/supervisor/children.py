@@ -1,5 +1,5 @@
 """Non-engine children of the manager: the API (``uvicorn backend.src.app.main:app``), the RQ
-workers (``python -m backend.ml.worker``), the Telegram bot (``python -m backend.src.bot``) and the
+workers (``python -m backend.ml.features.worker``), the Telegram bot (``python -m backend.src.bot``) and the
 analytics shipper (``python -m backend.src.analytics serve``).
 
 Each dies with the manager (``PR_SET_PDEATHSIG``) and is restarted if it crashes, backing off 1 s,
@@ -153,7 +153,7 @@ class WorkerProcess(ChildProcess):
         return f"levibot-{socket.gethostname()}-{os.getpid()}-w{self.index}-{self.starts}"
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "backend.ml.worker", "--name", self.name]
+        return [sys.executable, "-m", "backend.ml.features.worker", "--name", self.name]
 
     def start(self) -> None:
         super().start()

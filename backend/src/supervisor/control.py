@@ -188,7 +188,7 @@ class ControlPlane:
     def model_command(self, cmd: Command) -> str:
         """Promote a model version or roll back to the previous one; engines pick it up on their own
         (their model watcher follows the registry's ``current`` link)."""
-        from backend.ml.registry import Registry  # noqa: PLC0415 - the registry's file operations only
+        from backend.ml.models.registry import Registry  # noqa: PLC0415 - the registry's file operations only
 
         if self.config_source.settings is None:
             raise UsageError("models: this manager has no data dir")
@@ -202,7 +202,7 @@ class ControlPlane:
         """A backtest's candle file through a new paper engine at the requested speed, shown like any
         engine. It is named ``R<n><SYMBOL>`` with the first ``n`` that has no journal yet, so every replay
         starts at the file's first candle; replays are not in the config file, so a reload keeps them."""
-        from backend.ml.ui_backtest import BacktestSpec, data_files, symbol_config  # noqa: PLC0415
+        from backend.ml.research.ui_backtest import BacktestSpec, data_files, symbol_config  # noqa: PLC0415
 
         settings = self.config_source.settings
         if settings is None:

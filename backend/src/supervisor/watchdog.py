@@ -23,7 +23,7 @@ from backend.src.core.errors import EXIT_FATAL, EXIT_OK, EXIT_SIGNALLED, UsageEr
 from backend.src.core.exit_notes import describe_exit
 from backend.src.core.keys import Keys
 from backend.src.core.runtime import Runtime
-from backend.src.core.settings import ENGINE_SECRETS, Settings, without_secrets
+from backend.src.core.settings import Settings, without_secrets
 from backend.src.core.states import EngineState, check_transition
 from backend.src.engine.spec import EngineSpec
 from backend.src.supervisor.engine_record import EngineRecord, default_owner, health, sweep
@@ -33,6 +33,7 @@ from backend.src.supervisor.monitor import Monitor
 from backend.src.supervisor.reconcile import reconcile_previous, refuse_foreign_leases
 from backend.src.supervisor.restart_policy import RestartPolicy
 from backend.src.supervisor.state_store import StateStore
+from backend.src.venue.factory import engine_secrets
 
 S = EngineState
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class Watchdog:
         self.policy = RestartPolicy.of(s.supervisor)
         self.risk_policy = policy or RiskPolicy()
         # Engines get the exchange keys when (and only when) they trade live; no other secret.
-        self.engine_settings = without_secrets(s, ENGINE_SECRETS if s.live_trading else frozenset())
+        self.engine_settings = without_secrets(s, engine_secrets(s))
         self.records: dict[str, EngineRecord] = {
             sym: EngineRecord(sym, EngineSpec(sym, self.engine_settings, cfg, sources[sym], self.owner,
                                               self.risk_policy))

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable
 import redis
 from rq import Queue
 
-from backend.ml.jobs import FeatureScheduler, queue_names
-from backend.ml.worker import requeue_abandoned
+from backend.ml.features.jobs import FeatureScheduler, queue_names
+from backend.ml.features.worker import requeue_abandoned
 from backend.src.core.keys import Keys
 from backend.src.core.redis_url import connect
 from backend.src.core.settings import Settings

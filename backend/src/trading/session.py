@@ -3,9 +3,9 @@
 On each closed candle: the first candle of a UTC day writes the day's opening equity (the daily
 PnL base); the trader fills what earlier closes decided (at this candle's open) and the stops the
 candle hit; the position is marked at the close; the sizer sees the close; the strategy, told the
-ledger's position as it stands at the close, gives its signal; the trader turns it into orders.
+journal's position as it stands at the close, gives its signal; the trader turns it into orders.
 An engine wraps this with its lease fence, heartbeats and logging; the backtester feeds a file
-through it with an in-memory ledger. Same inputs, same fills.
+through it with an in-memory journal. Same inputs, same fills.
 """
 
 from __future__ import annotations
@@ -15,27 +15,22 @@ from collections.abc import Callable
 
 from backend.src.core.config import SymbolConfig
 from backend.src.core.types import Candle, Signal
-from backend.src.market.exchange_rules import MarketRules
-from backend.src.trading.execution import Fill
-from backend.src.trading.ledger import Ledger
+from backend.src.trading.journal import Journal
 from backend.src.trading.sizing import Gate, Sizer
 from backend.src.trading.strategies.base import PositionState, Strategy
-from backend.src.trading.trader import Trader
-
-
-def no_fence() -> None:
-    return None
+from backend.src.trading.trader import Trader, no_fence
+from backend.src.venue.base import Venue
+from backend.src.venue.orders import Fill
 
 
 class TradingSession:
-    def __init__(self, symbol: str, cfg: SymbolConfig, ledger: Ledger, strategy: Strategy, *, source_id: str,
-                 sizer: Sizer, gate: Gate, exchange_rules: MarketRules | None = None) -> None:
-        self.symbol, self.ledger, self.strategy, self.source_id = symbol, ledger, strategy, source_id
+    def __init__(self, symbol: str, cfg: SymbolConfig, journal: Journal, strategy: Strategy, venue: Venue, *,
+                 source_id: str, sizer: Sizer, gate: Gate) -> None:
+        self.symbol, self.journal, self.strategy, self.source_id = symbol, journal, strategy, source_id
         self.sizer = sizer
-        self.trader = Trader(symbol, cfg, ledger, source_id=source_id, exchange_rules=exchange_rules, sizer=sizer)
-        self.trader.gate = gate
-        self.broker = self.trader.broker
-        marks = ledger.of_type("day")
+        self.trader = Trader(symbol, cfg, journal, venue, source_id=source_id, sizer=sizer, gate=gate)
+        self.book = self.trader.book
+        marks = journal.of_type("day")
         self.day = str(marks[-1]["day"]) if marks else ""
         self.prev_ts: int | None = None
         self.signal: Signal | None = None
@@ -58,7 +53,7 @@ class TradingSession:
                   fence: Callable[[], None] = no_fence) -> list[Fill]:
         self.roll_day(candle, gen)
         fills = self.trader.begin_candle(candle, gen=gen, now=now, fence=fence)
-        self.broker.mark(candle.close)
+        self.book.mark(candle.close)
         self.sizer.observe(candle)
         self.strategy.position = self.position(candle)
         sig = self.strategy.on_candle(candle)
@@ -68,7 +63,7 @@ class TradingSession:
         return fills + self.trader.end_candle(candle, sig, gen=gen, now=now, fence=fence)
 
     def position(self, candle: Candle) -> PositionState:
-        t, b = self.trader, self.broker
+        t, b = self.trader, self.book
         step = candle.ts - self.prev_ts if self.prev_ts is not None and candle.ts > self.prev_ts else 0
 
         def bars(since: int | None) -> int:
@@ -84,9 +79,9 @@ class TradingSession:
         day = dt.datetime.fromtimestamp(candle.ts / 1000, dt.UTC).date().isoformat()
         if day == self.day:
             return
-        self.broker.mark(candle.open)
-        equity = self.broker.equity
-        self.ledger.append({"type": "day", "day": day, "equity": equity, "price": candle.open,
+        self.book.mark(candle.open)
+        equity = self.book.equity
+        self.journal.append({"type": "day", "day": day, "equity": equity, "price": candle.open,
                             "source": self.source_id}, gen=gen)
-        self.broker.day_open_equity = equity
+        self.book.day_open_equity = equity
         self.day = day

@@ -2,7 +2,7 @@
 
 Each candle goes through ``TradingSession.on_candle`` exactly as in an engine replaying the same
 file from a flat start with the same config (same strategy object, trader, sizer, rules, fees and
-slippage), with an in-memory ledger instead of the fsynced journal and no portfolio around the
+slippage), with an in-memory journal instead of the fsynced file, the paper venue and no portfolio around the
 symbol (``OpenGate``: a backtest of one symbol has no other positions to share slots with).
 """
 
@@ -16,11 +16,12 @@ from pathlib import Path
 from backend.risk.policy import RiskPolicy
 from backend.src.core.config import SymbolConfig
 from backend.src.core.types import Candle
-from backend.src.trading.execution import Fill
-from backend.src.trading.ledger import MemoryLedger
+from backend.src.trading.journal import MemoryJournal
 from backend.src.trading.session import TradingSession
 from backend.src.trading.sizing import OpenGate, Sizer
 from backend.src.trading.strategies.base import Strategy
+from backend.src.venue.orders import Fill
+from backend.src.venue.paper import PaperVenue
 
 PROGRESS_EVERY = 2000
 FILL_COLUMNS = ("candle_ts", "side", "qty", "price", "fee")
@@ -69,7 +70,7 @@ class SimResult:
     ts: list[int] = field(default_factory=list)
     equity: list[float] = field(default_factory=list)  # after each candle, marked at its close
     position: list[float] = field(default_factory=list)
-    ledger: MemoryLedger = field(default_factory=MemoryLedger)
+    journal: MemoryJournal = field(default_factory=MemoryJournal)
 
     def write_fills(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,22 +89,22 @@ class SimResult:
 
 def simulate(symbol: str, cfg: SymbolConfig, strategy: Strategy, candles: list[Candle], policy: RiskPolicy, *,
              source_id: str = "backtest", warmup: list[Candle] | None = None,
-             progress: Callable[[int], None] | None = None, ledger: MemoryLedger | None = None) -> SimResult:
+             progress: Callable[[int], None] | None = None, journal: MemoryJournal | None = None) -> SimResult:
     """Every candle, from a flat start (warm-up included: an engine replaying a file from its first
     candle has no history either), unless ``warmup`` gives it the history an engine warmed on and
-    ``ledger`` the journal an engine restarted from. ``progress(n)`` is told every
+    ``journal`` the journal an engine restarted from. ``progress(n)`` is told every
     ``PROGRESS_EVERY`` candles how many are done; ``fills`` are the ones made here."""
-    out = SimResult(ledger=ledger or MemoryLedger())
-    session = TradingSession(symbol, cfg, out.ledger, strategy, source_id=source_id, sizer=Sizer(symbol, policy),
-                             gate=OpenGate())
+    out = SimResult(journal=journal or MemoryJournal())
+    session = TradingSession(symbol, cfg, out.journal, strategy, PaperVenue(cfg), source_id=source_id,
+                             sizer=Sizer(symbol, policy), gate=OpenGate())
     if warmup:
         session.warmup(warmup)
-    broker = session.broker
+    book = session.book
     for n, c in enumerate(candles):
         if progress is not None and n % PROGRESS_EVERY == 0:
             progress(n)
         out.fills += session.on_candle(c, gen=1, now=c.ts / 1000)
         out.ts.append(c.ts)
-        out.equity.append(broker.equity)
-        out.position.append(broker.qty)
+        out.equity.append(book.equity)
+        out.position.append(book.qty)
     return out

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import redis
 
-from backend.src.trading.execution import PaperBroker
+from backend.src.trading.book import PositionBook
 from backend.tests.conftest import wait_for
 
 
@@ -47,7 +47,7 @@ def journal_entries(data_dir: Path, symbol: str) -> list[dict[str, object]]:
 
 
 def journal_position(data_dir: Path, symbol: str) -> float:
-    b = PaperBroker(symbol, initial_equity=10_000, fee_bps=10, slippage_bps=5)
+    b = PositionBook(symbol, initial_equity=10_000)
     b.rebuild(journal_entries(data_dir, symbol))  # type: ignore[arg-type]
     return b.qty
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from backend.ml.feature_pipeline import build, label_up, load_ohlcv
 from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
-from backend.ml.registry import Registry
+from backend.ml.models.feature_pipeline import build, label_up, load_ohlcv
+from backend.ml.models.registry import Registry
 from backend.src.core.settings import REPO_ROOT
 from backend.src.market.candles import symbol_of_file
 from backend.tests.conftest import OHLCV_DIR, ManagerProc, fast_env, wait_for
@@ -111,8 +111,8 @@ def test_engine_replay_and_backtest_fill_alike(redis_server, ns: str, data_dir: 
     finally:
         assert m.stop() == 0
     out = tmp_path / "bt"
-    res = subprocess.run([sys.executable, "-m", "backend.ml.backtest", "--ohlcv-dir", str(candles_dir), "--pattern",
-                          "*.csv", "--full", "--engine-config", str(config), "--out", str(out)],
+    res = subprocess.run([sys.executable, "-m", "backend.ml.research.backtest", "--ohlcv-dir", str(candles_dir),
+                          "--pattern", "*.csv", "--full", "--engine-config", str(config), "--out", str(out)],
                          env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-2000:]
     traded: dict[str, int] = {"SMA": 0, "LEVI": 0, "ENS": 0}

@@ -14,9 +14,9 @@ import httpx
 import pytest
 import redis
 
-from backend.ml.feature_pipeline import build, label_up, load_ohlcv
 from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
-from backend.ml.registry import METADATA, Registry
+from backend.ml.models.feature_pipeline import build, label_up, load_ohlcv
+from backend.ml.models.registry import METADATA, Registry
 from backend.src.core.redis_launcher import EmbeddedRedis, free_port
 from backend.tests.conftest import OHLCV_DIR, ManagerProc, fast_env, http_up, wait_for
 from backend.tests.integration.helpers import state, wait_running

@@ -87,7 +87,7 @@ def test_every_process_of_the_service_signalled_at_once_restarts_nothing(
         def children_up() -> list[psutil.Process] | None:
             kids = manager.children(recursive=True)
             cmdlines = [" ".join(k.cmdline()) for k in kids]
-            wanted = ["uvicorn", "backend.src.analytics", "backend.ml.worker"]
+            wanted = ["uvicorn", "backend.src.analytics", "backend.ml.features.worker"]
             return kids if all(any(w in c for c in cmdlines) for w in wanted) else None
 
         kids = wait_for(children_up, 60, what="api, analytics and worker up")

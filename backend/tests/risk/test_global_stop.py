@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from backend.risk.test_global_stop import write_day
+from backend.risk.global_stop_drill import write_day
 from backend.src.core.settings import REPO_ROOT
 from backend.tests.conftest import ApiServer, ManagerProc, wait_for
 from backend.tests.integration.helpers import events, state, wait_running

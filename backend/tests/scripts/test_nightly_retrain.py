@@ -19,7 +19,7 @@ import httpx
 import pytest
 import redis
 
-from backend.ml.registry import Registry
+from backend.ml.models.registry import Registry
 from backend.src.core.keys import Keys
 from backend.src.core.redis_launcher import EmbeddedRedis
 from backend.src.core.settings import REPO_ROOT

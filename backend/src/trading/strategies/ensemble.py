@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 # What an engine needs to run a production model: the TFT and the LightGBM boosters run through ONNX Runtime
 # (``ml/models/tft.py``, ``ml/models/trees.py``), so no torch, lightning, pytorch-forecasting, LightGBM or SciPy
 # in the forkserver or any engine.
-ML_PRELOAD = ["backend.ml.models.ensemble_predictor", "backend.ml.feature_pipeline", "backend.ml.registry",
-              "onnxruntime"]
+ML_PRELOAD = ["backend.ml.models.ensemble_predictor", "backend.ml.models.feature_pipeline",
+              "backend.ml.models.registry", "onnxruntime"]
 
 
 def ml_preload(environ: Mapping[str, str]) -> list[str]:
@@ -51,7 +51,7 @@ def production_model(models_root: Path) -> tuple[str, Any] | None:
     if not (models_root / "current").is_symlink():
         return None  # no model promoted: an engine (re)start does not import the ML stack for nothing
     from backend.ml.models.ensemble_predictor import EnsemblePredictor  # noqa: PLC0415
-    from backend.ml.registry import Registry  # noqa: PLC0415
+    from backend.ml.models.registry import Registry  # noqa: PLC0415
 
     reg = Registry(models_root)
     version = reg.current()
@@ -127,7 +127,7 @@ class EnsembleStrategy(Strategy):
     def on_candle(self, candle: Candle) -> Signal | None:
         import pandas as pd  # noqa: PLC0415
 
-        from backend.ml.feature_pipeline import build  # noqa: PLC0415
+        from backend.ml.models.feature_pipeline import build  # noqa: PLC0415
 
         self.candles.append(candle)
         fb = self.fallback.on_candle(candle)  # kept warm, in case the model has to be dropped

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend.ml.feature_pipeline import build, load_ohlcv
 from backend.ml.models.base import Model
+from backend.ml.models.feature_pipeline import build, load_ohlcv
 from backend.ml.models.tft import TFTModel
 from backend.tests.conftest import OHLCV_DIR
 

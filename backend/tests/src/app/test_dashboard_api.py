@@ -14,7 +14,7 @@ import httpx
 import pytest
 import redis
 
-from backend.ml.registry import Registry
+from backend.ml.models.registry import Registry
 from backend.src.app.main import STATIC
 from backend.src.app.security import CSP
 from backend.src.core.portfolio import portfolio_curve

@@ -75,11 +75,11 @@ def test_trades_journal_and_state(settings: Settings, r: redis.Redis, replay: So
     assert {f["side"] for f in fills} == {"buy", "sell"}
     assert all(f["gen"] == e.gen for f in fills)
     st = r.hgetall(Keys(s.namespace).state("BTCUSDT"))
-    assert st["status"] == "running" and float(st["position"]) == pytest.approx(e.broker.qty)
+    assert st["status"] == "running" and float(st["position"]) == pytest.approx(e.book.qty)
     assert st["last_trade"].endswith("Z")
     days = e.journal.of_type("day")
     assert [d["day"] for d in days] == ["1970-01-01", "1970-01-02"], "a day mark at UTC midnight"
-    assert e.broker.daily_pnl == pytest.approx(e.broker.equity - days[-1]["equity"])
+    assert e.book.daily_pnl == pytest.approx(e.book.equity - days[-1]["equity"])
     e.shutdown()
     assert r.hget(Keys(s.namespace).state("BTCUSDT"), "status") == "stopped"
 
@@ -92,12 +92,12 @@ def test_restart_rebuilds_position_and_never_retrades_a_candle(
     e1 = make(s, replay, r, clock)
     e1.start()
     run_until(e1, clock, 3.0)
-    qty, n = e1.broker.qty, len(e1.journal.of_type("fill"))
+    qty, n = e1.book.qty, len(e1.journal.of_type("fill"))
     last_candle = e1.trader.last_candle
     e1.journal.close()  # as if killed: no shutdown, the kernel drops the flock
     r.delete(Keys(s.namespace).state("BTCUSDT"))  # lose Redis' cursor too: the journal alone must do
     e2 = make(s, replay, r, clock)
-    assert e2.broker.qty == pytest.approx(qty)
+    assert e2.book.qty == pytest.approx(qty)
     e2.start()
     assert e2.gen > e1.gen
     run_until(e2, clock, 6.0)
@@ -138,7 +138,7 @@ def test_keeps_trading_when_redis_is_down(settings: Settings, r: redis.Redis, re
     e.r = r  # back
     e.beat(force=True)
     assert e.redis_ok
-    assert float(r.hget(Keys(s.namespace).state("BTCUSDT"), "position") or 0) == pytest.approx(e.broker.qty)
+    assert float(r.hget(Keys(s.namespace).state("BTCUSDT"), "position") or 0) == pytest.approx(e.book.qty)
 
 
 def test_orphaned_when_the_lifeline_breaks(settings: Settings, r: redis.Redis, replay: SourceSpec) -> None:
@@ -155,7 +155,7 @@ def test_synthetic_engine_runs(settings: Settings, r: redis.Redis) -> None:
     e = make(settings, SourceSpec("synthetic"), r, clock)
     e.start()
     run_until(e, clock, 2.0, dt=settings.synthetic_interval_s)
-    assert e.candles >= 35 and e.broker.last_price > 0
+    assert e.candles >= 35 and e.book.last_price > 0
 
 
 def test_journal_from_another_source_is_refused(settings: Settings, r: redis.Redis, replay: SourceSpec) -> None:
@@ -184,7 +184,7 @@ def test_carried_position_over_a_portfolio_limit_is_closed_on_the_first_candle(
     clock = Clock(1000.0)
     e1 = make(s, replay, r, clock)
     e1.start()
-    while not e1.broker.qty:
+    while not e1.book.qty:
         run_until(e1, clock, 0.1)
     e1.shutdown()
     # While it was down, another engine took the only portfolio slot the policy allows.
@@ -194,12 +194,12 @@ def test_carried_position_over_a_portfolio_limit_is_closed_on_the_first_candle(
     cfg = SymbolConfig(strategy=StrategyConfig(fast=2, slow=5), size_usd=1000, max_position_usd=5000)
     tight = RiskPolicy(max_concurrent_positions=1)
     e2 = Engine(EngineSpec("BTCUSDT", s, cfg, replay, "me", tight), r, clock=clock)
-    assert e2.broker.qty
+    assert e2.book.qty
     e2.start()
     assert e2.close_carried
     run_until(e2, clock, 0.15)  # the first candle
     closing = [f for f in e2.journal.of_type("fill") if f.get("reason") == CARRIED_OVER_LIMIT]
-    assert len(closing) == 1 and e2.broker.qty == 0
+    assert len(closing) == 1 and e2.book.qty == 0
     assert "BTCUSDT" not in PortfolioLimits(r, keys).slots()
     e2.shutdown()
     e3 = Engine(EngineSpec("BTCUSDT", s, cfg, replay, "me", tight), r, clock=clock)
@@ -215,7 +215,7 @@ def test_a_kept_carried_position_holds_its_slot(settings: Settings, r: redis.Red
     clock = Clock(1000.0)
     e1 = make(s, replay, r, clock)
     e1.start()
-    while not e1.broker.qty:
+    while not e1.book.qty:
         run_until(e1, clock, 0.1)
     e1.journal.close()  # killed
     e2 = make(s, replay, r, clock)

@@ -10,7 +10,7 @@ from backend.src.core.keys import Keys
 from backend.src.core.types import Candle
 from backend.src.engine.history import History
 from backend.src.market import candle_log
-from backend.src.trading.execution import Fill
+from backend.src.venue.orders import Fill
 
 
 def candles(n: int, start: int = 0) -> list[Candle]:

@@ -11,7 +11,7 @@ from backend.src.core.errors import LeaseError, RedisUnavailable
 from backend.src.core.keys import Keys
 from backend.src.core.lease import Lease
 from backend.src.core.redis_url import connect
-from backend.src.engine.journal import Journal
+from backend.src.engine.journal import FileJournal
 from backend.src.engine.journal_stream import JournalStream, StreamAhead
 
 
@@ -22,8 +22,8 @@ def stream_for(r: redis.Redis, ns: str, owner: str, *, min_gen: int = 0) -> Jour
     return JournalStream(r, keys, "BTCUSDT", lease)
 
 
-def host(tmp_path: Path, name: str, s: JournalStream) -> Journal:
-    j = s.restore(Journal(tmp_path / name / "BTCUSDT.jsonl"))
+def host(tmp_path: Path, name: str, s: JournalStream) -> FileJournal:
+    j = s.restore(FileJournal(tmp_path / name / "BTCUSDT.jsonl"))
     j.on_append = s.append
     return j
 
@@ -109,7 +109,7 @@ def test_a_restart_reads_only_what_follows_the_local_journal(r: redis.Redis, ns:
     starts: list[str] = []
     real = again.read
     again.read = lambda start="-": starts.append(start) or real(start)  # type: ignore[method-assign]
-    j2 = again.restore(Journal(tmp_path / "a" / "BTCUSDT.jsonl"))
+    j2 = again.restore(FileJournal(tmp_path / "a" / "BTCUSDT.jsonl"))
     assert starts == ["(5-1"] and len(j2.entries) == 5 and again.restored_seq == 5
 
 
@@ -117,10 +117,10 @@ def test_no_stream_no_start(ns: str, tmp_path: Path) -> None:
     """An engine that cannot read the stream may hold a stale ledger: it does not start (and retries later)."""
     dead = connect("redis://127.0.0.1:1/0", timeout=0.1)
     s = JournalStream(dead, Keys(ns), "BTCUSDT", Lease(dead, Keys(ns), "BTCUSDT", "a", 1, 10.0))
-    j = Journal(tmp_path / "BTCUSDT.jsonl")
+    j = FileJournal(tmp_path / "BTCUSDT.jsonl")
     with pytest.raises(RedisUnavailable):
         s.restore(j, wait_s=0.3)
-    Journal(tmp_path / "BTCUSDT.jsonl").close()  # the failed start let go of the file
+    FileJournal(tmp_path / "BTCUSDT.jsonl").close()  # the failed start let go of the file
 
 
 def test_a_newer_local_history_replaces_an_older_stream(r: redis.Redis, ns: str, tmp_path: Path) -> None:
@@ -133,7 +133,7 @@ def test_a_newer_local_history_replaces_an_older_stream(r: redis.Redis, ns: str,
     path.write_text('{"seq":1,"gen":1,"type":"fill","qty":1.0}\n{"seq":2,"gen":4,"type":"fill","qty":9.0}\n'
                     '{"seq":3,"gen":4,"type":"fill","qty":8.0}\n')
     s = stream_for(r, ns, "a", min_gen=5)
-    j = s.restore(Journal(path))
+    j = s.restore(FileJournal(path))
     assert [e["qty"] for e in j.entries] == [1.0, 9.0, 8.0]
     s.after_lease(j)
     assert s.read() == j.entries and s.pending == []

@@ -35,7 +35,7 @@ def test_sma_trades_once_per_signal_change() -> None:
     assert len(sim.fills) == changes, "no re-sizing while the signal stands"
     sides = [f.side for f in sim.fills]
     assert all(a != b for a, b in zip(sides, sides[1:], strict=False)), "buys and sells alternate"
-    orders = sim.ledger.of_type("order")
+    orders = sim.journal.of_type("order")
     assert {o["strategy"] for o in orders} == {SmaCrossover(10, 30).fingerprint}
     assert all(o["target"] in (0.0, 1.0) for o in orders)
 
@@ -62,8 +62,8 @@ def test_sizes_are_in_the_quote_currency() -> None:
 
 
 def test_round_trips_group_fills_into_trades() -> None:
-    from backend.src.trading.execution import Fill  # noqa: PLC0415
     from backend.src.trading.simulator import round_trips  # noqa: PLC0415
+    from backend.src.venue.orders import Fill  # noqa: PLC0415
 
     fills = [Fill("a", "buy", 1.0, 100.0, 0.1, 1, 0), Fill("b", "buy", 1.0, 110.0, 0.1, 2, 0),
              Fill("c", "sell", 2.0, 120.0, 0.2, 3, 0), Fill("d", "buy", 1.0, 50.0, 0.05, 4, 0)]

@@ -8,9 +8,10 @@ import pytest
 
 from backend.src.core.config import StrategyConfig, SymbolConfig
 from backend.src.core.types import Candle, Signal
-from backend.src.engine.journal import Journal
+from backend.src.engine.journal import FileJournal
 from backend.src.market.exchange_rules import MarketRules, OrderRejected
 from backend.src.trading.trader import Trader
+from backend.src.venue.paper import PaperVenue
 
 LONG, FLAT = Signal(1.0, 0.7, 0.4, "test"), Signal(0.0, 0.3, 0.4, "test")
 
@@ -22,7 +23,9 @@ def cfg(**kw: object) -> SymbolConfig:
 
 
 def trader(tmp_path: Path, **kw: object) -> Trader:
-    return Trader("BTCUSDT", cfg(**kw), Journal(tmp_path / "BTCUSDT.jsonl"), source_id="synthetic")
+    config = cfg(**kw)
+    return Trader("BTCUSDT", config, FileJournal(tmp_path / "BTCUSDT.jsonl"), PaperVenue(config),
+                  source_id="synthetic")
 
 
 def c(ts: int, o: float, h: float, lo: float, cl: float, v: float = 1000.0) -> Candle:
@@ -30,7 +33,9 @@ def c(ts: int, o: float, h: float, lo: float, cl: float, v: float = 1000.0) -> C
 
 
 def step(t: Trader, candle: Candle, sig: Signal | None) -> list:  # type: ignore[type-arg]
-    return t.on_candle(candle, sig, gen=1, now=0.0, fence=lambda: None)
+    """Both halves of a candle, for a signal decided without the position."""
+    fills = t.begin_candle(candle, gen=1, now=0.0, fence=lambda: None)
+    return fills + t.end_candle(candle, sig, gen=1, now=0.0, fence=lambda: None)
 
 
 def test_rules_round_and_reject() -> None:
@@ -59,7 +64,7 @@ def test_market_order_fills_at_the_next_open_with_fee_and_precision(tmp_path: Pa
     (fill,) = step(t, c(120_000, 102, 103, 101, 102.5), LONG)
     assert fill.price == 102.05  # the next open +5 bps slippage, on the tick
     assert fill.fee == pytest.approx(10 * 102.05 * 0.001)  # taker 10 bps
-    assert t.broker.qty == 10.0 and t.orders == {}
+    assert t.book.qty == 10.0 and t.orders == {}
     assert step(t, c(180_000, 102, 103, 101, 110), LONG) == [], "the standing signal is not re-sized"
 
 
@@ -67,7 +72,7 @@ def test_min_notional_rejects_and_journals(tmp_path: Path) -> None:
     t = trader(tmp_path, size_usd=4.0, min_notional=5.0)
     assert step(t, c(60_000, 100, 101, 99, 100), LONG) == []
     (rej,) = t.journal.of_type("reject")
-    assert "MIN_NOTIONAL" in rej["reason"] and t.broker.qty == 0
+    assert "MIN_NOTIONAL" in rej["reason"] and t.book.qty == 0
 
 
 def test_limit_order_rests_fills_partially_with_maker_fee(tmp_path: Path) -> None:
@@ -80,7 +85,7 @@ def test_limit_order_rests_fills_partially_with_maker_fee(tmp_path: Path) -> Non
     assert (f1.qty, f1.price) == (4.0, 99.0) and f1.fee == pytest.approx(4 * 99.0 * 0.0002)
     (f2,) = step(t, c(240_000, 98.0, 99.5, 97.5, 99.0, v=100.0), LONG)  # opens below the limit: price improves
     assert (f2.qty, f2.price) == (6.0, 98.0)
-    assert t.orders == {} and t.broker.qty == 10.0
+    assert t.orders == {} and t.book.qty == 10.0
 
 
 def test_stop_loss_take_profit_and_gap_through(tmp_path: Path) -> None:
@@ -88,7 +93,7 @@ def test_stop_loss_take_profit_and_gap_through(tmp_path: Path) -> None:
     step(t, c(60_000, 100, 100, 100, 100), LONG)
     (entry, stop) = step(t, c(120_000, 100.0, 100, 97.0, 98.0), LONG)  # bought at the open; low 97 < stop 98
     assert (entry.side, entry.price) == ("buy", 100.0)
-    assert stop.side == "sell" and stop.price == pytest.approx(98.0) and t.broker.qty == 0
+    assert stop.side == "sell" and stop.price == pytest.approx(98.0) and t.book.qty == 0
     assert step(t, c(180_000, 98, 99, 97, 98), LONG) == [], "no re-entry while the signal stays long"
     step(t, c(240_000, 98, 99, 97, 98), FLAT)
     step(t, c(300_000, 100, 100, 100, 100), LONG)
@@ -102,8 +107,8 @@ def test_book_and_position_rebuilt_from_the_journal(tmp_path: Path) -> None:
     step(t, c(60_000, 100, 101, 99.5, 100), LONG)
     step(t, c(120_000, 99.8, 100, 98.5, 99.2, v=8.0), LONG)
     t.journal.close()
-    again = Trader("BTCUSDT", t.cfg, Journal(tmp_path / "BTCUSDT.jsonl"), source_id="synthetic")
-    assert again.broker.qty == t.broker.qty == 4.0
+    again = Trader("BTCUSDT", t.cfg, FileJournal(tmp_path / "BTCUSDT.jsonl"), PaperVenue(t.cfg), source_id="synthetic")
+    assert again.book.qty == t.book.qty == 4.0
     assert [(o.id, o.remaining) for o in again.orders.values()] == [(o.id, o.remaining) for o in t.orders.values()]
     assert again.last_candle == 120_000
     assert step(again, c(120_000, 99.8, 100, 98.5, 99.2, v=8.0), LONG) == [], "a replayed candle is not re-traded"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from backend.ml.feature_pipeline import build, forward_return, label_up, load_ohlcv
 from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
-from backend.ml.registry import Registry
+from backend.ml.models.feature_pipeline import build, forward_return, label_up, load_ohlcv
+from backend.ml.models.registry import Registry
 from backend.src.core.keys import Keys
 from backend.src.market.candles import load_candles
 from backend.src.trading.feeds import SentimentReader

@@ -1,0 +1,212 @@
+"""Backtests through the engine's own trading code.
+
+``python -m backend.ml.research.backtest --ohlcv-dir DIR [--holdout 0.25] [--val-days 5] [--out DIR]``: the
+ensemble's walk-forward backtest (``backend.ml.research.walk_forward``). For every 5m file, the final
+``holdout`` share is the test region, the ``val-days`` before it the validation region; both are cut
+into day-long folds, and before each fold one model for all pairs is trained on their past only
+(rolling window, the label horizon purged). The horizon and the decision parameters are chosen on
+the validation folds; the test region is then traded once, candle by candle, by the engine's
+decision rule, sizer and trader (fill at the next candle's open plus slippage, taker fee,
+risk-policy sizing) beside buy-and-hold, the SMA crossover and always-flat. ``report.json`` has
+per pair and per strategy the net and gross return, costs paid, turnover, exposure, the daily
+(per-fold) returns and the prediction metrics, the selection with every configuration tried, and
+the ``mean_over_pairs``.
+
+``python -m backend.ml.research.backtest --strategy NAME|FILE --ohlcv-dir DIR [--full --engine-config C]``: a
+rule strategy (built in or LeviLang) — see ``backend.ml.research.strategy_backtest``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from backend.ml.models.ensemble_predictor import EnsembleConfig
+from backend.ml.models.feature_pipeline import infer_timeframe_ms, label_up, load_ohlcv
+from backend.ml.research.backtest_metrics import cost_report, mean_over_pairs, plot, prediction_metrics, trading_metrics
+from backend.ml.research.trade_sim import Costs, candles_of, cost_paid, trade, trade_predictions
+from backend.ml.research.walk_forward import (
+    DAY_MS,
+    Candidate,
+    Grid,
+    Pair,
+    WalkForward,
+    make_pairs,
+    predict_pooled,
+    select,
+    tft_probs,
+    use_tft,
+)
+from backend.risk.policy import RiskPolicy, load_policy
+from backend.src.core.errors import EXIT_USAGE, UsageError
+from backend.src.core.settings import REPO_ROOT, Settings, cli_path
+from backend.src.market.candles import symbol_of_file
+from backend.src.trading.simulator import SimResult
+from backend.src.trading.strategies.baselines import BuyAndHold, SmaCrossover
+from backend.src.trading.strategies.decision import DecisionParams
+from backend.src.trading.strategies.ensemble import decision_of
+
+log = logging.getLogger(__name__)
+DEFAULT_CONFIG = REPO_ROOT / "backend" / "ml" / "ensemble.yaml"
+
+
+def trade_report(p: Pair, ret: pd.Series, held: np.ndarray, sim: SimResult | None, costs: Costs,
+                 n_trials: int) -> dict[str, Any]:
+    per_day = DAY_MS / infer_timeframe_ms(p.df)
+    entry = trading_metrics(ret, held, 365 * per_day, n_trials)
+    entry.update(cost_report(entry, ret, cost_paid(sim, costs) if sim is not None else 0.0, per_day))
+    return entry
+
+
+def run_test(p: Pair, preds: dict[str, pd.DataFrame], decisions: dict[str, DecisionParams], horizon: int,
+             costs: Costs, policy: RiskPolicy, n_trials: int, abstain: bool = False) -> dict[str, Any]:
+    """Every strategy on one pair's test region, each traded by the engine's execution model
+    (``abstain``: nothing earned its costs on validation, so the models' strategies stay flat)."""
+    sl = p.region("test")
+    test_df = p.df.iloc[sl]
+    y = label_up(p.df, horizon).to_numpy()[sl]
+    report: dict[str, Any] = {"bars": len(test_df), "test_from_ms": int(test_df.index[0]),
+                              "test_to_ms": int(test_df.index[-1]), "strategies": {}}
+    curves = {}
+    flat = (pd.Series(np.zeros(len(test_df)), index=test_df.index), np.zeros(len(test_df)), None)
+    for name, pred in preds.items():
+        ret, held, sim = flat if abstain else trade_predictions(test_df, pred, decisions[name], p.symbol, costs,
+                                                                policy)
+        entry = trade_report(p, ret, held, sim, costs, n_trials if name == "ensemble" else 1)
+        entry.update(prediction_metrics(pred["prob_up"].to_numpy(), y, decisions[name].enter))
+        report["strategies"][name], curves[name] = entry, ret
+    baselines = {"buy_and_hold": trade(test_df, BuyAndHold(), p.symbol, costs, policy),
+                 "sma_crossover": sma_baseline(p.df, sl.start, p.symbol, costs, policy), "flat": flat}
+    for name, (ret, held, sim) in baselines.items():
+        report["strategies"][name], curves[name] = trade_report(p, ret, held, sim, costs, 1), ret
+    report["curves"] = curves
+    return report
+
+
+def sma_baseline(df: pd.DataFrame, start: int, symbol: str, costs: Costs,
+                 policy: RiskPolicy) -> tuple[pd.Series, np.ndarray, SimResult]:
+    sma = SmaCrossover(12, 48)
+    sma.warmup(candles_of(df.iloc[max(0, start - sma.warmup_candles):start]))
+    return trade(df.iloc[start:], sma, symbol, costs, policy)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="backtest", description=__doc__.splitlines()[0])
+    ap.add_argument("--ohlcv-dir", type=cli_path, required=True)
+    ap.add_argument("--pattern", default="*-5m.csv")
+    ap.add_argument("--holdout", type=float, default=0.25)
+    ap.add_argument("--config", type=cli_path, default=DEFAULT_CONFIG, help="ensemble config (walk-forward)")
+    ap.add_argument("--out", type=cli_path, default=None, help="report dir (default <data dir>/backtests)")
+    ap.add_argument("--no-tft", action="store_true", help="leave the TFT out (it trains for a minute or two)")
+    ap.add_argument("--val-days", type=float, default=5.0,
+                    help="days before the test region whose folds choose the horizon and decision parameters")
+    ap.add_argument("--strategy", default=None,
+                    help="a built-in strategy name or a *.levi.yaml file: backtest it instead of the walk-forward")
+    ap.add_argument("--full", action="store_true",
+                    help="with --strategy: the whole file from a flat start, as an engine replaying it (fills.csv)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="with --strategy: files backtested at once, one process each (default: the cores)")
+    ap.add_argument("--engine-config", type=cli_path, default=None,
+                    help="engine config (YAML) for the symbol: sizes, fees, slippage, stops, strategy params")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if not 0 < args.holdout < 1:
+            raise UsageError("--holdout: must be between 0 and 1")
+        if args.jobs < 1:
+            raise UsageError(f"--jobs: must be at least 1, got {args.jobs}")
+        if args.full and args.strategy is None and args.engine_config is None:
+            raise UsageError("--full: needs --strategy or --engine-config (the strategy to replay)")
+        settings = Settings()
+        files = sorted(args.ohlcv_dir.glob(args.pattern)) if args.ohlcv_dir.is_dir() else []
+        if not files:
+            raise UsageError(f"--ohlcv-dir: no files matching {args.pattern} in {args.ohlcv_dir}")
+        out = args.out or settings.data_dir / "backtests"
+        out.mkdir(parents=True, exist_ok=True)
+        if args.strategy is not None or args.full:
+            from backend.ml.research.strategy_backtest import run  # noqa: PLC0415
+
+            run(args, settings, files, out)
+            return 0
+        walk_forward(args, settings, files, out)
+    except UsageError as exc:
+        print(f"backtest: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def walk_forward(args: argparse.Namespace, settings: Settings, files: list[Path], out: Path) -> dict[str, Any]:
+    config = EnsembleConfig.load(args.config)
+    policy, costs = load_policy(settings.risk_policy), Costs()
+    frames = {f.stem: (symbol_of_file(f), load_ohlcv(f)) for f in files}
+    bars_per_day = int(DAY_MS // infer_timeframe_ms(next(iter(frames.values()))[1]))
+    pairs = make_pairs(frames, args.holdout, args.val_days, bars_per_day)
+    wf = WalkForward(train_bars=10 * bars_per_day, test_bars=bars_per_day)
+    grid = Grid() if config.returns is not None else Grid(edges=(0.0,))
+    use_tft_model = not args.no_tft and any(s.name == "tft" and s.weight > 0 for s in config.models)
+    summary: dict[str, Any] = {"tft_train_seconds": 0.0}
+
+    def predictions(which: str, h: int, cfg: EnsembleConfig) -> dict[str, pd.DataFrame]:
+        return predict_pooled(pairs, cfg, replace(wf, horizon=h), which)
+
+    tft_params = next((s.params for s in config.models if s.name == "tft"), {})
+
+    def train_tft(which: str) -> None:  # before the region it will score: it never sees its folds
+        t0 = time.monotonic()
+        use_tft(pairs, tft_probs(pairs, which, config.horizon, **tft_params))
+        summary["tft_train_seconds"] += time.monotonic() - t0
+
+    if use_tft_model:
+        train_tft("val")
+    val_preds = {(h, tft): predictions("val", h, Candidate(h, config.threshold, config.edge, tft).config(config))
+                 for h in grid.horizons for tft in ((False, True) if use_tft_model else (False,))}
+    sel = select(pairs, config, grid, costs, policy, val_preds)
+    chosen = sel.chosen or Candidate(config.horizon, config.threshold, config.edge, use_tft_model)
+    log.info("validation: %d configurations tried; %s", sel.tried,
+             f"chosen {chosen}" if sel.chosen else "none earned its costs: the ensemble stays flat on the test region")
+    if use_tft_model:
+        train_tft("test")
+    ens_cfg = chosen.config(config)
+    variants = {"ensemble": ens_cfg, "lgbm_only": replace(chosen, tft=False).config(config)}
+    if use_tft_model:
+        variants["tft_only"] = ens_cfg.only("tft")
+    decisions = {k: decision_of(v) for k, v in variants.items()}
+    test_preds = {k: predictions("test", chosen.horizon, v) for k, v in variants.items()}
+    summary["selection"] = {"chosen": sel.chosen.__dict__ if sel.chosen else None, "tried": sel.tried,
+                            "max_changes_per_5_days": grid.max_changes_per_5_days, "scores": sel.scores}
+    all_curves: dict[str, list[pd.Series]] = {}
+    for k, p in pairs.items():
+        rep = run_test(p, {v: test_preds[v][k] for v in variants}, decisions, chosen.horizon, costs, policy,
+                       max(sel.tried, 1), abstain=sel.chosen is None)
+        curves = rep.pop("curves")
+        plot(curves, k, out / f"{k}.png")
+        for name, ret in curves.items():
+            all_curves.setdefault(name, []).append(ret)
+        summary[k] = rep
+        log.info("%s: %s", k, " | ".join(f"{n} ret {v['total_return']:+.4f} sharpe {v['sharpe']:.2f} "
+                                          f"changes {v['position_changes']:.0f}" for n, v in rep["strategies"].items()))
+    summary["mean_over_pairs"] = mean_over_pairs({k: v for k, v in summary.items() if k in pairs})
+    mean_curves = {name: pd.concat(rs, axis=1).sort_index().mean(axis=1).fillna(0.0) for name, rs in all_curves.items()}
+    plot(mean_curves, f"mean of {len(pairs)} pairs (equal weight), test region", out / "mean.png")
+    for name, m in summary["mean_over_pairs"].items():
+        log.info("MEAN %-14s %s", name, " ".join(f"{k} {v:.4f}" for k, v in m.items()))
+    (out / "report.json").write_text(json.dumps(summary, indent=1, default=float))
+    return summary
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""The parity panel's job: an engine's session replayed through the backtester, trade by trade.
+
+Inputs, all as the engine left them: the candles it traded since it last started or applied a
+config (``market/candle_log``: the session's marker, its strategy's warm-up history, every candle),
+its journal, the config the manager published for it and the strategy fingerprint in its status.
+The backtester (``trading.simulator``, the same session code) starts from the journal as it stood at
+the session's marker — the position, open orders and day marks the engine rebuilt itself from — warms
+the strategy on the same history, and trades the same candles with the same config; each pair of new
+fills is compared on side (the signal), size, fill price, slippage against the candle's open, and
+fee. A session with no differences says so. After a config change that kept the strategy, the
+session's warm-up is the recent candles: indicators with infinite memory (EMA, RSI) can differ there.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from backend.src.core.settings import Settings
+from backend.src.core.types import Candle
+from backend.src.venue.orders import Fill
+
+REL_TOL = 1e-9
+MAX_ROWS = 500
+
+
+def journal_entries(path: Path) -> list[dict[str, Any]]:
+    """The journal, read without its lock (the engine keeps writing); a torn tail is skipped."""
+    out: list[dict[str, Any]] = []
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines():
+        try:
+            e = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(e, dict) and "type" in e:
+            out.append(e)
+    return out
+
+
+def _slip_bps(f: Fill, opens: dict[int, float]) -> float | None:
+    o = opens.get(f.candle_ts)
+    if not o:
+        return None
+    return (f.price / o - 1) * 10_000 * (1 if f.side == "buy" else -1)
+
+
+def _side(f: Fill | None, opens: dict[int, float]) -> dict[str, Any] | None:
+    if f is None:
+        return None
+    slip = _slip_bps(f, opens)
+    return {"side": f.side, "qty": f.qty, "price": f.price, "fee": f.fee,
+            "slippage_bps": None if slip is None else round(slip, 4)}
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= REL_TOL * max(abs(a), abs(b), 1e-12)
+
+
+def compare(engine: list[Fill], backtest: list[Fill], candles: list[Candle]) -> dict[str, Any]:
+    """Fills paired in order; a row per pair with the fields that differ (none: a match)."""
+    opens = {c.ts: c.open for c in candles}
+    rows: list[dict[str, Any]] = []
+    differ = 0
+    e_i = b_i = 0
+    while e_i < len(engine) or b_i < len(backtest):
+        e = engine[e_i] if e_i < len(engine) else None
+        b = backtest[b_i] if b_i < len(backtest) else None
+        if e is not None and b is not None and e.candle_ts != b.candle_ts:  # one side has a fill the other lacks
+            e, b = (e, None) if e.candle_ts < b.candle_ts else (None, b)
+        e_i += e is not None
+        b_i += b is not None
+        fields: list[str] = []
+        if e is None or b is None:
+            fields = ["signal"]
+        else:
+            fields += ["signal"] if e.side != b.side else []
+            fields += ["size"] if not _close(e.qty, b.qty) else []
+            fields += ["fill price"] if not _close(e.price, b.price) else []
+            se, sb = _slip_bps(e, opens), _slip_bps(b, opens)
+            fields += ["slippage"] if se is not None and sb is not None and abs(se - sb) > 1e-6 else []
+            fields += ["fee"] if not _close(e.fee, b.fee) else []
+        differ += bool(fields)
+        if len(rows) < MAX_ROWS:
+            rows.append({"candle_ts": (e or b).candle_ts, "engine": _side(e, opens),  # type: ignore[union-attr]
+                         "backtest": _side(b, opens), "differs": fields})
+    return {"rows": rows, "fills_engine": len(engine), "fills_backtest": len(backtest), "differences": differ}
+
+
+def replay(symbol: str, settings: Settings, config_json: str, strategy_hash: str) -> dict[str, Any]:
+    """The comparison for one engine, from the files in the data dir and its published config."""
+    from backend.risk.policy import load_policy  # noqa: PLC0415
+    from backend.src.core.config import SymbolConfig  # noqa: PLC0415
+    from backend.src.market import candle_log  # noqa: PLC0415
+    from backend.src.trading.factory import build_strategy  # noqa: PLC0415
+    from backend.src.trading.journal import MemoryJournal  # noqa: PLC0415
+    from backend.src.trading.simulator import simulate  # noqa: PLC0415
+
+    sessions = candle_log.read(candle_log.path_of(settings.data_dir, symbol))
+    if not sessions or not sessions[-1].traded:
+        raise ValueError(f"symbol: {symbol} has traded no candles since it last started or changed config")
+    cur = sessions[-1]
+    cfg = SymbolConfig.model_validate_json(config_json)
+    strategy = build_strategy(cfg.strategy, settings.models_dir)
+    entries = journal_entries(settings.journal_dir / f"{symbol}.jsonl")
+    journal = MemoryJournal()
+    journal.entries = [e for e in entries if int(e.get("seq", 0)) <= cur.seq]
+    journal.seq = cur.seq
+    held = sum(float(e["qty"]) * (1 if e["side"] == "buy" else -1) for e in journal.entries if e["type"] == "fill")
+    # the journal is written at once, the candle record once a heartbeat: fills on candles not recorded yet
+    # are left to the next comparison (the backtester cannot trade a candle it has not seen)
+    last = cur.traded[-1].ts
+    engine = [Fill.from_entry(e) for e in entries
+              if e["type"] == "fill" and int(e.get("seq", 0)) > cur.seq and int(e.get("candle_ts", 0)) <= last]
+    sim = simulate(symbol, cfg, strategy, cur.traded, load_policy(settings.risk_policy), warmup=cur.warmup,
+                   journal=journal)
+    out = compare(engine, sim.fills, cur.traded)
+    out.update(symbol=symbol, candles=len(cur.traded), from_ms=cur.traded[0].ts, to_ms=cur.traded[-1].ts,
+               strategy_hash=strategy.fingerprint, engine_strategy_hash=strategy_hash,
+               same_strategy=strategy.fingerprint == strategy_hash, sessions=len(sessions),
+               position_at_start=round(held, 12))
+    return out
+
+
+def run_parity(run_id: str, symbol: str) -> None:
+    """The RQ job: reads the engine's published config and status from Redis, then ``replay``."""
+    from backend.src.core.keys import Keys  # noqa: PLC0415
+    from backend.src.core.runs import RunStore, job_redis  # noqa: PLC0415
+
+    settings = Settings()
+    r, keys = job_redis(settings), Keys(settings.namespace)
+    store = RunStore(r, keys)
+    try:
+        store.progress(run_id, 0.1, f"{symbol}: replaying")
+        config_json = r.hget(keys.config(symbol), "json")
+        state: dict[Any, Any] = r.hgetall(keys.state(symbol))  # type: ignore[assignment]
+        if not config_json:
+            raise ValueError(f"symbol: no published config for {symbol}")
+        result = replay(symbol, settings, str(config_json), str(state.get("strategy_hash", "")))
+        store.finish(run_id, result)
+    except Exception as exc:  # noqa: BLE001 - the run's record shows what went wrong
+        store.fail(run_id, f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,125 @@
+"""``python -m backend.ml.research.backtest --strategy NAME|FILE --ohlcv-dir DIR [--full --engine-config C]``.
+
+A rule strategy (built in, or LeviLang) through the engine's own trading code:
+- held-out (default): the final ``--holdout`` share of each file is traded from a flat start (the
+  strategy warmed on the candles before it; nothing is fitted, so nothing is chosen on the test
+  window), beside buy-and-hold through the same execution model and always-flat;
+- ``--full``: the whole file from a flat start with the engine config — exactly what an engine
+  replaying that file with that config does; the fills go to ``<out>/<SYMBOL>/fills.csv``
+  (``candle_ts,side,qty,price,fee``), comparable one for one with the engine's journal.
+Either way ``<out>/<SYMBOL>/trades.csv`` lists the round trips (entry and exit candle, size,
+average prices, fees, net PnL, return) and ``report.json`` / ``equity.png`` the figures.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from backend.ml.research.backtest_metrics import plot, trading_metrics
+from backend.ml.research.trade_sim import returns_of
+from backend.risk.policy import load_policy
+from backend.src.core.config import StrategyConfig, SymbolConfig, load_engine_config
+from backend.src.core.errors import UsageError
+from backend.src.core.settings import Settings
+from backend.src.market.candles import load_candles, symbol_of_file
+from backend.src.trading.factory import build_strategy, prepare
+from backend.src.trading.simulator import SimResult, simulate
+from backend.src.trading.strategies.baselines import BuyAndHold
+
+log = logging.getLogger(__name__)
+
+
+def strategy_config(arg: str, base: StrategyConfig) -> StrategyConfig:
+    """``--strategy``: a LeviLang file, or a registered name (its params from the engine config when it
+    names the same strategy)."""
+    if arg.endswith((".yaml", ".yml")) or Path(arg).is_file():
+        cfg = StrategyConfig(levilang=arg)
+    else:
+        cfg = StrategyConfig(name=arg, params=base.params if base.name == arg else {})
+    try:
+        return prepare(cfg, Path.cwd())
+    except ValueError as exc:
+        raise UsageError(f"--strategy: {exc}") from exc
+
+
+def symbol_config(engine_config: Path | None, symbol: str, strategy_arg: str | None) -> SymbolConfig:
+    cfg = load_engine_config(engine_config, [symbol], prepare)[symbol]
+    if strategy_arg is None:
+        return cfg
+    return cfg.model_copy(update={"strategy": strategy_config(strategy_arg, cfg.strategy)})
+
+
+def summarize(sim: SimResult, cfg: SymbolConfig, py: float) -> tuple[dict[str, float], pd.Series]:
+    ret, held = returns_of(sim, cfg.initial_equity)
+    m = trading_metrics(ret, held, py)
+    m.update(fills=float(len(sim.fills)), fees=float(sum(f.fee for f in sim.fills)),
+             final_equity=float(sim.equity[-1]) if sim.equity else cfg.initial_equity)
+    return m, ret
+
+
+def run_file(path: Path, args: Any, settings: Settings, out: Path) -> dict[str, Any]:
+    candles, loaded = load_candles(path)
+    symbol = symbol_of_file(path)
+    cfg = symbol_config(args.engine_config, symbol, args.strategy)
+    policy = load_policy(settings.risk_policy)
+    py = 365 * 86400_000 / max(loaded.timeframe_ms, 1)
+    strategy = build_strategy(cfg.strategy, settings.models_dir)
+    if args.full:
+        start = 0
+    else:
+        start = int(len(candles) * (1 - args.holdout))
+        strategy.warmup(candles[max(0, start - strategy.warmup_candles):start])
+    test = candles[start:]
+    sim = simulate(symbol, cfg, strategy, test, policy, source_id=f"replay:{path.name}")
+    report: dict[str, Any] = {"symbol": symbol, "candles": len(test), "from_ms": test[0].ts, "to_ms": test[-1].ts,
+                              "strategy": cfg.strategy.levilang or cfg.strategy.name,
+                              "strategy_hash": strategy.fingerprint, "model_version": strategy.model_version}
+    curves: dict[str, pd.Series] = {}
+    report["strategies"] = {}
+    report["strategies"]["strategy"], curves["strategy"] = summarize(sim, cfg, py)
+    hold = simulate(symbol, cfg.model_copy(update={"stop_loss_pct": 0.0, "take_profit_pct": 0.0}), BuyAndHold(),
+                    test, policy)
+    report["strategies"]["buy_and_hold"], curves["buy_and_hold"] = summarize(hold, cfg, py)
+    flat = pd.Series(np.zeros(len(test)), index=pd.Index([c.ts for c in test]))
+    report["strategies"]["flat"] = trading_metrics(flat, np.zeros(len(test)), py)
+    curves["flat"] = flat
+    (out / symbol).mkdir(parents=True, exist_ok=True)
+    if args.full:
+        sim.write_fills(out / symbol / "fills.csv")
+    sim.write_trades(out / symbol / "trades.csv")
+    plot(curves, f"{symbol}: {report['strategy']}", out / symbol / "equity.png")
+    return report
+
+
+def run(args: Any, settings: Settings, files: list[Path], out: Path) -> dict[str, Any]:
+    summary: dict[str, Any] = {"mode": "full" if args.full else f"held-out final {args.holdout:.0%}", "pairs": {}}
+    jobs = max(1, min(int(getattr(args, "jobs", 1) or 1), len(files)))
+    if jobs > 1:  # files are independent: one process each, as many at a time as --jobs (fork: nothing re-imported)
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"))
+        with pool:
+            reports = list(pool.map(run_file, files, *(itertools.repeat(x) for x in (args, settings, out))))
+    else:
+        reports = [run_file(f, args, settings, out) for f in files]
+    for rep in reports:
+        summary["pairs"][rep["symbol"]] = rep
+        s = rep["strategies"]
+        log.info("%s: strategy return %+.2f%% sharpe %.2f dd %.3f fills %d | buy&hold %+.2f%% | flat 0", rep["symbol"],
+                 100 * s["strategy"]["total_return"], s["strategy"]["sharpe"], s["strategy"]["max_drawdown"],
+                 s["strategy"]["fills"], 100 * s["buy_and_hold"]["total_return"])
+    pairs = summary["pairs"].values()
+    summary["mean"] = {name: {k: float(np.mean([p["strategies"][name][k] for p in pairs]))
+                              for k in ("total_return", "sharpe", "max_drawdown", "trades")}
+                       for name in ("strategy", "buy_and_hold", "flat")}
+    for name, m in summary["mean"].items():
+        log.info("MEAN %-13s %s", name, " ".join(f"{k} {v:.4f}" for k, v in m.items()))
+    (out / "report.json").write_text(json.dumps(summary, indent=1, default=float))
+    return summary

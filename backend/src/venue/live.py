@@ -1,0 +1,104 @@
+"""An exchange through ccxt, as a venue (``--live``).
+
+Orders go out at once (a decision at a close is sent at the close, not held for the next open); a
+placement the exchange refuses is journaled as a reject and a cancel. Resting orders are polled for
+fills at every candle. Before the first order the venue reconciles: open orders left by an earlier
+run are cancelled on the exchange and in the journal, and the position is taken from the exchange
+balance (a difference is journaled as a ``reconcile`` fill). A stop-loss rests on the exchange for
+the whole long position (``ProtectiveStop``), so a dead engine's position is still protected.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from backend.src.core.config import SymbolConfig
+from backend.src.core.types import Candle
+from backend.src.market.exchange import call
+from backend.src.market.exchange_rules import MarketRules, MarketTerms, OrderRejected
+from backend.src.venue.live_orders import LiveExecutor, ProtectiveStop
+from backend.src.venue.orders import Fill, Order, Step
+
+log = logging.getLogger(__name__)
+
+
+def exchange_terms(ex: Any, market: str) -> MarketTerms:
+    call(ex.load_markets)  # ccxt keeps the markets once loaded
+    return MarketTerms.from_ccxt(ex.market(market), ex.precisionMode)
+
+
+class LiveVenue:
+    fails_closed = True  # no new live position while the portfolio's limits cannot be checked
+
+    def __init__(self, symbol: str, exchange: Any, market: str, cfg: SymbolConfig) -> None:
+        self.symbol, self.ex, self.market = symbol, exchange, market
+        self.name = f"live:{getattr(exchange, 'id', 'exchange')}"
+        self.orders = LiveExecutor(exchange, market)
+        self.stop: ProtectiveStop | None = None  # the stop-loss resting on the exchange, once connected
+        self.exchange_ids: dict[str, str] = {}  # our order id -> the exchange's, for orders placed here
+        self.configure(cfg, MarketRules())
+
+    def configure(self, cfg: SymbolConfig, rules: MarketRules) -> None:
+        self.cfg, self.rules = cfg, rules
+
+    def terms(self) -> MarketTerms:
+        return exchange_terms(self.ex, self.market)
+
+    def mark_price(self, timeframe: str) -> float | None:
+        rows = call(self.ex.fetch_ohlcv, self.market, timeframe, limit=2)  # the feed engines use
+        return float(rows[-1][4]) if rows else None
+
+    def connect(self, orders: list[Order], position: float, price: float, step: Step) -> None:
+        held, cancelled = self.orders.reconcile()
+        for order in orders:
+            step.record({"type": "cancel", "id": order.id, "candle_ts": -1, "reason": "reconcile"})
+        diff = held - position
+        if abs(diff) > max(self.rules.step_size, 1e-12):
+            step.book(f"reconcile-{int(step.now)}", "buy" if diff > 0 else "sell", abs(diff), price, 0.0,
+                      reason="reconcile")
+        log.info("reconciled with the exchange: position %s, %d open order(s) cancelled", held, cancelled,
+                 extra={"symbol": self.symbol})
+        self.stop = ProtectiveStop(self.orders, self.cfg.protective_stop_pct, step.record)
+        log.warning("LIVE TRADING: real orders on %s", getattr(self.ex, "id", "the exchange"),
+                    extra={"symbol": self.symbol})
+
+    def match(self, orders: list[Order], candle: Candle, step: Step) -> list[Fill]:
+        out = []
+        for f in self.stop.triggered() if self.stop is not None else []:  # our stop filled since the last look
+            out.append(step.book(f"{self.symbol}-{candle.ts}-{step.gen}-exchange_stop", "sell", f.qty, f.price,
+                                 f.fee, reason="stop_loss"))
+        for order in orders:
+            exchange_id = self.exchange_ids.get(order.id)
+            if exchange_id is None:
+                continue
+            fills, still_open = self.orders.poll(exchange_id, order.filled)
+            out += [step.book(order.id, order.side, f.qty, f.price, f.fee, liquidity="maker", reason="limit")
+                    for f in fills]
+            if not still_open and order.remaining > 1e-12:
+                step.record({"type": "cancel", "id": order.id, "candle_ts": step.ts, "reason": "closed"})
+        return out
+
+    def submit(self, order: Order, step: Step, *, at: float | None, liquidity: str) -> list[Fill]:
+        if order.side == "sell" and self.stop is not None:
+            self.stop.lift()  # the base it covers is locked on the exchange; placed again after this order
+        try:
+            exchange_id, fills = self.orders.submit(order.id, order.side, order.kind, order.qty, order.price)
+        except OrderRejected as exc:
+            step.record({"type": "reject", "id": order.id, "candle_ts": step.ts, "reason": str(exc)})
+            step.record({"type": "cancel", "id": order.id, "candle_ts": step.ts, "reason": "rejected"})
+            log.warning("exchange rejected order %s: %s", order.id, exc, extra={"symbol": self.symbol})
+            return []
+        self.exchange_ids[order.id] = exchange_id
+        step.record({"type": "ack", "id": order.id, "exchange_id": exchange_id, "candle_ts": step.ts})
+        return [step.book(order.id, order.side, f.qty, f.price, f.fee, liquidity=liquidity, reason=order.reason)
+                for f in fills]
+
+    def cancel(self, order: Order, step: Step) -> None:
+        exchange_id = self.exchange_ids.pop(order.id, None)
+        if exchange_id is not None:
+            self.orders.cancel(exchange_id)
+
+    def protect(self, covered: float, avg_price: float, tag: str, step: Step) -> None:
+        if self.stop is not None:
+            self.stop.sync(covered, avg_price, tag)
