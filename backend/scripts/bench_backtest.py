@@ -1,7 +1,7 @@
 """Backtester throughput: ``python -m backend.scripts.bench_backtest [--file F] [--repeat 7]``.
 
 Candles per second through the shared trading code (``TradingSession``: strategy → sizer → trader →
-in-memory ledger), on one core, per strategy: the SMA baseline, the ensemble's decision rule over
+in-memory journal), on one core, per strategy: the SMA baseline, the ensemble's decision rule over
 precomputed probabilities (what the walk-forward and the tuner run), and the three LeviLang
 examples. Each figure is min / median / p95 over ``--repeat`` full passes of the file.
 """

@@ -23,13 +23,13 @@ from pathlib import Path
 import psutil
 import redis
 
-from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
-from backend.ml.models.feature_pipeline import build, label_up, load_ohlcv
-from backend.ml.models.registry import Registry
 from backend.scripts.bench_recovery import footprint
 from backend.src.core.redis_launcher import EmbeddedRedis
 from backend.src.core.redis_url import connect
 from backend.src.core.settings import REPO_ROOT, cli_path
+from backend.src.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
+from backend.src.models.feature_pipeline import build, label_up, load_ohlcv
+from backend.src.models.registry import Registry
 
 NS = "benchmem:"
 

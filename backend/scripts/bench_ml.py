@@ -19,16 +19,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from backend.ml.models.base import Model
-from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
-from backend.ml.models.feature_pipeline import build, forward_return, load_ohlcv
-from backend.ml.models.lgbm import LightGBMModel
-from backend.ml.models.quantiles import ReturnQuantiles
-from backend.ml.models.sentiment_model import SentimentModel
-from backend.ml.models.tft import TFTModel
 from backend.ml.research.backtest import DEFAULT_CONFIG
 from backend.src.core.settings import cli_path
 from backend.src.market.candles import load_candles
+from backend.src.models.base import Model
+from backend.src.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
+from backend.src.models.feature_pipeline import build, forward_return, load_ohlcv
+from backend.src.models.lgbm import LightGBMModel
+from backend.src.models.quantiles import ReturnQuantiles
+from backend.src.models.sentiment_model import SentimentModel
+from backend.src.models.tft import TFTModel
 from backend.src.trading.strategies.baselines import SmaCrossover
 from backend.src.trading.strategies.ensemble import WINDOW, EnsembleStrategy
 

@@ -16,9 +16,9 @@ from collections import deque
 
 import pandas as pd
 
-from backend.ml.models.feature_pipeline import build
 from backend.src.core.types import Candle
 from backend.src.market.candles import SyntheticSource
+from backend.src.models.feature_pipeline import build
 from backend.src.trading.strategies.ensemble import WINDOW
 
 STEP_S = 300

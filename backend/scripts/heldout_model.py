@@ -17,12 +17,12 @@ import sys
 import numpy as np
 import pandas as pd
 
-from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor
-from backend.ml.models.feature_pipeline import build, forward_return, load_ohlcv
-from backend.ml.models.registry import Registry
 from backend.ml.research.backtest import DEFAULT_CONFIG
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.settings import Settings, cli_path
+from backend.src.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor
+from backend.src.models.feature_pipeline import build, forward_return, load_ohlcv
+from backend.src.models.registry import Registry
 
 
 def main(argv: list[str] | None = None) -> int:

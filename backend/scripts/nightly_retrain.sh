@@ -45,7 +45,7 @@ log "collecting the last day"
 
 step="features"
 log "updating features"
-"$PY" -m backend.ml.models.feature_pipeline --update --ohlcv-dir "$DATA/ohlcv"
+"$PY" -m backend.src.models.feature_pipeline --update --ohlcv-dir "$DATA/ohlcv"
 
 step="tune"
 range=$("$PY" -m backend.ml.research.nightly range)

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from backend.ml.models.ensemble_predictor import FEATURE_SETS
-from backend.ml.models.feature_pipeline import build, forward_return, load_ohlcv
-from backend.ml.models.tft import TFTModel
 from backend.src.core.settings import cli_path
+from backend.src.models.ensemble_predictor import FEATURE_SETS
+from backend.src.models.feature_pipeline import build, forward_return, load_ohlcv
+from backend.src.models.tft import TFTModel
 
 DEV_SHARE = 0.75
 TRAIN_BARS = 10 * 288

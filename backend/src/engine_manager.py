@@ -33,6 +33,7 @@ from backend.src.core.keys import Keys
 from backend.src.core.redis_launcher import EmbeddedRedis, embedded_password, ping
 from backend.src.core.redis_url import connect, redact
 from backend.src.core.settings import Settings, cli_path, secret_env_names, secret_values
+from backend.src.models.backends import Backends
 from backend.src.supervisor.alerts import AlertDispatcher, build_sinks
 from backend.src.supervisor.children import AnalyticsProcess, ApiProcess, BotProcess, ChildProcess
 from backend.src.supervisor.control import ConfigSource, ControlPlane
@@ -43,6 +44,7 @@ from backend.src.supervisor.reconcile import refuse_foreign_leases
 from backend.src.supervisor.watchdog import Watchdog
 from backend.src.supervisor.workers import WorkerPool
 from backend.src.trading.strategies.ensemble import ml_preload
+from backend.src.venue.factory import check_venue
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             del os.environ[name]  # held in `settings` now; no child (the forkserver, engines) inherits them
         cli_symbols = parse_symbols(args.symbols) if args.symbols is not None else None
         source = parse_source(args.source)
-        if settings.live_trading:
-            if source.kind != "live":
-                raise UsageError("--live: real orders need --source live:EXCHANGE")
-            if not (settings.exchange_api_key and settings.exchange_secret):
-                raise UsageError("--live: set LEVIBOT_EXCHANGE_API_KEY and LEVIBOT_EXCHANGE_SECRET in the environment")
+        check_venue(settings, source)
         config_source = ConfigSource(args.config, cli_symbols, source, settings)
         loaded = config_source.load()  # validated once here (replay files parsed, live markets checked)
         policy = load_policy(settings.risk_policy)
@@ -300,9 +298,9 @@ def forkserver_preload(settings: Settings, sources: dict[str, SourceSpec]) -> li
     """Modules every engine needs, imported once in the forkserver rather than in every engine start."""
     preload = list(PRELOAD)
     if any(s.kind == "live" for s in sources.values()):
-        preload += ["ccxt", "backend.src.market.live_source", "backend.src.trading.live_exec"]
+        preload += ["ccxt", "backend.src.market.live_source", "backend.src.venue.live"]
     if (settings.models_dir / "current").is_symlink():  # a production model: ONNX Runtime and the features
-        preload += ml_preload(os.environ)
+        preload += ml_preload(Backends.of(settings))
     return preload + main_module_preload()
 
 

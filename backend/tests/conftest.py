@@ -305,7 +305,7 @@ LONGEST_FIRST = (
     "integration/test_parity.py",  # ~65 s: 27 engines and the backtester on every candle file
     "integration/test_live_source.py",  # ~70 s
     "integration/test_clickhouse.py",  # ~80 s
-    "ml/test_auto_tuner.py",  # ~40 s
+    "ml/research/test_auto_tuner.py",  # ~40 s
     "integration/test_sentinel_failover.py",  # ~25 s: five redis-servers, a manager, its API and a worker
     "integration/test_pool.py",  # ~25 s: managers with busy engines, kill -9 of whole trees
     "integration/test_redis_outage.py",  # ~85 s, mostly waiting out a 60 s outage

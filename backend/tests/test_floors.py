@@ -13,7 +13,7 @@ import re
 from backend.src.core.settings import REPO_ROOT
 
 # Package faces that hold the floors and define nothing.
-CONTAINERS = {"backend", "backend.src", "backend.ml"}
+CONTAINERS = {"backend", "backend.src", "backend.ml", "backend.ml.models"}
 ENTRY_MODULES = {"backend.src.engine_manager", "backend.src.download_data"}  # real entry points, not hand-ons
 
 
@@ -56,11 +56,13 @@ def test_floors_name_folders_and_single_modules_only_stand_on_top() -> None:
 
 
 def assert_hands_names_on(module: str) -> None:
-    """A thin module: a docstring, imports, and ``if __name__ == "__main__"`` calling what it imported."""
+    """A thin module: a docstring, imports, ``__all__``, and ``if __name__ == "__main__"`` calling what it
+    imported."""
     tree = ast.parse((REPO_ROOT / (module.replace(".", "/") + ".py")).read_text())
     for node in tree.body:
         plain = isinstance(node, ast.ImportFrom | ast.Import) or (
-            isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+            isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)) or (
+            isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == ["__all__"])
         main_guard = isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
         assert plain or main_guard, f"{module} does more than hand names on: {ast.unparse(node)[:80]}"
 
@@ -74,3 +76,20 @@ def test_the_cli_modules_named_like_tests_only_hand_names_on() -> None:
     for module in clis:
         assert_hands_names_on(module)
         assert f"--ignore={module.replace('.', '/')}.py" in addopts
+
+
+def test_nothing_outside_the_venue_package_asks_whether_it_trades_live() -> None:
+    """The venue factory decides paper or live once; everything else talks to a ``Venue``. The settings
+    define the flag, the manager's CLI sets it from ``--live``: nothing else may read it or name a live
+    venue's parts."""
+    allowed = {"backend/src/core/settings.py": 2, "backend/src/engine_manager.py": 1}
+    asks = re.compile(r"\blive_trading\b|\bLiveVenue\b|\bLiveExecutor\b|\bProtectiveStop\b|\.live is (not )?None")
+    found = {}
+    for path in sorted((REPO_ROOT / "backend").rglob("*.py")):
+        rel = str(path.relative_to(REPO_ROOT))
+        if rel.startswith(("backend/tests/", "backend/src/venue/")):
+            continue
+        hits = len(asks.findall(path.read_text()))
+        if hits > allowed.get(rel, 0):
+            found[rel] = hits
+    assert found == {}, f"outside the venue package, paper vs live is asked in: {found}"

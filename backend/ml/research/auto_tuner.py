@@ -31,10 +31,6 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from backend.ml.models.base import TFT_COLUMN
-from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
-from backend.ml.models.feature_pipeline import find_file, forward_return, infer_timeframe_ms, load_ohlcv
-from backend.ml.models.registry import Registry
 from backend.ml.research.backtest import run_test
 from backend.ml.research.backtest_metrics import mean_over_pairs, trading_metrics
 from backend.ml.research.trade_sim import Costs, trade_predictions
@@ -42,6 +38,10 @@ from backend.ml.research.walk_forward import DAY_MS, WalkForward, make_pairs, pr
 from backend.risk.policy import RiskPolicy, load_policy
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.settings import cli_path, cli_settings
+from backend.src.models.base import TFT_COLUMN
+from backend.src.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
+from backend.src.models.feature_pipeline import find_file, forward_return, infer_timeframe_ms, load_ohlcv
+from backend.src.models.registry import Registry
 from backend.src.trading.strategies.ensemble import decision_of
 
 log = logging.getLogger(__name__)
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                     "backtest_win_rate": ens["win_rate"], "backtest_max_drawdown": ens["max_drawdown"],
                     "accuracy": ens["accuracy"], "test_report": report}
             version = Registry(settings.data_dir / "models").save(model.save, meta)
-            log.info("saved %s (not promoted; python -m backend.ml.models.registry promote %s)", version, version)
+            log.info("saved %s (not promoted; python -m backend.src.models.registry promote %s)", version, version)
             print(version)
     except UsageError as exc:
         print(f"auto_tuner: error: {exc}", file=sys.stderr)

@@ -31,8 +31,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backend.ml.models.ensemble_predictor import EnsembleConfig
-from backend.ml.models.feature_pipeline import infer_timeframe_ms, label_up, load_ohlcv
 from backend.ml.research.backtest_metrics import cost_report, mean_over_pairs, plot, prediction_metrics, trading_metrics
 from backend.ml.research.trade_sim import Costs, candles_of, cost_paid, trade, trade_predictions
 from backend.ml.research.walk_forward import (
@@ -51,6 +49,8 @@ from backend.risk.policy import RiskPolicy, load_policy
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.settings import REPO_ROOT, Settings, cli_path
 from backend.src.market.candles import symbol_of_file
+from backend.src.models.ensemble_predictor import EnsembleConfig
+from backend.src.models.feature_pipeline import infer_timeframe_ms, label_up, load_ohlcv
 from backend.src.trading.simulator import SimResult
 from backend.src.trading.strategies.baselines import BuyAndHold, SmaCrossover
 from backend.src.trading.strategies.decision import DecisionParams
@@ -83,7 +83,7 @@ def run_test(p: Pair, preds: dict[str, pd.DataFrame], decisions: dict[str, Decis
         ret, held, sim = flat if abstain else trade_predictions(test_df, pred, decisions[name], p.symbol, costs,
                                                                 policy)
         entry = trade_report(p, ret, held, sim, costs, n_trials if name == "ensemble" else 1)
-        entry.update(prediction_metrics(pred["prob_up"].to_numpy(), y, decisions[name].enter))
+        entry.update(prediction_metrics(pred["prob_up"].to_numpy(), y, decisions[name].threshold))
         report["strategies"][name], curves[name] = entry, ret
     baselines = {"buy_and_hold": trade(test_df, BuyAndHold(), p.symbol, costs, policy),
                  "sma_crossover": sma_baseline(p.df, sl.start, p.symbol, costs, policy), "flat": flat}

@@ -12,10 +12,11 @@ import statistics
 import sys
 import time
 
-from backend.ml.models.feature_pipeline import find_file
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.settings import cli_path, cli_settings
 from backend.src.market.candles import load_candles
+from backend.src.models.backends import Backends
+from backend.src.models.feature_pipeline import find_file
 from backend.src.trading.strategies.baselines import SmaCrossover
 from backend.src.trading.strategies.ensemble import WINDOW, EnsembleStrategy, production_model
 
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("--lookback: must be at least 1")
         settings = cli_settings(args.data_dir)
         t0 = time.perf_counter()
-        loaded = production_model(settings.models_dir)
+        loaded = production_model(settings.models_dir, Backends.of(settings))
         if loaded is None:
             raise UsageError(f"no production model in {settings.models_dir}: make one with `bash "
                              "backend/scripts/nightly_retrain.sh` (train, validate, promote), or train with "

@@ -19,6 +19,7 @@ from typing import Any
 
 from backend.src.core.settings import Settings
 from backend.src.core.types import Candle
+from backend.src.models.backends import Backends
 from backend.src.venue.orders import Fill
 
 REL_TOL = 1e-9
@@ -103,7 +104,7 @@ def replay(symbol: str, settings: Settings, config_json: str, strategy_hash: str
         raise ValueError(f"symbol: {symbol} has traded no candles since it last started or changed config")
     cur = sessions[-1]
     cfg = SymbolConfig.model_validate_json(config_json)
-    strategy = build_strategy(cfg.strategy, settings.models_dir)
+    strategy = build_strategy(cfg.strategy, settings.models_dir, backends=Backends.of(settings))
     entries = journal_entries(settings.journal_dir / f"{symbol}.jsonl")
     journal = MemoryJournal()
     journal.entries = [e for e in entries if int(e.get("seq", 0)) <= cur.seq]

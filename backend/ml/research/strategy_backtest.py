@@ -31,6 +31,7 @@ from backend.src.core.config import StrategyConfig, SymbolConfig, load_engine_co
 from backend.src.core.errors import UsageError
 from backend.src.core.settings import Settings
 from backend.src.market.candles import load_candles, symbol_of_file
+from backend.src.models.backends import Backends
 from backend.src.trading.factory import build_strategy, prepare
 from backend.src.trading.simulator import SimResult, simulate
 from backend.src.trading.strategies.baselines import BuyAndHold
@@ -72,7 +73,7 @@ def run_file(path: Path, args: Any, settings: Settings, out: Path) -> dict[str, 
     cfg = symbol_config(args.engine_config, symbol, args.strategy)
     policy = load_policy(settings.risk_policy)
     py = 365 * 86400_000 / max(loaded.timeframe_ms, 1)
-    strategy = build_strategy(cfg.strategy, settings.models_dir)
+    strategy = build_strategy(cfg.strategy, settings.models_dir, backends=Backends.of(settings))
     if args.full:
         start = 0
     else:

@@ -26,7 +26,7 @@ RESEARCH_EQUITY = 10_000.0
 
 @dataclass(frozen=True)
 class Costs:
-    fee_bps: float = 10.0  # the paper broker's default taker fee
+    fee_bps: float = 10.0  # the paper venue's default taker fee
     slippage_bps: float = 5.0
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.src.core.settings import REPO_ROOT, Settings
 from backend.src.core.types import Candle
+from backend.src.models.backends import Backends
 
 if TYPE_CHECKING:
     from backend.src.core.config import SymbolConfig
@@ -151,7 +152,7 @@ def run_symbol(spec: BacktestSpec, symbol: str, settings: Settings, tick: Any) -
     from backend.src.trading.strategies.baselines import BuyAndHold  # noqa: PLC0415
 
     cfg = symbol_config(spec)
-    strategy = build_strategy(cfg.strategy, settings.models_dir)
+    strategy = build_strategy(cfg.strategy, settings.models_dir, backends=Backends.of(settings))
     candles = candles_for(spec, symbol, settings, cfg)
     warm = min(strategy.warmup_candles, len(candles) // 2)
     test = candles[warm:]

@@ -18,14 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from backend.ml.models.ensemble_predictor import EnsemblePredictor
-from backend.ml.models.feature_pipeline import build, find_file, infer_timeframe_ms, load_ohlcv
-from backend.ml.models.registry import ChecksumError, Registry
 from backend.ml.research.backtest_metrics import trading_metrics
 from backend.ml.research.trade_sim import Costs, trade_predictions
 from backend.risk.policy import RiskPolicy, load_policy
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.settings import Settings, cli_path, cli_settings
+from backend.src.models.backends import Backends
+from backend.src.models.ensemble_predictor import EnsemblePredictor
+from backend.src.models.feature_pipeline import build, find_file, infer_timeframe_ms, load_ohlcv
+from backend.src.models.registry import ChecksumError, Registry
 from backend.src.trading.strategies.ensemble import decision_of
 
 WARMUP = 1000  # bars of history before the window, for the features (4h windows) and the TFT encoder
@@ -69,7 +70,7 @@ def gate(settings: Settings, reg: Registry, candidate: str, bars: int | None = N
     """The verdict for ``candidate`` against the production model."""
     verdict: dict[str, Any] = {"candidate": candidate, "production": reg.current(), "passed": False}
     try:
-        cand_model = EnsemblePredictor.load(reg.verify(candidate))
+        cand_model = EnsemblePredictor.load(reg.verify(candidate), Backends.of(settings))
     except ChecksumError as exc:
         verdict["reason"] = f"checksums: {exc}"
         return verdict
@@ -90,7 +91,7 @@ def gate(settings: Settings, reg: Registry, candidate: str, bars: int | None = N
         verdict.update(passed=True, reason="no production model to beat" if prod is None else "already production")
         return verdict
     try:
-        prod_figs = evaluate(EnsemblePredictor.load(reg.verify(prod)), frames, bars, risk)
+        prod_figs = evaluate(EnsemblePredictor.load(reg.verify(prod), Backends.of(settings)), frames, bars, risk)
     except (ChecksumError, ValueError, OSError, KeyError) as exc:
         verdict.update(passed=True, reason=f"production model unusable ({exc}); candidate replaces it")
         return verdict

@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backend.ml.models.base import TFT_COLUMN, Model, Precomputed
-from backend.ml.models.ensemble_predictor import FEATURE_SETS, EnsembleConfig, EnsemblePredictor
-from backend.ml.models.feature_pipeline import build, forward_return, infer_timeframe_ms
-from backend.ml.models.multi_tf import market_context
-from backend.ml.models.tft import TFTModel
 from backend.ml.research.backtest_metrics import position_changes
 from backend.ml.research.trade_sim import Costs, trade_predictions
 from backend.risk.policy import RiskPolicy
+from backend.src.models.base import TFT_COLUMN, Model, Precomputed
+from backend.src.models.ensemble_predictor import FEATURE_SETS, EnsembleConfig, EnsemblePredictor
+from backend.src.models.feature_pipeline import build, forward_return, infer_timeframe_ms
+from backend.src.models.multi_tf import market_context
+from backend.src.models.tft import TFTModel
 from backend.src.trading.strategies.ensemble import decision_of
 
 DAY_MS = 86_400_000

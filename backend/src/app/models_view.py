@@ -16,10 +16,10 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.ml.models.registry import HISTORY, Registry
 from backend.src.app.control import answer, send
 from backend.src.app.security import require_reader, require_token
 from backend.src.core import fleet
+from backend.src.models.registry import HISTORY, Registry
 
 router = APIRouter()
 SHOWN = ("train_date", "data_range", "symbols", "timeframe", "backtest_sharpe", "backtest_win_rate",

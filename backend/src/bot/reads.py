@@ -11,12 +11,12 @@ from typing import Any, cast
 from telegram import Message, Update
 from telegram.ext import ContextTypes
 
-from backend.ml.models.registry import HISTORY, Registry
 from backend.src.analytics import queries
 from backend.src.analytics.store import StoreError, connect
 from backend.src.bot import pnl, views
 from backend.src.bot.deps import Deps, deps, reply, symbol_arg
 from backend.src.core import fleet
+from backend.src.models.registry import HISTORY, Registry
 
 
 async def snapshot(d: Deps) -> fleet.Snapshot:

@@ -87,6 +87,9 @@ class EngineSettings(BaseModel):
     synthetic_interval_s: float = Field(default=1.0, gt=0)  # wall seconds per synthetic candle
     history_len: int = Field(default=2000, ge=10, le=100_000)  # candles and fills kept in Redis for the dashboard
     risk_policy: Path = REPO_ROOT / "backend" / "risk" / "policy.yaml"
+    # what runs a loaded model: ONNX Runtime, or the training stack (torch / LightGBM itself)
+    tft_backend: Literal["onnx", "torch"] = "onnx"
+    gbdt_backend: Literal["onnx", "native"] = "onnx"
 
     @field_validator("risk_policy")
     @classmethod
@@ -284,8 +287,9 @@ class Settings(BaseSettings, RedisSettings, StorageSettings, SupervisorSettings,
                AlertSettings, AnalyticsSettings, ExchangeSettings, FeatureSettings, RetrainSettings):
     """Every setting, one ``LEVIBOT_<FIELD>`` environment surface, built once per entry point and
     passed down. Each concern is its own model (the classes above: their fields, defaults,
-    ranges and validators); ``settings.redis``, ``settings.supervisor``, … give a component only
-    its own section. Relative paths are read against the directory the command started in."""
+    ranges and validators); ``settings.redis``, ``settings.supervisor`` and ``settings.retrain``
+    give a component only its own section. Relative paths are read against the directory the
+    command started in."""
 
     model_config = SettingsConfigDict(env_prefix="LEVIBOT_", extra="ignore", frozen=True)
 
@@ -297,36 +301,8 @@ class Settings(BaseSettings, RedisSettings, StorageSettings, SupervisorSettings,
         return self.section(RedisSettings)
 
     @property
-    def storage(self) -> StorageSettings:
-        return self.section(StorageSettings)
-
-    @property
     def supervisor(self) -> SupervisorSettings:
         return self.section(SupervisorSettings)
-
-    @property
-    def engine(self) -> EngineSettings:
-        return self.section(EngineSettings)
-
-    @property
-    def api(self) -> ApiSettings:
-        return self.section(ApiSettings)
-
-    @property
-    def alerts(self) -> AlertSettings:
-        return self.section(AlertSettings)
-
-    @property
-    def analytics(self) -> AnalyticsSettings:
-        return self.section(AnalyticsSettings)
-
-    @property
-    def exchange(self) -> ExchangeSettings:
-        return self.section(ExchangeSettings)
-
-    @property
-    def features(self) -> FeatureSettings:
-        return self.section(FeatureSettings)
 
     @property
     def retrain(self) -> RetrainSettings:

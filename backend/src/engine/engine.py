@@ -3,7 +3,7 @@
 candles -> strategy -> order (fenced by the lease generation) -> venue (paper or live) -> fill ->
 journal (fsync) -> position book. A heartbeat + state write goes to Redis every ``heartbeat_interval_s``
 in one Lua call that first checks the lease: a stale engine cannot write anything.
-Redis being down does not stop trading on paper; the journal is the ledger.
+Redis being down does not stop trading on paper; the journal is the record of truth.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from backend.src.engine.sources import open_source
 from backend.src.engine.spec import EngineSpec
 from backend.src.market import candle_log
 from backend.src.market.candles import CandleSource
+from backend.src.models.backends import Backends
 from backend.src.trading.factory import build_strategy
 from backend.src.trading.feeds import FeedReader, OnchainReader, SentimentReader
 from backend.src.trading.session import TradingSession
@@ -82,7 +83,8 @@ class Engine:
             SentimentReader(r, self.keys, spec.symbol, max_age_s=3 * self.settings.news_interval_s),
             OnchainReader(r, self.keys, spec.symbol, max_age_s=3 * self.settings.onchain_interval_s))
         self.session = TradingSession(spec.symbol, cfg, self.journal,
-                                      build_strategy(cfg.strategy, self.settings.models_dir, self.feeds), self.venue,
+                                      build_strategy(cfg.strategy, self.settings.models_dir, self.feeds,
+                                                     Backends.of(self.settings)), self.venue,
                                       source_id=spec.source.identity, sizer=self.gate.sizer, gate=self.gate)
         self.trader = self.session.trader
         self.book = self.trader.book
@@ -97,7 +99,7 @@ class Engine:
         self.close_carried = False  # a position carried over a restart that no portfolio slot admits
 
     def _check_journal_source(self) -> None:
-        """A ledger holds positions priced by one feed: never mix a synthetic and a replay book."""
+        """A journal holds positions priced by one feed: never mix a synthetic and a replay book."""
         written = next((str(e["source"]) for e in reversed(self.journal.entries) if "source" in e), None)
         if written is not None and written != self.spec.source.identity:
             self.journal.close()
@@ -233,7 +235,8 @@ class Engine:
             )
         except redis.RedisError as exc:
             if self.redis_ok:
-                self.log.warning("redis unreachable; trading on, journal is the ledger", extra={"error": str(exc)})
+                self.log.warning("redis unreachable; trading on, the journal is the record of truth",
+                                 extra={"error": str(exc)})
             self.redis_ok = False
             return
         if not self.redis_ok:
@@ -287,7 +290,8 @@ class Engine:
         strategy = None
         if new.strategy != self.config.strategy and self.source is not None:
             try:
-                strategy = build_strategy(new.strategy, self.settings.models_dir, self.feeds)
+                strategy = build_strategy(new.strategy, self.settings.models_dir, self.feeds,
+                                          Backends.of(self.settings))
             except (ValueError, OSError) as exc:  # checked by the manager; a LeviLang file may have changed since
                 self.log.error("config version %s not applied: its strategy does not build (%s); the running "
                                "config stays", version, exc)

@@ -8,7 +8,7 @@ marker and the warm-up history at each start or config change), which is what th
 replays through the backtester (format: ``market/candle_log.py``). Only the latest session is ever
 compared, so the file starts afresh at each start, and once it passes ``MAX_FILE_BYTES`` it rolls over
 to a new session warmed on the recent candles (bounded disk, about 80 bytes a candle).
-None of this is a money path: the journal is the ledger; a Redis outage drops the oldest buffered
+None of this is a money path: the journal is the record of truth; a Redis outage drops the oldest buffered
 records beyond ``MAX_BUFFER``, never blocks trading.
 """
 

@@ -1,6 +1,6 @@
 """Per-symbol durable journal: one JSON object per line, appended and fsynced.
 
-Redis is not the ledger: this file is. An engine rebuilds its position from it on start.
+Redis is not the record of truth: this file is. An engine rebuilds its position from it on start.
 
 * One engine per symbol on a host: the engine holds an exclusive ``flock`` on the file
   for its whole life (the kernel drops it on ``kill -9``).

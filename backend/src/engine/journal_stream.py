@@ -11,7 +11,7 @@ generation, to the symbol's stream (``journal:<SYMBOL>``) before the engine acts
   entry reached a replica; until it does, the entry stays pending and is sent again (a failover
   that lost it gets it back; one that kept it skips it).
 * **Through an outage**: pending entries are kept in memory and flushed in order with the next
-  append or heartbeat; the local file remains the ledger meanwhile.
+  append or heartbeat; the local file remains the record of truth meanwhile.
 
 On start, ``restore`` makes the local file agree with the stream: entries the stream has beyond
 the file are appended to it (a takeover); where the two differ, the side with the newer generation
@@ -100,8 +100,8 @@ class JournalStream:
         return 0, self.read()
 
     def restore(self, journal: FileJournal, wait_s: float = 0.0) -> FileJournal:
-        """Bring the local file in line with the stream (before the ledger is read). Redis must answer
-        within ``wait_s``: an engine that cannot see the stream may hold a stale ledger (another host
+        """Bring the local file in line with the stream (before the journal is read). Redis must answer
+        within ``wait_s``: an engine that cannot see the stream may hold a stale journal (another host
         may have traded the symbol since), so it does not start (RedisUnavailable: restarted later)."""
         deadline = time.monotonic() + wait_s
         while True:

@@ -4,7 +4,7 @@ Columns ``ts,open,high,low,close,volume,warmup``, in sessions: each time the eng
 applies a new config) it writes a marker ``#session seq=<N>`` (the last journal entry it had then),
 the warm-up history its strategy got (``warmup`` = 1), then every candle it trades. The parity panel
 replays the latest session through the backtester from the journal as it stood at the marker; it
-is analysis data, not a money path (the journal is the ledger), so it is appended without fsync and
+is analysis data, not a money path (the journal is the record of truth), so it is appended without fsync and
 a line that does not parse (a torn tail) is skipped when read.
 """
 

@@ -188,7 +188,7 @@ class ControlPlane:
     def model_command(self, cmd: Command) -> str:
         """Promote a model version or roll back to the previous one; engines pick it up on their own
         (their model watcher follows the registry's ``current`` link)."""
-        from backend.ml.models.registry import Registry  # noqa: PLC0415 - the registry's file operations only
+        from backend.src.models.registry import Registry  # noqa: PLC0415 - the registry's file operations only
 
         if self.config_source.settings is None:
             raise UsageError("models: this manager has no data dir")

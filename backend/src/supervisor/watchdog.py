@@ -37,6 +37,8 @@ from backend.src.venue.factory import engine_secrets
 
 S = EngineState
 log = logging.getLogger(__name__)
+# The event a transition announces when its caller gives the details (the event stream, alerts, analytics).
+ANNOUNCED = {S.CRASHED: "crashed", S.STOPPED: "stopped", S.RUNNING: "recovered"}
 
 
 class Watchdog:
@@ -76,7 +78,10 @@ class Watchdog:
 
     # ------------------------------------------------------------------ state
 
-    def _set(self, rec: EngineRecord, new: EngineState, *, write: bool = True, **fields: object) -> None:
+    def _set(self, rec: EngineRecord, new: EngineState, *, write: bool = True, event: dict[str, object] | None = None,
+             **fields: object) -> None:
+        """Move ``rec`` to ``new`` (checked by the state machine), log it, write it; with ``event``, the
+        transition also announces itself (``ANNOUNCED``: crashed, stopped from outside, recovered)."""
         old = rec.state
         check_transition(old, new)
         rec.state = new
@@ -88,6 +93,8 @@ class Watchdog:
         if write:
             self.store.write(rec.symbol, status=new.value, restarts=rec.restarts, owner=self.owner,
                              last_error=rec.last_error, transition_at=f"{self.rt.time():.3f}", **fields)
+        if event is not None:
+            self.store.event(ANNOUNCED[new], rec.symbol, **event)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -156,10 +163,6 @@ class Watchdog:
             log.warning("engine %s ignored SIGTERM; killing", rec.symbol, extra={"symbol": rec.symbol})
             self.rt.kill(rec.proc)
             self.pump_until(lambda: rec.proc is None, 5.0)
-
-    def restart(self, symbol: str) -> None:
-        self.stop(symbol, wait=True)
-        self.start(symbol)
 
     def restart_async(self, symbol: str) -> None:
         """Restart without blocking the loop: stop now, start when the process has exited."""
@@ -268,8 +271,7 @@ class Watchdog:
         clean = code in (EXIT_OK, EXIT_SIGNALLED)
         if rec.state in (S.STARTING, S.RUNNING) and not clean:  # it died on its own before our SIGTERM
             rec.last_error = reason
-            self._set(rec, S.CRASHED, pid="")
-            self.store.event("crashed", rec.symbol, reason=reason, exit_code=code, failures=rec.failures)
+            self._set(rec, S.CRASHED, pid="", event={"reason": reason, "exit_code": code, "failures": rec.failures})
         rec.last_error = "" if clean else reason
         if rec.state in (S.STARTING, S.RUNNING):
             self._set(rec, S.STOPPING, write=False)
@@ -288,8 +290,7 @@ class Watchdog:
             self.liquidations.on_failed(rec, self.shutting_down, f"engine {rec.symbol} failed: {reason}")
             return
         rec.failures += 1
-        self._set(rec, S.CRASHED, pid="")
-        self.store.event("crashed", rec.symbol, reason=reason, exit_code=code, failures=rec.failures)
+        self._set(rec, S.CRASHED, pid="", event={"reason": reason, "exit_code": code, "failures": rec.failures})
         if self.policy.exhausted(rec.failures):
             rec.last_error = f"{reason} ({rec.failures} crashes in a row)"
             self._set(rec, S.FAILED)
@@ -309,8 +310,7 @@ class Watchdog:
                     rec.symbol, extra={"symbol": rec.symbol})
         if rec.state is not S.STOPPING:
             self._set(rec, S.STOPPING, write=False)
-        self._set(rec, S.STOPPED, pid="")
-        self.store.event("stopped", rec.symbol, reason="signal from outside the manager")
+        self._set(rec, S.STOPPED, pid="", event={"reason": "signal from outside the manager"})
         if rec.removed:
             del self.records[rec.symbol]
 
@@ -347,13 +347,13 @@ class Watchdog:
         rec.failures = failures  # neither forgives nor adds a crash
 
     def _became_running(self, rec: EngineRecord, now: float) -> None:
-        self._set(rec, S.RUNNING, write=False)  # the engine wrote "running" itself
-        rec.running_since = now
+        recovered: dict[str, object] | None = None
         if rec.crash_at is not None:
             took = self.rt.time() - rec.crash_at
             self.store.recovery(took)
-            self.store.event("recovered", rec.symbol, seconds=f"{took:.3f}")
-            rec.crash_at = None
+            recovered, rec.crash_at = {"seconds": f"{took:.3f}"}, None
+        self._set(rec, S.RUNNING, write=False, event=recovered)  # the engine wrote "running" itself
+        rec.running_since = now
 
     def _start_due(self, now: float) -> None:
         starting = sum(1 for r in self.records.values()

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from backend.src.core.config import StrategyConfig
+from backend.src.models.backends import ONNX, Backends
 from backend.src.trading.levilang import compile_file
 from backend.src.trading.levilang.errors import LeviError
 from backend.src.trading.levilang.strategy import LeviStrategy
@@ -54,12 +55,14 @@ def prepare(cfg: StrategyConfig, base_dir: Path) -> StrategyConfig:
 
 
 def build_strategy(cfg: StrategyConfig, models_root: Path | None = None,
-                   extras: Callable[[], dict[str, float]] | None = None) -> Strategy:
+                   extras: Callable[[], dict[str, float]] | None = None, backends: Backends = ONNX) -> Strategy:
     """``ensemble``: the production model under ``models_root`` when there is one, else the SMA;
-    ``extras`` supplies outside features (news score, on-chain, funding) for the latest candle."""
+    ``extras`` supplies outside features (news score, on-chain, funding) for the latest candle;
+    ``backends``: what runs the model (the settings' choice)."""
     if cfg.levilang is not None:
-        return LeviStrategy(compile_file(Path(cfg.levilang)), models_root=models_root, extras=extras)
+        return LeviStrategy(compile_file(Path(cfg.levilang)), models_root=models_root, extras=extras,
+                            backends=backends)
     params = params_of(cfg).model_dump()
     if cfg.name == "ensemble":
-        return build_ml_strategy(params["fast"], params["slow"], models_root, extras)
+        return build_ml_strategy(params["fast"], params["slow"], models_root, extras, backends)
     return REGISTRY[cfg.name](**params)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from backend.src.core.config import SourceSpec, SymbolConfig
+from backend.src.core.errors import UsageError
 from backend.src.core.settings import ENGINE_SECRETS, Settings
 from backend.src.venue.base import Venue
 from backend.src.venue.paper import PaperVenue
@@ -13,6 +14,16 @@ from backend.src.venue.paper import PaperVenue
 
 def trades_live(settings: Settings, source: SourceSpec) -> bool:
     return settings.live_trading and source.kind == "live"
+
+
+def check_venue(settings: Settings, source: SourceSpec) -> None:
+    """At the entry point: real orders need a live feed and the exchange keys (UsageError naming what is missing)."""
+    if not settings.live_trading:
+        return
+    if source.kind != "live":
+        raise UsageError("--live: real orders need --source live:EXCHANGE")
+    if not (settings.exchange_api_key and settings.exchange_secret):
+        raise UsageError("--live: set LEVIBOT_EXCHANGE_API_KEY and LEVIBOT_EXCHANGE_SECRET in the environment")
 
 
 def engine_secrets(settings: Settings) -> frozenset[str]:

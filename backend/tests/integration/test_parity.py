@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
-from backend.ml.models.feature_pipeline import build, label_up, load_ohlcv
-from backend.ml.models.registry import Registry
 from backend.src.core.settings import REPO_ROOT
 from backend.src.market.candles import symbol_of_file
+from backend.src.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
+from backend.src.models.feature_pipeline import build, label_up, load_ohlcv
+from backend.src.models.registry import Registry
 from backend.tests.conftest import OHLCV_DIR, ManagerProc, fast_env, wait_for
 from backend.tests.integration.helpers import fills, state, wait_running
 

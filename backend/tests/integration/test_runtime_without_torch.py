@@ -14,10 +14,10 @@ import httpx
 import pytest
 import redis
 
-from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
-from backend.ml.models.feature_pipeline import build, label_up, load_ohlcv
-from backend.ml.models.registry import METADATA, Registry
 from backend.src.core.redis_launcher import EmbeddedRedis, free_port
+from backend.src.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
+from backend.src.models.feature_pipeline import build, label_up, load_ohlcv
+from backend.src.models.registry import METADATA, Registry
 from backend.tests.conftest import OHLCV_DIR, ManagerProc, fast_env, http_up, wait_for
 from backend.tests.integration.helpers import state, wait_running
 from backend.tests.runtime_set import training_only_modules

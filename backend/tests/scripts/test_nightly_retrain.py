@@ -19,10 +19,10 @@ import httpx
 import pytest
 import redis
 
-from backend.ml.models.registry import Registry
 from backend.src.core.keys import Keys
 from backend.src.core.redis_launcher import EmbeddedRedis
 from backend.src.core.settings import REPO_ROOT
+from backend.src.models.registry import Registry
 from backend.tests.conftest import OHLCV_DIR, ApiServer, fast_env, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # five nights, each up to 300 s

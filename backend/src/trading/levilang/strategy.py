@@ -1,7 +1,7 @@
 """A compiled LeviLang file as a ``Strategy``: the rule graph stepped on every closed candle.
 
 Position facts (bars held, bars since the last exit, unrealised PnL, the target the position was
-sized for) come from the ledger through ``Strategy.position``, so they survive a restart; the
+sized for) come from the journal through ``Strategy.position``, so they survive a restart; the
 trailing stop's peak is the highest close seen while holding since the strategy was built.
 """
 
@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from backend.src.core.types import Candle, Signal
+from backend.src.models.backends import ONNX, Backends
 from backend.src.trading.levilang.compiler import FEEDS, MODEL
 from backend.src.trading.levilang.spec import Compiled
 from backend.src.trading.strategies.base import Strategy
@@ -26,14 +27,15 @@ class LeviStrategy(Strategy):
     name = "levilang"
 
     def __init__(self, compiled: Compiled, *, models_root: Path | None = None,
-                 extras: Callable[[], dict[str, float]] | None = None) -> None:
+                 extras: Callable[[], dict[str, float]] | None = None, backends: Backends = ONNX) -> None:
         self.c = compiled
         self.warmup_candles = compiled.warmup_candles
         self.fingerprint = compiled.source_hash
         self.stop_loss_pct, self.take_profit_pct = compiled.stop_loss_pct, compiled.take_profit_pct
         self.extras = extras if set(FEEDS) & compiled.graph.uses else None  # no Redis read for unused feeds
         uses_model = bool(set(MODEL) & compiled.graph.uses) or compiled.sizing[0] == "kelly"
-        self.model = ModelWatcher(10, 30, models_root, extras) if uses_model and models_root is not None else None
+        self.model = ModelWatcher(10, 30, models_root, extras, backends) \
+            if uses_model and models_root is not None else None
         if self.model is not None:  # the model's features may need a longer history than the rules
             self.warmup_candles = max(self.warmup_candles, self.model.warmup_candles)
         self.base_ms = compiled.graph.base_ms

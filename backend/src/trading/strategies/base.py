@@ -4,7 +4,7 @@ symbol's maximum position, with ``prob_up`` and ``confidence``) out.
 - ``warmup_candles``: how many candles before the first signal (engines replay that much history);
 - ``Params``: the strategy's own pydantic model; a config's ``strategy.params`` is validated against
   it when the config is loaded (an unknown or bad parameter is one error naming it);
-- ``position``: what the ledger says about the open position, set by the trading session before
+- ``position``: what the journal says about the open position, set by the trading session before
   every candle — rebuilt from the journal after a restart, so a strategy keeps no position state
   of its own that a crash could lose;
 - ``round_trip_cost``: what one round trip (buy and sell at the taker fee plus slippage) costs, as a

@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from backend.src.core.types import Candle, Signal
+from backend.src.models.backends import ONNX, Backends
 from backend.src.trading.strategies.base import Strategy, fingerprint
 from backend.src.trading.strategies.baselines import SmaCrossover, SmaParams
 from backend.src.trading.strategies.decision import DecisionParams, DecisionRule
@@ -25,15 +26,15 @@ log = logging.getLogger(__name__)
 # What an engine needs to run a production model: the TFT and the LightGBM boosters run through ONNX Runtime
 # (``ml/models/tft.py``, ``ml/models/trees.py``), so no torch, lightning, pytorch-forecasting, LightGBM or SciPy
 # in the forkserver or any engine.
-ML_PRELOAD = ["backend.ml.models.ensemble_predictor", "backend.ml.models.feature_pipeline",
-              "backend.ml.models.registry", "onnxruntime"]
+ML_PRELOAD = ["backend.src.models.ensemble_predictor", "backend.src.models.feature_pipeline",
+              "backend.src.models.registry", "onnxruntime"]
 
 
-def ml_preload(environ: Mapping[str, str]) -> list[str]:
-    """``ML_PRELOAD``, plus the training stack where the environment asks models to run in it
+def ml_preload(backends: Backends) -> list[str]:
+    """``ML_PRELOAD``, plus the training stack where the settings ask models to run in it
     (``LEVIBOT_TFT_BACKEND=torch``, ``LEVIBOT_GBDT_BACKEND=native``): imported once, not per engine."""
-    extra = ["torch", "pytorch_forecasting"] if environ.get("LEVIBOT_TFT_BACKEND") == "torch" else []
-    return [*ML_PRELOAD, *extra, *(["lightgbm"] if environ.get("LEVIBOT_GBDT_BACKEND") == "native" else [])]
+    return [*ML_PRELOAD, *backends.preload()]
+
 ENCODER = 48
 WINDOW = 1000  # candles kept: 15 closed 4h bars (the 4h RSI, 720 5m candles) plus the TFT encoder, with margin
 BASE_WINDOW = 200  # enough for a model on the base timeframe's features only (longest window 48 + encoder 48)
@@ -46,19 +47,19 @@ def window_for(model: Any) -> int:
     return WINDOW if any(n.startswith(LONG_PREFIXES) for n in names) else BASE_WINDOW
 
 
-def production_model(models_root: Path) -> tuple[str, Any] | None:
+def production_model(models_root: Path, backends: Backends = ONNX) -> tuple[str, Any] | None:
     """(version, EnsemblePredictor) of the verified production model, or None."""
     if not (models_root / "current").is_symlink():
         return None  # no model promoted: an engine (re)start does not import the ML stack for nothing
-    from backend.ml.models.ensemble_predictor import EnsemblePredictor  # noqa: PLC0415
-    from backend.ml.models.registry import Registry  # noqa: PLC0415
+    from backend.src.models.ensemble_predictor import EnsemblePredictor  # noqa: PLC0415
+    from backend.src.models.registry import Registry  # noqa: PLC0415
 
     reg = Registry(models_root)
     version = reg.current()
     if version is None:
         return None
     directory = reg.verify(version)  # never unpickle what does not match its sha256
-    return version, EnsemblePredictor.load(directory)
+    return version, EnsemblePredictor.load(directory, backends)
 
 
 Extras = Callable[[], dict[str, float]]
@@ -66,13 +67,15 @@ Extras = Callable[[], dict[str, float]]
 
 def decision_of(config: Any) -> DecisionParams:
     """The decision parameters an ensemble config carries (older models: the threshold alone)."""
-    return DecisionParams(enter=float(config.threshold), exit=float(config.exit_threshold),
+    return DecisionParams(threshold=float(config.threshold), exit_threshold=float(config.exit_threshold),
                           min_hold=int(config.min_hold), edge=float(config.edge))
 
 
 def decision_fingerprint(version: str, params: DecisionParams) -> str:
-    return fingerprint("ensemble", {"model": version, "threshold": float(params.enter), "exit": float(params.exit),
-                                    "min_hold": params.min_hold, "edge": float(params.edge)})
+    # the keys stay as they were hashed before the rename: a fingerprint changes only with the strategy
+    return fingerprint("ensemble", {"model": version, "threshold": float(params.threshold),
+                                    "exit": float(params.exit_threshold), "min_hold": params.min_hold,
+                                    "edge": float(params.edge)})
 
 
 def opinion(prob_up: float, weight_share: float) -> float:
@@ -90,9 +93,10 @@ def decide(strategy: Strategy, rule: DecisionRule, version: str, prob: float, co
 
 class PrecomputedEnsemble(Strategy):
     """The decision rule over predictions computed beforehand (a walk-forward's per-fold models):
-    ``table`` maps a candle's ts to (prob_up, confidence, expected return)."""
+    ``table`` maps a candle's ts to (prob_up, confidence, expected return). Research only: engines
+    trade ``ModelWatcher``, the strategy a config names ``ensemble``."""
 
-    name = "ensemble"
+    name = "ensemble_precomputed"
 
     def __init__(self, table: dict[int, tuple[float, float, float]], decision: DecisionParams,
                  version: str = "walk-forward") -> None:
@@ -127,7 +131,7 @@ class EnsembleStrategy(Strategy):
     def on_candle(self, candle: Candle) -> Signal | None:
         import pandas as pd  # noqa: PLC0415
 
-        from backend.ml.models.feature_pipeline import build  # noqa: PLC0415
+        from backend.src.models.feature_pipeline import build  # noqa: PLC0415
 
         self.candles.append(candle)
         fb = self.fallback.on_candle(candle)  # kept warm, in case the model has to be dropped
@@ -158,8 +162,10 @@ class ModelWatcher(Strategy):
     name = "ensemble"
     Params = SmaParams  # the fallback's
 
-    def __init__(self, fast: int, slow: int, models_root: Path, extras: Extras | None = None) -> None:
+    def __init__(self, fast: int, slow: int, models_root: Path, extras: Extras | None = None,
+                 backends: Backends = ONNX) -> None:
         self.fallback = SmaCrossover(fast, slow)
+        self.backends = backends
         self.active: Strategy = self.fallback
         self.fingerprint = self.fallback.fingerprint
         self.models_root = models_root
@@ -179,7 +185,7 @@ class ModelWatcher(Strategy):
         if target is None or target in (self.version, self.skipped):
             return
         try:
-            loaded = production_model(self.models_root)
+            loaded = production_model(self.models_root, self.backends)
         except Exception as exc:  # noqa: BLE001 - corrupted/tampered/unloadable: keep what we have
             log.error("model %s not usable (%s); staying on %s", target, exc, self.version or "the SMA crossover")
             self.skipped = target
@@ -213,7 +219,8 @@ class ModelWatcher(Strategy):
         return self.active.on_candle(candle)
 
 
-def build_ml_strategy(fast: int, slow: int, models_root: Path | None, extras: Extras | None = None) -> Strategy:
+def build_ml_strategy(fast: int, slow: int, models_root: Path | None, extras: Extras | None = None,
+                      backends: Backends = ONNX) -> Strategy:
     if models_root is None:
         return SmaCrossover(fast, slow)
-    return ModelWatcher(fast, slow, models_root, extras)
+    return ModelWatcher(fast, slow, models_root, extras, backends)

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from backend.ml.models.registry import Registry
 from backend.ml.research.auto_tuner import main
 from backend.src.core.redis_launcher import EmbeddedRedis
 from backend.src.core.settings import REPO_ROOT
 from backend.src.market.candles import load_candles
+from backend.src.models.registry import Registry
 from backend.tests.conftest import OHLCV_DIR, ManagerProc, wait_for
 
 pytestmark = [pytest.mark.slow]

@@ -14,11 +14,11 @@ import httpx
 import pytest
 import redis
 
-from backend.ml.models.registry import Registry
 from backend.src.app.main import STATIC
 from backend.src.app.security import CSP
 from backend.src.core.portfolio import portfolio_curve
 from backend.src.core.redis_launcher import EmbeddedRedis
+from backend.src.models.registry import Registry
 from backend.tests.conftest import ApiServer, ManagerProc, fast_env, wait_for
 from backend.tests.integration.helpers import fills, running_pid, wait_running
 

@@ -27,7 +27,8 @@ def test_settings_sections_partition_one_flat_environment_surface(monkeypatch: p
     monkeypatch.setenv("LEVIBOT_RISK_POLICY", "p.yaml")
     s = mod.Settings()
     assert s.supervisor.max_restarts == 7 and s.redis.namespace == "x:"
-    assert s.engine.risk_policy.is_absolute() and s.risk_policy == s.engine.risk_policy
+    engine = s.section(mod.EngineSettings)
+    assert engine.risk_policy.is_absolute() and s.risk_policy == engine.risk_policy
     with pytest.raises(ValueError, match="heartbeat_timeout_s must exceed"):
         mod.Settings(heartbeat_timeout_s=0.3)
 

@@ -114,7 +114,7 @@ def test_a_restart_reads_only_what_follows_the_local_journal(r: redis.Redis, ns:
 
 
 def test_no_stream_no_start(ns: str, tmp_path: Path) -> None:
-    """An engine that cannot read the stream may hold a stale ledger: it does not start (and retries later)."""
+    """An engine that cannot read the stream may hold a stale journal: it does not start (and retries later)."""
     dead = connect("redis://127.0.0.1:1/0", timeout=0.1)
     s = JournalStream(dead, Keys(ns), "BTCUSDT", Lease(dead, Keys(ns), "BTCUSDT", "a", 1, 10.0))
     j = FileJournal(tmp_path / "BTCUSDT.jsonl")

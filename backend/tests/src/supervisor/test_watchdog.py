@@ -47,7 +47,7 @@ def test_start_all_stop_start_restart(manager: Watchdog, r: redis.Redis, ns: str
     manager.start("BTCUSDT")
     assert manager.pump_until(lambda: manager.records["BTCUSDT"].state is S.RUNNING, 20)
     old = manager.records["ETHUSDT"].proc
-    manager.restart("ETHUSDT")
+    manager.restart_async("ETHUSDT")  # what a restart command runs
     assert manager.pump_until(lambda: manager.records["ETHUSDT"].state is S.RUNNING, 20)
     new = manager.records["ETHUSDT"].proc
     assert old is not None and new is not None and new.pid != old.pid

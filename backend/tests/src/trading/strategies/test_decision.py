@@ -18,7 +18,7 @@ def held(bars: int) -> PositionState:
 
 
 def test_enters_only_when_the_expected_move_pays_the_round_trip() -> None:
-    rule = DecisionRule(DecisionParams(enter=0.55, edge=1.0))
+    rule = DecisionRule(DecisionParams(threshold=0.55, edge=1.0))
     assert rule(0.6, 0.0031, FLAT, COST) == 1.0
     assert rule(0.6, 0.0029, FLAT, COST) == 0.0, "probable, but the move does not pay the costs"
     assert rule(0.54, 0.05, FLAT, COST) == 0.0, "a big move below the entry probability"
@@ -27,7 +27,7 @@ def test_enters_only_when_the_expected_move_pays_the_round_trip() -> None:
 
 
 def test_no_trade_band_and_minimum_hold() -> None:
-    rule = DecisionRule(DecisionParams(enter=0.6, exit=0.5, min_hold=6, edge=1.0))
+    rule = DecisionRule(DecisionParams(threshold=0.6, exit_threshold=0.5, min_hold=6, edge=1.0))
     assert rule(0.52, -0.01, held(10), COST) == 1.0, "inside the band a held position stays"
     assert rule(0.45, -0.01, held(10), COST) == 0.0
     assert rule(0.45, -0.01, held(5), COST) == 1.0, "held fewer than min_hold candles: noise does not flip it"
@@ -35,15 +35,15 @@ def test_no_trade_band_and_minimum_hold() -> None:
     assert rule(math.nan, 0.0, held(1), COST) == 0.0, "no opinion (no model, missing inputs): flat at once"
 
 
-def test_the_state_is_the_ledgers_position() -> None:
+def test_the_state_is_the_journals_position() -> None:
     """After a restart the rule has no memory: what the journal holds decides which side of the band applies."""
-    rule = DecisionRule(DecisionParams(enter=0.6))
+    rule = DecisionRule(DecisionParams(threshold=0.6))
     assert [rule(p, math.nan, FLAT, COST) for p in (0.55, 0.61, 0.52, 0.49)] == [0, 1, 0, 0]
     assert [rule(p, math.nan, held(3), COST) for p in (0.55, 0.61, 0.52, 0.49)] == [1, 1, 1, 0]
 
 
-@pytest.mark.parametrize("kwargs", [{"enter": 0.45}, {"enter": 0.6, "exit": 0.7}, {"min_hold": -1},
-                                    {"edge": -0.5}, {"enter": 1.0}])
+@pytest.mark.parametrize("kwargs", [{"threshold": 0.45}, {"threshold": 0.6, "exit_threshold": 0.7}, {"min_hold": -1},
+                                    {"edge": -0.5}, {"threshold": 1.0}])
 def test_bad_parameters_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="decision"):
         DecisionParams(**kwargs)  # type: ignore[arg-type]

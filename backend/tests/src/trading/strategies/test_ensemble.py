@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
-from backend.ml.models.feature_pipeline import build, forward_return, label_up, load_ohlcv
-from backend.ml.models.registry import Registry
 from backend.src.core.keys import Keys
 from backend.src.market.candles import load_candles
+from backend.src.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
+from backend.src.models.feature_pipeline import build, forward_return, label_up, load_ohlcv
+from backend.src.models.registry import Registry
 from backend.src.trading.feeds import SentimentReader
 from backend.src.trading.strategies.baselines import SmaCrossover
 from backend.src.trading.strategies.ensemble import EnsembleStrategy, ModelWatcher, build_ml_strategy

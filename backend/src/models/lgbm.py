@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backend.ml.models import trees
-from backend.ml.models.base import Model, training_threads
+from backend.src.models import trees
+from backend.src.models.backends import Backends
+from backend.src.models.base import Model, training_threads
 
 MIN_ROWS = 100  # fewer usable training rows: the model stays unfitted (no opinion)
 DEFAULTS: dict[str, Any] = {"max_depth": 4, "learning_rate": 0.03, "n_estimators": 300, "min_child_samples": 50,
@@ -55,5 +56,5 @@ class LightGBMModel(Model):
         self.booster.save_model(str(path))  # type: ignore[attr-defined]  # a trained LightGBM booster
         return [path, trees.export(self.booster, path.with_suffix(".onnx"), self._check)]
 
-    def _load_state(self, directory: Path, meta: dict[str, Any]) -> None:
-        self.booster = trees.load(directory / "lgbm.txt")
+    def _load_state(self, directory: Path, meta: dict[str, Any], backends: Backends) -> None:
+        self.booster = trees.load(directory / "lgbm.txt", native=backends.gbdt == "native")

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backend.ml.models import trees
-from backend.ml.models.base import Model, training_threads
-from backend.ml.models.lgbm import DEFAULTS, MIN_ROWS
+from backend.src.models import trees
+from backend.src.models.backends import Backends
+from backend.src.models.base import Model, training_threads
+from backend.src.models.lgbm import DEFAULTS, MIN_ROWS
 
 QUANTILES = (0.25, 0.5, 0.75)
 
@@ -65,7 +66,7 @@ class ReturnQuantiles(Model):
             written += [path, trees.export(booster, path.with_suffix(".onnx"), self._check)]
         return written
 
-    def _load_state(self, directory: Path, meta: dict[str, Any]) -> None:
+    def _load_state(self, directory: Path, meta: dict[str, Any], backends: Backends) -> None:
         paths = [directory / f"lgbm_q{int(q * 100)}.txt" for q in QUANTILES]
-        loaded = [b for b in (trees.load(p) for p in paths) if b is not None]
+        loaded = [b for b in (trees.load(p, native=backends.gbdt == "native") for p in paths) if b is not None]
         self.boosters = loaded if len(loaded) == len(paths) else []  # all three quartiles, or no opinion

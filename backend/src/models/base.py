@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from backend.src.models.backends import ONNX, Backends
+
 
 def training_threads() -> int:
     """Threads one model fit may use (LightGBM, torch): ``OMP_NUM_THREADS`` when set (the OpenMP convention;
@@ -53,11 +55,11 @@ class Model(ABC):
         return [meta, *self._save_state(directory)]
 
     @classmethod
-    def load(cls, directory: Path, name: str) -> Model:
+    def load(cls, directory: Path, name: str, backends: Backends = ONNX) -> Model:
         meta = json.loads((directory / f"{name}.json").read_text())
         model = cls.registry[meta["name"]](meta["features"], **meta["params"])
         model.fitted = bool(meta["fitted"])
-        model._load_state(directory, meta)
+        model._load_state(directory, meta, backends)
         return model
 
     def _extra_meta(self) -> dict[str, Any]:
@@ -66,7 +68,7 @@ class Model(ABC):
     def _save_state(self, directory: Path) -> list[Path]:
         return []
 
-    def _load_state(self, directory: Path, meta: dict[str, Any]) -> None:
+    def _load_state(self, directory: Path, meta: dict[str, Any], backends: Backends) -> None:
         return None
 
     frozen: bool = False  # trained elsewhere; an ensemble's fit() leaves it as it is

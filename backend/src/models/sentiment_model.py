@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from backend.ml.models.base import Model
+from backend.src.models.base import Model
 
 
 class SentimentModel(Model):

@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend.ml.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec, platt
 from backend.src.core.errors import UsageError
+from backend.src.core.settings import Settings
+from backend.src.models.backends import Backends
+from backend.src.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec, platt
 
 
 def synthetic(n: int = 6000, seed: int = 3) -> tuple[pd.DataFrame, pd.Series]:
@@ -89,7 +91,7 @@ def test_native_backend_reads_the_text_model(tmp_path: Path, monkeypatch: pytest
     model = EnsemblePredictor(config()).fit(X, y)
     model.save(tmp_path / "m")
     monkeypatch.setenv("LEVIBOT_GBDT_BACKEND", "native")
-    again = EnsemblePredictor.load(tmp_path / "m")
+    again = EnsemblePredictor.load(tmp_path / "m", Backends.of(Settings()))  # the environment, in the settings
     assert type(again.models["lgbm"].booster).__name__ == "Booster"
     pd.testing.assert_frame_equal(again.predict(X.iloc[:500]), model.predict(X.iloc[:500]))
 

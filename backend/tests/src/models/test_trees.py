@@ -8,7 +8,9 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from backend.ml.models import trees
+from backend.src.core.settings import Settings
+from backend.src.models import trees
+from backend.src.models.backends import Backends
 
 
 def data(n: int = 6000) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +43,8 @@ def test_load_prefers_onnx_and_native_on_request(tmp_path: Path, monkeypatch: py
     trees.export(booster, tmp_path / "b.onnx", x)
     assert isinstance(trees.load(tmp_path / "b.txt"), trees.OnnxTrees)
     monkeypatch.setenv("LEVIBOT_GBDT_BACKEND", "native")
-    assert isinstance(trees.load(tmp_path / "b.txt"), lgb.Booster)
+    native = Backends.of(Settings()).gbdt == "native"  # the environment, read into the settings
+    assert isinstance(trees.load(tmp_path / "b.txt", native=native), lgb.Booster)
     assert trees.load(tmp_path / "none.txt") is None
 
 

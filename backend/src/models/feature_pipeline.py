@@ -2,7 +2,7 @@
 
 Every feature of the bar that opened at ``ts`` uses only candles up to and including that
 bar (it is known at the bar's close, ``ts + timeframe``); outside series are joined
-backwards as of that close time. ``python -m backend.ml.models.feature_pipeline [--update]``
+backwards as of that close time. ``python -m backend.src.models.feature_pipeline [--update]``
 caches features per file under ``<data dir>/features/``; ``--update`` recomputes only the
 new tail (with a warm-up long enough that the result equals a full recomputation).
 """
@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from backend.ml.models.multi_tf import higher_timeframe_features, normalised_returns
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.settings import cli_path, cli_settings
 from backend.src.market.candles import load_candles
+from backend.src.models.multi_tf import higher_timeframe_features, normalised_returns
 
 log = logging.getLogger(__name__)
 WARMUP = 1500  # bars recomputed before new data: EWM weights older than 600 are < 1e-15; 4h windows need 1000

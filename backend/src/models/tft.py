@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backend.ml.models.base import Model, training_threads
+from backend.src.models.backends import Backends
+from backend.src.models.base import Model, training_threads
 
 log = logging.getLogger(__name__)
 # torch's C++ log lines ("[W... shape_type_inference.cpp] Warning: ..." from the ONNX exporter): errors only,
@@ -265,9 +266,9 @@ class TFTModel(Model):
         log.info("tft exported to ONNX: max |P(up) difference| %.1e on %d windows", diff, check_windows)
         return path
 
-    def _load_state(self, directory: Path, meta: dict[str, Any]) -> None:
+    def _load_state(self, directory: Path, meta: dict[str, Any], backends: Backends) -> None:
         onnx, runtime, pt = directory / "tft.onnx", directory / "tft_runtime.json", directory / "tft.pt"
-        if onnx.exists() and runtime.exists() and os.environ.get("LEVIBOT_TFT_BACKEND", "onnx") != "torch":
+        if onnx.exists() and runtime.exists() and backends.tft != "torch":
             import onnxruntime as ort  # noqa: PLC0415
 
             options = ort.SessionOptions()

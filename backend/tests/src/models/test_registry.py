@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.ml.models.registry import KEEP, METADATA, ChecksumError, Registry, main
+from backend.src.models.registry import KEEP, METADATA, ChecksumError, Registry, main
 
 
 class Clock:

@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend.ml.models.base import Model
-from backend.ml.models.feature_pipeline import build, load_ohlcv
-from backend.ml.models.tft import TFTModel
+from backend.src.core.settings import Settings
+from backend.src.models.backends import Backends
+from backend.src.models.base import Model
+from backend.src.models.feature_pipeline import build, load_ohlcv
+from backend.src.models.tft import TFTModel
 from backend.tests.conftest import OHLCV_DIR
 
 pytestmark = [pytest.mark.slow]
@@ -57,7 +59,7 @@ def test_save_and_load(tft: TFTModel, feats: pd.DataFrame, tmp_path: Path, monke
     assert sorted(f.name for f in files) == ["tft.json", "tft.onnx", "tft.pt", "tft_runtime.json"]
     test = feats.iloc[3000:3100]
     monkeypatch.setenv("LEVIBOT_TFT_BACKEND", "torch")
-    again = Model.load(tmp_path, "tft")
+    again = Model.load(tmp_path, "tft", Backends.of(Settings()))  # the environment, read into the settings
     assert again.backend == "torch"  # type: ignore[attr-defined]
     np.testing.assert_allclose(again.predict_proba(test), tft.predict_proba(test), atol=1e-7, equal_nan=True)
 

@@ -16,7 +16,6 @@ input; it sums leaves in float32 (~1e-8 here), then the logistic runs in double.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -122,10 +121,11 @@ def graph(dump: dict[str, Any]) -> onnx.ModelProto:
     return model
 
 
-def load(text_model: Path) -> Trees | None:
-    """The booster saved as ``text_model`` (``<name>.txt``, with ``<name>.onnx`` beside it), or None."""
+def load(text_model: Path, *, native: bool = False) -> Trees | None:
+    """The booster saved as ``text_model`` (``<name>.txt``, with ``<name>.onnx`` beside it), or None;
+    through ONNX Runtime unless ``native`` (LightGBM itself) is asked for."""
     onnx = text_model.with_suffix(".onnx")
-    if onnx.exists() and os.environ.get("LEVIBOT_GBDT_BACKEND", "onnx") != "native":
+    if onnx.exists() and not native:
         return OnnxTrees(onnx)
     if not text_model.exists():
         return None

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend.ml.models.feature_pipeline import build, load_ohlcv
-from backend.ml.models.multi_tf import higher_timeframe_features, market_context, resample
+from backend.src.models.feature_pipeline import build, load_ohlcv
+from backend.src.models.multi_tf import higher_timeframe_features, market_context, resample
 from backend.tests.conftest import OHLCV_DIR
 
 TF = 300_000

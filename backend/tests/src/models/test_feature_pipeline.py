@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend.ml.models.ensemble_predictor import FEATURE_SETS
-from backend.ml.models.feature_pipeline import (
+from backend.src.models.ensemble_predictor import FEATURE_SETS
+from backend.src.models.feature_pipeline import (
     FEATURES,
     build,
     forward_return,

@@ -6,7 +6,7 @@ every file). A version is written in a temp directory and renamed into place, so
 half-written model is never visible. ``current`` is a symlink to the production version,
 swapped atomically (new link + rename). Nothing is loaded whose checksums don't match.
 
-``python -m backend.ml.models.registry list | promote VERSION | rollback | verify VERSION``
+``python -m backend.src.models.registry list | promote VERSION | rollback | verify VERSION``
 """
 
 from __future__ import annotations
