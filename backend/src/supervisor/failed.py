@@ -20,17 +20,18 @@ def fmt(position: float | None) -> str:
     return "unknown" if position is None else f"{position:g}"
 
 
-def announce_failed(store: StateStore, symbol: str, on_failed: str, headline: str, last_error: str) -> None:
-    """Alert with the position and what happens to it; show it in the status (``on_failed``)."""
+def failure_notice(store: StateStore, symbol: str, on_failed: str, headline: str,
+                   last_error: str) -> tuple[str, dict[str, object]]:
+    """Alert with the position and what happens to it; (what the status shows of it, ``on_failed``; the
+    ``failed`` event's details), for the watchdog to write with the transition."""
     position = store.position(symbol)
     status = "flattening" if on_failed == "flatten" else ("holding" if position else "flat")
-    store.write(symbol, on_failed=status)
-    store.event("failed", symbol, reason=last_error, position=fmt(position), on_failed=on_failed)
     tail = {"flattening": f"; closing position {fmt(position)} (on_failed: flatten)",
             "holding": f"; position {fmt(position)} HELD with no engine managing it (on_failed: hold)",
             "flat": ""}[status]
     log.error("%s%s", headline, tail, extra={"symbol": symbol, "alert": True, "position": position,
                                               "on_failed": on_failed})
+    return status, {"reason": last_error, "position": fmt(position), "on_failed": on_failed}
 
 
 def report_liquidation(store: StateStore, symbol: str, code: int | None, reason: str, *, final: bool) -> bool:
@@ -60,8 +61,11 @@ class Liquidations:
     def __init__(self, store: StateStore, spawn: Callable[[EngineRecord, EngineSpec], None]) -> None:
         self.store, self.spawn = store, spawn
 
-    def on_failed(self, rec: EngineRecord, shutting_down: bool, headline: str) -> None:
-        announce_failed(self.store, rec.symbol, rec.spec.config.on_failed, headline, rec.last_error)
+    def notice(self, rec: EngineRecord, headline: str) -> tuple[str, dict[str, object]]:
+        return failure_notice(self.store, rec.symbol, rec.spec.config.on_failed, headline, rec.last_error)
+
+    def begin(self, rec: EngineRecord, shutting_down: bool) -> None:
+        """After the failed transition: close the position (``on_failed: flatten``) unless shutting down."""
         rec.liquidations = 0
         if rec.spec.config.on_failed == "flatten" and not shutting_down:
             self.start(rec)

@@ -32,14 +32,21 @@ class StateStore:
         self.pending_recoveries: list[float] = []
         self.redis_ok = True
 
-    def write(self, symbol: str, **fields: object) -> None:
+    def write(self, symbol: str, *, event: tuple[str, dict[str, object]] | None = None, **fields: object) -> None:
+        """The engine's state fields, and with ``event`` its event, in one transaction: a reader that sees
+        the new state also sees the event that announced it."""
         self.pending.setdefault(symbol, {}).update({k: "" if v is None else str(v) for k, v in fields.items()})
+        if event is not None:
+            self._queue_event(event[0], symbol, event[1])
         self.flush()
 
     def event(self, kind: str, symbol: str, **detail: object) -> None:
+        self._queue_event(kind, symbol, detail)
+        self.flush()
+
+    def _queue_event(self, kind: str, symbol: str, detail: dict[str, object]) -> None:
         self.pending_events.append({"type": kind, "symbol": symbol, "ts": f"{time.time():.3f}",
                                     **{k: str(v) for k, v in detail.items()}})
-        self.flush()
 
     def recovery(self, seconds: float) -> None:
         self.pending_recoveries.append(seconds)

@@ -1,11 +1,12 @@
-"""The supervisor: spawns one engine process per symbol, watches and restarts them.
+"""The watchdog: spawns one engine process per symbol, watches and restarts them.
 
 Single-threaded event loop: engine exits are seen at once (``runtime.wait`` wakes up the
 moment a child dies), heartbeats are checked every few hundred milliseconds, and a full
 health sweep runs every ``health_sweep_s``. The watchdog owns nothing a crash can lose:
 positions live in the engines' journals, state in Redis. Every clock reading, sleep and
 process operation goes through the ``Runtime`` it is given, and every state change through
-the state machine (``_set``), so its policies are testable with a fake runtime.
+``transition`` (``transitions.py``: the state machine, the write and the event it announces), so its
+policies are testable with a fake runtime.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from backend.src.core.exit_notes import describe_exit
 from backend.src.core.keys import Keys
 from backend.src.core.runtime import Runtime
 from backend.src.core.settings import Settings, without_secrets
-from backend.src.core.states import EngineState, check_transition
+from backend.src.core.states import EngineState
 from backend.src.engine.spec import EngineSpec
 from backend.src.supervisor.engine_record import EngineRecord, default_owner, health, sweep
 from backend.src.supervisor.failed import Liquidations
@@ -33,12 +34,11 @@ from backend.src.supervisor.monitor import Monitor
 from backend.src.supervisor.reconcile import reconcile_previous, refuse_foreign_leases
 from backend.src.supervisor.restart_policy import RestartPolicy
 from backend.src.supervisor.state_store import StateStore
+from backend.src.supervisor.transitions import Transitions
 from backend.src.venue.factory import engine_secrets
 
 S = EngineState
 log = logging.getLogger(__name__)
-# The event a transition announces when its caller gives the details (the event stream, alerts, analytics).
-ANNOUNCED = {S.CRASHED: "crashed", S.STOPPED: "stopped", S.RUNNING: "recovered"}
 
 
 class Watchdog:
@@ -72,29 +72,9 @@ class Watchdog:
         self.monitor = Monitor(r, self.keys, self.store, s, self.owner, runtime.time)
         self.liveness = Liveness(s, r, self.keys, self.store, runtime, self.owner)
         self.liquidations = Liquidations(self.store, self._spawn)
+        self.transition = Transitions(self.store, runtime, self.owner)  # every state change, with its event
         self.shutting_down = False
-        self.mirror_due = False  # a state changed: rewrite the registry file on this tick
         self._last = {"hb": 0.0, "mirror": 0.0, "sweep": runtime.monotonic()}
-
-    # ------------------------------------------------------------------ state
-
-    def _set(self, rec: EngineRecord, new: EngineState, *, write: bool = True, event: dict[str, object] | None = None,
-             **fields: object) -> None:
-        """Move ``rec`` to ``new`` (checked by the state machine), log it, write it; with ``event``, the
-        transition also announces itself (``ANNOUNCED``: crashed, stopped from outside, recovered)."""
-        old = rec.state
-        check_transition(old, new)
-        rec.state = new
-        if new is S.STOPPING:
-            rec.stopping_since = self.rt.monotonic()
-        self.mirror_due = True
-        log.info("engine %s: %s -> %s", rec.symbol, old.value if old else "-", new.value,
-                 extra={"symbol": rec.symbol, "from": old.value if old else None, "to": new.value, **fields})
-        if write:
-            self.store.write(rec.symbol, status=new.value, restarts=rec.restarts, owner=self.owner,
-                             last_error=rec.last_error, transition_at=f"{self.rt.time():.3f}", **fields)
-        if event is not None:
-            self.store.event(ANNOUNCED[new], rec.symbol, **event)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -109,7 +89,7 @@ class Watchdog:
             rec = self.records[sym]
             rec.restarts = prev.restarts
             if prev.status is not None:  # adopted, not announced: Redis already says so
-                self._set(rec, S.FAILED if prev.status is S.FAILED else S.STOPPED, write=False)
+                self.transition(rec, S.FAILED if prev.status is S.FAILED else S.STOPPED, write=False)
 
     def _spawn(self, rec: EngineRecord, spec: EngineSpec | None = None) -> None:
         rec.restart_due = None
@@ -130,8 +110,8 @@ class Watchdog:
             return  # already queued
         rec.stop_requested, rec.failures, rec.last_error = False, 0, ""
         if rec.state not in (None, S.STOPPED, S.FAILED):  # crashed or waiting for a restart: cancelled
-            self._set(rec, S.STOPPED, write=False)
-        self._set(rec, S.STARTING, pid="", on_failed="")
+            self.transition(rec, S.STOPPED, write=False)
+        self.transition(rec, S.STARTING, pid="", on_failed="")
         rec.restart_due = self.rt.monotonic()
         self._start_due(rec.restart_due)
 
@@ -150,10 +130,10 @@ class Watchdog:
             return  # failed already; the one-shot liquidation ends by itself
         if rec.proc is None or not rec.proc.alive():
             if rec.state in (S.CRASHED, S.RESTARTING, S.STARTING):  # a pending (re)start is cancelled
-                self._set(rec, S.STOPPED)
+                self.transition(rec, S.STOPPED)
             return
         if rec.state is not S.STOPPING:
-            self._set(rec, S.STOPPING)
+            self.transition(rec, S.STOPPING)
         self.rt.terminate(rec.proc)
         if wait:
             self._await_exit(rec)
@@ -237,8 +217,8 @@ class Watchdog:
         self._start_due(now)
         self.liveness.forgive_stable(self.records.values(), now, self.policy)
         periodic = now - self._last["mirror"] >= 1.0
-        if self.mirror_due or periodic:
-            self.mirror_due = False  # state changes of one step are coalesced into one rewrite
+        if self.transition.mirror_due or periodic:
+            self.transition.mirror_due = False  # state changes of one step are coalesced into one rewrite
             self.store.flush()
             self.monitor.mirror(list(self.records))
         if periodic:
@@ -271,12 +251,13 @@ class Watchdog:
         clean = code in (EXIT_OK, EXIT_SIGNALLED)
         if rec.state in (S.STARTING, S.RUNNING) and not clean:  # it died on its own before our SIGTERM
             rec.last_error = reason
-            self._set(rec, S.CRASHED, pid="", event={"reason": reason, "exit_code": code, "failures": rec.failures})
+            self.transition(rec, S.CRASHED, pid="",
+                            event={"reason": reason, "exit_code": code, "failures": rec.failures})
         rec.last_error = "" if clean else reason
         if rec.state in (S.STARTING, S.RUNNING):
-            self._set(rec, S.STOPPING, write=False)
+            self.transition(rec, S.STOPPING, write=False)
         if rec.state is not S.STOPPED:
-            self._set(rec, S.STOPPED, pid="")
+            self.transition(rec, S.STOPPED, pid="")
         if rec.removed and not self.shutting_down:
             del self.records[rec.symbol]
         elif rec.start_after_stop and not self.shutting_down:
@@ -286,21 +267,25 @@ class Watchdog:
     def _crashed(self, rec: EngineRecord, code: int | None, reason: str) -> None:
         rec.last_error, rec.crash_at = reason, self.rt.time()
         if code == EXIT_FATAL:
-            self._set(rec, S.FAILED, pid="")
-            self.liquidations.on_failed(rec, self.shutting_down, f"engine {rec.symbol} failed: {reason}")
+            self._fail(rec, f"engine {rec.symbol} failed: {reason}")
             return
         rec.failures += 1
-        self._set(rec, S.CRASHED, pid="", event={"reason": reason, "exit_code": code, "failures": rec.failures})
+        self.transition(rec, S.CRASHED, pid="", event={"reason": reason, "exit_code": code, "failures": rec.failures})
         if self.policy.exhausted(rec.failures):
             rec.last_error = f"{reason} ({rec.failures} crashes in a row)"
-            self._set(rec, S.FAILED)
-            self.liquidations.on_failed(rec, self.shutting_down,
-                                        f"engine {rec.symbol} failed permanently after {rec.failures - 1} restarts")
+            self._fail(rec, f"engine {rec.symbol} failed permanently after {rec.failures - 1} restarts")
             return
         delay = self.policy.delay(rec.failures, self.rng)
         rec.restarts += 1
         rec.restart_due = self.rt.monotonic() + delay
-        self._set(rec, S.RESTARTING, next_restart_in_s=round(delay, 3))
+        self.transition(rec, S.RESTARTING, next_restart_in_s=round(delay, 3))
+
+    def _fail(self, rec: EngineRecord, headline: str) -> None:
+        """Permanently down: the status, what happens to the position and the ``failed`` event in one write,
+        then its liquidation (``on_failed: flatten``)."""
+        shown, event = self.liquidations.notice(rec, headline)
+        self.transition(rec, S.FAILED, event=event, pid="", on_failed=shown)
+        self.liquidations.begin(rec, self.shutting_down)
 
     def _stopped_from_outside(self, rec: EngineRecord) -> None:
         """SIGTERM from someone else (systemd's control-group kill, an operator): a clean stop, not a crash
@@ -309,8 +294,8 @@ class Watchdog:
         log.warning("engine %s stopped by a signal from outside the manager; not restarted (start it to resume)",
                     rec.symbol, extra={"symbol": rec.symbol})
         if rec.state is not S.STOPPING:
-            self._set(rec, S.STOPPING, write=False)
-        self._set(rec, S.STOPPED, pid="", event={"reason": "signal from outside the manager"})
+            self.transition(rec, S.STOPPING, write=False)
+        self.transition(rec, S.STOPPED, pid="", event={"reason": "signal from outside the manager"})
         if rec.removed:
             del self.records[rec.symbol]
 
@@ -325,7 +310,7 @@ class Watchdog:
                 log.warning("engine %s: %s; killing it", rec.symbol, v.detail, extra={"symbol": rec.symbol})
                 if v.kind == "fenced":
                     rec.stop_requested = True
-                    self._set(rec, S.STOPPING)  # nothing it holds can be written any more
+                    self.transition(rec, S.STOPPING)  # nothing it holds can be written any more
                 rec.kill_sent = self.rt.kill(proc)
             elif v.kind == "memory":
                 self._restart_for_memory(rec, v.detail)
@@ -352,7 +337,7 @@ class Watchdog:
             took = self.rt.time() - rec.crash_at
             self.store.recovery(took)
             recovered, rec.crash_at = {"seconds": f"{took:.3f}"}, None
-        self._set(rec, S.RUNNING, write=False, event=recovered)  # the engine wrote "running" itself
+        self.transition(rec, S.RUNNING, write=False, event=recovered)  # the engine wrote "running" itself
         rec.running_since = now
 
     def _start_due(self, now: float) -> None:
@@ -382,11 +367,11 @@ class Watchdog:
         for rec in self.records.values():
             rec.restart_due = None
             if rec.proc is None and rec.state in (S.STARTING, S.CRASHED, S.RESTARTING):
-                self._set(rec, S.STOPPED, pid="")  # queued or waiting for a restart: cancelled
+                self.transition(rec, S.STOPPED, pid="")  # queued or waiting for a restart: cancelled
             elif rec.proc is not None and rec.proc.alive() and not rec.liquidating:
                 rec.stop_requested = True
                 if rec.state is not S.STOPPING:  # already stopping (a hand-over, a restart): signalled again
-                    self._set(rec, S.STOPPING)
+                    self.transition(rec, S.STOPPING)
                 self.rt.terminate(rec.proc)
         self.pump_until(lambda: all(r.proc is None for r in self.records.values()), self.settings.stop_timeout_s)
         for rec in self.records.values():

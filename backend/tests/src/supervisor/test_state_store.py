@@ -70,3 +70,29 @@ def test_a_corrupt_registry_is_ignored_with_one_warning(tmp_path: Path, caplog: 
     assert read_registry(tmp_path / "missing.json") == {}
     warned = [r for r in caplog.records if r.levelname == "WARNING"]
     assert len(warned) == 2 and all(str(path) in r.getMessage() for r in warned)
+
+
+def test_a_state_and_the_event_it_announces_are_one_transaction(r: redis.Redis, ns: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader that sees ``failed`` also sees the ``failed`` event (a test read the status, then found no
+    event, when the two were separate writes)."""
+    store, keys = StateStore(r, Keys(ns)), Keys(ns)
+    executed: list[list[object]] = []
+    real = r.pipeline
+
+    def pipeline(transaction: bool = True) -> redis.client.Pipeline:
+        pipe = real(transaction=transaction)
+        run = pipe.execute
+
+        def execute(raise_on_error: bool = True) -> list[object]:
+            executed.append([cmd[0][0] for cmd in pipe.command_stack])
+            return run(raise_on_error)
+        pipe.execute = execute  # type: ignore[method-assign]
+        return pipe
+
+    monkeypatch.setattr(r, "pipeline", pipeline)
+    store.write("BTCUSDT", event=("failed", {"position": "0.5"}), status="failed", on_failed="flattening")
+    assert executed == [["HSET", "SADD", "XADD"]], "one MULTI/EXEC: the state and its event"
+    assert r.hget(keys.state("BTCUSDT"), "status") == "failed"
+    (_, ev), = r.xrange(keys.events)
+    assert ev["type"] == "failed" and ev["position"] == "0.5"
