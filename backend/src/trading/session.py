@@ -52,7 +52,8 @@ class TradingSession:
     def on_candle(self, candle: Candle, *, gen: int, now: float,
                   fence: Callable[[], None] = no_fence) -> list[Fill]:
         self.roll_day(candle, gen)
-        fills = self.trader.begin_candle(candle, gen=gen, now=now, fence=fence)
+        step = self.trader.step(candle.ts, gen, now, fence)
+        fills = self.trader.begin_candle(candle, step)
         self.book.mark(candle.close)
         self.sizer.observe(candle)
         self.strategy.position = self.position(candle)
@@ -60,7 +61,7 @@ class TradingSession:
         self.signal = sig  # what the strategy said on this candle (recorded by engines for analytics)
         self.prev_ts = candle.ts
         self.trader.stamp = {"strategy": self.strategy.fingerprint, "model": self.strategy.model_version}
-        return fills + self.trader.end_candle(candle, sig, gen=gen, now=now, fence=fence)
+        return fills + self.trader.end_candle(candle, sig, step)
 
     def position(self, candle: Candle) -> PositionState:
         t, b = self.trader, self.book

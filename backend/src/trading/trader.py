@@ -116,7 +116,8 @@ class Trader:
         self.book.apply(fill)
         return fill
 
-    def _step(self, ts: int, gen: int, now: float, fence: Callable[[], None] = no_fence) -> Step:
+    def step(self, ts: int, gen: int, now: float, fence: Callable[[], None] = no_fence) -> Step:
+        """The context of one call (one candle's two halves share it): what the venue reports through."""
         return Step(ts, gen, now, fence, self)
 
     # ------------------------------------------------------------------ config and venue
@@ -136,42 +137,39 @@ class Trader:
         """Before the first candle: take the venue's market terms, reconcile with it, protect the position."""
         self.terms = self.venue.terms()
         self.apply_config(self.cfg)
-        step = self._step(-1, gen, now)
+        step = self.step(-1, gen, now)
         self.venue.connect(list(self.orders.values()), self.book.qty, price, step)
         self._protect_on_venue(f"{self.symbol}-{int(now)}-{gen}-stop", step)
 
     def _protect_on_venue(self, tag: str, step: Step) -> None:
-        resting_sells = sum(o.remaining for o in self.orders.values() if o.side == "sell")
+        resting_sells = sum(o.remaining for o in self.orders.values() if o.side == "sell") if self.orders else 0.0
         self.venue.protect(self.book.qty - resting_sells, self.book.avg_price, tag, step)
 
     # ------------------------------------------------------------------ per candle
 
-    def begin_candle(self, candle: Candle, *, gen: int, now: float, fence: Callable[[], None]) -> list[Fill]:
+    def begin_candle(self, candle: Candle, step: Step) -> list[Fill]:
         """What happened during the candle: orders from earlier closes filled, stops hit. The strategy
         decides after this, on the position as it stands at the close."""
         self.current = candle.ts if candle.ts > self.last_candle else None  # None: traded before a restart
         if self.current is None:
             return []
         self.position_before = self.book.qty
-        step = self._step(candle.ts, gen, now, fence)
         fills = self.venue.match(list(self.orders.values()), candle, step)
         return fills + self._protect(candle, step)
 
-    def end_candle(self, candle: Candle, sig: Signal | None, *, gen: int, now: float,
-                   fence: Callable[[], None]) -> list[Fill]:
+    def end_candle(self, candle: Candle, sig: Signal | None, step: Step) -> list[Fill]:
         """The strategy's decision at the close, turned into orders."""
         if self.current != candle.ts:
             return []
-        step = self._step(candle.ts, gen, now, fence)
         fills = self._rebalance(candle, sig, step) if sig is not None else []
         if self.position_before and not self.book.qty:
             self.gate.flat()
-        self._protect_on_venue(f"{self.symbol}-{candle.ts}-{gen}-stop", step)
+        self._protect_on_venue(f"{self.symbol}-{candle.ts}-{step.gen}-stop", step)
         return fills
 
     def flatten(self, price: float, ts: int, *, gen: int, now: float, reason: str) -> list[Fill]:
         """Close everything now at ``price`` (global stop): cancel resting orders, exit the position."""
-        step = self._step(max(ts, self.last_candle), gen, now)
+        step = self.step(max(ts, self.last_candle), gen, now)
         for order in list(self.orders.values()):
             self._cancel(order, step, reason)
         qty = self.book.qty

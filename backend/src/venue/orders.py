@@ -54,7 +54,7 @@ class Desk(Protocol):
     def book_fill(self, fill: Fill, gen: int, tags: dict[str, str]) -> Fill: ...
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built twice per candle: slots, not frozen (a frozen init costs ~10x); never mutated
 class Step:
     """One call from the trader: the candle its entries belong to (``ts``), the lease generation, wall
     time, the fencing check (raises once another engine owns the symbol) and the desk to report to."""

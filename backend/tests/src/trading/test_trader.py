@@ -34,8 +34,8 @@ def c(ts: int, o: float, h: float, lo: float, cl: float, v: float = 1000.0) -> C
 
 def step(t: Trader, candle: Candle, sig: Signal | None) -> list:  # type: ignore[type-arg]
     """Both halves of a candle, for a signal decided without the position."""
-    fills = t.begin_candle(candle, gen=1, now=0.0, fence=lambda: None)
-    return fills + t.end_candle(candle, sig, gen=1, now=0.0, fence=lambda: None)
+    step = t.step(candle.ts, 1, 0.0)
+    return t.begin_candle(candle, step) + t.end_candle(candle, sig, step)
 
 
 def test_rules_round_and_reject() -> None:

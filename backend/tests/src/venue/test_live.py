@@ -52,8 +52,8 @@ def c(ts: int) -> Candle:
 
 
 def step(t: Trader, ts: int, sig: Signal) -> list:  # type: ignore[type-arg]
-    fills = t.begin_candle(c(ts), gen=1, now=time.time(), fence=lambda: None)
-    return fills + t.end_candle(c(ts), sig, gen=1, now=time.time(), fence=lambda: None)
+    step = t.step(ts, 1, time.time())
+    return t.begin_candle(c(ts), step) + t.end_candle(c(ts), sig, step)
 
 
 def test_market_order_goes_to_the_exchange(binance: BinanceServer, ex, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
