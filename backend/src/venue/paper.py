@@ -10,12 +10,16 @@ when resting (a take-profit). Prices are rounded to the tick; fees are the confi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from backend.src.core.config import SymbolConfig
+from backend.src.core.errors import TransientError
 from backend.src.core.types import Candle
 from backend.src.market.exchange_rules import MarketRules, MarketTerms
 from backend.src.venue.orders import Fill, Order, Step
+
+log = logging.getLogger(__name__)
 
 
 class PaperVenue:
@@ -32,7 +36,16 @@ class PaperVenue:
         self.slippage = cfg.slippage_bps / 10_000
 
     def terms(self) -> MarketTerms | None:
-        return self._terms() if self._terms is not None else None
+        """The exchange's rules and fees where paper trades a live feed; None (the config's) when there is
+        no exchange, or it cannot be reached now: paper fills never wait on an exchange (a failed engine's
+        paper position is still closed at the last known price)."""
+        if self._terms is None:
+            return None
+        try:
+            return self._terms()
+        except TransientError as exc:
+            log.warning("exchange market terms unavailable (%s); paper fills use the config's rules and fees", exc)
+            return None
 
     def mark_price(self, timeframe: str) -> float | None:
         return None  # no exchange to ask: the journal's last price stands

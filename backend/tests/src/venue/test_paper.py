@@ -55,3 +55,17 @@ def test_a_market_order_rests_until_the_next_open_and_a_limit_fills_through_its_
     assert [(f.order_id, f.qty, f.price) for f in fills] == [("m", 2.0, 102.05), ("l", 4.0, 103.0)]
     assert [e["liquidity"] for e in desk.entries] == ["taker", "maker"] and len(fences) == 2
     assert fills[1].fee == pytest.approx(4 * 103.0 * 0.0002)  # maker fee, volume capped at 50 % of 8
+
+
+def test_exchange_terms_on_a_live_feed_and_the_config_when_the_exchange_is_unreachable() -> None:
+    from backend.src.market.exchange import ExchangeUnavailable  # noqa: PLC0415
+    from backend.src.market.exchange_rules import MarketTerms  # noqa: PLC0415
+
+    terms = MarketTerms(MarketRules(tick_size=0.01), taker=0.001, maker=0.0002)
+    assert PaperVenue(venue().cfg, terms=lambda: terms).terms() == terms
+    assert PaperVenue(venue().cfg).terms() is None
+
+    def down() -> MarketTerms:
+        raise ExchangeUnavailable("binance: timed out")
+
+    assert PaperVenue(venue().cfg, terms=down).terms() is None, "paper never waits on an exchange"
