@@ -125,10 +125,13 @@ def test_embedded_redis_refuses_clients_without_the_password(fleet: tuple[Manage
 
 
 class Sleeper(ChildProcess):
-    """A child that runs until it is signalled (Python's default SIGTERM action: exit -15)."""
+    """A child that runs until it is signalled (Python's default SIGTERM action: exit -15). It touches
+    ``ready`` once its own code runs: a SIGINT still inside the interpreter's start-up (``import site``)
+    exits 1, a crash, where the test means a signal to a running child."""
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-c", "import time; time.sleep(60)"]
+        ready = self.settings.data_dir / "ready"
+        return [sys.executable, "-c", f"import pathlib, time; pathlib.Path({str(ready)!r}).touch(); time.sleep(60)"]
 
 
 @pytest.mark.parametrize(("sig", "restarted"), [(signal.SIGTERM, False), (signal.SIGINT, False),
@@ -141,6 +144,9 @@ def test_a_child_a_signal_stopped_stays_stopped_a_killed_one_comes_back(tmp_path
     first = child.proc
     assert first is not None
     try:
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "ready").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         first.send_signal(sig)
         first.wait(10)
         deadline = time.monotonic() + 5
