@@ -22,7 +22,7 @@ from backend.src.venue.orders import Fill, Order, Step
 
 
 class Venue(Protocol):
-    name: str  # "paper" | "live:<exchange id>": for people (status, logs), never for branching
+    name: str  # "paper" | "live:<exchange id>": for people (the engine's start line), never for branching
     fails_closed: bool  # blind to the portfolio (Redis down): refuse new exposure (real money) or ride it out
 
     def configure(self, cfg: SymbolConfig, rules: MarketRules) -> None:
