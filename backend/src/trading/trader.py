@@ -42,7 +42,7 @@ def no_fence() -> None:
 
 
 def rules_for(cfg: SymbolConfig, exchange_rules: MarketRules | None) -> MarketRules:
-    """The config's rules where it names any, else the exchange's (live), else none."""
+    """The config's rules where it names any, else the exchange's (a live feed), else none."""
     mine = MarketRules(cfg.tick_size, cfg.step_size, cfg.min_qty, cfg.min_notional)
     return mine if mine != MarketRules() or exchange_rules is None else exchange_rules
 

@@ -47,8 +47,6 @@ class Fill:
 class Desk(Protocol):
     """What a venue reports to (the trader): every entry is journaled before it takes effect."""
 
-    symbol: str
-
     def record(self, entry: dict[str, Any], gen: int) -> dict[str, Any]: ...
 
     def book_fill(self, fill: Fill, gen: int, tags: dict[str, str]) -> Fill: ...

@@ -26,10 +26,9 @@ class PaperVenue:
     name = "paper"
     fails_closed = False  # paper rides out a Redis outage (limits are re-checked on return)
 
-    def __init__(self, cfg: SymbolConfig, rules: MarketRules | None = None,
-                 terms: Callable[[], MarketTerms] | None = None) -> None:
+    def __init__(self, cfg: SymbolConfig, terms: Callable[[], MarketTerms] | None = None) -> None:
         self._terms = terms  # paper on a live feed: the exchange's rules and fees, read when connecting
-        self.configure(cfg, rules or MarketRules())
+        self.configure(cfg, MarketRules())  # the trader configures the rules in force
 
     def configure(self, cfg: SymbolConfig, rules: MarketRules) -> None:
         self.cfg, self.rules = cfg, rules

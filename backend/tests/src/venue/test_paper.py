@@ -28,8 +28,6 @@ def test_a_maker_fill_pays_the_maker_fee_and_no_slippage() -> None:
 class Desk:
     """A trader's side of the ``Step``: what it journals and books, in order."""
 
-    symbol = "BTCUSDT"
-
     def __init__(self) -> None:
         self.entries: list[dict[str, object]] = []
 
@@ -43,8 +41,9 @@ class Desk:
 
 
 def test_a_market_order_rests_until_the_next_open_and_a_limit_fills_through_its_price() -> None:
-    v = PaperVenue(SymbolConfig(strategy=StrategyConfig(), fee_bps=10, maker_fee_bps=2, slippage_bps=5,
-                                max_participation=0.5), MarketRules(tick_size=0.01))
+    cfg = SymbolConfig(strategy=StrategyConfig(), fee_bps=10, maker_fee_bps=2, slippage_bps=5, max_participation=0.5)
+    v = PaperVenue(cfg)
+    v.configure(cfg, MarketRules(tick_size=0.01))  # as the trader does
     desk, fences = Desk(), []
     step = Step(120_000, 1, 0.0, lambda: fences.append(1), desk)
     market = Order("m", "buy", "market", 2.0, 0.0, 60_000, reason="signal")
