@@ -124,6 +124,34 @@ class SymbolConfig(BaseModel):
     # Resident memory above which the watchdog restarts the engine gracefully (None: the manager's
     # LEVIBOT_ENGINE_MAX_RSS_MB, off by default). Not a crash: the restart keeps its position.
     max_rss_mb: float | None = Field(default=None, gt=0, le=1_000_000)
+    # Perpetual futures (Binance USDT-M: the symbol keeps its name, the ccxt market is BTC/USDT:USDT).
+    # Shorts, leverage (applied last: caps and sizes are notional), funding every 8 h and isolated-margin
+    # liquidation; a spot symbol is long-only.
+    market: Literal["spot", "perpetual"] = "spot"
+    leverage: float = Field(default=1.0, ge=1, le=125)
+    margin_mode: Literal["isolated", "cross"] = "isolated"
+    funding_rate: float | None = Field(default=None, ge=-0.05, le=0.05)  # per 8 h; None: funding_file or 0.01 %
+    funding_file: str | None = None  # CSV timestamp,rate (the exchange's history; relative: to the config)
+    liquidation_fee_bps: float = Field(default=50.0, ge=0, le=1000)  # charged on a liquidation's notional
+    brackets: list[dict[str, float]] | None = None  # maintenance tiers (the exchange's fields); None: defaults
+    # Refuse an entry whose liquidation price is closer than this many ATRs (0: only the stop-loss check).
+    liquidation_buffer_atr: float = Field(default=3.0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _perpetual_fields(self) -> SymbolConfig:
+        if self.margin_mode == "cross":
+            raise ValueError("margin_mode: cross margin is not supported yet; use isolated")
+        if self.market == "spot":
+            for name in ("funding_rate", "funding_file", "brackets"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name}: only for market: perpetual (this symbol trades spot)")
+            if self.leverage != 1:
+                raise ValueError("leverage: spot trades without leverage (set market: perpetual)")
+        return self
+
+    @property
+    def perpetual(self) -> bool:
+        return self.market == "perpetual"
 
     def usd_per_quote(self, symbol: str) -> float | None:
         """USD per unit of the quote currency: 1 for USD quotes, ``quote_usd`` for others (None: unknown)."""
@@ -183,7 +211,10 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def _fmt(err: ValidationError, prefix: str) -> str:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in (prefix, *first["loc"]) if p != "")
-    return f"{loc}: {first['msg']}"
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    if re.match(r"^[a-z_]+: ", msg):  # a check across fields names its own field
+        return f"{loc}.{msg}" if loc else msg
+    return f"{loc}: {msg}"
 
 
 # Checks a strategy against the registered strategies and resolves LeviLang files (the trading floor

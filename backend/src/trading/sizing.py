@@ -21,6 +21,7 @@ class Sizer:
         self.use(policy)
         self.ewma_abs_ret = 0.0
         self.last_close = 0.0
+        self.atr = 0.0  # Wilder's average true range over 14 candles (0 until the first two candles)
 
     def use(self, policy: RiskPolicy) -> None:
         self.policy, self.risk = policy, RiskManager(policy)
@@ -31,6 +32,8 @@ class Sizer:
         if self.last_close > 0 and candle.close > 0:
             r = abs(math.log(candle.close / self.last_close))
             self.ewma_abs_ret = r if not self.ewma_abs_ret else 0.9 * self.ewma_abs_ret + 0.1 * r
+            tr = max(candle.high, self.last_close) - min(candle.low, self.last_close)
+            self.atr = tr if not self.atr else self.atr + (tr - self.atr) / 14
         self.last_close = candle.close
 
     def volatility(self, stop_loss_pct: float) -> float:
@@ -39,18 +42,20 @@ class Sizer:
 
     def target(self, sig: Signal, equity: float, cap: float, stop_loss_pct: float,
                usd_per_quote: float | None = 1.0) -> float:
-        """Target notional (quote currency) for ``sig``: the policy's size, capped, scaled by the target.
+        """Target notional (quote currency) for ``sig``: the policy's size, capped, scaled by the target's
+        size (a short's notional is positive too: the trader gives it its side).
 
         The policy's amounts are USD: equity is converted at ``usd_per_quote``; when that rate is
         unknown (a BTC-quoted pair sized by ``size_quote``) its USD floor and cap are not applied."""
-        if sig.target <= 0:
+        if not sig.target:
             return 0.0
         rate = usd_per_quote or 1.0
         risk = self.risk if usd_per_quote else self.unpriced
+        win = sig.prob_up if sig.target > 0 else 1 - sig.prob_up  # Kelly: the chance of the side taken
         size = risk.calculate_position_size(
             self.symbol, equity * rate, self.volatility(stop_loss_pct), self.policy.max_symbol_risk_pct / 100,
-            prob_up=sig.prob_up, confidence=sig.confidence) / rate
-        return min(size, cap) * min(1.0, sig.target)
+            prob_up=win, confidence=sig.confidence) / rate
+        return min(size, cap) * min(1.0, abs(sig.target))
 
 
 class Gate(Protocol):

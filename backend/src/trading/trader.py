@@ -4,10 +4,13 @@ stop-loss and take-profit, and journals everything; its venue (``backend.src.ven
 orders out and reports the fills, which the trader journals and books.
 
 Order of work on each closed candle (all from data known at its close, no look-ahead):
-1. the venue reports what resting orders did during the candle (paper: a market order decided at
+1. perpetuals: funding on the position held into a funding time (at the candle's open);
+2. the venue reports what resting orders did during the candle (paper: a market order decided at
    the last close fills at this open; a limit fills if the candle traded through its price);
-2. stop-loss / take-profit of the open position (a gap through the level fills at the open);
-3. the strategy's target is turned into an order, rounded and checked by the rules. It is
+3. liquidation, stop-loss, take-profit of the open position (a gap through a level fills at the open;
+   a stop inside the liquidation price is hit first unless the open gapped through both);
+4. the strategy's target (in [-1, 1]: shorts on perpetuals only) is turned into orders, rounded and
+   checked by the rules and the margin; long to short is a reduce-only close and an open. It is
    decided at this candle's close and handed to the venue, which executes it from the next candle
    on (paper) or sends it at once (live); a limit order rests ``limit_offset_bps`` inside the close.
 Every order, cancel, reject and fill is written to the journal (the engine's fsynced file, or a
@@ -29,12 +32,13 @@ from backend.src.core.types import Candle, Signal
 from backend.src.market.exchange_rules import MarketRules, MarketTerms, OrderRejected
 from backend.src.trading.book import PositionBook
 from backend.src.trading.journal import Journal
+from backend.src.trading.margin import Margin
 from backend.src.trading.sizing import Gate, OpenGate, Sizer
 from backend.src.venue.base import Venue
 from backend.src.venue.orders import Fill, Order, Step
 
 log = logging.getLogger(__name__)
-PROTECTIVE = ("stop_loss", "take_profit")
+PROTECTIVE = ("stop_loss", "take_profit", "liquidation")
 
 
 def no_fence() -> None:
@@ -52,12 +56,12 @@ class Trader:
                  sizer: Sizer | None = None, gate: Gate | None = None) -> None:
         self.symbol, self.journal, self.venue, self.source_id = symbol, journal, venue, source_id
         self.terms: MarketTerms | None = None  # the exchange market's rules and fees, once connected
+        self.book = PositionBook(symbol, initial_equity=cfg.initial_equity, leverage=cfg.leverage)
         self.apply_config(cfg)
-        self.book = PositionBook(symbol, initial_equity=cfg.initial_equity)
         self.book.rebuild(journal.entries)
         self.orders: dict[str, Order] = {}
         self.last_candle = -1  # newest candle that produced a journal entry: never trade it twice
-        self.blocked = False  # after a stop/take-profit: no re-entry until the signal goes flat
+        self.blocked = 0  # after a protective exit of a long (1) or short (-1): no re-entry on that side
         self.sizer = sizer  # risk-manager sizing; None: ``target × size`` (unit tests)
         self.gate: Gate = gate or OpenGate()  # portfolio slots and the global stop
         self.held_target: float | None = None  # the signal target the position was last sized for
@@ -75,7 +79,8 @@ class Trader:
         kind = e["type"]
         if kind == "order":
             self.orders[e["id"]] = Order(e["id"], e["side"], e["kind"], float(e["qty"]), float(e["price"]),
-                                         int(e["candle_ts"]), reason=str(e.get("reason", "")))
+                                         int(e["candle_ts"]), reason=str(e.get("reason", "")),
+                                         reduce_only=bool(e.get("reduce_only", False)))
             self.held_target = float(e["target"]) if "target" in e else None
         elif kind == "cancel":
             self.orders.pop(e["id"], None)
@@ -86,9 +91,9 @@ class Trader:
                 order.filled += float(e["qty"])
                 if order.remaining <= 1e-12:
                     del self.orders[order.id]
-            self.blocked = e.get("reason") in PROTECTIVE
+            self.blocked = (1 if e["side"] == "sell" else -1) if e.get("reason") in PROTECTIVE else 0
         elif kind == "signal_flat":
-            self.blocked = False
+            self.blocked = 0
         if "candle_ts" in e:
             self.last_candle = max(self.last_candle, int(e["candle_ts"]))
 
@@ -116,6 +121,10 @@ class Trader:
         self.book.apply(fill)
         return fill
 
+    def book_funding(self, entry: dict[str, Any], gen: int) -> None:
+        self.record(entry, gen)
+        self.book.fund(float(entry["amount"]))
+
     def step(self, ts: int, gen: int, now: float, fence: Callable[[], None] = no_fence) -> Step:
         """The context of one call (one candle's two halves share it): what the venue reports through."""
         return Step(ts, gen, now, fence, self)
@@ -131,6 +140,8 @@ class Trader:
         self.size, self.max_position = cfg.notional_caps(self.symbol)
         self.usd_per_quote = cfg.usd_per_quote(self.symbol)
         self.rules = rules_for(cfg, terms.rules if terms is not None else None)
+        self.margin = Margin(self.symbol, cfg) if cfg.perpetual else None
+        self.book.leverage = cfg.leverage
         self.venue.configure(cfg, self.rules)
 
     def connect(self, price: float, *, gen: int, now: float) -> None:
@@ -142,8 +153,11 @@ class Trader:
         self._protect_on_venue(f"{self.symbol}-{int(now)}-{gen}-stop", step)
 
     def _protect_on_venue(self, tag: str, step: Step) -> None:
-        resting_sells = sum(o.remaining for o in self.orders.values() if o.side == "sell") if self.orders else 0.0
-        self.venue.protect(self.book.qty - resting_sells, self.book.avg_price, tag, step)
+        qty = self.book.qty
+        closing = "sell" if qty > 0 else "buy"
+        resting = sum(o.remaining for o in self.orders.values() if o.side == closing) if self.orders else 0.0
+        covered = max(0.0, abs(qty) - resting) * (1 if qty > 0 else -1)
+        self.venue.protect(covered, self.book.avg_price, tag, step)
 
     # ------------------------------------------------------------------ per candle
 
@@ -154,6 +168,7 @@ class Trader:
         if self.current is None:
             return []
         self.position_before = self.book.qty
+        self.venue.settle(candle, self.book.qty, step)
         fills = self.venue.match(list(self.orders.values()), candle, step)
         return fills + self._protect(candle, step)
 
@@ -177,7 +192,7 @@ class Trader:
             return []
         side = "sell" if qty > 0 else "buy"
         order = Order(f"{self.symbol}-{step.ts}-{gen}-{reason}"[:60], side, "market", abs(qty), 0.0, step.ts,
-                      reason=reason)
+                      reason=reason, reduce_only=True)
         self.record({"type": "order", **asdict(order), "reason": reason, **self.stamp}, gen)
         fills = self.venue.submit(order, step, at=price, liquidity="taker")
         if not self.book.qty:
@@ -192,37 +207,48 @@ class Trader:
     def _protect(self, candle: Candle, step: Step) -> list[Fill]:
         qty, avg = self.book.qty, self.book.avg_price
         sl, tp = self.stops()
-        if not qty or not (sl or tp):
+        liq = self.margin.liquidation(self.book) if self.margin is not None and qty else 0.0
+        if not qty or not (sl or tp or liq):
             return []
         long = qty > 0
         stop = avg * (1 - sl / 100) if long else avg * (1 + sl / 100)
         take = avg * (1 + tp / 100) if long else avg * (1 - tp / 100)
         hit_stop = sl and (candle.low <= stop if long else candle.high >= stop)
         hit_take = tp and (candle.high >= take if long else candle.low <= take)
-        if not (hit_stop or hit_take):
+        hit_liq = liq > 0 and (candle.low <= liq if long else candle.high >= liq)
+        if not (hit_stop or hit_take or hit_liq):
             return []
-        # Both inside one candle: the order of the two is unknown; assume the stop (conservative).
-        reason, level = ("stop_loss", stop) if hit_stop else ("take_profit", take)
-        gap = candle.open < level if long == (reason == "stop_loss") else candle.open > level
+        # The stop is reached before the liquidation price when it sits inside it and the open did not gap
+        # through the liquidation price; both inside one candle otherwise: assume the worse (conservative).
+        stop_first = hit_stop and (stop > liq and candle.open > liq if long else stop < liq and candle.open < liq)
+        if hit_liq and not stop_first:
+            reason, level = "liquidation", liq
+        else:
+            reason, level = ("stop_loss", stop) if hit_stop else ("take_profit", take)
+        gap = candle.open < level if long == (reason != "take_profit") else candle.open > level
         step.fence()
         for order in list(self.orders.values()):
             self._cancel(order, step, reason)
         order = Order(f"{self.symbol}-{candle.ts}-{step.gen}-{reason}", "sell" if long else "buy", "market", abs(qty),
-                      0.0, candle.ts, reason=reason)
-        self.record({"type": "order", **asdict(order), "reason": reason, **self.stamp}, step.gen)
+                      0.0, candle.ts, reason=reason, reduce_only=True)
+        self.record({"type": "order", **asdict(order), **self.stamp}, step.gen)
+        if reason == "liquidation":  # isolated margin: filled at the liquidation price, whatever the open
+            return self.venue.liquidate(order, level, step)
         # a stop-loss is taken at market (slippage, taker fee); a take-profit rests at its level (maker)
         liquidity = "taker" if reason == "stop_loss" else "maker"
         return self.venue.submit(order, step, at=candle.open if gap else level, liquidity=liquidity)
 
     def _target_notional(self, sig: Signal) -> float:
-        if self.gate.halted_reason or sig.target <= 0:
+        """Signed notional: a short (target < 0) only where the market can be sold short."""
+        if self.gate.halted_reason or not sig.target or (sig.target < 0 and self.margin is None):
             return 0.0
+        side = 1.0 if sig.target > 0 else -1.0
         if sig.notional is not None:
-            return min(sig.notional, self.max_position)
+            return side * min(sig.notional, self.max_position)
         cap = min(self.size, self.max_position)
         if self.sizer is not None:
-            return self.sizer.target(sig, self.book.equity, cap, self.stops()[0], self.usd_per_quote)
-        return min(sig.target * self.size, self.max_position)
+            return side * self.sizer.target(sig, self.book.equity, cap, self.stops()[0], self.usd_per_quote)
+        return side * min(abs(sig.target) * self.size, self.max_position)
 
     def _settled(self, sig: Signal, target_qty: float) -> bool:
         """The open position already answers this signal: same target, within the band."""
@@ -238,17 +264,17 @@ class Trader:
         return (self.cfg.stop_loss_pct if sl is None else sl, self.cfg.take_profit_pct if tp is None else tp)
 
     def _rebalance(self, candle: Candle, sig: Signal, step: Step) -> list[Fill]:
-        cfg = self.cfg
         if self.blocked:
-            if sig.target > 0:
-                return []  # a protective exit stands until the strategy itself goes flat
+            if sig.target * self.blocked > 0:
+                return []  # a protective exit stands until the strategy itself leaves that side
             self.record({"type": "signal_flat", "candle_ts": candle.ts}, step.gen)
         target = self._target_notional(sig)
         target_qty = target / candle.close
         if self._settled(sig, target_qty):
             return []
+        held = self.book.qty
         pending = sum(o.remaining if o.side == "buy" else -o.remaining for o in self.orders.values())
-        delta = target_qty - self.book.qty
+        delta = target_qty - held
         dust = 0.01 * self.size
         if abs(delta - pending) * candle.close < dust:
             return []  # resting orders already cover the target
@@ -257,23 +283,48 @@ class Trader:
             self._cancel(order, step, "replaced")
         if abs(delta) * candle.close < dust:
             return []
+        fills: list[Fill] = []
+        if held and target_qty and (target_qty > 0) != (held > 0):  # long <-> short: close, then open
+            fills += self._order(candle, -held, sig, step, suffix="-close", reduce_only=True)
+            if not self.orders and self.book.qty:
+                return fills  # the close was refused: never open the other way on top of it
+            delta = target_qty
+        opening = abs(target_qty) > abs(held) or (held > 0) != (target_qty > 0)
+        if opening and not self._may_open(target, target_qty, candle, step):
+            return fills
+        reducing = not opening and abs(target_qty) < abs(held)
+        return fills + self._order(candle, delta, sig, step, suffix="", reduce_only=reducing)
+
+    def _may_open(self, target: float, target_qty: float, candle: Candle, step: Step) -> bool:
+        """The margin (perpetuals: liquidation, leverage, stop inside) and the portfolio admit the entry."""
+        if self.margin is not None:
+            atr = self.sizer.atr if self.sizer is not None else 0.0
+            why = self.margin.refuse(self.book, target_qty, candle.close, self.stops()[0], atr)
+            if why:
+                self.record({"type": "reject", "id": f"{self.symbol}-{candle.ts}-{step.gen}",
+                             "side": "buy" if target_qty > 0 else "sell", "qty": abs(target_qty),
+                             "price": candle.close, "candle_ts": candle.ts, "reason": why}, step.gen)
+                log.warning("entry refused: %s", why, extra={"symbol": self.symbol})
+                return False
+        return self.gate.allow_open(target, self.book.equity)  # a refusal is logged by the gate
+
+    def _order(self, candle: Candle, delta: float, sig: Signal, step: Step, *, suffix: str,
+               reduce_only: bool) -> list[Fill]:
+        cfg = self.cfg
         side = "buy" if delta > 0 else "sell"
-        if abs(target_qty) > abs(self.book.qty) and not self.gate.allow_open(target, self.book.equity):
-            return []  # a portfolio limit refuses the entry (logged by the gate)
-        limit = cfg.order_type == "limit"
+        limit = cfg.order_type == "limit" and not suffix  # a flip's close goes at market
         offset = cfg.limit_offset_bps / 10_000
         ref = candle.close * (1 - offset if side == "buy" else 1 + offset) if limit else candle.close
         price = self.rules.round_price(ref, side) if limit else ref
-        order_id = f"{self.symbol}-{candle.ts}-{step.gen}"
+        order_id = f"{self.symbol}-{candle.ts}-{step.gen}{suffix}"
         try:
-            qty = self.rules.check(abs(delta), price)
+            qty = abs(delta) if reduce_only and suffix else self.rules.check(abs(delta), price)
         except OrderRejected as exc:
             self.record({"type": "reject", "id": order_id, "side": side, "qty": abs(delta), "price": price,
                          "candle_ts": candle.ts, "reason": str(exc)}, step.gen)
             log.warning("order rejected: %s", exc, extra={"symbol": self.symbol})
             return []
         order = Order(order_id, side, "limit" if limit else "market", qty, price if limit else 0.0, candle.ts,
-                      reason=sig.reason)
+                      reason=sig.reason, reduce_only=reduce_only)
         self.record({"type": "order", **asdict(order), "target": sig.target, **self.stamp}, step.gen)
         return self.venue.submit(order, step, at=None, liquidity="maker" if limit else "taker")
-

@@ -37,6 +37,10 @@ class Venue(Protocol):
     def connect(self, orders: list[Order], position: float, price: float, step: Step) -> None:
         """Before the first order: reconcile the journal's open orders and ``position`` with the venue."""
 
+    def settle(self, candle: Candle, position: float, step: Step) -> None:
+        """What the venue charges or pays on ``position`` held into ``candle``: funding (perpetuals), journaled
+        through ``step.fund``."""
+
     def match(self, orders: list[Order], candle: Candle, step: Step) -> list[Fill]:
         """What happened to resting orders (and the venue's own protective orders) during ``candle``."""
 
@@ -44,8 +48,12 @@ class Venue(Protocol):
         """Carry out a journaled order. ``at``: a reference price to exit at now (protective exits, a
         flatten); None: a decision at the close, which rests (paper) or goes out at once (live)."""
 
+    def liquidate(self, order: Order, price: float, step: Step) -> list[Fill]:
+        """The position's isolated margin is exhausted at ``price``: close it there with the liquidation fee
+        (paper), or book what the exchange's own liquidation did (live)."""
+
     def cancel(self, order: Order, step: Step) -> None:
         """Withdraw ``order`` from the venue (the trader journals the cancel)."""
 
     def protect(self, covered: float, avg_price: float, tag: str, step: Step) -> None:
-        """Keep a protective stop on the venue for ``covered`` base units of a long (nothing when 0)."""
+        """Keep a protective stop on the venue for ``covered`` (signed) base units (nothing when 0)."""

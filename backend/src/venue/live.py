@@ -63,6 +63,12 @@ class LiveVenue:
         log.warning("LIVE TRADING: real orders on %s", getattr(self.ex, "id", "the exchange"),
                     extra={"symbol": self.symbol})
 
+    def settle(self, candle: Candle, position: float, step: Step) -> None:
+        return None  # spot: no funding
+
+    def liquidate(self, order: Order, price: float, step: Step) -> list[Fill]:
+        return []  # spot: nothing to liquidate
+
     def match(self, orders: list[Order], candle: Candle, step: Step) -> list[Fill]:
         out = []
         for f in self.stop.triggered() if self.stop is not None else []:  # our stop filled since the last look

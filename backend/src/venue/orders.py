@@ -17,6 +17,7 @@ class Order:
     candle_ts: int
     filled: float = 0.0
     reason: str = ""
+    reduce_only: bool = False  # only closes (a perpetual exchange refuses it if it would open the other way)
 
     @property
     def remaining(self) -> float:
@@ -51,6 +52,8 @@ class Desk(Protocol):
 
     def book_fill(self, fill: Fill, gen: int, tags: dict[str, str]) -> Fill: ...
 
+    def book_funding(self, entry: dict[str, Any], gen: int) -> None: ...
+
 
 @dataclass(slots=True)  # built twice per candle: slots, not frozen (a frozen init costs ~10x); never mutated
 class Step:
@@ -69,3 +72,10 @@ class Step:
     def book(self, order_id: str, side: str, qty: float, price: float, fee: float, **tags: str) -> Fill:
         """Journal a fill (with ``tags``: liquidity, reason) and apply it to the position."""
         return self.desk.book_fill(Fill(order_id, side, qty, price, fee, self.ts, self.now), self.gen, tags)
+
+    def fund(self, rate: float, price: float, position: float, amount: float | None = None) -> None:
+        """Journal a funding payment on ``position`` (signed) at mark ``price`` and apply it: a long pays
+        ``position × price × rate`` when the rate is positive (``amount``: what the exchange says it was)."""
+        paid = -position * price * rate if amount is None else amount
+        self.desk.book_funding({"type": "funding", "candle_ts": self.ts, "ts": self.now, "rate": rate,
+                                "price": price, "qty": position, "amount": paid}, self.gen)

@@ -6,20 +6,37 @@ order fills when a later candle trades through its price, at most ``max_particip
 candle's volume (partial fills), at its price or the better open (maker fee, no slippage). Exits at a
 reference price (stops, a flatten) fill at once: slippage when taken (a stop-loss, a flatten), none
 when resting (a take-profit). Prices are rounded to the tick; fees are the config's.
+
+Perpetuals: funding is paid or received at every funding time on the position held into it, at the
+candle's open (the rates from ``funding_file``, else ``funding_rate``, else Binance's 0.01 % per 8 h
+interest baseline); a liquidation fills at the liquidation price with ``liquidation_fee_bps`` (isolated
+margin: the loss stops at the margin, even when the price gapped through).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from backend.src.core.config import SymbolConfig
 from backend.src.core.errors import TransientError
 from backend.src.core.types import Candle
 from backend.src.market.exchange_rules import MarketRules, MarketTerms
+from backend.src.market.perpetual import FundingRates, is_funding_time, read_funding_csv
 from backend.src.venue.orders import Fill, Order, Step
 
 log = logging.getLogger(__name__)
+BASELINE_FUNDING = 0.0001  # Binance's interest component per 8 h: the rate when the premium is zero
+
+
+def funding_rates(cfg: SymbolConfig) -> FundingRates:
+    """The funding a perpetual symbol pays in paper and backtests (ValueError naming ``funding_file``)."""
+    if cfg.funding_file:
+        return read_funding_csv(Path(cfg.funding_file))
+    if cfg.funding_rate is not None:
+        return FundingRates(cfg.funding_rate, source="funding_rate")
+    return FundingRates(BASELINE_FUNDING, source=f"constant {BASELINE_FUNDING:.2%} per 8h (the baseline)")
 
 
 class PaperVenue:
@@ -33,6 +50,7 @@ class PaperVenue:
     def configure(self, cfg: SymbolConfig, rules: MarketRules) -> None:
         self.cfg, self.rules = cfg, rules
         self.slippage = cfg.slippage_bps / 10_000
+        self.funding = funding_rates(cfg) if cfg.perpetual else FundingRates(0.0, source="spot")
 
     def terms(self) -> MarketTerms | None:
         """The exchange's rules and fees where paper trades a live feed; None (the config's) when there is
@@ -59,8 +77,14 @@ class PaperVenue:
         taker = liquidity == "taker"
         px = (price * (1 + self.slippage) if side == "buy" else price * (1 - self.slippage)) if taker else price
         px = self.rules.round_fill_price(px)
-        fee_bps = self.cfg.fee_bps if taker else self.cfg.maker_fee_bps
+        fee_bps = {"taker": self.cfg.fee_bps, "liquidation": self.cfg.liquidation_fee_bps}.get(
+            liquidity, self.cfg.maker_fee_bps)
         return px, qty * px * fee_bps / 10_000
+
+    def settle(self, candle: Candle, position: float, step: Step) -> None:
+        if position and self.cfg.perpetual and is_funding_time(candle.ts):
+            step.fence()
+            step.fund(self.funding.rate(candle.ts), candle.open, position)
 
     def _fill(self, order: Order, qty: float, ref: float, liquidity: str, reason: str, step: Step) -> Fill:
         px, fee = self.quote(order.side, qty, ref, liquidity)
@@ -91,6 +115,9 @@ class PaperVenue:
         if at is None:
             return []  # rests in the book: a market order fills at the next candle's open
         return [self._fill(order, order.qty, at, liquidity, order.reason, step)]
+
+    def liquidate(self, order: Order, price: float, step: Step) -> list[Fill]:
+        return [self._fill(order, order.qty, price, "liquidation", "liquidation", step)]
 
     def cancel(self, order: Order, step: Step) -> None:
         return None

@@ -56,7 +56,7 @@ def test_a_symbol_naming_another_strategy_does_not_inherit_the_default_params(tm
      "(parameters: fast, slow)"),
     ("defaults:\n  strategy: {levilang: missing.levi.yaml}\n", "c.yaml: defaults.strategy.levilang: "),
     ("defaults:\n  strategy: {levilang: x.levi.yaml, params: {a: 1}}\n",
-     "c.yaml: defaults.strategy: Value error, params: a LeviLang file holds its own parameters"),
+     "c.yaml: defaults.strategy.params: a LeviLang file holds its own parameters"),
 ])
 def test_bad_strategies_are_one_line_naming_the_field(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(UsageError) as info:
