@@ -32,7 +32,7 @@ from backend.src.core.errors import UsageError
 from backend.src.core.settings import Settings
 from backend.src.market.candles import load_candles, symbol_of_file
 from backend.src.models.backends import Backends
-from backend.src.trading.factory import build_strategy, prepare
+from backend.src.trading.factory import build_strategy, prepare, prepare_symbol
 from backend.src.trading.simulator import SimResult, simulate
 from backend.src.trading.strategies.baselines import BuyAndHold
 
@@ -53,7 +53,7 @@ def strategy_config(arg: str, base: StrategyConfig) -> StrategyConfig:
 
 
 def symbol_config(engine_config: Path | None, symbol: str, strategy_arg: str | None) -> SymbolConfig:
-    cfg = load_engine_config(engine_config, [symbol], prepare)[symbol]
+    cfg = load_engine_config(engine_config, [symbol], prepare_symbol)[symbol]
     if strategy_arg is None:
         return cfg
     return cfg.model_copy(update={"strategy": strategy_config(strategy_arg, cfg.strategy)})

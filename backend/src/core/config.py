@@ -217,13 +217,13 @@ def _fmt(err: ValidationError, prefix: str) -> str:
     return f"{loc}: {msg}"
 
 
-# Checks a strategy against the registered strategies and resolves LeviLang files (the trading floor
-# supplies it); ValueError("strategy.<field>: ...") names the field.
-PrepareStrategy = Callable[[StrategyConfig, Path], StrategyConfig]
+# Checks a symbol's config beyond its fields (the trading floor supplies it: strategies, LeviLang files,
+# shorts, funding files); ValueError("<field>: ...") names the field.
+PrepareSymbol = Callable[["SymbolConfig", Path], "SymbolConfig"]
 
 
 def load_engine_config(path: Path | None, symbols: list[str],
-                       prepare: PrepareStrategy | None = None) -> dict[str, SymbolConfig]:
+                       prepare: PrepareSymbol | None = None) -> dict[str, SymbolConfig]:
     """Read and validate the YAML for every symbol; UsageError names the bad field."""
     cfg, name = read_config_file(path)
     return _per_symbol(cfg, name, symbols, _base_dir(path), prepare)
@@ -234,7 +234,7 @@ def _base_dir(path: Path | None) -> Path:
 
 
 def load_active(path: Path | None, cli_symbols: list[str] | None,
-                prepare: PrepareStrategy | None = None) -> dict[str, SymbolConfig]:
+                prepare: PrepareSymbol | None = None) -> dict[str, SymbolConfig]:
     """The symbols to trade and their configs.
 
     The set comes from one place: ``--symbols`` when given (fixed for the manager's life),
@@ -294,7 +294,7 @@ def read_settled(path: Path, *, pause_s: float = 0.05, attempts: int = 20) -> st
 
 
 def _per_symbol(cfg: EngineConfig, name: str, symbols: list[str], base_dir: Path,
-                prepare: PrepareStrategy | None) -> dict[str, SymbolConfig]:
+                prepare: PrepareSymbol | None) -> dict[str, SymbolConfig]:
     try:
         SymbolConfig.model_validate(cfg.defaults)  # blame defaults for their own mistakes
     except ValidationError as exc:
@@ -309,7 +309,7 @@ def _per_symbol(cfg: EngineConfig, name: str, symbols: list[str], base_dir: Path
         try:
             one.notional_caps(sym)
             if prepare is not None:
-                one = one.model_copy(update={"strategy": prepare(one.strategy, base_dir)})
+                one = prepare(one, base_dir)
         except ValueError as exc:
             raise UsageError(f"{name}: {where}.{exc}") from exc
         out[sym] = one

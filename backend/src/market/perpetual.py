@@ -24,7 +24,10 @@ from typing import Any
 
 import yaml
 
+from backend.src.core.config import SymbolConfig
+
 FUNDING_INTERVAL_MS = 8 * 3_600_000
+BASELINE_FUNDING = 0.0001  # Binance's interest component per 8 h: the rate when the premium is zero
 BRACKETS_FILE = Path(__file__).with_name("usdm_brackets.yaml")
 
 
@@ -61,7 +64,7 @@ class Brackets:
                                  f"0 < maintMarginRatio < 1")
             if tiers:
                 cum += floor * (mmr - tiers[-1].mmr)
-            tiers.append(Bracket(floor, cap, lev, mmr, float(row.get("cum", cum))))
+            tiers.append(Bracket(floor, cap, lev, mmr, float(row.get("cum", round(cum, 8)))))
         return Brackets(tiers)
 
     @staticmethod
@@ -137,6 +140,16 @@ class FundingRates:
             return self.constant or 0.0
         i = bisect_right(self.times, ts_ms)
         return self.series[self.times[max(i - 1, 0)]]
+
+
+def funding_rates(cfg: SymbolConfig) -> FundingRates:
+    """What a perpetual symbol pays in paper and backtests: ``funding_file``, else ``funding_rate``, else the
+    baseline (ValueError naming ``funding_file``)."""
+    if cfg.funding_file:
+        return read_funding_csv(Path(cfg.funding_file))
+    if cfg.funding_rate is not None:
+        return FundingRates(cfg.funding_rate, source="funding_rate")
+    return FundingRates(BASELINE_FUNDING, source=f"constant {BASELINE_FUNDING:.2%} per 8h (the baseline)")
 
 
 def read_funding_csv(path: Path, field: str = "funding_file") -> FundingRates:

@@ -27,7 +27,7 @@ from backend.src.core.errors import UsageError
 from backend.src.core.keys import Keys
 from backend.src.core.settings import Settings, max_engines_rule
 from backend.src.market.resolve import resolve_sources
-from backend.src.trading.factory import prepare
+from backend.src.trading.factory import prepare_symbol
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class ConfigSource:
     strategy_files: list[Path] = field(default_factory=list)  # LeviLang files of the last load
 
     def load(self) -> tuple[dict[str, SymbolConfig], dict[str, SourceSpec]]:
-        configs = load_active(self.path, self.cli_symbols, prepare)
+        configs = load_active(self.path, self.cli_symbols, prepare_symbol)
         self.strategy_files[:] = sorted({Path(c.strategy.levilang) for c in configs.values() if c.strategy.levilang})
         if self.settings is not None and self.settings.pool is None and len(configs) > self.settings.max_engines:
             raise UsageError(

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from backend.src.core.config import StrategyConfig
+from backend.src.core.config import StrategyConfig, SymbolConfig
+from backend.src.market.perpetual import funding_rates
 from backend.src.models.backends import ONNX, Backends
 from backend.src.trading.levilang import compile_file
 from backend.src.trading.levilang.errors import LeviError
@@ -54,6 +55,24 @@ def prepare(cfg: StrategyConfig, base_dir: Path) -> StrategyConfig:
     return cfg.model_copy(update={"levilang": str(path.resolve()), "source_hash": compiled.source_hash})
 
 
+def prepare_symbol(cfg: SymbolConfig, base_dir: Path) -> SymbolConfig:
+    """A loaded symbol config, checked beyond its fields: the strategy (``prepare``), shorts only where the
+    market can be sold short, a funding file read whole (gaps, NaN) — ValueError naming the field."""
+    cfg = cfg.model_copy(update={"strategy": prepare(cfg.strategy, base_dir)})
+    if not cfg.perpetual:
+        if cfg.strategy.levilang is not None and compile_file(Path(cfg.strategy.levilang)).entry_short is not None:
+            raise ValueError(f"strategy.levilang: {Path(cfg.strategy.levilang).name}: entry_short: shorts need "
+                             "market: perpetual (this symbol trades spot)")
+        if cfg.strategy.params.get("allow_short"):
+            raise ValueError("strategy.params.allow_short: shorts need market: perpetual (this symbol trades spot)")
+        return cfg
+    if cfg.funding_file:
+        path = Path(cfg.funding_file).expanduser()
+        cfg = cfg.model_copy(update={"funding_file": str(path if path.is_absolute() else (base_dir / path).resolve())})
+        funding_rates(cfg)
+    return cfg
+
+
 def build_strategy(cfg: StrategyConfig, models_root: Path | None = None,
                    extras: Callable[[], dict[str, float]] | None = None, backends: Backends = ONNX) -> Strategy:
     """``ensemble``: the production model under ``models_root`` when there is one, else the SMA;
@@ -64,5 +83,5 @@ def build_strategy(cfg: StrategyConfig, models_root: Path | None = None,
                             backends=backends)
     params = params_of(cfg).model_dump()
     if cfg.name == "ensemble":
-        return build_ml_strategy(params["fast"], params["slow"], models_root, extras, backends)
+        return build_ml_strategy(params["fast"], params["slow"], models_root, extras, backends, params["allow_short"])
     return REGISTRY[cfg.name](**params)

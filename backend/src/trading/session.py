@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from backend.src.core.config import SymbolConfig
 from backend.src.core.types import Candle, Signal
+from backend.src.market.perpetual import FUNDING_INTERVAL_MS, FundingRates, funding_rates
 from backend.src.trading.journal import Journal
 from backend.src.trading.sizing import Gate, Sizer
 from backend.src.trading.strategies.base import PositionState, Strategy
@@ -35,6 +36,8 @@ class TradingSession:
         self.prev_ts: int | None = None
         self.signal: Signal | None = None
         self.round_trip = 2 * (cfg.fee_bps + cfg.slippage_bps) / 10_000
+        self.funding: FundingRates | None = funding_rates(cfg) if cfg.perpetual else None
+        self.shorts = cfg.perpetual  # a spot symbol is long-only
         self.use_strategy(strategy, [])
 
     def warmup(self, history: list[Candle]) -> None:
@@ -46,6 +49,7 @@ class TradingSession:
         self.strategy = strategy
         self.trader.exit_pcts = (strategy.stop_loss_pct, strategy.take_profit_pct)
         strategy.round_trip_cost = self.round_trip
+        strategy.shorts = self.shorts
         if history:
             strategy.warmup(history)
 
@@ -57,6 +61,9 @@ class TradingSession:
         self.book.mark(candle.close)
         self.sizer.observe(candle)
         self.strategy.position = self.position(candle)
+        if self.funding is not None and self.prev_ts is not None:  # what holding is expected to cost per candle
+            self.strategy.funding_per_bar = self.funding.near(candle.ts) * (candle.ts - self.prev_ts) \
+                / FUNDING_INTERVAL_MS
         sig = self.strategy.on_candle(candle)
         self.signal = sig  # what the strategy said on this candle (recorded by engines for analytics)
         self.prev_ts = candle.ts

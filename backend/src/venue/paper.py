@@ -17,26 +17,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 from backend.src.core.config import SymbolConfig
 from backend.src.core.errors import TransientError
 from backend.src.core.types import Candle
 from backend.src.market.exchange_rules import MarketRules, MarketTerms
-from backend.src.market.perpetual import FundingRates, is_funding_time, read_funding_csv
+from backend.src.market.perpetual import FundingRates, funding_rates, is_funding_time
 from backend.src.venue.orders import Fill, Order, Step
 
 log = logging.getLogger(__name__)
-BASELINE_FUNDING = 0.0001  # Binance's interest component per 8 h: the rate when the premium is zero
-
-
-def funding_rates(cfg: SymbolConfig) -> FundingRates:
-    """The funding a perpetual symbol pays in paper and backtests (ValueError naming ``funding_file``)."""
-    if cfg.funding_file:
-        return read_funding_csv(Path(cfg.funding_file))
-    if cfg.funding_rate is not None:
-        return FundingRates(cfg.funding_rate, source="funding_rate")
-    return FundingRates(BASELINE_FUNDING, source=f"constant {BASELINE_FUNDING:.2%} per 8h (the baseline)")
 
 
 class PaperVenue:

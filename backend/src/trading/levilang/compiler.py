@@ -19,7 +19,8 @@ from backend.src.trading.levilang.nodes import Const, Context, Cross, Field, Ind
 PRICE = ("open", "high", "low", "close", "volume")
 MODEL = ("prob_up", "confidence")
 FEEDS = ("sentiment", "funding_rate", "onchain_netflow", "onchain_active_addresses", "onchain_whale_transactions")
-POSITION = ("bars_held", "bars_since_exit", "unrealized_pct", "in_position")
+POSITION = ("bars_held", "bars_since_exit", "unrealized_pct", "in_position", "in_long", "in_short", "side")
+CONDITIONS = ("in_position", "in_long", "in_short")
 # name: (minimum args, maximum args, defaults for the trailing ones); the first argument is a series
 INDICATORS: dict[str, tuple[int, int, tuple[float, ...]]] = {
     "sma": (2, 2, ()), "ema": (2, 2, ()), "rsi": (1, 2, (14,)), "atr": (0, 1, (14,)),
@@ -164,7 +165,7 @@ class ExprCompiler:
             raise self.fail(n, f"`{nm}` is not a condition; compare values instead")
         if nm in PRICE or (not tf and nm in MODEL + FEEDS + POSITION):
             self.g.uses.add(nm)
-            return self.g.add(Field(tf, nm), nm), nm == "in_position"
+            return self.g.add(Field(tf, nm), nm), nm in CONDITIONS
         if nm in MODEL + FEEDS + POSITION:
             raise self.fail(n, f"`{nm}` exists on the engine's timeframe only, not inside `@`")
         raise self.fail(n, f"unknown name `{nm}` (prices: {', '.join(PRICE)}; model: {', '.join(MODEL)}; "

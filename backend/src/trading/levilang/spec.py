@@ -17,7 +17,8 @@ from backend.src.trading.levilang.compiler import ExprCompiler, Graph, timeframe
 from backend.src.trading.levilang.errors import LeviError
 from backend.src.trading.levilang.nodes import Node
 
-KEYS = ("levilang", "name", "description", "timeframe", "params", "indicators", "entry", "exit", "sizing",
+KEYS = ("levilang", "name", "description", "timeframe", "params", "indicators", "entry", "exit", "entry_short",
+        "exit_short", "sizing",
         "stop_loss_pct", "take_profit_pct", "trailing_stop_pct", "cooldown_bars", "min_hold_bars")
 SIZING = {"fixed_fraction": "fraction", "kelly": "fraction", "fixed_quote": "amount"}
 
@@ -30,6 +31,8 @@ class Compiled:
     graph: Graph
     entry: Node
     exit: Node | None
+    entry_short: Node | None  # shorts (perpetual symbols only): the same rules, the other side
+    exit_short: Node | None
     sizing: tuple[str, float]
     stop_loss_pct: float | None
     take_profit_pct: float | None
@@ -46,6 +49,9 @@ class Compiled:
         lines += [f"  {k} = {v.tree()}" for k, v in self.indicators.items()]
         lines.append(f"  entry: {self.entry.tree()}")
         lines.append(f"  exit:  {self.exit.tree() if self.exit is not None else '(none: exits by stops only)'}")
+        if self.entry_short is not None:
+            lines.append(f"  entry_short: {self.entry_short.tree()}")
+            lines.append(f"  exit_short:  {self.exit_short.tree() if self.exit_short is not None else '(stops only)'}")
         lines.append(f"  sizing: {self.sizing[0]} {self.sizing[1]:g}")
         for k in ("stop_loss_pct", "take_profit_pct", "trailing_stop_pct"):
             if getattr(self, k) is not None:
@@ -114,12 +120,16 @@ def compile_text(text: str, where: str = "<text>") -> Compiled:
 
     entry = rule("entry")
     exit_ = rule("exit") if "exit" in data else None
+    entry_short = rule("entry_short") if "entry_short" in data else None
+    if "exit_short" in data and entry_short is None:
+        raise LeviError(where, line("exit_short"), "`exit_short` without `entry_short`: nothing opens a short")
+    exit_short = rule("exit_short") if "exit_short" in data else None
     sizing = _sizing(data, where, line)
     warm = _warmup(graph)
     canonical = json.dumps(data, sort_keys=True, default=str)
     return Compiled(
         path=where, name=str(data["name"]), source_hash=hashlib.sha256(canonical.encode()).hexdigest()[:16],
-        graph=graph, entry=entry, exit=exit_, sizing=sizing,
+        graph=graph, entry=entry, exit=exit_, entry_short=entry_short, exit_short=exit_short, sizing=sizing,
         stop_loss_pct=num("stop_loss_pct", 0.01, 99), take_profit_pct=num("take_profit_pct", 0.01, 10_000),
         trailing_stop_pct=num("trailing_stop_pct", 0.01, 99),
         cooldown_bars=int(num("cooldown_bars", 0, 100_000, whole=True) or 0),

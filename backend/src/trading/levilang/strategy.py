@@ -2,7 +2,10 @@
 
 Position facts (bars held, bars since the last exit, unrealised PnL, the target the position was
 sized for) come from the journal through ``Strategy.position``, so they survive a restart; the
-trailing stop's peak is the highest close seen while holding since the strategy was built.
+trailing stop's peak is the highest close seen while holding since the strategy was built (a short's:
+the lowest). Shorts (``entry_short``/``exit_short``, perpetual symbols only) mirror the long rules: a
+held side leaves on its exit rule or trailing stop, and when the other side's entry holds on that
+same candle the position turns over (the trader closes, then opens).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class LeviStrategy(Strategy):
         self.warmup_candles = compiled.warmup_candles
         self.fingerprint = compiled.source_hash
         self.stop_loss_pct, self.take_profit_pct = compiled.stop_loss_pct, compiled.take_profit_pct
+        self.allow_short = compiled.entry_short is not None
         self.extras = extras if set(FEEDS) & compiled.graph.uses else None  # no Redis read for unused feeds
         uses_model = bool(set(MODEL) & compiled.graph.uses) or compiled.sizing[0] == "kelly"
         self.model = ModelWatcher(10, 30, models_root, extras, backends) \
@@ -66,8 +70,10 @@ class LeviStrategy(Strategy):
         for k, v in (self.extras() if self.extras is not None else {}).items():
             bar[FEED_KEYS.get(k, k)] = float(v)
         p = self.position
+        side = 1.0 if p.qty > 0 else -1.0 if p.qty < 0 else 0.0
         bar.update(bars_held=float(p.bars_held), bars_since_exit=float(p.bars_since_exit),
-                   unrealized_pct=p.unrealized_pct, in_position=1.0 if p.qty > 0 else 0.0)
+                   unrealized_pct=p.unrealized_pct, in_position=abs(side), in_long=float(side > 0),
+                   in_short=float(side < 0), side=side)
         return bar
 
     def _step(self, candle: Candle, bar: dict[str, float]) -> None:
@@ -88,30 +94,46 @@ class LeviStrategy(Strategy):
         bar = self._bar(candle)
         self._step(candle, bar)
         c, p = self.c, self.position
-        if p.qty > 0:
-            self.peak = max(self.peak or p.avg_price, candle.close)
-            trail = c.trailing_stop_pct is not None and candle.close <= self.peak * (1 - c.trailing_stop_pct / 100)
-            want_out = trail or (c.exit is not None and c.exit.value == 1.0)
-            if want_out and p.bars_held >= c.min_hold_bars:
-                return Signal(0.0, bar.get("prob_up", 0.5), bar.get("confidence", 0.0),
-                              f"levi {c.name} {'trailing stop' if trail else 'exit'}")
-            return Signal(p.target or 1.0, bar.get("prob_up", 0.5), bar.get("confidence", 0.0), f"levi {c.name} hold",
-                          notional=self._notional())
+        prob, conf = bar.get("prob_up", 0.5), bar.get("confidence", 0.0)
+        if p.qty:
+            long = p.qty > 0
+            self.peak = max(self.peak or p.avg_price, candle.close) if long else min(self.peak or p.avg_price,
+                                                                                   candle.close)
+            trail_pct = c.trailing_stop_pct
+            trail = trail_pct is not None and (candle.close <= self.peak * (1 - trail_pct / 100) if long
+                                               else candle.close >= self.peak * (1 + trail_pct / 100))
+            rule = c.exit if long else c.exit_short
+            if (trail or (rule is not None and rule.value == 1.0)) and p.bars_held >= c.min_hold_bars:
+                other = c.entry_short if long else c.entry
+                if other is not None and other.value == 1.0 and not trail:  # turn over on this candle
+                    target = self._target(bar, long=not long)
+                    if target:
+                        self.peak = 0.0
+                        return Signal(target, prob, conf, f"levi {c.name} reverse", notional=self._notional())
+                return Signal(0.0, prob, conf, f"levi {c.name} {'trailing stop' if trail else 'exit'}")
+            held = p.target or (1.0 if long else -1.0)
+            return Signal(held, prob, conf, f"levi {c.name} hold", notional=self._notional())
         self.peak = 0.0
-        if c.entry.value != 1.0 or p.bars_since_exit < c.cooldown_bars:
-            return Signal(0.0, bar.get("prob_up", 0.5), bar.get("confidence", 0.0), f"levi {c.name} flat")
-        target = self._target(bar)
-        if target <= 0:
-            return Signal(0.0, bar.get("prob_up", 0.5), bar.get("confidence", 0.0), f"levi {c.name} no edge")
-        return Signal(target, bar.get("prob_up", 0.5), bar.get("confidence", 0.0), f"levi {c.name} entry",
-                      notional=self._notional())
+        if p.bars_since_exit < c.cooldown_bars:
+            return Signal(0.0, prob, conf, f"levi {c.name} flat")
+        for rule, long in ((c.entry, True), (c.entry_short, False)):
+            if rule is not None and rule.value == 1.0:
+                target = self._target(bar, long=long)
+                if target:
+                    return Signal(target, prob, conf, f"levi {c.name} {'entry' if long else 'entry_short'}",
+                                  notional=self._notional())
+                return Signal(0.0, prob, conf, f"levi {c.name} no edge")
+        return Signal(0.0, prob, conf, f"levi {c.name} flat")
 
-    def _target(self, bar: dict[str, float]) -> float:
+    def _target(self, bar: dict[str, float], *, long: bool) -> float:
+        """Signed target of an entry: the sizing's fraction (Kelly: of the chance of the side taken)."""
         method, amount = self.c.sizing
+        side = 1.0 if long else -1.0
         if method == "kelly":
             p = bar.get("prob_up", math.nan)
-            return 0.0 if math.isnan(p) else round(max(0.0, min(1.0, (2 * p - 1) * amount)), 6)
-        return amount if method == "fixed_fraction" else 1.0
+            edge = (2 * p - 1) * side
+            return 0.0 if math.isnan(p) else side * round(max(0.0, min(1.0, edge * amount)), 6)
+        return side * (amount if method == "fixed_fraction" else 1.0)
 
     def _notional(self) -> float | None:
         method, amount = self.c.sizing

@@ -1,5 +1,5 @@
-"""The strategy contract: closed candles in, a ``Signal`` (target exposure in [0, 1] of the
-symbol's maximum position, with ``prob_up`` and ``confidence``) out.
+"""The strategy contract: closed candles in, a ``Signal`` (target exposure in [-1, 1] of the
+symbol's maximum position, negative for a short, with ``prob_up`` and ``confidence``) out.
 
 - ``warmup_candles``: how many candles before the first signal (engines replay that much history);
 - ``Params``: the strategy's own pydantic model; a config's ``strategy.params`` is validated against
@@ -10,6 +10,10 @@ symbol's maximum position, with ``prob_up`` and ``confidence``) out.
 - ``round_trip_cost``: what one round trip (buy and sell at the taker fee plus slippage) costs, as a
   fraction of its notional, set by the trading session from the symbol's config: a strategy may
   refuse trades whose expected move cannot pay it;
+- ``allow_short``: the strategy means to sell short (its parameter, or a LeviLang ``entry_short``): a
+  spot symbol refuses it when the config is loaded;
+- ``shorts`` / ``funding_per_bar``: whether the symbol can be sold short (perpetuals) and the funding
+  rate a position is expected to pay per candle (positive: longs pay), set by the trading session;
 - ``fingerprint`` / ``model_version``: written on every order, so a trade traces back to the exact
   rules and model that made it.
 
@@ -60,6 +64,9 @@ class Strategy(ABC):
     model_version: str = ""
     position: PositionState = FLAT
     round_trip_cost: float = 0.0
+    allow_short: bool = False
+    shorts: bool = False
+    funding_per_bar: float = 0.0
     stop_loss_pct: float | None = None  # set: replaces the config's protective exits while it trades
     take_profit_pct: float | None = None
 

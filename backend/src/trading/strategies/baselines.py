@@ -15,6 +15,7 @@ class SmaParams(BaseModel):
 
     fast: int = Field(default=10, ge=1, le=10_000)  # fast SMA length (candles)
     slow: int = Field(default=30, ge=2, le=10_000)  # slow SMA length, > fast
+    allow_short: bool = False  # short while fast < slow (perpetual symbols only)
 
     @model_validator(mode="after")
     def _fast_below_slow(self) -> SmaParams:
@@ -28,19 +29,25 @@ class MomentumParams(BaseModel):
 
     lookback: int = Field(default=20, ge=1, le=10_000)
     threshold: float = Field(default=0.0, ge=0)  # minimum return over lookback to go long
+    allow_short: bool = False  # short while the return is below -threshold (perpetual symbols only)
+
+
+def _params(name: str, params: dict[str, object], allow_short: bool) -> str:
+    """The fingerprint of a baseline (``allow_short`` counted only when set: older hashes stay)."""
+    return fingerprint(name, {**params, "allow_short": True} if allow_short else params)
 
 
 class SmaCrossover(Strategy):
-    """Long while the fast SMA of closes is above the slow SMA, flat otherwise."""
+    """Long while the fast SMA of closes is above the slow SMA; flat otherwise, or short with ``allow_short``."""
 
     name = "sma_crossover"
     Params = SmaParams
 
-    def __init__(self, fast: int, slow: int) -> None:
-        self.fast, self.slow = fast, slow
+    def __init__(self, fast: int, slow: int, allow_short: bool = False) -> None:
+        self.fast, self.slow, self.allow_short = fast, slow, allow_short
         self.warmup_candles = slow
         self.closes: deque[float] = deque(maxlen=slow)
-        self.fingerprint = fingerprint(self.name, {"fast": fast, "slow": slow})
+        self.fingerprint = _params(self.name, {"fast": fast, "slow": slow}, allow_short)
 
     def on_candle(self, candle: Candle) -> Signal | None:
         self.closes.append(candle.close)
@@ -50,19 +57,20 @@ class SmaCrossover(Strategy):
         fast = sum(list(self.closes)[-self.fast :]) / self.fast
         spread = (fast - slow) / slow
         prob_up = min(1.0, max(0.0, 0.5 + spread * 50))
-        target = 1.0 if fast > slow else 0.0
+        target = 1.0 if fast > slow else -1.0 if self.allow_short and fast < slow else 0.0
         return Signal(target, prob_up, abs(prob_up - 0.5) * 2, f"sma{self.fast}/{self.slow} spread={spread:.5f}")
 
 
 class Momentum(Strategy):
-    """Long while the return over ``lookback`` candles exceeds ``threshold``."""
+    """Long while the return over ``lookback`` candles exceeds ``threshold`` (short, with ``allow_short``,
+    while it is below ``-threshold``)."""
 
     name = "momentum"
     Params = MomentumParams
 
-    def __init__(self, lookback: int, threshold: float) -> None:
-        self.lookback, self.threshold = lookback, threshold
-        self.fingerprint = fingerprint(self.name, {"lookback": lookback, "threshold": threshold})
+    def __init__(self, lookback: int, threshold: float, allow_short: bool = False) -> None:
+        self.lookback, self.threshold, self.allow_short = lookback, threshold, allow_short
+        self.fingerprint = _params(self.name, {"lookback": lookback, "threshold": threshold}, allow_short)
         self.warmup_candles = lookback + 1
         self.closes: deque[float] = deque(maxlen=lookback + 1)
 
@@ -72,7 +80,7 @@ class Momentum(Strategy):
             return None
         ret = self.closes[-1] / self.closes[0] - 1
         prob_up = min(1.0, max(0.0, 0.5 + ret * 10))
-        target = 1.0 if ret > self.threshold else 0.0
+        target = 1.0 if ret > self.threshold else -1.0 if self.allow_short and ret < -self.threshold else 0.0
         return Signal(target, prob_up, abs(prob_up - 0.5) * 2, f"momentum{self.lookback} ret={ret:.5f}")
 
 

@@ -8,8 +8,14 @@ a model's P(up) and expected return over its horizon in, a target exposure out.
   least ``min_hold`` candles whatever it says (hysteresis: noise does not flip the position);
 - **flat** below ``exit_threshold`` after the minimum hold, or at once when the model has no opinion (NaN).
 
+Shorts (``shorts``: a perpetual symbol): the mirror image — enter when P(up) ≤ 1 − ``threshold`` and the
+expected fall pays the costs, hold while P(up) stays ≤ 1 − ``exit_threshold``; a held side that exits
+turns over when the other side's entry holds on the same candle. ``carry`` is the funding expected
+over the horizon as a fraction of notional (positive: longs pay it, shorts receive it): with ``edge``
+set, a long must expect ``edge`` × round trip plus the carry, a short that minus the carry.
+
 The state is the journal's position (held or not, candles held), not the rule's: after a restart
-the rule resumes in the state the journal shows. Long-only: spot cannot be sold short.
+the rule resumes in the state the journal shows.
 """
 
 from __future__ import annotations
@@ -39,16 +45,23 @@ class DecisionRule:
     def __init__(self, params: DecisionParams) -> None:
         self.params = params
 
-    def __call__(self, prob: float, exp_return: float, position: PositionState, round_trip_cost: float) -> float:
+    def __call__(self, prob: float, exp_return: float, position: PositionState, round_trip_cost: float,
+                 *, shorts: bool = False, carry: float = 0.0) -> float:
         p = self.params
         if math.isnan(prob):
             return 0.0
-        if position.qty > 0:
-            if position.bars_held < p.min_hold or prob >= p.exit_threshold:
-                return 1.0
-            return 0.0
-        if prob < p.threshold:
-            return 0.0
-        if p.edge > 0 and math.isfinite(exp_return) and exp_return <= p.edge * round_trip_cost:
-            return 0.0
-        return 1.0
+        held = position.qty
+        if held:
+            stay = prob >= p.exit_threshold if held > 0 else prob <= 1 - p.exit_threshold
+            if position.bars_held < p.min_hold or stay:
+                return 1.0 if held > 0 else -1.0
+        if prob >= p.threshold and held <= 0 and self._pays(exp_return, round_trip_cost, carry):
+            return 1.0
+        if shorts and prob <= 1 - p.threshold and held >= 0 and self._pays(-exp_return, round_trip_cost, -carry):
+            return -1.0
+        return 0.0
+
+    def _pays(self, move: float, round_trip_cost: float, carry: float) -> bool:
+        """The expected move on the side taken pays ``edge`` round trips plus the funding carried."""
+        edge = self.params.edge
+        return not (edge > 0 and math.isfinite(move) and move <= edge * round_trip_cost + carry)

@@ -85,8 +85,10 @@ def opinion(prob_up: float, weight_share: float) -> float:
 
 
 def decide(strategy: Strategy, rule: DecisionRule, version: str, prob: float, conf: float,
-           exp_return: float) -> Signal:
-    target = rule(prob, exp_return, strategy.position, strategy.round_trip_cost)
+           exp_return: float, horizon: int = 1) -> Signal:
+    shorts = strategy.shorts and strategy.allow_short
+    target = rule(prob, exp_return, strategy.position, strategy.round_trip_cost, shorts=shorts,
+                  carry=strategy.funding_per_bar * horizon)
     return Signal(target, prob if math.isfinite(prob) else 0.5, conf,
                   f"ensemble {version} p={prob:.3f} c={conf:.3f} e={exp_return:.4f}")
 
@@ -150,7 +152,7 @@ class EnsembleStrategy(Strategy):
             log.exception("ensemble %s failed on a candle; using the SMA fallback", self.version)
             return fb
         return decide(self, self.rule, self.version, opinion(float(row["prob_up"]), float(row["weight_share"])),
-                      float(row["confidence"]), float(row["exp_return"]))
+                      float(row["confidence"]), float(row["exp_return"]), int(getattr(self.model.config, "horizon", 1)))
 
 
 class ModelWatcher(Strategy):
@@ -163,8 +165,9 @@ class ModelWatcher(Strategy):
     Params = SmaParams  # the fallback's
 
     def __init__(self, fast: int, slow: int, models_root: Path, extras: Extras | None = None,
-                 backends: Backends = ONNX) -> None:
-        self.fallback = SmaCrossover(fast, slow)
+                 backends: Backends = ONNX, allow_short: bool = False) -> None:
+        self.fallback = SmaCrossover(fast, slow, allow_short)
+        self.allow_short = allow_short
         self.backends = backends
         self.active: Strategy = self.fallback
         self.fingerprint = self.fallback.fingerprint
@@ -216,11 +219,13 @@ class ModelWatcher(Strategy):
         self.reload()
         self.history.append(candle)
         self.active.position, self.active.round_trip_cost = self.position, self.round_trip_cost
+        self.active.shorts, self.active.funding_per_bar = self.shorts, self.funding_per_bar
+        self.active.allow_short = self.allow_short
         return self.active.on_candle(candle)
 
 
 def build_ml_strategy(fast: int, slow: int, models_root: Path | None, extras: Extras | None = None,
-                      backends: Backends = ONNX) -> Strategy:
+                      backends: Backends = ONNX, allow_short: bool = False) -> Strategy:
     if models_root is None:
-        return SmaCrossover(fast, slow)
-    return ModelWatcher(fast, slow, models_root, extras, backends)
+        return SmaCrossover(fast, slow, allow_short)
+    return ModelWatcher(fast, slow, models_root, extras, backends, allow_short)
