@@ -7,8 +7,10 @@ A rule strategy (built in, or LeviLang) through the engine's own trading code:
 - ``--full``: the whole file from a flat start with the engine config — exactly what an engine
   replaying that file with that config does; the fills go to ``<out>/<SYMBOL>/fills.csv``
   (``candle_ts,side,qty,price,fee``), comparable one for one with the engine's journal.
-Either way ``<out>/<SYMBOL>/trades.csv`` lists the round trips (entry and exit candle, size,
-average prices, fees, net PnL, return) and ``report.json`` / ``equity.png`` the figures.
+Either way ``<out>/<SYMBOL>/trades.csv`` lists the round trips (entry and exit candle, side, size,
+average prices, fees, net PnL, return) and ``report.json`` / ``equity.png`` the figures: long and short
+trades and their PnL apart, fees, funding (perpetuals: its own line, from the engine config's funding
+file or rate) and liquidations, beside buy-and-hold and flat.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from backend.src.core.config import StrategyConfig, SymbolConfig, load_engine_co
 from backend.src.core.errors import UsageError
 from backend.src.core.settings import Settings
 from backend.src.market.candles import load_candles, symbol_of_file
+from backend.src.market.perpetual import funding_rates
 from backend.src.models.backends import Backends
 from backend.src.trading.factory import build_strategy, prepare, prepare_symbol
-from backend.src.trading.simulator import SimResult, simulate
+from backend.src.trading.simulator import SimResult, round_trips, simulate
 from backend.src.trading.strategies.baselines import BuyAndHold
 
 log = logging.getLogger(__name__)
@@ -64,7 +67,21 @@ def summarize(sim: SimResult, cfg: SymbolConfig, py: float) -> tuple[dict[str, f
     m = trading_metrics(ret, held, py)
     m.update(fills=float(len(sim.fills)), fees=float(sum(f.fee for f in sim.fills)),
              final_equity=float(sim.equity[-1]) if sim.equity else cfg.initial_equity)
+    m.update(sides(sim))
     return m, ret
+
+
+def sides(sim: SimResult) -> dict[str, float]:
+    """Long and short round trips and their net PnL apart, funding (+ received), liquidations."""
+    trips = round_trips(sim.fills)
+    out: dict[str, float] = {}
+    for side in ("long", "short"):
+        mine = [t for t in trips if t["side"] == side]
+        out[f"{side}_trades"] = float(len(mine))
+        out[f"{side}_pnl"] = float(sum(float(t["pnl"]) for t in mine))
+    out["funding"] = float(sum(float(e["amount"]) for e in sim.journal.of_type("funding")))
+    out["liquidations"] = float(sum(1 for e in sim.journal.of_type("fill") if e.get("reason") == "liquidation"))
+    return out
 
 
 def run_file(path: Path, args: Any, settings: Settings, out: Path) -> dict[str, Any]:
@@ -80,15 +97,22 @@ def run_file(path: Path, args: Any, settings: Settings, out: Path) -> dict[str, 
         start = int(len(candles) * (1 - args.holdout))
         strategy.warmup(candles[max(0, start - strategy.warmup_candles):start])
     test = candles[start:]
+    if cfg.perpetual:  # nothing trades on a guessed funding rate
+        gap = funding_rates(cfg).covers(test[0].ts, test[-1].ts)
+        if gap:
+            raise UsageError(f"funding_file: {gap}")
     sim = simulate(symbol, cfg, strategy, test, policy, source_id=f"replay:{path.name}")
     report: dict[str, Any] = {"symbol": symbol, "candles": len(test), "from_ms": test[0].ts, "to_ms": test[-1].ts,
+                              "market": cfg.market, "leverage": cfg.leverage,
+                              "funding_source": funding_rates(cfg).source if cfg.perpetual else "",
                               "strategy": cfg.strategy.levilang or cfg.strategy.name,
                               "strategy_hash": strategy.fingerprint, "model_version": strategy.model_version}
     curves: dict[str, pd.Series] = {}
     report["strategies"] = {}
     report["strategies"]["strategy"], curves["strategy"] = summarize(sim, cfg, py)
-    hold = simulate(symbol, cfg.model_copy(update={"stop_loss_pct": 0.0, "take_profit_pct": 0.0}), BuyAndHold(),
-                    test, policy)
+    # held unleveraged (1x: a long that cannot be liquidated), through the same execution model
+    hold = simulate(symbol, cfg.model_copy(update={"stop_loss_pct": 0.0, "take_profit_pct": 0.0, "leverage": 1.0}),
+                    BuyAndHold(), test, policy)
     report["strategies"]["buy_and_hold"], curves["buy_and_hold"] = summarize(hold, cfg, py)
     flat = pd.Series(np.zeros(len(test)), index=pd.Index([c.ts for c in test]))
     report["strategies"]["flat"] = trading_metrics(flat, np.zeros(len(test)), py)
@@ -113,13 +137,19 @@ def run(args: Any, settings: Settings, files: list[Path], out: Path) -> dict[str
     for rep in reports:
         summary["pairs"][rep["symbol"]] = rep
         s = rep["strategies"]
+        st = s["strategy"]
         log.info("%s: strategy return %+.2f%% sharpe %.2f dd %.3f fills %d | buy&hold %+.2f%% | flat 0", rep["symbol"],
-                 100 * s["strategy"]["total_return"], s["strategy"]["sharpe"], s["strategy"]["max_drawdown"],
-                 s["strategy"]["fills"], 100 * s["buy_and_hold"]["total_return"])
+                 100 * st["total_return"], st["sharpe"], st["max_drawdown"], st["fills"],
+                 100 * s["buy_and_hold"]["total_return"])
+        log.info("%s:   long %d trades %+.2f | short %d trades %+.2f | fees %.2f | funding %+.2f | liquidations %d",
+                 rep["symbol"], st["long_trades"], st["long_pnl"], st["short_trades"], st["short_pnl"], st["fees"],
+                 st["funding"], st["liquidations"])
     pairs = summary["pairs"].values()
     summary["mean"] = {name: {k: float(np.mean([p["strategies"][name][k] for p in pairs]))
                               for k in ("total_return", "sharpe", "max_drawdown", "trades")}
                        for name in ("strategy", "buy_and_hold", "flat")}
+    for k in ("long_trades", "short_trades", "long_pnl", "short_pnl", "fees", "funding", "liquidations"):
+        summary["mean"]["strategy"][k] = float(np.mean([p["strategies"]["strategy"][k] for p in pairs]))
     for name, m in summary["mean"].items():
         log.info("MEAN %-13s %s", name, " ".join(f"{k} {v:.4f}" for k, v in m.items()))
     (out / "report.json").write_text(json.dumps(summary, indent=1, default=float))

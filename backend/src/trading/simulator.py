@@ -24,7 +24,8 @@ from backend.src.venue.orders import Fill
 from backend.src.venue.paper import PaperVenue
 
 PROGRESS_EVERY = 2000
-FILL_COLUMNS = ("candle_ts", "side", "qty", "price", "fee")
+FILL_COLUMNS = ("candle_ts", "side", "qty", "price", "fee", "reason")
+FUNDING_COLUMNS = ("candle_ts", "rate", "qty", "price", "amount")
 TRADE_COLUMNS = ("entry_ts", "exit_ts", "side", "qty", "entry_price", "exit_price", "fees", "pnl", "return_pct")
 
 
@@ -73,12 +74,20 @@ class SimResult:
     journal: MemoryJournal = field(default_factory=MemoryJournal)
 
     def write_fills(self, path: Path) -> None:
+        """The fills as journaled (``reason``: the order's, ``stop_loss``, ``liquidation``, ...), and beside
+        them ``funding.csv``: every funding payment (+ received)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(FILL_COLUMNS)
-            for f in self.fills:
-                w.writerow([f.candle_ts, f.side, repr(f.qty), repr(f.price), repr(f.fee)])
+            for e in self.journal.of_type("fill")[-len(self.fills):] if self.fills else []:
+                w.writerow([e["candle_ts"], e["side"], repr(e["qty"]), repr(e["price"]), repr(e["fee"]),
+                            e.get("reason", "")])
+        with path.with_name("funding.csv").open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(FUNDING_COLUMNS)
+            for e in self.journal.of_type("funding"):
+                w.writerow([e["candle_ts"], repr(e["rate"]), repr(e["qty"]), repr(e["price"]), repr(e["amount"])])
 
     def write_trades(self, path: Path) -> None:
         with path.open("w", newline="") as fh:
