@@ -36,6 +36,10 @@ class RiskPolicy(BaseModel):
     max_symbol_exposure_pct: float = Field(default=20.0, gt=0, le=100)
     max_concurrent_positions: int = Field(default=15, ge=1, le=10_000)
     max_correlated_positions: int = Field(default=5, ge=1, le=10_000)
+    # Portfolio exposure across symbols, USD (0: off): gross = sum of position sizes, long and short;
+    # net = longs minus shorts (an entry that brings the net back towards zero is always admitted).
+    max_gross_exposure_usd: float = Field(default=0.0, ge=0, le=1e12)
+    max_net_exposure_usd: float = Field(default=0.0, ge=0, le=1e12)
     rebalance_frequency: Literal["daily", "weekly", "monthly"] = "weekly"
     correlation_groups: dict[str, list[str]] = Field(default_factory=dict)
     position_sizing: PositionSizing = PositionSizing()

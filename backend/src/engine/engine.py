@@ -140,7 +140,7 @@ class Engine:
         if self.stream is not None:
             self.stream.after_lease(self.journal)
         price = self.book.last_price or self.book.avg_price
-        if not self.gate.adopt(self.lease.token, self.book.qty, abs(self.book.qty * price), self.book.equity):
+        if not self.gate.adopt(self.lease.token, self.book.qty, self.book.qty * price, self.book.equity):
             self.close_carried = True
             self.log.warning("carried position exceeds a portfolio limit after restart; closing it on the next candle",
                              extra={"position": self.book.qty})
@@ -215,6 +215,7 @@ class Engine:
             "strategy_hash": self.session.strategy.fingerprint, "model_version": self.session.strategy.model_version,
             "strategy": self.session.strategy.trading_as,
             "quote": quote_of(self.symbol) or "", "usd_per_quote": self.config.usd_per_quote(self.symbol) or "",
+            **self.session.trader.exposure(),
         }
 
     def beat(self, force: bool = False) -> None:

@@ -55,13 +55,15 @@ class RiskGate:
     # ------------------------------------------------------------------ order side
 
     def allow_open(self, exposure: float, equity: float) -> bool:
-        """Reserve a portfolio slot before opening. Redis down: refused where the venue fails closed (live),
-        allowed where it rides the outage out (paper)."""
+        """Reserve a portfolio slot before opening (``exposure`` signed: a short is negative). Redis down:
+        refused where the venue fails closed (live), allowed where it rides the outage out (paper)."""
+        p = self.policy
         try:
             d = self.limits.reserve(
-                self.symbol, self.holder, group=self.policy.group_of(self.symbol), exposure_usd=exposure,
-                max_exposure_usd=equity * self.policy.max_symbol_exposure_pct / 100,
-                max_total=self.policy.max_concurrent_positions, max_group=self.policy.max_correlated_positions)
+                self.symbol, self.holder, group=p.group_of(self.symbol), exposure_usd=exposure,
+                max_exposure_usd=equity * p.max_symbol_exposure_pct / 100, max_total=p.max_concurrent_positions,
+                max_group=p.max_correlated_positions, max_gross_usd=p.max_gross_exposure_usd,
+                max_net_usd=p.max_net_exposure_usd)
         except redis.RedisError:
             if self.fails_closed:
                 log.warning("redis unreachable: no new live position", extra={"symbol": self.symbol})

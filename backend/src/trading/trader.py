@@ -159,6 +159,15 @@ class Trader:
         covered = max(0.0, abs(qty) - resting) * (1 if qty > 0 else -1)
         self.venue.protect(covered, self.book.avg_price, tag, step)
 
+    def exposure(self) -> dict[str, str | float]:
+        """What status shows of the position: side, market, leverage, isolated margin, liquidation price,
+        funding paid (-) or received (+) in total."""
+        b = self.book
+        return {"side": "long" if b.qty > 0 else "short" if b.qty < 0 else "flat", "market": self.cfg.market,
+                "leverage": self.cfg.leverage, "margin": round(b.margin, 6) if self.margin is not None else "",
+                "liquidation_price": round(self.margin.liquidation(b), 8) if self.margin is not None else "",
+                "funding": round(b.funding, 6)}
+
     # ------------------------------------------------------------------ per candle
 
     def begin_candle(self, candle: Candle, step: Step) -> list[Fill]:

@@ -105,3 +105,27 @@ def test_exposure_and_release_only_by_holder(r: redis.Redis, ns: str) -> None:
                           max_total=5, max_group=5).allowed
     assert not limits.release("BTCUSDT", "someone-else")
     assert limits.release("BTCUSDT", lease.token) and limits.slots() == {}
+
+
+def test_gross_and_net_exposure_count_shorts_both_ways(r: redis.Redis, ns: str) -> None:
+    keys = Keys(ns)
+    limits = PortfolioLimits(r, keys)
+    leases = {}
+    for sym in ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"):
+        leases[sym] = Lease(r, keys, sym, "me", 1, ttl_s=5.0)
+        leases[sym].acquire()
+
+    def reserve(sym: str, exposure: float) -> str:
+        d = limits.reserve(sym, leases[sym].token, group="majors" if sym in ("BTCUSDT", "ETHUSDT") else "",
+                           exposure_usd=exposure, max_exposure_usd=5000, max_total=10, max_group=1,
+                           max_gross_usd=6000, max_net_usd=3000)
+        return d.reason
+
+    assert reserve("BTCUSDT", -2500) == "ok"  # a short takes its slot like a long
+    assert reserve("ETHUSDT", 2000) == "max_correlated_positions"  # the group counts both directions
+    assert reserve("SOLUSDT", 2000) == "ok"  # gross 4500, net -500
+    assert reserve("XRPUSDT", -2000) == "max_gross_exposure"  # gross would be 6500
+    assert reserve("SOLUSDT", -1500) == "max_net_exposure"  # turned short: net would be -4000
+    assert reserve("XRPUSDT", 1500) == "ok"  # gross 6000 (at the limit), net +1000
+    assert {s: v.split("|")[1] for s, v in limits.slots().items()} == {
+        "BTCUSDT": "-2500.000000", "SOLUSDT": "2000.000000", "XRPUSDT": "1500.000000"}
