@@ -62,9 +62,9 @@ def test_kill9_while_short_or_flipping_loses_nothing(
         time.sleep(rng.uniform(0, 0.05))  # any instant of the candle's work
         os.kill(pid, signal.SIGKILL)
         kills += 1
-        pid = wait_for(lambda: (p := running_pid(r, ns, SYMBOL)) and p != pid and p, 15, what="restarted")
+        pid = wait_for(lambda old=pid: (p := running_pid(r, ns, SYMBOL)) and p != old and p, 15, what="restarted")
         seen = len(journal_entries(data_dir, SYMBOL))
-        wait_for(lambda: len(journal_entries(data_dir, SYMBOL)) > seen + 4 or
+        wait_for(lambda n=seen: len(journal_entries(data_dir, SYMBOL)) > n + 4 or
                  state(r, ns, SYMBOL).get("exhausted") == "1", 30, interval=0.02, what="trading on")
     assert kills >= 4, f"only {kills} kills while short"
     wait_for(lambda: state(r, ns, SYMBOL).get("exhausted") == "1", 120, interval=0.2, what="the replay finished")
@@ -88,7 +88,8 @@ def test_kill9_while_short_or_flipping_loses_nothing(
     out = tmp_path / "bt"
     res = subprocess.run([sys.executable, "-m", "backend.ml.research.backtest", "--ohlcv-dir", str(candles),
                           "--pattern", "*.csv", "--full", "--engine-config", str(config), "--out", str(out),
-                          "--jobs", "1"], env=fast_env(redis_server.url, ns, data_dir), cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+                          "--jobs", "1"], env=fast_env(redis_server.url, ns, data_dir), cwd=REPO_ROOT,
+                         capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     with (out / SYMBOL / "fills.csv").open() as fh:
         bt = list(csv.DictReader(fh))
