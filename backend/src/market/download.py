@@ -5,6 +5,10 @@
 Re-running fetches only what is missing (before the first or after the last stored candle);
 progress is saved every few thousand candles (temp file + rename), so an interrupted run
 resumes where it stopped. The replay source and the ML pipeline read these files.
+
+``--market perpetual``: the symbols' USD-margined perpetuals (``BTCUSDT`` -> ``BTC/USDT:USDT``) into
+``<data dir>/ohlcv-perpetual/``, and beside each candle file the exchange's funding history as
+``<SYMBOL>-funding.csv`` (``timestamp,rate``: what a perpetual symbol's ``funding_file`` reads).
 """
 
 from __future__ import annotations
@@ -100,6 +104,32 @@ def download(ex: Any, market: str, symbol: str, timeframe: str, start: int, end:
     return {"fetched": fetched, "stored": len(have)}
 
 
+def download_funding(ex: Any, market: str, start: int, end: int, out: Path) -> int:
+    """Append the funding rates in [start, end) that ``out`` (CSV ``timestamp,rate``) lacks; how many."""
+    from backend.src.market.exchange import call  # noqa: PLC0415
+
+    have: dict[int, str] = {}
+    if out.exists():
+        for line in out.read_text().splitlines()[1:]:
+            ts, rate = line.split(",")
+            have[int(ts)] = rate
+    since = max(have) + 1 if have else start
+    added = 0
+    while since < end:
+        page = call(ex.fetch_funding_rate_history, market, since, 1000)
+        page = [r for r in page if since <= int(r["timestamp"]) < end and r.get("fundingRate") is not None]
+        if not page:
+            break
+        for r in page:
+            have[int(r["timestamp"])] = repr(float(r["fundingRate"]))
+        added += len(page)
+        since = int(page[-1]["timestamp"]) + 1
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text("timestamp,rate\n" + "".join(f"{ts},{have[ts]}\n" for ts in sorted(have)))
+    tmp.replace(out)
+    return added
+
+
 def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="download_data", description=__doc__.splitlines()[0])
     p.add_argument("--exchange", required=True)
@@ -107,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeframe", default="5m")
     p.add_argument("--start", required=True, help="YYYY-MM-DD (UTC)")
     p.add_argument("--end", default=None, help="YYYY-MM-DD (UTC, exclusive); default: now")
-    p.add_argument("--out", type=cli_path, default=None, help="default: <data dir>/ohlcv")
+    p.add_argument("--market", choices=("spot", "perpetual"), default="spot",
+                   help="perpetual: the USD-margined perpetuals, with their funding history")
+    p.add_argument("--out", type=cli_path, default=None, help="default: <data dir>/ohlcv (perpetual: ohlcv-perpetual)")
     args = p.parse_args(argv)
     try:
         from backend.src.core.config import SourceSpec  # noqa: PLC0415
@@ -124,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         if importlib.util.find_spec("pyarrow") is None:
             raise UsageError("the downloader writes Parquet and needs pyarrow, which this install lacks "
                              "(the runtime image): run it from the trainer image or a full install")
-        markets = resolve_live(SourceSpec("live", exchange=args.exchange.lower()), symbols, settings)
-        out_dir = args.out or settings.data_dir / "ohlcv"
+        perpetual = args.market == "perpetual"
+        markets = resolve_live(SourceSpec("live", exchange=args.exchange.lower()), symbols, settings,
+                               frozenset(symbols) if perpetual else frozenset())
+        out_dir = args.out or settings.data_dir / ("ohlcv-perpetual" if perpetual else "ohlcv")
         out_dir.mkdir(parents=True, exist_ok=True)
         from backend.src.market.exchange import make_exchange  # noqa: PLC0415
 
@@ -138,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
             _, report = load_candles(path)
             print(f"{sym}: {counts['fetched']} new, {report.rows} stored, {report.gaps} gap(s), "
                   f"{report.duplicates} duplicate(s) -> {path}")
+            if perpetual:
+                funding = out_dir / f"{sym}-funding.csv"
+                added = download_funding(ex, str(markets[sym].market), start, end, funding)
+                print(f"{sym}: {added} funding rate(s) -> {funding}")
     except (UsageError, TransientError) as exc:
         print(f"download_data: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
+from backend.src.market.perpetual import Brackets
+
 TICK_SIZE = 4  # ccxt's precisionMode constant (DECIMAL_PLACES is 2)
 
 
@@ -84,6 +86,7 @@ class MarketTerms:
     rules: MarketRules
     taker: float | None = None
     maker: float | None = None
+    brackets: Brackets | None = None  # a perpetual's maintenance-margin tiers, as the exchange states them
 
     @staticmethod
     def from_ccxt(market: dict[str, Any], precision_mode: int = TICK_SIZE) -> MarketTerms:

@@ -12,11 +12,13 @@ from backend.src.market.candles import load_candles, resolve_replay_file
 from backend.src.market.exchange import ExchangeUnavailable, call, make_exchange, resolve_symbol
 
 
-def resolve_sources(spec: SourceSpec, symbols: list[str], settings: Settings | None = None) -> dict[str, SourceSpec]:
+def resolve_sources(spec: SourceSpec, symbols: list[str], settings: Settings | None = None,
+                    perpetual: frozenset[str] = frozenset()) -> dict[str, SourceSpec]:
     """Per-symbol source: a replay file must exist and parse, a live symbol must be a market of
-    the exchange (UsageError otherwise)."""
+    the exchange (UsageError otherwise): its spot market, or for the ``perpetual`` symbols its
+    USD-margined perpetual (``BTCUSDT`` -> ``BTC/USDT:USDT``)."""
     if spec.kind == "live":
-        return resolve_live(spec, symbols, settings or Settings())
+        return resolve_live(spec, symbols, settings or Settings(), perpetual)
     if spec.kind != "replay" or spec.path is None:
         return dict.fromkeys(symbols, spec)
     out = {}
@@ -27,10 +29,11 @@ def resolve_sources(spec: SourceSpec, symbols: list[str], settings: Settings | N
     return out
 
 
-def resolve_live(spec: SourceSpec, symbols: list[str], settings: Settings) -> dict[str, SourceSpec]:
+def resolve_live(spec: SourceSpec, symbols: list[str], settings: Settings,
+                 perpetual: frozenset[str] = frozenset()) -> dict[str, SourceSpec]:
     ex = make_exchange(str(spec.exchange), base_url=settings.exchange_base_url, timeout_s=settings.exchange_timeout_s)
     try:
         call(ex.load_markets, attempts=3)
     except ExchangeUnavailable as exc:
         raise UsageError(f"--source: {spec.exchange} unreachable: {exc}") from exc
-    return {s: replace(spec, market=resolve_symbol(ex, s)) for s in symbols}
+    return {s: replace(spec, market=resolve_symbol(ex, s, kind="swap" if s in perpetual else "spot")) for s in symbols}

@@ -63,7 +63,8 @@ class ConfigSource:
                 f"{self.settings.max_engines} engines (default: {max_engines_rule()}); raise it if you are sure")
         sizes = read_rebalance(self.overlay)
         configs = {s: c.model_copy(update={"size_usd": sizes[s]}) if s in sizes else c for s, c in configs.items()}
-        return configs, resolve_sources(self.source, list(configs), self.settings)
+        perpetual = frozenset(s for s, c in configs.items() if c.perpetual)
+        return configs, resolve_sources(self.source, list(configs), self.settings, perpetual)
 
     @property
     def overlay(self) -> Path | None:

@@ -140,7 +140,8 @@ class Trader:
         self.size, self.max_position = cfg.notional_caps(self.symbol)
         self.usd_per_quote = cfg.usd_per_quote(self.symbol)
         self.rules = rules_for(cfg, terms.rules if terms is not None else None)
-        self.margin = Margin(self.symbol, cfg) if cfg.perpetual else None
+        self.margin = Margin(self.symbol, cfg, terms.brackets if terms is not None else None) \
+            if cfg.perpetual else None
         self.book.leverage = cfg.leverage
         self.venue.configure(cfg, self.rules)
 
@@ -149,7 +150,8 @@ class Trader:
         self.terms = self.venue.terms()
         self.apply_config(self.cfg)
         step = self.step(-1, gen, now)
-        self.venue.connect(list(self.orders.values()), self.book.qty, price, step)
+        funded = max((int(e.get("exchange_ts", 0)) for e in self.journal.of_type("funding")), default=0)
+        self.venue.connect(list(self.orders.values()), self.book.qty, price, step, funded_ms=funded)
         self._protect_on_venue(f"{self.symbol}-{int(now)}-{gen}-stop", step)
 
     def _protect_on_venue(self, tag: str, step: Step) -> None:

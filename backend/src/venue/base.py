@@ -34,8 +34,9 @@ class Venue(Protocol):
     def mark_price(self, timeframe: str) -> float | None:
         """The freshest price the venue can tell (the last candle's close), or None."""
 
-    def connect(self, orders: list[Order], position: float, price: float, step: Step) -> None:
-        """Before the first order: reconcile the journal's open orders and ``position`` with the venue."""
+    def connect(self, orders: list[Order], position: float, price: float, step: Step, *, funded_ms: int = 0) -> None:
+        """Before the first order: reconcile the journal's open orders and ``position`` with the venue
+        (``funded_ms``: the exchange time of the last funding payment the journal holds)."""
 
     def settle(self, candle: Candle, position: float, step: Step) -> None:
         """What the venue charges or pays on ``position`` held into ``candle``: funding (perpetuals), journaled

@@ -48,9 +48,6 @@ def open_venue(symbol: str, settings: Settings, source: SourceSpec, cfg: SymbolC
     if trades_live(settings, source):
         from backend.src.venue.live import LiveVenue  # noqa: PLC0415
 
-        if cfg.perpetual:
-            raise UsageError(f"symbols.{symbol}.market: live perpetual trading is not available yet (paper only)")
-
         return LiveVenue(symbol, exchange, str(source.market), cfg)
     if exchange is not None:
         from backend.src.venue.live import exchange_terms  # noqa: PLC0415

@@ -11,13 +11,16 @@ the whole long position (``ProtectiveStop``), so a dead engine's position is sti
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from backend.src.core.config import SymbolConfig
 from backend.src.core.types import Candle
 from backend.src.market.exchange import call
 from backend.src.market.exchange_rules import MarketRules, MarketTerms, OrderRejected
-from backend.src.venue.live_orders import LiveExecutor, ProtectiveStop
+from backend.src.market.perpetual import FUNDING_INTERVAL_MS
+from backend.src.venue.live_orders import ExchangeFill, LiveExecutor, ProtectiveStop
+from backend.src.venue.live_perp import PerpAccount, PerpStop
 from backend.src.venue.orders import Fill, Order, Step
 
 log = logging.getLogger(__name__)
@@ -37,20 +40,30 @@ class LiveVenue:
         self.orders = LiveExecutor(exchange, market)
         self.stop: ProtectiveStop | None = None  # the stop-loss resting on the exchange, once connected
         self.exchange_ids: dict[str, str] = {}  # our order id -> the exchange's, for orders placed here
+        self.perp = PerpAccount(exchange, market) if cfg.perpetual else None
+        self.perp_stop: PerpStop | None = None
+        self.funded_ms = 0  # the exchange time of the last funding payment journaled
+        self.funding_checked = 0  # the last funding time the account's income was read for (weight 30: not per candle)
         self.configure(cfg, MarketRules())
 
     def configure(self, cfg: SymbolConfig, rules: MarketRules) -> None:
         self.cfg, self.rules = cfg, rules
 
     def terms(self) -> MarketTerms:
-        return exchange_terms(self.ex, self.market)
+        terms = exchange_terms(self.ex, self.market)
+        return replace(terms, brackets=self.perp.brackets()) if self.perp is not None else terms
 
     def mark_price(self, timeframe: str) -> float | None:
         rows = call(self.ex.fetch_ohlcv, self.market, timeframe, limit=2)  # the feed engines use
         return float(rows[-1][4]) if rows else None
 
-    def connect(self, orders: list[Order], position: float, price: float, step: Step) -> None:
-        held, cancelled = self.orders.reconcile()
+    def connect(self, orders: list[Order], position: float, price: float, step: Step, *, funded_ms: int = 0) -> None:
+        if self.perp is not None:
+            self.perp.setup(self.cfg.leverage)
+            held, cancelled = self.perp.position(), self.perp.cancel_all()
+            self.funded_ms = funded_ms or int(step.now * 1000)  # never charge again what the journal holds
+        else:
+            held, cancelled = self.orders.reconcile()
         for order in orders:
             step.record({"type": "cancel", "id": order.id, "candle_ts": -1, "reason": "reconcile"})
         diff = held - position
@@ -59,15 +72,55 @@ class LiveVenue:
                       reason="reconcile")
         log.info("reconciled with the exchange: position %s, %d open order(s) cancelled", held, cancelled,
                  extra={"symbol": self.symbol})
-        self.stop = ProtectiveStop(self.orders, self.cfg.protective_stop_pct, step.record)
+        if self.perp is not None:
+            self.perp_stop = PerpStop(self.perp, self.cfg.protective_stop_pct, step.record)
+        else:
+            self.stop = ProtectiveStop(self.orders, self.cfg.protective_stop_pct, step.record)
         log.warning("LIVE TRADING: real orders on %s", getattr(self.ex, "id", "the exchange"),
                     extra={"symbol": self.symbol})
 
     def settle(self, candle: Candle, position: float, step: Step) -> None:
-        return None  # spot: no funding
+        """Perpetuals: the funding the account received or paid, then what the exchange did to the position by
+        itself (our resting stop triggered, a liquidation), journaled before the candle's own work."""
+        if self.perp is None:
+            return
+        due = candle.ts - candle.ts % FUNDING_INTERVAL_MS  # the latest funding time this candle has passed
+        if due > self.funding_checked:
+            for ts, amount in self.perp.funding(self.funded_ms + 1):
+                rate = -amount / (position * candle.open) if position and candle.open else 0.0
+                step.fund(rate, candle.open, position, amount, exchange_ts=ts)
+                self.funded_ms = ts
+            self.funding_checked = due
+        if self.perp_stop is not None and position and self.perp_stop.triggered():
+            self._book_exchange(step, self.perp.position() - position, "stop_loss", candle.open)
 
     def liquidate(self, order: Order, price: float, step: Step) -> list[Fill]:
-        return []  # spot: nothing to liquidate
+        """The candles say the margin is gone: the exchange decides. Its forced order, when it has closed the
+        position, is journaled; while it still holds it, nothing happens here."""
+        if self.perp is None:
+            return []
+        held = self.perp.position()
+        if abs(held) > 1e-12:
+            log.warning("liquidation price crossed on the candles, the exchange still holds %s", held,
+                        extra={"symbol": self.symbol})
+            return []
+        forced = self.perp.forced(self.funded_ms - 8 * 3_600_000)
+        avg = float(forced[-1].get("avgPrice") or price) if forced else price
+        fee = self.perp.commission(str(forced[-1]["orderId"])) if forced else 0.0
+        return [step.book(order.id, order.side, order.qty, avg, fee, liquidity="liquidation", reason="liquidation")]
+
+    def _book_exchange(self, step: Step, diff: float, reason: str, price: float) -> list[Fill]:
+        if abs(diff) <= max(self.rules.step_size, 1e-12):
+            return []
+        fills: list[ExchangeFill] = []
+        if self.perp is not None:
+            trades = call(self.ex.fetch_my_trades, self.market, int(step.now * 1000) - 3 * 86_400_000)
+            last = [t for t in trades if t.get("side") == ("buy" if diff > 0 else "sell")][-1:]
+            fills = [ExchangeFill(abs(diff), float(t["price"]), float((t.get("fee") or {}).get("cost") or 0))
+                     for t in last]
+        f = fills[0] if fills else ExchangeFill(abs(diff), price, 0.0)
+        return [step.book(f"{self.symbol}-{step.ts}-{step.gen}-exchange_{reason}", "buy" if diff > 0 else "sell",
+                          f.qty, f.price, f.fee, reason=reason)]
 
     def match(self, orders: list[Order], candle: Candle, step: Step) -> list[Fill]:
         out = []
@@ -88,8 +141,9 @@ class LiveVenue:
     def submit(self, order: Order, step: Step, *, at: float | None, liquidity: str) -> list[Fill]:
         if order.side == "sell" and self.stop is not None:
             self.stop.lift()  # the base it covers is locked on the exchange; placed again after this order
+        params = {"reduceOnly": True} if self.perp is not None and order.reduce_only else None
         try:
-            exchange_id, fills = self.orders.submit(order.id, order.side, order.kind, order.qty, order.price)
+            exchange_id, fills = self.orders.submit(order.id, order.side, order.kind, order.qty, order.price, params)
         except OrderRejected as exc:
             step.record({"type": "reject", "id": order.id, "candle_ts": step.ts, "reason": str(exc)})
             step.record({"type": "cancel", "id": order.id, "candle_ts": step.ts, "reason": "rejected"})
@@ -97,6 +151,8 @@ class LiveVenue:
             return []
         self.exchange_ids[order.id] = exchange_id
         step.record({"type": "ack", "id": order.id, "exchange_id": exchange_id, "candle_ts": step.ts})
+        if self.perp is not None and fills:  # a futures order's answer carries no commission: its trades do
+            fills = [ExchangeFill(f.qty, f.price, self.perp.commission(exchange_id)) for f in fills]
         return [step.book(order.id, order.side, f.qty, f.price, f.fee, liquidity=liquidity, reason=order.reason)
                 for f in fills]
 
@@ -106,5 +162,7 @@ class LiveVenue:
             self.orders.cancel(exchange_id)
 
     def protect(self, covered: float, avg_price: float, tag: str, step: Step) -> None:
-        if self.stop is not None:
+        if self.perp_stop is not None:
+            self.perp_stop.sync(covered, avg_price, tag)
+        elif self.stop is not None:
             self.stop.sync(covered, avg_price, tag)

@@ -46,15 +46,16 @@ class LiveExecutor:
         fee = float((res.get("fee") or {}).get("cost") or 0) if not already else 0.0
         return [ExchangeFill(filled - already, price, fee)]
 
-    def submit(self, order_id: str, side: str, kind: str, qty: float, price: float) -> tuple[str, list[ExchangeFill]]:
+    def submit(self, order_id: str, side: str, kind: str, qty: float, price: float,
+               params: dict[str, Any] | None = None) -> tuple[str, list[ExchangeFill]]:
         """Place the order; (exchange id, immediate fills). OrderRejected if the exchange refuses it."""
         import ccxt  # noqa: PLC0415
 
         cid = client_id(order_id)
         try:
             res = self.ex.create_order(self.market, kind, side, qty, price if kind == "limit" else None,
-                                       {"newClientOrderId": cid})
-        except (ccxt.InsufficientFunds, ccxt.InvalidOrder, ccxt.BadRequest) as exc:
+                                       {"newClientOrderId": cid, **(params or {})})
+        except ccxt.ExchangeError as exc:  # the exchange's refusal (funds, margin -2019, notional -4164, reduce-only)
             raise OrderRejected(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
         except ccxt.OperationFailed:
             res = self._lookup(cid)  # did it reach the exchange? ask, never place twice

@@ -73,9 +73,12 @@ class Step:
         """Journal a fill (with ``tags``: liquidity, reason) and apply it to the position."""
         return self.desk.book_fill(Fill(order_id, side, qty, price, fee, self.ts, self.now), self.gen, tags)
 
-    def fund(self, rate: float, price: float, position: float, amount: float | None = None) -> None:
+    def fund(self, rate: float, price: float, position: float, amount: float | None = None, *,
+             exchange_ts: int | None = None) -> None:
         """Journal a funding payment on ``position`` (signed) at mark ``price`` and apply it: a long pays
-        ``position × price × rate`` when the rate is positive (``amount``: what the exchange says it was)."""
+        ``position × price × rate`` when the rate is positive (``amount``, ``exchange_ts``: what the exchange
+        says it was, and when)."""
         paid = -position * price * rate if amount is None else amount
-        self.desk.book_funding({"type": "funding", "candle_ts": self.ts, "ts": self.now, "rate": rate,
-                                "price": price, "qty": position, "amount": paid}, self.gen)
+        entry = {"type": "funding", "candle_ts": self.ts, "ts": self.now, "rate": rate, "price": price,
+                 "qty": position, "amount": paid}
+        self.desk.book_funding(entry if exchange_ts is None else {**entry, "exchange_ts": exchange_ts}, self.gen)

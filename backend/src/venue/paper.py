@@ -56,7 +56,7 @@ class PaperVenue:
     def mark_price(self, timeframe: str) -> float | None:
         return None  # no exchange to ask: the journal's last price stands
 
-    def connect(self, orders: list[Order], position: float, price: float, step: Step) -> None:
+    def connect(self, orders: list[Order], position: float, price: float, step: Step, *, funded_ms: int = 0) -> None:
         return None  # the journal is the whole state of a paper venue: nothing to reconcile
 
     def quote(self, side: str, qty: float, price: float, liquidity: str) -> tuple[float, float]:

@@ -54,7 +54,8 @@ def perp_symbol(base: str, quote: str) -> dict:
         "filters": [{"filterType": "PRICE_FILTER", "minPrice": "0.10", "maxPrice": "4529764", "tickSize": "0.10"},
                     {"filterType": "LOT_SIZE", "minQty": "0.001", "maxQty": "1000", "stepSize": "0.001"},
                     {"filterType": "MIN_NOTIONAL", "notional": "100"}],
-        "orderTypes": ["LIMIT", "MARKET"], "timeInForce": ["GTC"],
+        "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
+                       "TRAILING_STOP_MARKET"], "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
     }
 
 
