@@ -1,12 +1,13 @@
 """A local stand-in for Binance USDT-M futures (``/fapi``), beside the spot one it extends.
 
-Speaks the wire format ccxt's ``binance`` client uses for a ``BTC/USDT:USDT`` market: leverage brackets,
-leverage, margin type, orders (MARKET, LIMIT, ``reduceOnly``), conditional orders on the algo service
-(``STOP_MARKET`` with ``closePosition``: it triggers on the last price and closes the position), open orders, position risk (v3), user trades (commissions), income (funding fees), force orders
-(liquidations), funding-rate history and klines. One-way mode, isolated margin once set. Its refusals
-carry Binance's codes: -2019 margin is insufficient, -4164 notional below the minimum, -2022 a
-reduce-only order that would not reduce, -4046 margin type already set, -4028 leverage not valid,
--2021 a stop that would trigger at once.
+Speaks the wire format ccxt's ``binance`` client uses for a ``BTC/USDT:USDT`` market: leverage
+brackets, leverage, margin type, orders (MARKET, LIMIT, ``reduceOnly``), conditional orders on the
+algo service (``STOP_MARKET`` with ``closePosition``: it triggers on the last price and closes the
+position), open orders, position risk (v3), user trades (commissions), income (funding fees), force
+orders (liquidations), funding-rate history and klines. One-way mode, isolated margin once set. Its
+refusals carry Binance's codes: -2019 margin is insufficient, -4164 notional below the minimum, -2022
+a reduce-only order that would not reduce, -4046 margin type already set, -4028 leverage not valid,
+-2021 a stop that would trigger at once, -4120 a conditional type on the plain order endpoint.
 """
 
 from __future__ import annotations

@@ -156,7 +156,7 @@ def test_the_exchange_stop_and_liquidation_are_booked_from_the_exchange(
     assert u.book.qty == pytest.approx(-0.1)
     fapi.liquidate("BTCUSDT", 20_950.0, int(time.time() * 1000))
     fapi.candles["BTCUSDT"] = rows(21_400.0)
-    fills = run(u, c(240_000, 21_400.0), SHORT)
+    run(u, c(240_000, 21_400.0), SHORT)
     entry = [e for e in u.journal.of_type("fill") if e.get("reason") == "liquidation"]
     assert len(entry) == 1 and entry[0]["price"] == pytest.approx(20_950.0) and u.book.qty == 0
     assert entry[0]["fee"] == pytest.approx(0.1 * 20_950 * 0.005)
