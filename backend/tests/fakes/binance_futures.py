@@ -33,8 +33,10 @@ def brackets() -> list[dict[str, Any]]:
 
 
 class BinanceFuturesServer(BinanceServer):
-    def __init__(self, candles: dict[str, Series], *, timeframe: str = "1m", wallet: float = 10_000.0) -> None:
+    def __init__(self, candles: dict[str, Series], *, timeframe: str = "1m", wallet: float = 10_000.0,
+                 funding_history: dict[str, list[tuple[int, float]]] | None = None) -> None:
         self.wallet = wallet
+        self.funding_history = funding_history or {}  # symbol -> [(funding time, rate)]: /fapi/v1/fundingRate
         self.leverage: dict[str, int] = {}
         self.margin_type: dict[str, str] = {}
         self.position: dict[str, tuple[float, float]] = {}  # symbol -> (signed qty, entry price)
@@ -83,7 +85,7 @@ class BinanceFuturesServer(BinanceServer):
     def route(self, method: str, path: str, p: dict[str, str], key: str | None) -> tuple[int, Any]:
         if not path.startswith("/fapi/") or path == "/fapi/v1/exchangeInfo" or path == "/fapi/v1/premiumIndex":
             return super().route(method, path, p, key)
-        public = {"/fapi/v1/klines": lambda: self.klines(p), "/fapi/v1/fundingRate": lambda: [],
+        public = {"/fapi/v1/klines": lambda: self.klines(p), "/fapi/v1/fundingRate": lambda: self.rates(p),
                   "/fapi/v1/time": lambda: {"serverTime": self.now()}, "/fapi/v1/ping": lambda: {}}
         if path in public:
             result = public[path]()
@@ -118,6 +120,12 @@ class BinanceFuturesServer(BinanceServer):
         with self.lock:
             self.trigger_perp_stops()
             return handler()
+
+    def rates(self, p: dict[str, str]) -> list[dict[str, Any]]:
+        start, limit = int(p.get("startTime", 0)), min(int(p.get("limit", 100)), 1000)
+        rows = [(t, r) for t, r in self.funding_history.get(p.get("symbol", ""), []) if t >= start][:limit]
+        return [{"symbol": p.get("symbol"), "fundingTime": t + 3, "fundingRate": f"{r:.8f}", "markPrice": "0"}
+                for t, r in rows]  # Binance stamps funding a few ms after the hour
 
     def now(self) -> int:
         import time  # noqa: PLC0415

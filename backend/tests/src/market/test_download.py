@@ -19,6 +19,8 @@ import pytest
 from backend.src.core.settings import REPO_ROOT
 from backend.src.market.candles import load_candles
 from backend.tests.conftest import OHLCV_DIR
+from backend.src.market.perpetual import read_funding_csv
+from backend.tests.fakes.binance_futures import BinanceFuturesServer
 from backend.tests.fakes.binance_server import BinanceServer
 
 
@@ -111,3 +113,26 @@ def test_bad_arguments(binance: BinanceServer, tmp_path: Path) -> None:
     assert res.returncode == 2 and "--start: expected YYYY-MM-DD" in res.stderr
     res = run(binance, tmp_path, "2024-02-01", "2024-01-01")
     assert res.returncode == 2 and "--end: must be after --start" in res.stderr
+
+
+def test_perpetual_candles_and_their_funding_history(real_rows: list[list[float]], tmp_path: Path) -> None:
+    first = dt.datetime.fromtimestamp(real_rows[0][0] / 1000, dt.UTC) + dt.timedelta(days=1)
+    start, end = first.strftime("%Y-%m-%d"), (first + dt.timedelta(days=3)).strftime("%Y-%m-%d")
+    times = range(day_ms(start) - 86_400_000, day_ms(end) + 86_400_000, 8 * 3_600_000)
+    rates = [(t, 0.0001 * ((i % 5) - 1)) for i, t in enumerate(times)]
+    server = BinanceFuturesServer({"ETHUSDT": real_rows}, timeframe="5m", funding_history={"ETHUSDT": rates})
+    try:
+        cmd = [sys.executable, "-m", "backend.src.market.download", "--exchange", "binance", "--symbols", "ETHUSDT",
+               "--timeframe", "5m", "--start", start, "--end", end, "--out", str(tmp_path), "--market", "perpetual"]
+        res = subprocess.run(cmd, env=env_for(server), cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert ("GET", "/fapi/v1/klines") in server.requests and ("GET", "/api/v3/klines") not in server.requests
+        assert len(load_candles(tmp_path / "ETHUSDT-5m.parquet")[0]) == 3 * 288
+        funding = read_funding_csv(tmp_path / "ETHUSDT-funding.csv")  # the file a funding_file reads
+        want = [(t, r) for t, r in rates if day_ms(start) <= t < day_ms(end)]
+        assert [(t, funding.rate(t)) for t, _ in want] == [(t, pytest.approx(r)) for t, r in want]
+        assert "9 funding rate(s)" in res.stdout
+        again = subprocess.run(cmd, env=env_for(server), cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0 and "ETHUSDT: 0 funding rate(s)" in again.stdout
+    finally:
+        server.close()
