@@ -49,6 +49,7 @@ class SnapshotCollector(Collector):
             position.add_metric(sym, float(e["position"]))
             stalled.add_metric(sym, 1.0 if e["stalled"] else 0.0)
         yield from (up, restarts, memory, age, pnl, daily, position, stalled)
+        yield from exposure_metrics(s)
 
         by_status = GaugeMetricFamily("levibot_engines", "Engines per status", labels=["status"])
         counts = s.counts()
@@ -72,6 +73,21 @@ class SnapshotCollector(Collector):
             queues.add_metric([q], float(n))
         yield queues
         yield from retrain_metrics(s.retrain)
+
+
+def exposure_metrics(s: Snapshot) -> Iterator[Metric]:
+    """The portfolio's gross (longs + shorts) and net (longs - shorts) exposure in USD, funding per symbol."""
+    gross = net = 0.0
+    funding = CounterMetricFamily("levibot_engine_funding_usd", "Funding received (+) or paid (-), perpetuals",
+                                  labels=["symbol"])
+    for e in s.engines:
+        notional = e["position"] * float(e["last_price"] or 0) * float(e["usd_per_quote"] or 1)
+        gross, net = gross + abs(notional), net + notional
+        if e["market"] == "perpetual":
+            funding.add_metric([e["symbol"]], float(e["funding"]) * float(e["usd_per_quote"] or 1))
+    yield GaugeMetricFamily("levibot_exposure_gross_usd", "Sum of all position sizes, long and short", value=gross)
+    yield GaugeMetricFamily("levibot_exposure_net_usd", "Longs minus shorts", value=net)
+    yield funding
 
 
 def retrain_metrics(rt: dict[str, str]) -> Iterator[Metric]:

@@ -121,6 +121,10 @@ def positions_text(snap: Snapshot) -> str:
         move = f" ({(last / entry - 1) * (1 if e['position'] > 0 else -1):+.2%})" if entry and last else ""
         lines.append(f"• {e['symbol']} {side} {abs(e['position']):g} @ {price(entry)} → {price(last)}{move} · "
                      f"PnL {money(e['pnl'], True)} {e['quote'] or ''}".rstrip())
+        if e.get("market") == "perpetual":
+            liq = e.get("liquidation_price")
+            lines.append(f"   {e['leverage']:g}x isolated · liquidation {price(liq) if liq else 'none'} · "
+                         f"margin {money(e['margin'] or 0)} · funding {money(e['funding'], True)}")
     return "\n".join(lines)
 
 

@@ -87,6 +87,13 @@ def engine_view(symbol: str, st: dict[str, str], hb: str | None, now: float, hb_
         "up": status == "running" and age is not None and age <= hb_timeout,
         "stalled": is_stalled(st, age, now, hb_timeout),
         "position": float(st.get("position") or 0),
+        "side": st.get("side") or ("long" if float(st.get("position") or 0) > 0 else
+                                   "short" if float(st.get("position") or 0) < 0 else "flat"),
+        "market": st.get("market") or "spot",
+        "leverage": float(st.get("leverage") or 1),
+        "margin": float(st["margin"]) if st.get("margin") else None,  # perpetuals: the isolated margin
+        "liquidation_price": float(st["liquidation_price"]) if st.get("liquidation_price") else None,
+        "funding": round(float(st.get("funding") or 0), 6),  # received (+) or paid (-) in total
         "avg_price": float(st.get("avg_price") or 0) or None,
         "last_price": float(st.get("last_price") or 0) or None,
         "pnl": round(float(st.get("pnl") or 0), 2),

@@ -197,3 +197,23 @@ def test_health_is_503_when_redis_is_down(ns: str, data_dir: Path) -> None:
         assert httpx.get(server.url + "/engines/status").status_code == 503
     finally:
         server.stop()
+
+
+def test_a_short_perpetual_shows_side_leverage_liquidation_and_exposure(
+        api: ApiServer, start_manager: Callable[..., ManagerProc], r: redis.Redis, ns: str, tmp_path: Path) -> None:
+    config = tmp_path / "perp.yaml"
+    config.write_text(FAST_CONFIG + "  market: perpetual\n  leverage: 4\n  funding_rate: 0.0001\n"
+                      "  strategy: {name: sma_crossover, fast: 2, slow: 5, allow_short: true}\n")
+    start_manager(["SHORTUSDT"], "--config", str(config))
+    wait_running(r, ns, ["SHORTUSDT"])
+    wait_for(lambda: state(r, ns, "SHORTUSDT").get("side") == "short", 20, what="a short")
+    e = httpx.get(api.url + "/engines/SHORTUSDT").json()
+    assert e["market"] == "perpetual" and e["leverage"] == 4 and e["funding"] == 0  # no funding time on this feed
+    if e["side"] == "short":  # the feed moves on between the two reads
+        assert e["position"] < 0 and e["liquidation_price"] > e["avg_price"] > 0
+        assert e["margin"] == pytest.approx(abs(e["position"]) * e["avg_price"] / 4, rel=1e-6)
+    fams = {f.name: f for f in text_string_to_metric_families(httpx.get(api.url + "/metrics").text)}
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in fams.values() for s in f.samples}
+    assert samples[("levibot_engine_funding_usd_total", (("symbol", "SHORTUSDT"),))] == 0
+    gross, net = samples[("levibot_exposure_gross_usd", ())], samples[("levibot_exposure_net_usd", ())]
+    assert gross >= 0 and abs(net) == pytest.approx(gross)  # one symbol: net is its signed size

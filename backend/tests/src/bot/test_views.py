@@ -32,6 +32,10 @@ def test_positions_engines_risk_model_texts() -> None:
     snap = Snapshot(100.5, [engine("ETHUSDT", position="-2", avg_price="100", last_price="90", pnl="20"),
                             engine("BTCUSDT")], None)
     assert "• ETHUSDT short 2 @ 100 → 90 (+10.00%) · PnL +20.00 USDT" in views.positions_text(snap)
+    perp = Snapshot(100.5, [engine("SOLUSDT", position="-3", avg_price="100", last_price="95", pnl="15",
+                                   market="perpetual", leverage="5", side="short", margin="60",
+                                   liquidation_price="119.4", funding="0.35")], None)
+    assert "   5x isolated · liquidation 119.4 · margin 60.00 · funding +0.35" in views.positions_text(perp)
     assert "ETHUSDT: running, pid 42" in views.engines_text(snap)
     policy = {"max_concurrent_positions": 15, "max_daily_loss_pct": 3.0, "max_symbol_risk_pct": 2.0,
               "max_symbol_exposure_pct": 20.0, "max_correlated_positions": 5,
