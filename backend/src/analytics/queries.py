@@ -123,3 +123,18 @@ def calibration(store: Store, start_ms: int, end_ms: int, symbol: str | None = N
     return [{"bin": [int(r["b"]) / bins, (int(r["b"]) + 1) / bins], "n": int(r["n"]),
              "predicted": round(float(r["predicted"]), 4), "realised": round(float(r["realised"]), 4)}
             for r in rows(store, sql)]
+
+
+def perpetual(store: Store, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+    """Per symbol: funding received (+) or paid (-), how many payments, and the liquidations, in [start, end)."""
+    window = f"ts >= {int(start_ms)} AND ts < {int(end_ms)}"
+    got: dict[str, dict[str, Any]] = {}
+    for r in rows(store, f"SELECT symbol, sum(amount) AS funding, count() AS payments FROM funding "  # noqa: S608
+                         f"WHERE {window} GROUP BY symbol"):
+        got[r["symbol"]] = {"symbol": r["symbol"], "funding": float(r["funding"]), "payments": int(r["payments"]),
+                            "liquidations": 0}
+    for r in rows(store, f"SELECT symbol, count() AS n FROM fills WHERE {window} "  # noqa: S608
+                         "AND reason = 'liquidation' GROUP BY symbol"):
+        got.setdefault(r["symbol"], {"symbol": r["symbol"], "funding": 0.0, "payments": 0, "liquidations": 0})
+        got[r["symbol"]]["liquidations"] = int(r["n"])
+    return [got[s] for s in sorted(got)]

@@ -36,8 +36,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         """CREATE TABLE IF NOT EXISTS predictions (symbol String, ts UInt64, prob_up Float64, confidence Float64,
             model String, close Float64, next_close Float64) ENGINE = MergeTree ORDER BY (symbol, ts)""",
     ]),
+    (2, "perpetual funding payments (liquidations are fills with reason liquidation)", [
+        """CREATE TABLE IF NOT EXISTS funding (symbol String, seq UInt64, gen UInt64, ts UInt64, at Float64,
+            rate Float64, qty Float64, price Float64, amount Float64) ENGINE = MergeTree ORDER BY (symbol, seq)""",
+    ]),
 ]
-TABLES = ("fills", "orders", "day_marks", "events", "candles", "equity", "predictions")
+TABLES = ("fills", "orders", "day_marks", "events", "candles", "equity", "predictions", "funding")
 
 
 def migrate(store: Store) -> list[int]:

@@ -68,6 +68,10 @@ def journal_row(symbol: str, e: dict[str, Any]) -> tuple[str, dict[str, Any]] | 
                           "side": str(e.get("side", "")), "qty": float(e.get("qty") or 0),
                           "price": float(e.get("price") or 0), "ts": max(0, int(e.get("candle_ts") or 0)),
                           "reason": str(e.get("reason", ""))[:500]}
+    if kind == "funding":
+        return "funding", {**base, "ts": int(e.get("candle_ts") or 0), "at": float(e.get("ts") or 0),
+                           "rate": float(e.get("rate") or 0), "qty": float(e.get("qty") or 0),
+                           "price": float(e.get("price") or 0), "amount": float(e.get("amount") or 0)}
     if kind == "day":
         return "day_marks", {**base, "day": str(e.get("day", "")), "equity": float(e.get("equity") or 0),
                              "price": float(e.get("price") or 0)}

@@ -29,7 +29,7 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
                                   tmp_path_factory.mktemp("chs")).start()
         s = HttpStore(server.url())
         s.ensure_database()
-    assert schema.migrate(s) == [1] and schema.migrate(s) == [], "applied once"
+    assert schema.migrate(s) == [1, 2] and schema.migrate(s) == [], "applied once"
     marks = [("BTCUSDT", 1, "2026-11-23", 10_000.0), ("BTCUSDT", 2, "2026-11-24", 10_100.0),
              ("BTCUSDT", 3, "2026-11-25", 10_050.0), ("BTCUSDT", 4, "2026-11-30", 10_300.0),
              ("ETHUSDT", 1, "2026-11-24", 5_000.0)]
@@ -46,7 +46,10 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     insert(s, "predictions", preds)
     insert(s, "fills", [{"symbol": "BTCUSDT" if i % 2 else "ETHUSDT", "seq": i, "gen": 1, "ts": T0 + i * 1000,
                          "at": 0.0, "order_id": f"o{i}", "side": "buy", "qty": 1.0, "price": 100.0 + i, "fee": 0.1,
-                         "liquidity": "taker", "reason": "", "source": "synthetic"} for i in range(25)])
+                         "liquidity": "taker", "reason": "liquidation" if i == 24 else "", "source": "synthetic"}
+                        for i in range(25)])
+    insert(s, "funding", [{"symbol": "ETHUSDT", "seq": 100 + i, "gen": 1, "ts": T0 + i * 8 * 3600_000, "at": 0.0,
+                           "rate": 0.0001, "qty": -2.0, "price": 100.0, "amount": 0.02} for i in range(3)])
     incidents = [(T0 + i * 3600_000, kind) for i, kind in enumerate(["crashed", "recovered", "crashed", "global_stop"])]
     insert(s, "events", [{"ms": at, "n": 0, "type": kind, "symbol": "SOLUSDT", "reason": "", "fields": "{}"}
                          for at, kind in [*incidents, (T0 + 8 * DAY, "hung")]])
@@ -83,6 +86,12 @@ def test_fills_paginated_crashes_calibration_equity(store: Store) -> None:
     assert len(curve) == 12 and curve[0]["equity"] == 10_009.0 and curve[-1]["equity"] == 10_119.0
 
 
+def test_funding_and_liquidations_per_symbol(store: Store) -> None:
+    got = queries.perpetual(store, T0, T0 + DAY)
+    assert got == [{"symbol": "ETHUSDT", "funding": pytest.approx(0.06), "payments": 3, "liquidations": 1}]
+    assert queries.perpetual(store, T0 + 2 * DAY, T0 + 3 * DAY) == []
+
+
 def test_sql_guards_and_errors(store: Store) -> None:
     assert is_read("SELECT 1") and is_read(" with x as (select 1) select * from x;")
     assert not is_read("SELECT 1; DROP TABLE fills") and not is_read("INSERT INTO fills VALUES") and not is_read("")
@@ -111,3 +120,12 @@ def test_over_http_reads_only_when_asked(store: Store) -> None:
     if server is not None:
         with pytest.raises(StoreError, match="unreachable"):
             HttpStore(server.url, timeout_s=1).execute("SELECT 1")
+
+
+def test_a_funding_entry_ships_to_its_table() -> None:
+    from backend.src.analytics.shipper import journal_row  # noqa: PLC0415
+
+    e = {"type": "funding", "seq": 7, "gen": 2, "candle_ts": T0, "ts": 1.5, "rate": -0.0002, "qty": 0.5,
+         "price": 100.0, "amount": 0.01, "source": "replay:x.csv"}
+    assert journal_row("SOLUSDT", e) == ("funding", {"symbol": "SOLUSDT", "seq": 7, "gen": 2, "ts": T0, "at": 1.5,
+                                                     "rate": -0.0002, "qty": 0.5, "price": 100.0, "amount": 0.01})
