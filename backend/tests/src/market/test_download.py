@@ -18,8 +18,8 @@ import pytest
 
 from backend.src.core.settings import REPO_ROOT
 from backend.src.market.candles import load_candles
-from backend.tests.conftest import OHLCV_DIR
 from backend.src.market.perpetual import read_funding_csv
+from backend.tests.conftest import OHLCV_DIR
 from backend.tests.fakes.binance_futures import BinanceFuturesServer
 from backend.tests.fakes.binance_server import BinanceServer
 
