@@ -46,7 +46,7 @@ async def fills(symbol: SymbolPath, request: Request, limit: Limit = 500) -> dic
     await _known(request, symbol)
     rows = await request.app.state.redis.xrevrange(request.app.state.keys.fills(symbol), count=limit)
     out = [{"ts": int(f["ts"]), "side": f.get("side", ""), "order_id": f.get("order_id", ""),
-            **_num(f, ("qty", "price", "fee", "pos", "at"))} for _, f in reversed(rows)]
+            "reason": f.get("reason", ""), **_num(f, ("qty", "price", "fee", "pos", "at"))} for _, f in reversed(rows)]
     return {"symbol": symbol, "fills": out}
 
 

@@ -74,7 +74,8 @@ class History:
         for f in fills:
             self.records.append((self.keys.fills(self.symbol), {
                 "ts": str(f.candle_ts), "side": f.side, "qty": repr(f.qty), "price": repr(f.price),
-                "fee": repr(f.fee), "order_id": f.order_id, "pos": repr(position), "at": f"{f.ts:.3f}"}))
+                "fee": repr(f.fee), "order_id": f.order_id, "pos": repr(position), "at": f"{f.ts:.3f}",
+                "reason": f.reason}))
 
     def flush(self, journal_seq: int, warmup_candles: int) -> None:
         """Write what is buffered; ``journal_seq`` and ``warmup_candles`` begin the next session if

@@ -33,6 +33,7 @@ class Fill:
     fee: float  # quote currency
     candle_ts: int
     ts: float  # wall time of the fill
+    reason: str = ""  # the order's reason, or what the venue did: stop_loss, liquidation, reconcile, ...
 
     def as_entry(self) -> dict[str, Any]:
         return {"type": "fill", **self.__dict__}
@@ -41,7 +42,7 @@ class Fill:
     def from_entry(e: dict[str, Any]) -> Fill:
         return Fill(
             str(e["order_id"]), str(e["side"]), float(e["qty"]), float(e["price"]),
-            float(e["fee"]), int(e["candle_ts"]), float(e["ts"]),
+            float(e["fee"]), int(e["candle_ts"]), float(e["ts"]), str(e.get("reason", "")),
         )
 
 
@@ -71,7 +72,8 @@ class Step:
 
     def book(self, order_id: str, side: str, qty: float, price: float, fee: float, **tags: str) -> Fill:
         """Journal a fill (with ``tags``: liquidity, reason) and apply it to the position."""
-        return self.desk.book_fill(Fill(order_id, side, qty, price, fee, self.ts, self.now), self.gen, tags)
+        fill = Fill(order_id, side, qty, price, fee, self.ts, self.now, tags.get("reason", ""))
+        return self.desk.book_fill(fill, self.gen, tags)
 
     def fund(self, rate: float, price: float, position: float, amount: float | None = None, *,
              exchange_ts: int | None = None) -> None:

@@ -18,9 +18,9 @@ def manager_api(start_manager: Callable[..., ManagerProc], r: redis.Redis, ns: s
     """Start the manager for ``symbols`` with its API on a free port; returns the API's URL once the
     engines run and the API answers."""
 
-    def start(symbols: list[str], **env: object) -> str:
+    def start(symbols: list[str], *args: str, **env: object) -> str:
         port = free_port()
-        start_manager(symbols, api_enabled="true", api_port=port, api_token=api_token, **env)
+        start_manager(symbols, *args, api_enabled="true", api_port=port, api_token=api_token, **env)
         wait_running(r, ns, symbols)
         url = f"http://127.0.0.1:{port}"
         wait_for(lambda: http_up(url), 20, what="api up")

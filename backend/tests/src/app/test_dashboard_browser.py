@@ -76,8 +76,8 @@ class Dashboard:
 
 @pytest.fixture
 def dashboard(manager_api: Callable[..., str], browser: Any) -> Callable[..., Dashboard]:
-    def start(symbols: list[str], **env: object) -> Dashboard:
-        return Dashboard(browser, manager_api(symbols, **env))
+    def start(symbols: list[str], *args: str, **env: object) -> Dashboard:
+        return Dashboard(browser, manager_api(symbols, *args, **env))
 
     return start
 
@@ -147,6 +147,31 @@ def test_fleet_is_live_kill9_shows_without_reload_and_control_needs_the_token(
     d.open("/symbol/BTCUSDT")
     d.page.wait_for_selector("#candles canvas")
     d.page.wait_for_selector("#logs div")
+    assert d.csp_violations() == []
+
+
+def test_a_perpetual_shows_its_side_leverage_liquidation_and_marks_a_liquidation(
+        dashboard: Callable[..., Dashboard], data_dir: Path, tmp_path: Path) -> None:
+    from backend.tests.conftest import FAST_CONFIG  # noqa: PLC0415
+    from backend.tests.integration.helpers import journal_entries  # noqa: PLC0415
+
+    config = tmp_path / "perp.yaml"  # 20x, no stop, a wild feed: liquidated within seconds
+    config.write_text(FAST_CONFIG + "  market: perpetual\n  leverage: 20\n  liquidation_buffer_atr: 0\n"
+                      "  strategy: {name: sma_crossover, fast: 2, slow: 5, allow_short: true}\n")
+    d = dashboard(["LIQUSDT"], "--config", str(config))
+    d.open()
+    d.page.wait_for_function("() => /(long|short) 20x/.test(document.querySelector("
+                             "'#fleet tr[data-symbol=LIQUSDT] td:nth-child(9)')?.textContent || '')", timeout=20000)
+    wait_for(lambda: any(e.get("reason") == "liquidation" for e in journal_entries(data_dir, "LIQUSDT")), 60,
+             interval=0.2, what="a liquidation")
+    d.open("/symbol/LIQUSDT")
+    d.page.wait_for_selector("#fills table")
+    d.page.wait_for_function("() => document.querySelector('main .cards')?.textContent.includes('20x isolated')")
+    cards = d.page.inner_text("main .cards")
+    assert "liquidation price" in cards and "margin" in cards and "funding" in cards and "side" in cards
+    assert "liquidation" in d.page.inner_text("#fills")
+    d.page.wait_for_selector("#candles canvas")
+    d.shot("symbol_perpetual")
     assert d.csp_violations() == []
 
 

@@ -57,13 +57,17 @@ export function candleChart(container, candles, fills) {
   }
   s.setData(data);
   const first = data.length ? data[0].time : 0;
-  const markers = fills.filter((f) => Math.floor(f.ts / 1000) >= first).map((f) => ({
+  // a liquidation stands out: a purple circle, named
+  const markers = fills.filter((f) => Math.floor(f.ts / 1000) >= first).map((f) => f.reason === "liquidation" ? {
+    time: Math.floor(f.ts / 1000), position: "aboveBar", color: "#a371f7", shape: "circle",
+    text: "LIQUIDATION " + f.side + " " + Number(f.qty).toPrecision(4),
+  } : {
     time: Math.floor(f.ts / 1000),
     position: f.side === "buy" ? "belowBar" : "aboveBar",
     color: f.side === "buy" ? "#3fb950" : "#f85149",
     shape: f.side === "buy" ? "arrowUp" : "arrowDown",
     text: f.side + " " + Number(f.qty).toPrecision(4),
-  })).sort((a, b) => a.time - b.time);
+  }).sort((a, b) => a.time - b.time);
   LC().createSeriesMarkers(s, markers);
   chart.timeScale().fitContent();
   return chart;

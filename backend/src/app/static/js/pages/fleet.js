@@ -21,7 +21,9 @@ function cells(e) {
   return [
     [e.pid ?? "–", "num"], [e.uptime, ""], [e.restarts, "num"], [e.last_error || "", "err", e.last_error || ""],
     [fmt.age(e.last_heartbeat_age_s), "num"], [e.stalled ? "stalled" : "", e.stalled ? "neg" : ""],
-    [fmt.qty(e.position), "num"], [fmt.signed(e.pnl) + unit(e), "num " + cls(e.pnl)],
+    [fmt.qty(e.position) + (e.market === "perpetual" ? ` ${e.side} ${e.leverage}x` : ""), "num",
+      e.liquidation_price ? `liquidation ${fmt.qty(e.liquidation_price)}, funding ${fmt.signed(e.funding)}` : ""],
+    [fmt.signed(e.pnl) + unit(e), "num " + cls(e.pnl)],
     [fmt.signed(e.daily_pnl) + unit(e), "num " + cls(e.daily_pnl)], [fmt.num(e.equity) + unit(e), "num"],
     [e.strategy || "", ""], [e.model_version || "", "muted"],
   ];

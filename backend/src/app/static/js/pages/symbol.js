@@ -30,6 +30,11 @@ export async function render(main, live, symbol) {
       card("restarts", String(e.restarts)), card("position", fmt.qty(e.position)), card("equity" + u, fmt.num(e.equity)),
       card("PnL" + u, fmt.signed(e.pnl), cls(e.pnl)), card("daily PnL" + u, fmt.signed(e.daily_pnl), cls(e.daily_pnl)),
       card("strategy", e.strategy || "–"), card("model", e.model_version || "–"));
+    if (e.market === "perpetual") {  // both directions: side, leverage, where it is liquidated, its margin, funding
+      cards.append(card("side", e.side, e.side === "short" ? "neg" : ""), card("leverage", `${e.leverage}x isolated`),
+        card("liquidation price", e.liquidation_price ? fmt.qty(e.liquidation_price) : "–"),
+        card("margin" + u, e.margin != null ? fmt.num(e.margin) : "–"), card("funding" + u, fmt.signed(e.funding), cls(e.funding)));
+    }
   });
   const charts = [];
   try {
@@ -47,7 +52,8 @@ export async function render(main, live, symbol) {
       { label: "detail", value: (r) => r.reason || r.error || r.detail || "" }], [...ev.events].reverse()));
     main.querySelector("#fills").append(table([{ label: "candle", value: (r) => fmt.time(r.ts) }, { label: "side", value: (r) => r.side },
       { label: "qty", num: true, value: (r) => fmt.qty(r.qty) }, { label: "price", num: true, value: (r) => fmt.qty(r.price) },
-      { label: "fee", num: true, value: (r) => fmt.num(r.fee, 4) }, { label: "position after", num: true, value: (r) => fmt.qty(r.pos) }], [...f.fills].reverse().slice(0, 200)));
+      { label: "fee", num: true, value: (r) => fmt.num(r.fee, 4) }, { label: "position after", num: true, value: (r) => fmt.qty(r.pos) },
+      { label: "reason", value: (r) => r.reason || "" }], [...f.fills].reverse().slice(0, 200)));
   } catch (err) {
     candleBox.textContent = `Could not load: ${err.message}`;
   }
