@@ -96,3 +96,30 @@ def test_feeds_are_read_only_by_a_file_that_uses_them() -> None:
     news = LeviStrategy(compile_text("name: t\nentry: sentiment > 0.2\n"), extras=feeds)
     sig = news.on_candle(candles([5.0])[0])
     assert reads == [1] and sig is not None and sig.target == 1.0, "news_score arrives as `sentiment`"
+
+
+def test_short_rules_mirror_the_long_ones_and_reverse_on_one_candle() -> None:
+    s = strategy("indicators:\n  f: sma(close, 2)\n  sl: sma(close, 4)\nentry: f > sl\nexit: f < sl\n"
+                 "entry_short: f < sl and not in_short\nexit_short: f > sl\nsizing: {method: fixed_fraction, "
+                 "fraction: 0.5}\ntrailing_stop_pct: 50\n")
+    assert s.allow_short
+    cs = candles([10, 10, 10, 10, 9, 8, 7, 8, 9, 10, 11])
+    sigs = []
+    for c in cs:
+        sig = s.on_candle(c)
+        sigs.append(sig.target if sig else None)
+        if sig is not None and sig.target:  # as the journal would show it at the next candle
+            s.position = PositionState(qty=sig.target, avg_price=c.close, bars_held=1, target=sig.target)
+        elif sig is not None:
+            s.position = PositionState()
+    assert -0.5 in sigs and 0.5 in sigs
+    first_long = sigs.index(0.5)
+    assert sigs[first_long - 1] == -0.5, "the short turned long on one candle (exit_short and entry together)"
+    assert "levi t reverse" in [s.on_candle(c).reason for c in candles([12, 11, 10, 9, 8], cs[-1].ts + M5)][1:]
+
+
+def test_side_names_read_the_position() -> None:
+    s = strategy("entry: not in_long and side >= 0\nentry_short: not in_short and side <= 0\n")
+    s.position = PositionState(qty=-1.0, avg_price=10.0, bars_held=2, target=-1.0)
+    sig = s.on_candle(candles([10.0])[0])
+    assert sig is not None and sig.target == -1.0 and sig.reason == "levi t hold"

@@ -47,3 +47,26 @@ def test_the_state_is_the_journals_position() -> None:
 def test_bad_parameters_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="decision"):
         DecisionParams(**kwargs)  # type: ignore[arg-type]
+
+
+def short(bars: int) -> PositionState:
+    return PositionState(qty=-1.0, avg_price=100.0, bars_held=bars)
+
+
+def test_shorts_mirror_the_longs_and_turn_over_on_one_candle() -> None:
+    rule = DecisionRule(DecisionParams(threshold=0.6, exit_threshold=0.55, edge=1.0))
+    assert rule(0.35, -0.0031, FLAT, COST) == 0.0, "a spot symbol is long-only"
+    assert rule(0.35, -0.0031, FLAT, COST, shorts=True) == -1.0
+    assert rule(0.35, -0.0029, FLAT, COST, shorts=True) == 0.0, "the fall does not pay the round trip"
+    assert rule(0.44, -0.05, short(3), COST, shorts=True) == -1.0, "held while P(up) <= 1 - exit_threshold"
+    assert rule(0.5, -0.05, short(3), COST, shorts=True) == 0.0, "out in the no-trade band"
+    assert rule(0.65, 0.01, short(3), COST, shorts=True) == 1.0, "short to long on the same candle"
+    assert rule(0.3, -0.01, held(3), COST, shorts=True) == -1.0, "long to short on the same candle"
+
+
+def test_funding_carry_is_paid_by_the_side_that_pays_it() -> None:
+    rule = DecisionRule(DecisionParams(threshold=0.6, edge=1.0))
+    carry = 0.001  # longs expect to pay 0.1 % over the horizon, shorts to receive it
+    assert rule(0.7, 0.0035, FLAT, COST, shorts=True, carry=carry) == 0.0, "the long's move pays fees, not funding"
+    assert rule(0.7, 0.0045, FLAT, COST, shorts=True, carry=carry) == 1.0
+    assert rule(0.3, -0.0025, FLAT, COST, shorts=True, carry=carry) == -1.0, "the short is paid to wait"
