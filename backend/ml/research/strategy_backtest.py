@@ -141,7 +141,8 @@ def run(args: Any, settings: Settings, files: list[Path], out: Path) -> dict[str
         log.info("%s: strategy return %+.2f%% sharpe %.2f dd %.3f fills %d | buy&hold %+.2f%% | flat 0", rep["symbol"],
                  100 * st["total_return"], st["sharpe"], st["max_drawdown"], st["fills"],
                  100 * s["buy_and_hold"]["total_return"])
-        log.info("%s:   long %d trades %+.2f | short %d trades %+.2f | fees %.2f | funding %+.2f | liquidations %d",
+        log.info("%s:   closed trades (net of fees): long %d %+.2f, short %d %+.2f | fees %.2f | funding %+.2f | "
+                 "liquidations %d",
                  rep["symbol"], st["long_trades"], st["long_pnl"], st["short_trades"], st["short_pnl"], st["fees"],
                  st["funding"], st["liquidations"])
     pairs = summary["pairs"].values()

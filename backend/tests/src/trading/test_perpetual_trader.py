@@ -65,6 +65,7 @@ def test_funding_is_paid_by_longs_and_received_by_shorts_at_funding_times_only(t
         fees = 0.1 * 20_000 * 0.0005
         t.book.mark(21_000)  # the session marks at each close
         assert t.book.equity == pytest.approx(10_000 - fees + sign * 0.21 - sign * 0.1 * 1000)
+        assert t.book.daily_pnl == pytest.approx(-fees + sign * 0.21 - sign * 100)  # what the global stop reads
         t.journal.close()  # type: ignore[attr-defined]
         again = trader(tmp_path / sub)
         again.book.mark(21_000)
