@@ -295,12 +295,13 @@ class Trader:
         if abs(delta) * candle.close < dust:
             return []
         fills: list[Fill] = []
-        if held and target_qty and (target_qty > 0) != (held > 0):  # long <-> short: close, then open
+        flip = bool(held and target_qty and (target_qty > 0) != (held > 0))
+        if flip:  # long <-> short: a reduce-only close, then the open
             fills += self._order(candle, -held, sig, step, suffix="-close", reduce_only=True)
             if not self.orders and self.book.qty:
                 return fills  # the close was refused: never open the other way on top of it
             delta = target_qty
-        opening = abs(target_qty) > abs(held) or (held > 0) != (target_qty > 0)
+        opening = bool(target_qty) and (flip or abs(target_qty) > abs(held))  # closing never asks anyone
         if opening and not self._may_open(target, target_qty, candle, step):
             return fills
         reducing = not opening and abs(target_qty) < abs(held)

@@ -141,3 +141,34 @@ def test_the_global_stop_buys_a_short_back_reduce_only(tmp_path: Path) -> None:
     fills = t.flatten(20_100, T0 + H, gen=1, now=0.0, reason="global_stop")
     assert [(f.side, f.qty) for f in fills] == [("buy", 0.1)] and t.book.qty == 0
     assert [e for e in t.journal.entries if e["type"] == "order"][-1]["reduce_only"] is True
+
+
+class Full:
+    """A portfolio with no room left: every entry refused."""
+
+    halted_reason = ""
+
+    def allow_open(self, exposure: float, equity: float) -> bool:
+        return False
+
+    def flat(self) -> None:
+        return None
+
+
+def test_closing_and_turning_need_no_portfolio_room_but_the_new_side_does(tmp_path: Path) -> None:
+    t = trader(tmp_path)
+    run(t, c(T0 - 2 * H, 20_000), SHORT)
+    run(t, c(T0 - H, 20_000), SHORT)
+    t.gate = Full()
+    run(t, c(T0, 20_000), LONG)  # the short is closed; the long is refused
+    orders = [e for e in t.journal.entries if e["type"] == "order"]
+    assert [(o["side"], o["reduce_only"]) for o in orders[1:]] == [("buy", True)]
+    run(t, c(T0 + H, 20_000), FLAT)
+    assert t.book.qty == 0
+    u = trader(tmp_path / "flat")
+    run(u, c(T0 - 2 * H, 20_000), LONG)
+    run(u, c(T0 - H, 20_000), LONG)
+    u.gate = Full()
+    run(u, c(T0, 20_000), FLAT)
+    run(u, c(T0 + H, 20_000), FLAT)
+    assert u.book.qty == 0, "a position is closed whatever the portfolio says"
