@@ -26,6 +26,7 @@ class Monitor:
         self.stalled: set[str] = set()
         self.stall_alerted: dict[str, float] = {}  # symbol -> when its last stall alert went out
         self.global_stop = ""
+        self.liquidations: dict[str, int] = {}  # symbol -> liquidations its journal holds, as last seen
 
     def mirror(self, symbols: list[str]) -> None:
         """Rewrite engine_registry.json from Redis (the live truth) and check for stalls."""
@@ -45,6 +46,17 @@ class Monitor:
         write_json_atomic(self.settings.registry_path, {s: registry_entry(st, now) for s, st in states.items()})
         for sym, hb in zip(symbols, beats, strict=True):
             self.check_stall(sym, states[sym], heartbeat_age(str(hb) if hb else None, now), now)
+            self.check_liquidation(sym, states[sym])
+
+    def check_liquidation(self, symbol: str, state: dict[str, str]) -> None:
+        """A perpetual position liquidated since the last look: an alert and a ``liquidated`` event."""
+        n = int(state.get("liquidations") or 0)
+        seen = self.liquidations.setdefault(symbol, n)
+        if n > seen:
+            log.error("engine %s: position liquidated (%d in its journal); price %s", symbol, n,
+                      state.get("last_price", "?"), extra={"symbol": symbol, "alert": True})
+            self.store.event("liquidated", symbol, count=n)
+        self.liquidations[symbol] = n
 
     def check_stall(self, symbol: str, state: dict[str, str], hb_age: float | None, now: float) -> None:
         stalled = is_stalled(state, hb_age, now, self.settings.heartbeat_timeout_s)

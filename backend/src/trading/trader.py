@@ -72,6 +72,7 @@ class Trader:
         self.current: int | None = None  # the candle between begin_candle and end_candle
         self.position_before = 0.0
         self.exit_pcts: tuple[float | None, float | None] = (None, None)  # the strategy's own stops, if any
+        self.liquidations = 0  # liquidation fills in the journal
         for e in journal.entries:
             self._replay(e)
 
@@ -92,6 +93,7 @@ class Trader:
                 if order.remaining <= 1e-12:
                     del self.orders[order.id]
             self.blocked = (1 if e["side"] == "sell" else -1) if e.get("reason") in PROTECTIVE else 0
+            self.liquidations += e.get("reason") == "liquidation"
         elif kind == "signal_flat":
             self.blocked = 0
         if "candle_ts" in e:
@@ -168,7 +170,7 @@ class Trader:
         return {"side": "long" if b.qty > 0 else "short" if b.qty < 0 else "flat", "market": self.cfg.market,
                 "leverage": self.cfg.leverage, "margin": round(b.margin, 6) if self.margin is not None else "",
                 "liquidation_price": round(self.margin.liquidation(b), 8) if self.margin is not None else "",
-                "funding": round(b.funding, 6)}
+                "funding": round(b.funding, 6), "liquidations": self.liquidations}
 
     # ------------------------------------------------------------------ per candle
 

@@ -44,7 +44,8 @@ def test_full_run_writes_the_fills(tmp_path: Path) -> None:
                  "ETH_BTC-5m.csv", "--engine-config", str(BTC_PAIRS), "--out", str(out)]) == 0
     with (out / "ETHBTC" / "fills.csv").open() as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["candle_ts", "side", "qty", "price", "fee"] and len(rows) > 20
+    assert rows[0] == ["candle_ts", "side", "qty", "price", "fee", "reason"] and len(rows) > 20
+    assert all(r[5].startswith("sma10/30") for r in rows[1:]), "each fill names the signal that made it"
     sides = [r[1] for r in rows[1:]]
     assert all(a != b for a, b in zip(sides, sides[1:], strict=False)), "one fill per signal change"
 

@@ -151,9 +151,9 @@ def test_fleet_is_live_kill9_shows_without_reload_and_control_needs_the_token(
 
 
 def test_a_perpetual_shows_its_side_leverage_liquidation_and_marks_a_liquidation(
-        dashboard: Callable[..., Dashboard], data_dir: Path, tmp_path: Path) -> None:
+        dashboard: Callable[..., Dashboard], data_dir: Path, tmp_path: Path, r: redis.Redis, ns: str) -> None:
     from backend.tests.conftest import FAST_CONFIG  # noqa: PLC0415
-    from backend.tests.integration.helpers import journal_entries  # noqa: PLC0415
+    from backend.tests.integration.helpers import events, journal_entries  # noqa: PLC0415
 
     config = tmp_path / "perp.yaml"  # 20x, no stop, a wild feed: liquidated within seconds
     config.write_text(FAST_CONFIG + "  market: perpetual\n  leverage: 20\n  liquidation_buffer_atr: 0\n"
@@ -164,12 +164,14 @@ def test_a_perpetual_shows_its_side_leverage_liquidation_and_marks_a_liquidation
                              "'#fleet tr[data-symbol=LIQUSDT] td:nth-child(9)')?.textContent || '')", timeout=20000)
     wait_for(lambda: any(e.get("reason") == "liquidation" for e in journal_entries(data_dir, "LIQUSDT")), 60,
              interval=0.2, what="a liquidation")
+    wait_for(lambda: events(r, ns, "liquidated", "LIQUSDT"), 10, what="the manager's liquidation alert")
     d.open("/symbol/LIQUSDT")
     d.page.wait_for_selector("#fills table")
     d.page.wait_for_function("() => document.querySelector('main .cards')?.textContent.includes('20x isolated')")
     cards = d.page.inner_text("main .cards")
     assert "liquidation price" in cards and "margin" in cards and "funding" in cards and "side" in cards
     assert "liquidation" in d.page.inner_text("#fills")
+    assert "liquidated" in d.page.inner_text("#events")  # the manager's alert, as an event
     d.page.wait_for_selector("#candles canvas")
     d.shot("symbol_perpetual")
     assert d.csp_violations() == []

@@ -29,7 +29,7 @@ def error(text: str) -> str:
 
 
 def test_the_shipped_examples_compile() -> None:
-    assert len(EXAMPLES) == 3
+    assert len(EXAMPLES) == 4
     for path in EXAMPLES:
         c = compile_file(path)
         assert c.warmup_candles > 0 and len(c.source_hash) == 16
