@@ -49,3 +49,31 @@ def test_status_metrics_and_operator_clear(api: ApiServer, start_manager: Callab
     wait_for(lambda: not any(state(r, ns, s).get("halted") for s in syms), 3, what="engines resume")
     assert not httpx.get(api.url + "/risk").json()["global_stop"]["active"], "held off for the rest of the day"
     assert events(r, ns, "global_stop_cleared")
+
+
+def test_the_global_stop_buys_shorts_back_reduce_only(start_manager: Callable[..., ManagerProc], engine_config: Path,
+                                                       r: redis.Redis, ns: str, tmp_path: Path,
+                                                       data_dir: Path) -> None:
+    from backend.tests.integration.helpers import journal_entries  # noqa: PLC0415
+
+    write_day(tmp_path / "day.csv", +6.0)  # a rising day: the shorts lose
+    (tmp_path / "policy.yaml").write_text("max_daily_loss_pct: 3\nmax_symbol_exposure_pct: 100\n"
+                                          "max_symbol_risk_pct: 100\n")
+    (tmp_path / "short.levi.yaml").write_text("levilang: 1\nname: always_short\nentry: close < 0\n"
+                                              "entry_short: close > 0\n")
+    engine_config.write_text("defaults:\n  strategy: {levilang: short.levi.yaml}\n  market: perpetual\n"
+                             "  leverage: 2\n  size_usd: 10000\n  max_position_usd: 10000\n  stop_loss_pct: 10\n"
+                             "  funding_rate: 0.0001\n")
+    syms = ["SSAUSDT", "SSBUSDT"]
+    start_manager(syms, "--source", f"replay:{tmp_path / 'day.csv'}", risk_policy=tmp_path / "policy.yaml",
+                  replay_speed=3000)
+    wait_running(r, ns, syms)
+    wait_for(lambda: all(float(state(r, ns, s).get("position") or 0) < 0 for s in syms), 30, what="both short")
+    wait_for(lambda: events(r, ns, "global_stop"), 60, what="global stop")
+    wait_for(lambda: all(state(r, ns, s).get("halted") and float(state(r, ns, s)["position"]) == 0 for s in syms),
+             3, what="all flat and halted")
+    for s in syms:
+        entries = journal_entries(data_dir, s)
+        (order,) = [e for e in entries if e["type"] == "order" and e.get("reason") == "global_stop"]
+        assert order["side"] == "buy" and order["reduce_only"] is True
+        assert [e for e in entries if e["type"] == "fill"][-1]["side"] == "buy"
