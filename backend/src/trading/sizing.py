@@ -32,8 +32,9 @@ class Sizer:
         if self.last_close > 0 and candle.close > 0:
             r = abs(math.log(candle.close / self.last_close))
             self.ewma_abs_ret = r if not self.ewma_abs_ret else 0.9 * self.ewma_abs_ret + 0.1 * r
-            tr = max(candle.high, self.last_close) - min(candle.low, self.last_close)
-            self.atr = tr if not self.atr else self.atr + (tr - self.atr) / 14
+            last = self.last_close  # true range, without builtins: this runs on every candle of every backtest
+            tr = (candle.high if candle.high > last else last) - (candle.low if candle.low < last else last)
+            self.atr = self.atr + (tr - self.atr) / 14 if self.atr else tr
         self.last_close = candle.close
 
     def volatility(self, stop_loss_pct: float) -> float:

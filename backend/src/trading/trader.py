@@ -157,10 +157,11 @@ class Trader:
         self._protect_on_venue(f"{self.symbol}-{int(now)}-{gen}-stop", step)
 
     def _protect_on_venue(self, tag: str, step: Step) -> None:
-        qty = self.book.qty
-        closing = "sell" if qty > 0 else "buy"
-        resting = sum(o.remaining for o in self.orders.values() if o.side == closing) if self.orders else 0.0
-        covered = max(0.0, abs(qty) - resting) * (1 if qty > 0 else -1)
+        qty = covered = self.book.qty
+        if qty and self.orders:  # what resting orders would close is not the stop's to cover
+            closing = "sell" if qty > 0 else "buy"
+            resting = sum(o.remaining for o in self.orders.values() if o.side == closing)
+            covered = max(0.0, abs(qty) - resting) * (1 if qty > 0 else -1)
         self.venue.protect(covered, self.book.avg_price, tag, step)
 
     def exposure(self) -> dict[str, str | float]:
@@ -181,7 +182,8 @@ class Trader:
         if self.current is None:
             return []
         self.position_before = self.book.qty
-        self.venue.settle(candle, self.book.qty, step)
+        if self.margin is not None:  # perpetuals: funding, and what the exchange did to the position itself
+            self.venue.settle(candle, self.book.qty, step)
         fills = self.venue.match(list(self.orders.values()), candle, step)
         return fills + self._protect(candle, step)
 

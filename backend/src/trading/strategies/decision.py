@@ -55,13 +55,13 @@ class DecisionRule:
             stay = prob >= p.exit_threshold if held > 0 else prob <= 1 - p.exit_threshold
             if position.bars_held < p.min_hold or stay:
                 return 1.0 if held > 0 else -1.0
-        if prob >= p.threshold and held <= 0 and self._pays(exp_return, round_trip_cost, carry):
+        if prob >= p.threshold and held <= 0 and (not p.edge or self._pays(exp_return, round_trip_cost, carry)):
             return 1.0
-        if shorts and prob <= 1 - p.threshold and held >= 0 and self._pays(-exp_return, round_trip_cost, -carry):
+        if shorts and prob <= 1 - p.threshold and held >= 0 and (
+                not p.edge or self._pays(-exp_return, round_trip_cost, -carry)):
             return -1.0
         return 0.0
 
     def _pays(self, move: float, round_trip_cost: float, carry: float) -> bool:
         """The expected move on the side taken pays ``edge`` round trips plus the funding carried."""
-        edge = self.params.edge
-        return not (edge > 0 and math.isfinite(move) and move <= edge * round_trip_cost + carry)
+        return not (math.isfinite(move) and move <= self.params.edge * round_trip_cost + carry)
