@@ -182,9 +182,9 @@ class Trader:
         if self.current is None:
             return []
         self.position_before = self.book.qty
-        if self.margin is not None:  # perpetuals: funding, and what the exchange did to the position itself
-            self.venue.settle(candle, self.book.qty, step)
-        fills = self.venue.match(list(self.orders.values()), candle, step)
+        # perpetuals: funding, and what the exchange did to the position by itself
+        fills = self.venue.settle(candle, self.book.qty, step) if self.margin is not None else []
+        fills += self.venue.match(list(self.orders.values()), candle, step)
         return fills + self._protect(candle, step)
 
     def end_candle(self, candle: Candle, sig: Signal | None, step: Step) -> list[Fill]:

@@ -38,9 +38,10 @@ class Venue(Protocol):
         """Before the first order: reconcile the journal's open orders and ``position`` with the venue
         (``funded_ms``: the exchange time of the last funding payment the journal holds)."""
 
-    def settle(self, candle: Candle, position: float, step: Step) -> None:
-        """What the venue charges or pays on ``position`` held into ``candle``: funding (perpetuals), journaled
-        through ``step.fund``."""
+    def settle(self, candle: Candle, position: float, step: Step) -> list[Fill]:
+        """Perpetuals, before the candle's own work: the funding the venue charges or pays on ``position`` held
+        into ``candle`` (``step.fund``), and what it did to the position by itself (live: the exchange's stop,
+        a liquidation), as fills."""
 
     def match(self, orders: list[Order], candle: Candle, step: Step) -> list[Fill]:
         """What happened to resting orders (and the venue's own protective orders) during ``candle``."""

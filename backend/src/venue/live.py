@@ -79,11 +79,12 @@ class LiveVenue:
         log.warning("LIVE TRADING: real orders on %s", getattr(self.ex, "id", "the exchange"),
                     extra={"symbol": self.symbol})
 
-    def settle(self, candle: Candle, position: float, step: Step) -> None:
+    def settle(self, candle: Candle, position: float, step: Step) -> list[Fill]:
         """Perpetuals: the funding the account received or paid, then what the exchange did to the position by
-        itself (our resting stop triggered, a liquidation), journaled before the candle's own work."""
+        itself — our resting stop triggered, a liquidation, anything else (``reconcile``, alerted) — journaled
+        before the candle's own work. One position read per candle; the income once per funding time."""
         if self.perp is None:
-            return
+            return []
         due = candle.ts - candle.ts % FUNDING_INTERVAL_MS  # the latest funding time this candle has passed
         if due > self.funding_checked:
             for ts, amount in self.perp.funding(self.funded_ms + 1):
@@ -91,36 +92,54 @@ class LiveVenue:
                 step.fund(rate, candle.open, position, amount, exchange_ts=ts)
                 self.funded_ms = ts
             self.funding_checked = due
-        if self.perp_stop is not None and position and self.perp_stop.triggered():
-            self._book_exchange(step, self.perp.position() - position, "stop_loss", candle.open)
+        if not position:
+            return []
+        held = self.perp.position()
+        diff = held - position
+        if abs(diff) <= max(self.rules.step_size, 1e-12):
+            return []
+        order_id = f"{self.symbol}-{candle.ts}-{step.gen}-exchange"
+        if self.perp_stop is not None and self.perp_stop.triggered():
+            return [self._book_trade(step, f"{order_id}_stop", diff, "stop_loss", candle.open)]
+        if not held and (forced := self._forced(self.perp, step)) is not None:
+            return [self._book_forced(self.perp, step, f"{order_id}_liquidation", diff, forced)]
+        log.error("the exchange position moved by itself: %s -> %s", position, held,
+                  extra={"symbol": self.symbol, "alert": True})
+        return [self._book_trade(step, f"{order_id}_reconcile", diff, "reconcile", candle.open)]
 
     def liquidate(self, order: Order, price: float, step: Step) -> list[Fill]:
-        """The candles say the margin is gone: the exchange decides. Its forced order, when it has closed the
+        """The candles say the margin is gone: the exchange decides. Its forced order, once it has closed the
         position, is journaled; while it still holds it, nothing happens here."""
         if self.perp is None:
             return []
         held = self.perp.position()
-        if abs(held) > 1e-12:
-            log.warning("liquidation price crossed on the candles, the exchange still holds %s", held,
+        forced = self._forced(self.perp, step) if not held else None
+        if forced is None:
+            log.warning("liquidation price crossed on the candles, the exchange holds %s", held,
                         extra={"symbol": self.symbol})
             return []
-        forced = self.perp.forced(self.funded_ms - 8 * 3_600_000)
-        avg = float(forced[-1].get("avgPrice") or price) if forced else price
-        fee = self.perp.commission(str(forced[-1]["orderId"])) if forced else 0.0
-        return [step.book(order.id, order.side, order.qty, avg, fee, liquidity="liquidation", reason="liquidation")]
+        return [self._book_forced(self.perp, step, order.id, (1 if order.side == "buy" else -1) * order.qty, forced)]
 
-    def _book_exchange(self, step: Step, diff: float, reason: str, price: float) -> list[Fill]:
-        if abs(diff) <= max(self.rules.step_size, 1e-12):
-            return []
-        fills: list[ExchangeFill] = []
-        if self.perp is not None:
-            trades = call(self.ex.fetch_my_trades, self.market, int(step.now * 1000) - 3 * 86_400_000)
-            last = [t for t in trades if t.get("side") == ("buy" if diff > 0 else "sell")][-1:]
-            fills = [ExchangeFill(abs(diff), float(t["price"]), float((t.get("fee") or {}).get("cost") or 0))
-                     for t in last]
-        f = fills[0] if fills else ExchangeFill(abs(diff), price, 0.0)
-        return [step.book(f"{self.symbol}-{step.ts}-{step.gen}-exchange_{reason}", "buy" if diff > 0 else "sell",
-                          f.qty, f.price, f.fee, reason=reason)]
+    @staticmethod
+    def _forced(perp: PerpAccount, step: Step) -> dict[str, Any] | None:
+        """The exchange's latest liquidation order on our market (the last three days), if any."""
+        rows = perp.forced(int(step.now * 1000) - 3 * 86_400_000)
+        return rows[-1] if rows else None
+
+    @staticmethod
+    def _book_forced(perp: PerpAccount, step: Step, order_id: str, diff: float, forced: dict[str, Any]) -> Fill:
+        fee = perp.commission(str(forced["orderId"]))
+        return step.book(order_id, "buy" if diff > 0 else "sell", abs(diff), float(forced["avgPrice"]), fee,
+                         liquidity="liquidation", reason="liquidation")
+
+    def _book_trade(self, step: Step, order_id: str, diff: float, reason: str, price: float) -> Fill:
+        """A change the exchange made, priced by the account's latest trade on that side (else ``price``)."""
+        side = "buy" if diff > 0 else "sell"
+        trades = call(self.ex.fetch_my_trades, self.market, int(step.now * 1000) - 3 * 86_400_000)
+        last = [t for t in trades if t.get("side") == side][-1:]
+        px = float(last[0]["price"]) if last else price
+        fee = float((last[0].get("fee") or {}).get("cost") or 0) if last else 0.0
+        return step.book(order_id, side, abs(diff), px, fee, reason=reason)
 
     def match(self, orders: list[Order], candle: Candle, step: Step) -> list[Fill]:
         out = []

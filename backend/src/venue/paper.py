@@ -70,10 +70,11 @@ class PaperVenue:
             liquidity, self.cfg.maker_fee_bps)
         return px, qty * px * fee_bps / 10_000
 
-    def settle(self, candle: Candle, position: float, step: Step) -> None:
+    def settle(self, candle: Candle, position: float, step: Step) -> list[Fill]:
         if position and self.cfg.perpetual and is_funding_time(candle.ts):
             step.fence()
             step.fund(self.funding.rate(candle.ts), candle.open, position)
+        return []  # nothing moves a paper position by itself but the trader's own checks
 
     def _fill(self, order: Order, qty: float, ref: float, liquidity: str, reason: str, step: Step) -> Fill:
         px, fee = self.quote(order.side, qty, ref, liquidity)

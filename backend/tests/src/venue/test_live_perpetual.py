@@ -145,7 +145,8 @@ def test_the_exchange_stop_and_liquidation_are_booked_from_the_exchange(
     t = trader(tmp_path, ex)
     run(t, c(60_000), SHORT)
     fapi.candles["BTCUSDT"] = rows(21_500.0)  # through the stop resting at 21 000
-    assert run(t, c(120_000, 21_500.0), SHORT) == []  # the exchange's stop closed it: no new short on that side
+    (fill,) = run(t, c(120_000, 21_500.0), SHORT)  # the exchange's stop closed it: no new short on that side
+    assert fill.reason == "stop_loss" and fill.side == "buy"
     stop = t.journal.of_type("fill")[1]
     assert (stop["side"], stop["qty"], stop["price"], stop["reason"]) == ("buy", pytest.approx(0.1), 21_500.0,
                                                                           "stop_loss")
@@ -171,3 +172,19 @@ def test_reconciliation_reads_the_exchange_position(fapi: BinanceFuturesServer, 
     assert again.book.qty == pytest.approx(-0.15)
     assert again.journal.of_type("fill")[-1]["reason"] == "reconcile"
     assert paths(fapi, "GET", "/fapi/v3/positionRisk") >= 2 and paths(fapi, "GET", "/api/v3/account") == 0
+
+
+def test_a_liquidation_the_candles_did_not_see_is_read_from_the_exchange(
+        fapi: BinanceFuturesServer, ex, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    t = trader(tmp_path, ex, leverage=20, protective_stop_pct=50)
+    run(t, c(60_000), SHORT)
+    fapi.liquidate("BTCUSDT", 20_900.0, int(time.time() * 1000))  # a mark-price wick the candles never showed
+    (fill,) = run(t, c(120_000), FLAT)
+    assert (fill.side, fill.price, fill.reason) == ("buy", 20_900.0, "liquidation") and t.book.qty == 0
+    assert t.liquidations == 1 and t.exposure()["liquidations"] == 1
+    u = trader(tmp_path / "moved", ex)
+    run(u, c(180_000), SHORT)
+    fapi.position["BTCUSDT"] = (-0.15, 20_000.0)  # a change nobody here made: journaled as it is, alerted
+    fills = run(u, c(240_000), SHORT)
+    assert [(f.side, round(f.qty, 9), f.reason) for f in fills] == [("sell", 0.05, "reconcile")]
+    assert u.book.qty == pytest.approx(-0.15)
