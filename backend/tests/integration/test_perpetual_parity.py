@@ -44,6 +44,17 @@ def write_candles(out: Path, seed: int, symbol: str) -> Path:
     return path
 
 
+def real_futures(out: Path, rows: int = 1500) -> str | None:
+    """The first ``rows`` real BTC perpetual candles when the shared files sit beside the repository."""
+    real = next((p / "shared" / "data" / "futures-1h" / "BTC_USDT-1h.csv" for p in REPO_ROOT.resolve().parents
+                 if (p / "shared" / "data" / "futures-1h" / "BTC_USDT-1h.csv").is_file()), None)
+    if real is None:
+        return None
+    lines = real.read_text().splitlines(keepends=True)[: rows + 1]
+    (out / "RBTC_USDT-1h.csv").write_text("".join(lines))
+    return "RBTCUSDT"
+
+
 def write_funding(path: Path) -> None:
     """Rates of both signs, one per funding time over the candles and a day either side."""
     first = (START_S * 1000 // FUNDING_INTERVAL_MS - 3) * FUNDING_INTERVAL_MS
@@ -68,11 +79,15 @@ def test_perpetual_engines_and_the_backtester_agree_on_fills_funding_and_liquida
     for seed, sym in enumerate(SYMBOLS):
         write_candles(candles, seed + 11, sym)
     write_funding(tmp_path / "funding.csv")
+    configs = dict(SYMBOLS)
+    real = real_futures(candles)  # real candles too, where they are: the short-selling LeviLang example, 3x
+    if real is not None:
+        configs[real] = f"{{strategy: {{levilang: {SHORTS}}}, leverage: 3, funding_file: null, funding_rate: 0.0001}}"
     config = tmp_path / "perp.yaml"
     config.write_text("defaults: {market: perpetual, size_usd: 4000, max_position_usd: 4000, fee_bps: 5, "
                       "maker_fee_bps: 2, slippage_bps: 2, funding_file: funding.csv}\nsymbols:\n"
-                      + "".join(f"  {s}: {v}\n" for s, v in SYMBOLS.items()))
-    symbols = sorted(SYMBOLS)
+                      + "".join(f"  {s}: {v}\n" for s, v in configs.items()))
+    symbols = sorted(configs)
     env = fast_env(redis_server.url, ns, data_dir)
     m = ManagerProc(["--symbols", ",".join(symbols), "--config", str(config), "--source", f"replay:{candles}"],
                     {**env, "LEVIBOT_REPLAY_SPEED": "1e9", "LEVIBOT_HEARTBEAT_TIMEOUT_S": "60"})
@@ -111,6 +126,8 @@ def test_perpetual_engines_and_the_backtester_agree_on_fills_funding_and_liquida
             pos += float(f["qty"]) * (1 if f["side"] == "buy" else -1)  # type: ignore[arg-type]
             seen["short"] += pos < -1e-12
         seen["funding"] += len(paid)
+        if sym == real:
+            assert live and paid, f"{sym}: the real candles traded and paid funding"
         seen["liquidation"] += sum(1 for f in live if f.get("reason") == "liquidation")
         orders = [e for e in journal if e["type"] == "order"]
         seen["flip"] += sum(1 for o in orders if str(o["id"]).endswith("-close"))
