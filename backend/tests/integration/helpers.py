@@ -59,3 +59,29 @@ def fills(data_dir: Path, symbol: str) -> list[dict[str, object]]:
 def events(r: redis.Redis, ns: str, kind: str | None = None, symbol: str | None = None) -> list[dict[str, str]]:
     out = [f for _, f in r.xrange(f"{ns}events")]  # type: ignore[misc]
     return [e for e in out if (kind is None or e["type"] == kind) and (symbol is None or e["symbol"] == symbol)]
+
+
+def backtest_full(candles: Path, config: Path, out: Path, env: dict[str, str], *, timeout: float = 900) -> Path:
+    """``python -m backend.ml.research.backtest --full`` over every file in ``candles`` with the engines'
+    config, as a user runs it: what an engine replaying those files must have journaled. Returns ``out``."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from backend.src.core.settings import REPO_ROOT  # noqa: PLC0415
+
+    res = subprocess.run([sys.executable, "-m", "backend.ml.research.backtest", "--ohlcv-dir", str(candles),
+                          "--pattern", "*.csv", "--full", "--engine-config", str(config), "--out", str(out)],
+                         env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return out
+
+
+def replay_all(manager: object, r: redis.Redis, ns: str, symbols: list[str], *, timeout: float = 400) -> None:
+    """Wait for every engine of ``manager`` to run its replay to the end without a restart, then stop it."""
+    try:
+        wait_running(r, ns, symbols, timeout=120)
+        wait_for(lambda: all(state(r, ns, s).get("exhausted") == "1" for s in symbols), timeout, interval=0.5,
+                 what="every replay finished")
+        assert {s: state(r, ns, s).get("restarts") for s in symbols} == dict.fromkeys(symbols, "0")
+    finally:
+        assert manager.stop() == 0  # type: ignore[attr-defined]

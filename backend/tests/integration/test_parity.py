@@ -6,8 +6,6 @@ on every shared candle file."""
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,8 +17,8 @@ from backend.src.market.candles import symbol_of_file
 from backend.src.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
 from backend.src.models.feature_pipeline import build, label_up, load_ohlcv
 from backend.src.models.registry import Registry
-from backend.tests.conftest import OHLCV_DIR, ManagerProc, fast_env, wait_for
-from backend.tests.integration.helpers import fills, state, wait_running
+from backend.tests.conftest import OHLCV_DIR, ManagerProc, fast_env
+from backend.tests.integration.helpers import backtest_full, fills, replay_all
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 STRATEGIES = REPO_ROOT / "backend" / "strategies"
@@ -103,18 +101,8 @@ def test_engine_replay_and_backtest_fill_alike(redis_server, ns: str, data_dir: 
                      # 27 engines flat out on a small machine: a slow heartbeat is not a hang here, and a
                      # restart (strategy re-warmed from a window of history) would be another experiment
                      "LEVIBOT_HEARTBEAT_TIMEOUT_S": "120", "LEVIBOT_START_TIMEOUT_S": "120"})
-    try:
-        wait_running(r, ns, symbols, timeout=120)
-        wait_for(lambda: all(state(r, ns, s).get("exhausted") == "1" for s in symbols), 400, interval=0.5,
-                 what="every replay finished")
-        assert {s: state(r, ns, s).get("restarts") for s in symbols} == dict.fromkeys(symbols, "0")
-    finally:
-        assert m.stop() == 0
-    out = tmp_path / "bt"
-    res = subprocess.run([sys.executable, "-m", "backend.ml.research.backtest", "--ohlcv-dir", str(candles_dir),
-                          "--pattern", "*.csv", "--full", "--engine-config", str(config), "--out", str(out)],
-                         env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
-    assert res.returncode == 0, res.stderr[-2000:]
+    replay_all(m, r, ns, symbols)
+    out = backtest_full(candles_dir, config, tmp_path / "bt", env)
     traded: dict[str, int] = {"SMA": 0, "LEVI": 0, "ENS": 0}
     for sym, (kind, _f) in files.items():
         live = fills(data_dir, sym)

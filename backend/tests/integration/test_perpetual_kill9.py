@@ -7,8 +7,6 @@ import csv
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,11 +15,10 @@ import pytest
 import redis
 
 from backend.src.core.config import SymbolConfig
-from backend.src.core.settings import REPO_ROOT
 from backend.src.trading.book import PositionBook
 from backend.src.trading.margin import Margin
 from backend.tests.conftest import ManagerProc, fast_env, wait_for
-from backend.tests.integration.helpers import journal_entries, running_pid, state, wait_running
+from backend.tests.integration.helpers import backtest_full, journal_entries, running_pid, state, wait_running
 from backend.tests.integration.test_perpetual_parity import write_candles
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -85,12 +82,7 @@ def test_kill9_while_short_or_flipping_loses_nothing(
     assert len(ids) == len(set(ids)), "no order filled twice across the kills"
     funding_ts = [e["candle_ts"] for e in entries if e["type"] == "funding"]
     assert funding_ts and len(funding_ts) == len(set(funding_ts)), "no funding charged twice"
-    out = tmp_path / "bt"
-    res = subprocess.run([sys.executable, "-m", "backend.ml.research.backtest", "--ohlcv-dir", str(candles),
-                          "--pattern", "*.csv", "--full", "--engine-config", str(config), "--out", str(out),
-                          "--jobs", "1"], env=fast_env(redis_server.url, ns, data_dir), cwd=REPO_ROOT,
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
+    out = backtest_full(candles, config, tmp_path / "bt", fast_env(redis_server.url, ns, data_dir), timeout=300)
     with (out / SYMBOL / "fills.csv").open() as fh:
         bt = list(csv.DictReader(fh))
     assert [(int(f["candle_ts"]), f["side"], round(float(f["qty"]), 9), round(float(f["price"]), 6))  # type: ignore[arg-type]

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import csv
 import math
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,8 +15,8 @@ import redis
 from backend.src.core.settings import REPO_ROOT
 from backend.src.market.candles import SyntheticSource
 from backend.src.market.perpetual import FUNDING_INTERVAL_MS
-from backend.tests.conftest import ManagerProc, fast_env, wait_for
-from backend.tests.integration.helpers import journal_entries, state, wait_running
+from backend.tests.conftest import ManagerProc, fast_env
+from backend.tests.integration.helpers import backtest_full, journal_entries, replay_all
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 START_S = 1_700_006_400  # 2023-11-15 00:00 UTC: a funding time
@@ -91,18 +89,8 @@ def test_perpetual_engines_and_the_backtester_agree_on_fills_funding_and_liquida
     env = fast_env(redis_server.url, ns, data_dir)
     m = ManagerProc(["--symbols", ",".join(symbols), "--config", str(config), "--source", f"replay:{candles}"],
                     {**env, "LEVIBOT_REPLAY_SPEED": "1e9", "LEVIBOT_HEARTBEAT_TIMEOUT_S": "60"})
-    try:
-        wait_running(r, ns, symbols, timeout=120)
-        wait_for(lambda: all(state(r, ns, s).get("exhausted") == "1" for s in symbols), 300, interval=0.5,
-                 what="every replay finished")
-        assert {s: state(r, ns, s).get("restarts") for s in symbols} == dict.fromkeys(symbols, "0")
-    finally:
-        assert m.stop() == 0
-    out = tmp_path / "bt"
-    res = subprocess.run([sys.executable, "-m", "backend.ml.research.backtest", "--ohlcv-dir", str(candles),
-                          "--pattern", "*.csv", "--full", "--engine-config", str(config), "--out", str(out),
-                          "--jobs", "1"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-2000:]
+    replay_all(m, r, ns, symbols, timeout=300)
+    out = backtest_full(candles, config, tmp_path / "bt", env, timeout=600)
     seen = {"short": 0, "funding": 0, "liquidation": 0, "flip": 0}
     for sym in symbols:
         journal = journal_entries(data_dir, sym)
