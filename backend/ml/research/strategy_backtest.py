@@ -59,7 +59,11 @@ def symbol_config(engine_config: Path | None, symbol: str, strategy_arg: str | N
     cfg = load_engine_config(engine_config, [symbol], prepare_symbol)[symbol]
     if strategy_arg is None:
         return cfg
-    return cfg.model_copy(update={"strategy": strategy_config(strategy_arg, cfg.strategy)})
+    try:  # the strategy against the symbol's market (short rules need a perpetual)
+        return prepare_symbol(cfg.model_copy(update={"strategy": strategy_config(strategy_arg, cfg.strategy)}),
+                              Path.cwd())
+    except ValueError as exc:
+        raise UsageError(f"--strategy: {exc} (--engine-config sets the market)") from exc
 
 
 def summarize(sim: SimResult, cfg: SymbolConfig, py: float) -> tuple[dict[str, float], pd.Series]:

@@ -62,3 +62,12 @@ def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str
     code = main([*args, "--ohlcv-dir", str(OHLCV_DIR), "--pattern", "ETH_BTC-5m.csv", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith(message), err
+
+
+def test_short_rules_on_a_spot_config_are_refused_in_one_line(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    shorts = REPO_ROOT / "backend" / "strategies" / "trend_long_short.levi.yaml"
+    assert main(["--strategy", str(shorts), "--ohlcv-dir", str(OHLCV_DIR), "--pattern", "ETH_BTC-5m.csv",
+                 "--engine-config", str(BTC_PAIRS), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--strategy: strategy.levilang: trend_long_short.levi.yaml: entry_short" in err
