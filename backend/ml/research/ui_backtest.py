@@ -73,6 +73,9 @@ class BacktestSpec(BaseModel):
     slippage_bps: float = Field(default=5.0, ge=0, le=100)
     initial_equity: float = Field(default=10_000.0, gt=0, le=1e9)  # quote currency
     size: float = Field(default=1_000.0, gt=0, le=1e9)  # one entry, quote currency
+    market: Literal["spot", "perpetual"] = "spot"  # perpetual: shorts, leverage, funding (0.01 %/8 h), liquidation
+    leverage: float = Field(default=1.0, ge=1, le=125)
+    allow_short: bool = False  # a built-in strategy's shorts (a LeviLang file says so itself: entry_short)
 
     @model_validator(mode="after")
     def _check(self) -> BacktestSpec:
@@ -91,6 +94,9 @@ class BacktestSpec(BaseModel):
         if self.strategy not in BUILT_IN and self.strategy not in strategy_files():
             raise ValueError(f"strategy: {self.strategy!r} is neither built in ({', '.join(BUILT_IN)}) "
                              "nor a LeviLang file in backend/strategies/")
+        if self.market == "spot" and self.leverage != 1:
+            raise ValueError("leverage: spot trades without leverage (choose market perpetual)")
+        symbol_config(self)  # the strategy against the market: short rules need a perpetual (ValueError names it)
         return self
 
     def check_data(self, settings: Settings) -> None:
@@ -136,12 +142,15 @@ def thin(xs: list[Any], n: int = MAX_POINTS) -> list[Any]:
 def symbol_config(spec: BacktestSpec) -> SymbolConfig:
     """The engine config a backtest (and its replay through an engine) trades with."""
     from backend.src.core.config import StrategyConfig, SymbolConfig  # noqa: PLC0415
-    from backend.src.trading.factory import prepare  # noqa: PLC0415
+    from backend.src.trading.factory import prepare_symbol  # noqa: PLC0415
 
+    short = {"allow_short": True} if spec.allow_short else {}
     st = StrategyConfig(levilang=str(STRATEGY_DIR / spec.strategy)) if spec.strategy.endswith(".levi.yaml") \
-        else StrategyConfig(name=spec.strategy)
-    return SymbolConfig(strategy=prepare(st, REPO_ROOT), fee_bps=spec.fee_bps, slippage_bps=spec.slippage_bps,
-                        initial_equity=spec.initial_equity, size_quote=spec.size)
+        else StrategyConfig(name=spec.strategy, params=short)
+    perp = {"funding_rate": 0.0001} if spec.market == "perpetual" else {}
+    return prepare_symbol(SymbolConfig(strategy=st, fee_bps=spec.fee_bps, slippage_bps=spec.slippage_bps,
+                                       initial_equity=spec.initial_equity, size_quote=spec.size, market=spec.market,
+                                       leverage=spec.leverage, **perp), REPO_ROOT)
 
 
 def run_symbol(spec: BacktestSpec, symbol: str, settings: Settings, tick: Any) -> dict[str, Any]:

@@ -125,7 +125,10 @@ def test_control_and_runs_need_the_token(api: ApiServer) -> None:
     ({"end": "2025-12-31"}, "end"), ({"strategy": "nope"}, "strategy"), ({"symbols": ["bad symbol"]}, "symbols"),
     ({"fee_bps": -1}, "fee_bps"), ({"source": "file", "symbols": ["NOFILEUSDT"]}, "symbols"),
     ({"symbols": []}, "symbols"), ({"extra": 1}, "extra"),
-    ({"start": "0001-01-01", "end": "0001-12-31"}, "start"), ({"start": "9999-01-01", "end": "9999-12-31"}, "end")])
+    ({"start": "0001-01-01", "end": "0001-12-31"}, "start"), ({"start": "9999-01-01", "end": "9999-12-31"}, "end"),
+    ({"strategy": "trend_long_short.levi.yaml"}, "entry_short: shorts need market: perpetual"),
+    ({"leverage": 3}, "leverage"), ({"market": "perpetual", "leverage": 500}, "leverage"),
+    ({"market": "perpetual", "strategy": "buy_and_hold", "allow_short": True}, "allow_short")])
 def test_a_bad_backtest_request_is_a_422_naming_the_field(api: ApiServer, api_token: str, change: dict[str, object],
                                                           field: str) -> None:
     spec = {"symbols": ["BTCUSDT"], "start": "2026-01-01", "end": "2026-01-03", **change}
@@ -153,6 +156,11 @@ def test_backtest_and_parity_runs_through_rq_workers(manager_api: Callable[..., 
     assert p["fills"] and p["fills"][0]["side"] == "buy"
     listed = httpx.get(url + "/runs", params={"kind": "backtest"}).json()["runs"]
     assert listed[0]["id"] == run_id and "result" not in listed[0]
+    perp = {**spec, "symbols": ["BTCUSDT"], "market": "perpetual", "leverage": 3, "allow_short": True}
+    perp_id = httpx.post(url + "/backtests", json=perp, headers=auth(api_token)).json()["id"]
+    run = wait_for(lambda: (x := httpx.get(f"{url}/runs/{perp_id}").json())["status"] in ("done", "error") and x, 90)
+    m = run["result"]["pairs"]["BTCUSDT"]["metrics"]["strategy"]  # type: ignore[index]
+    assert m["short_trades"] > 0 and m["long_trades"] > 0 and "funding" in m and m["liquidations"] >= 0, m
 
     par_id = httpx.post(url + "/engines/BTCUSDT/parity", headers=auth(api_token)).json()["id"]
     par = wait_for(lambda: (x := httpx.get(f"{url}/runs/{par_id}").json())["status"] in ("done", "error") and x, 90)

@@ -6,7 +6,10 @@ import { lineChart } from "../charts.js";
 import { act, toast } from "../ui.js";
 
 const METRICS = [["total_return", "return", fmt.pct], ["sharpe", "Sharpe", fmt.num], ["max_drawdown", "max drawdown", fmt.pct],
-  ["trades", "trades", (x) => fmt.num(x, 0)], ["win_rate", "win rate", fmt.pct], ["fees", "fees", fmt.num], ["final_equity", "final equity", fmt.num]];
+  ["trades", "trades", (x) => fmt.num(x, 0)], ["win_rate", "win rate", fmt.pct], ["fees", "fees", fmt.num], ["final_equity", "final equity", fmt.num],
+  ["long_trades", "long trades", (x) => (x == null ? "–" : fmt.num(x, 0))], ["long_pnl", "long PnL (net of fees)", (x) => (x == null ? "–" : fmt.signed(x))],
+  ["short_trades", "short trades", (x) => (x == null ? "–" : fmt.num(x, 0))], ["short_pnl", "short PnL (net of fees)", (x) => (x == null ? "–" : fmt.signed(x))],
+  ["funding", "funding", (x) => (x == null ? "–" : fmt.signed(x))], ["liquidations", "liquidations", (x) => (x == null ? "–" : fmt.num(x, 0))]];
 
 function field(label, input) {
   return el("label", {}, label, input);
@@ -26,13 +29,17 @@ function form(opts, onRun) {
     field("fee (bps)", el("input", { name: "fee_bps", type: "number", value: 10, step: "any", min: 0 })),
     field("slippage (bps)", el("input", { name: "slippage_bps", type: "number", value: 5, step: "any", min: 0 })),
     field("entry size (quote)", el("input", { name: "size", type: "number", value: 1000, step: "any", min: 0 })),
+    field("market", el("select", { name: "market" }, ["spot", "perpetual"].map((m) => el("option", { value: m, text: m })))),
+    field("leverage (perpetual)", el("input", { name: "leverage", type: "number", value: 1, step: "any", min: 1, max: 125 })),
+    field("shorts (built-ins)", el("input", { name: "allow_short", type: "checkbox" })),
     el("button", { type: "submit", id: "run-backtest" }, "run backtest"));
   f.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const d = new FormData(f);
     onRun({ symbols: String(d.get("symbols")).split(",").map((s) => s.trim().toUpperCase()).filter(Boolean), source: d.get("source"),
       start: d.get("start"), end: d.get("end"), timeframe: d.get("timeframe"), strategy: d.get("strategy"),
-      fee_bps: Number(d.get("fee_bps")), slippage_bps: Number(d.get("slippage_bps")), size: Number(d.get("size")) });
+      fee_bps: Number(d.get("fee_bps")), slippage_bps: Number(d.get("slippage_bps")), size: Number(d.get("size")),
+      market: d.get("market"), leverage: Number(d.get("leverage")), allow_short: d.get("allow_short") === "on" });
   });
   return f;
 }
@@ -67,7 +74,7 @@ function showRun(box, run, charts) {
   clear(box);
   if (run.status === "error") { box.append(el("p", { class: "neg", text: `Failed: ${run.error}` })); return; }
   const s = run.spec;
-  box.append(el("h2", { text: `Run ${run.id}: ${s.strategy} on ${s.symbols.join(", ")} (${s.source}, ${s.start} → ${s.end}, fee ${s.fee_bps} bps, slippage ${s.slippage_bps} bps)` }));
+  box.append(el("h2", { text: `Run ${run.id}: ${s.strategy} on ${s.symbols.join(", ")} (${s.source}, ${s.start} → ${s.end}, fee ${s.fee_bps} bps, slippage ${s.slippage_bps} bps${s.market === "perpetual" ? `, perpetual ${s.leverage}x` : ""})` }));
   for (const [sym, p] of Object.entries(run.result.pairs)) {
     const eq = el("div", { class: "chart", "data-chart": "equity" });
     const dd = el("div", { class: "chart small", "data-chart": "drawdown" });
