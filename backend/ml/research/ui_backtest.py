@@ -147,10 +147,10 @@ def symbol_config(spec: BacktestSpec) -> SymbolConfig:
     short = {"allow_short": True} if spec.allow_short else {}
     st = StrategyConfig(levilang=str(STRATEGY_DIR / spec.strategy)) if spec.strategy.endswith(".levi.yaml") \
         else StrategyConfig(name=spec.strategy, params=short)
-    perp = {"funding_rate": 0.0001} if spec.market == "perpetual" else {}
     return prepare_symbol(SymbolConfig(strategy=st, fee_bps=spec.fee_bps, slippage_bps=spec.slippage_bps,
                                        initial_equity=spec.initial_equity, size_quote=spec.size, market=spec.market,
-                                       leverage=spec.leverage, **perp), REPO_ROOT)
+                                       leverage=spec.leverage,
+                                       funding_rate=0.0001 if spec.market == "perpetual" else None), REPO_ROOT)
 
 
 def run_symbol(spec: BacktestSpec, symbol: str, settings: Settings, tick: Any) -> dict[str, Any]:
