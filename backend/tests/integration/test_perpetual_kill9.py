@@ -45,7 +45,7 @@ def test_kill9_while_short_or_flipping_loses_nothing(
     path = write_candles(candles, 5, SYMBOL)
     config = tmp_path / "perp.yaml"
     config.write_text(CONFIG)
-    m = start_manager([SYMBOL], "--config", str(config), "--source", f"replay:{path}", "--replay-speed", "100000",
+    m = start_manager([SYMBOL], "--config", str(config), "--source", f"replay:{path}", "--replay-speed", "150000",
                       stable_after_s=0.5, max_restarts=50)  # every kill here is ours, not a crash loop
     pid = wait_running(r, ns, [SYMBOL])[SYMBOL]
     rng = random.Random(7)  # noqa: S311

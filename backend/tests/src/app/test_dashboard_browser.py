@@ -155,8 +155,9 @@ def test_a_perpetual_shows_its_side_leverage_liquidation_and_marks_a_liquidation
     from backend.tests.conftest import FAST_CONFIG  # noqa: PLC0415
     from backend.tests.integration.helpers import events, journal_entries  # noqa: PLC0415
 
-    config = tmp_path / "perp.yaml"  # 20x, no stop, a wild feed: liquidated within seconds
-    config.write_text(FAST_CONFIG + "  market: perpetual\n  leverage: 20\n  liquidation_buffer_atr: 0\n"
+    config = tmp_path / "perp.yaml"  # 20x, no stop, a wilder feed: liquidated within a second or two
+    config.write_text(FAST_CONFIG.replace("annual_volatility: 3.0", "annual_volatility: 8.0")
+                      + "  market: perpetual\n  leverage: 20\n  liquidation_buffer_atr: 0\n"
                       "  strategy: {name: sma_crossover, fast: 2, slow: 5, allow_short: true}\n")
     d = dashboard(["LIQUSDT"], "--config", str(config))
     d.open()
