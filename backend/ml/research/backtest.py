@@ -48,7 +48,7 @@ from backend.ml.research.walk_forward import (
 from backend.risk.policy import RiskPolicy, load_policy
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.settings import REPO_ROOT, Settings, cli_path
-from backend.src.market.candles import symbol_of_file
+from backend.src.market.candles import is_candle_file, symbol_of_file
 from backend.src.models.ensemble_predictor import EnsembleConfig
 from backend.src.models.feature_pipeline import infer_timeframe_ms, label_up, load_ohlcv
 from backend.src.trading.simulator import SimResult
@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.full and args.strategy is None and args.engine_config is None:
             raise UsageError("--full: needs --strategy or --engine-config (the strategy to replay)")
         settings = Settings()
-        files = sorted(args.ohlcv_dir.glob(args.pattern)) if args.ohlcv_dir.is_dir() else []
+        files = sorted(p for p in args.ohlcv_dir.glob(args.pattern) if is_candle_file(p)) \
+            if args.ohlcv_dir.is_dir() else []
         if not files:
             raise UsageError(f"--ohlcv-dir: no files matching {args.pattern} in {args.ohlcv_dir}")
         out = args.out or settings.data_dir / "backtests"

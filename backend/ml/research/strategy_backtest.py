@@ -33,7 +33,7 @@ from backend.src.core.config import StrategyConfig, SymbolConfig, load_engine_co
 from backend.src.core.errors import UsageError
 from backend.src.core.settings import Settings
 from backend.src.market.candles import load_candles, symbol_of_file
-from backend.src.market.perpetual import funding_rates
+from backend.src.market.perpetual import funding_beside, funding_rates
 from backend.src.models.backends import Backends
 from backend.src.trading.factory import build_strategy, prepare, prepare_symbol
 from backend.src.trading.simulator import SimResult, round_trips, simulate
@@ -91,7 +91,10 @@ def sides(sim: SimResult) -> dict[str, float]:
 def run_file(path: Path, args: Any, settings: Settings, out: Path) -> dict[str, Any]:
     candles, loaded = load_candles(path)
     symbol = symbol_of_file(path)
-    cfg = symbol_config(args.engine_config, symbol, args.strategy)
+    try:  # a perpetual's funding history beside its candles, unless the engine config names the funding
+        cfg = funding_beside(symbol_config(args.engine_config, symbol, args.strategy), path, symbol)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     policy = load_policy(settings.risk_policy)
     py = 365 * 86400_000 / max(loaded.timeframe_ms, 1)
     strategy = build_strategy(cfg.strategy, settings.models_dir, backends=Backends.of(settings))

@@ -37,10 +37,10 @@ def ohlcv_dir(settings: Settings) -> Path:
 
 def data_files(settings: Settings) -> dict[str, Path]:
     """symbol → candle file in the OHLCV directory (``<SYMBOL>-<tf>.csv|parquet``; first one wins)."""
-    from backend.src.market.candles import symbol_of_file  # noqa: PLC0415
+    from backend.src.market.candles import is_candle_file, symbol_of_file  # noqa: PLC0415
 
     d = ohlcv_dir(settings)
-    files = sorted([*d.glob("*.csv"), *d.glob("*.parquet")]) if d.is_dir() else []
+    files = sorted(p for p in [*d.glob("*.csv"), *d.glob("*.parquet")] if is_candle_file(p)) if d.is_dir() else []
     out: dict[str, Path] = {}
     for f in files:
         out.setdefault(symbol_of_file(f), f)

@@ -210,6 +210,11 @@ def _read_parquet(path: Path) -> list[Candle]:
     ]
 
 
+def is_candle_file(path: Path) -> bool:
+    """A ``.csv`` or ``.parquet`` of candles, not the funding history saved beside them (``*-funding.csv``)."""
+    return path.suffix in (".csv", ".parquet") and not path.stem.endswith("-funding")
+
+
 def symbol_of_file(path: Path | str) -> str:
     """ETH_BTC-5m.csv → ETHBTC: the engine symbol a candle file stands for."""
     name = Path(path).stem if isinstance(path, Path) else path
@@ -222,7 +227,7 @@ def resolve_replay_file(path: Path, symbol: str) -> Path:
         path = Path(str(path).replace("{symbol}", symbol))
     if path.is_dir():
         matches = sorted(
-            p for p in path.iterdir() if p.suffix in (".csv", ".parquet") and symbol_of_file(p) == symbol
+            p for p in path.iterdir() if is_candle_file(p) and symbol_of_file(p) == symbol
         )
         if not matches:
             raise UsageError(f"--source: no replay file for {symbol} in {path}")

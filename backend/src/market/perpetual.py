@@ -152,6 +152,22 @@ def funding_rates(cfg: SymbolConfig) -> FundingRates:
     return FundingRates(BASELINE_FUNDING, source=f"constant {BASELINE_FUNDING:.2%} per 8h (the baseline)")
 
 
+def funding_beside(cfg: SymbolConfig, candles: Path | None, symbol: str) -> SymbolConfig:
+    """A perpetual symbol with no funding configured takes the exchange's history saved beside its candle
+    file (``<SYMBOL>-funding.csv``, as ``download_data --market perpetual`` writes it), when there is one;
+    the file is read whole (ValueError naming ``funding_file``)."""
+    if not cfg.perpetual or cfg.funding_file or cfg.funding_rate is not None or candles is None:
+        return cfg
+    prefix = candles.name.split("-")[0]
+    for name in (f"{symbol}-funding.csv", f"{prefix}-funding.csv"):
+        path = candles.parent / name
+        if path.is_file():
+            found = cfg.model_copy(update={"funding_file": str(path.resolve())})
+            funding_rates(found)
+            return found
+    return cfg
+
+
 def read_funding_csv(path: Path, field: str = "funding_file") -> FundingRates:
     """``timestamp,rate`` rows (ms or s; the exchange's few-ms lag is rounded to the funding time); a
     missing or malformed file, a NaN, a time off the 8 h grid or a gap is a ValueError naming the row."""

@@ -19,7 +19,7 @@ import pandas as pd
 
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.settings import cli_path, cli_settings
-from backend.src.market.candles import load_candles
+from backend.src.market.candles import is_candle_file, load_candles
 from backend.src.models.multi_tf import higher_timeframe_features, normalised_returns
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = cli_settings(args.data_dir)
     src = args.ohlcv_dir or settings.data_dir / "ohlcv"
     try:
-        files = sorted(p for p in src.iterdir() if p.suffix in (".csv", ".parquet")) if src.is_dir() else []
+        files = sorted(p for p in src.iterdir() if is_candle_file(p)) if src.is_dir() else []
         if not files:
             raise UsageError(f"--ohlcv-dir: no .csv or .parquet candle files in {src}")
         for f in files:

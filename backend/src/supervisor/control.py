@@ -26,6 +26,7 @@ from backend.src.core.config import SourceSpec, SymbolConfig, load_active
 from backend.src.core.errors import UsageError
 from backend.src.core.keys import Keys
 from backend.src.core.settings import Settings, max_engines_rule
+from backend.src.market.perpetual import funding_beside
 from backend.src.market.resolve import resolve_sources
 from backend.src.trading.factory import prepare_symbol
 
@@ -64,7 +65,12 @@ class ConfigSource:
         sizes = read_rebalance(self.overlay)
         configs = {s: c.model_copy(update={"size_usd": sizes[s]}) if s in sizes else c for s, c in configs.items()}
         perpetual = frozenset(s for s, c in configs.items() if c.perpetual)
-        return configs, resolve_sources(self.source, list(configs), self.settings, perpetual)
+        sources = resolve_sources(self.source, list(configs), self.settings, perpetual)
+        try:  # a replayed perpetual's funding history beside its candles, unless the config names one
+            configs = {s: funding_beside(c, sources[s].path, s) for s, c in configs.items()}
+        except ValueError as exc:
+            raise UsageError(f"{self.path or '--config'}: {exc}") from exc
+        return configs, sources
 
     @property
     def overlay(self) -> Path | None:

@@ -25,7 +25,8 @@ SHORTS = REPO_ROOT / "backend" / "strategies" / "trend_long_short.levi.yaml"
 SYMBOLS = {  # symbol -> strategy and perpetual settings
     "PSMAUSDT": "{strategy: {name: sma_crossover, fast: 10, slow: 40, allow_short: true}, leverage: 3, "
                 "stop_loss_pct: 6}",
-    "PLEVIUSDT": f"{{strategy: {{levilang: {SHORTS}}}, leverage: 5}}",
+    # its funding history beside its candles (as the downloader saves it), found without a funding_file
+    "PLEVIUSDT": f"{{strategy: {{levilang: {SHORTS}}}, leverage: 5, funding_file: null}}",
     "PLIQUSDT": "{strategy: {name: sma_crossover, fast: 5, slow: 20, allow_short: true}, leverage: 20, "
                 "liquidation_buffer_atr: 0}",
 }
@@ -77,6 +78,7 @@ def test_perpetual_engines_and_the_backtester_agree_on_fills_funding_and_liquida
     for seed, sym in enumerate(SYMBOLS):
         write_candles(candles, seed + 11, sym)
     write_funding(tmp_path / "funding.csv")
+    write_funding(candles / "PLEVIUSDT-funding.csv")
     configs = dict(SYMBOLS)
     real = real_futures(candles)  # real candles too, where they are: the short-selling LeviLang example, 3x
     if real is not None:
@@ -114,6 +116,8 @@ def test_perpetual_engines_and_the_backtester_agree_on_fills_funding_and_liquida
             pos += float(f["qty"]) * (1 if f["side"] == "buy" else -1)  # type: ignore[arg-type]
             seen["short"] += pos < -1e-12
         seen["funding"] += len(paid)
+        if sym == "PLEVIUSDT":  # the series beside its candles, not the constant baseline
+            assert len({round(float(e["rate"]), 10) for e in paid}) > 3, paid[:3]  # type: ignore[arg-type]
         if sym == real:
             assert live and paid, f"{sym}: the real candles traded and paid funding"
         seen["liquidation"] += sum(1 for f in live if f.get("reason") == "liquidation")

@@ -6,10 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from backend.src.core.config import SymbolConfig
+from backend.src.market.candles import is_candle_file, resolve_replay_file
 from backend.src.market.perpetual import (
     FUNDING_INTERVAL_MS,
     Brackets,
     FundingRates,
+    funding_beside,
     is_funding_time,
     liquidation_price,
     read_funding_csv,
@@ -75,3 +78,19 @@ def test_a_funding_series_reads_the_exchange_stamps(tmp_path: Path) -> None:
 def test_a_bad_funding_file_is_one_line_naming_the_row(tmp_path: Path, rows: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=f"^funding_file: BTC_USDT-funding.csv {message}|^funding_file: .*{message}"):
         read_funding_csv(write(tmp_path, rows))
+
+
+def test_the_funding_history_beside_the_candles_is_found_and_never_replayed(tmp_path: Path) -> None:
+    candles = tmp_path / "BTC_USDT-1h.csv"
+    candles.write_text("timestamp,open,high,low,close,volume\n1699977600000,1,1,1,1,1\n")
+    perp = SymbolConfig(market="perpetual")
+    assert funding_beside(perp, candles, "BTCUSDT") == perp  # nothing beside it: the baseline rate
+    write(tmp_path, [f"{T0},0.0001", f"{T0 + FUNDING_INTERVAL_MS},0.0002"])  # BTC_USDT-funding.csv
+    assert funding_beside(perp, candles, "BTCUSDT").funding_file == str(tmp_path / "BTC_USDT-funding.csv")
+    assert funding_beside(perp.model_copy(update={"funding_rate": 0.0}), candles, "BTCUSDT").funding_file is None
+    assert funding_beside(SymbolConfig(), candles, "BTCUSDT").funding_file is None  # spot pays no funding
+    assert resolve_replay_file(tmp_path, "BTCUSDT") == candles  # the funding file is not a second replay file
+    assert not is_candle_file(tmp_path / "BTC_USDT-funding.csv") and is_candle_file(candles)
+    (tmp_path / "BTC_USDT-funding.csv").write_text("timestamp,rate\n1,nan\n")
+    with pytest.raises(ValueError, match="^funding_file: BTC_USDT-funding.csv line 2"):
+        funding_beside(perp, candles, "BTCUSDT")
