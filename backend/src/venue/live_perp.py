@@ -29,8 +29,12 @@ log = logging.getLogger(__name__)
 
 class PerpAccount:
     def __init__(self, ex: Any, market: str) -> None:
-        self.ex, self.market = ex, market
-        self.exchange_symbol = str(ex.market(market)["id"])
+        self.ex, self.market = ex, market  # built with the engine: no network call until the venue connects
+
+    @property
+    def exchange_symbol(self) -> str:
+        call(self.ex.load_markets)  # ccxt keeps the markets once loaded
+        return str(self.ex.market(self.market)["id"])
 
     def setup(self, leverage: float) -> None:
         """Isolated margin and ``leverage`` on the exchange, before the first order."""

@@ -123,3 +123,35 @@ def test_live_failed_engine_is_flattened_on_the_exchange_or_left_under_its_stop(
         wait_for(lambda: state(r, ns, "BTCUSDT").get("on_failed") == "holding", 10, what="holding")
         (stop,) = binance.resting_stops()
         assert float(stop["origQty"]) == pytest.approx(binance.balances["BTC"]), "the whole position is covered"
+
+
+def test_a_live_perpetual_engine_trades_both_ways_on_the_usdt_m_stand_in(
+        start_manager: Callable[..., ManagerProc], engine_config: Path, r: redis.Redis, ns: str,
+        data_dir: Path) -> None:
+    """A real engine process, ``--live`` on a perpetual: isolated margin and leverage set, shorts, reduce-only
+    turns, the closePosition stop on the exchange, and the journal's position the exchange's."""
+    from backend.tests.fakes.binance_futures import BinanceFuturesServer  # noqa: PLC0415
+    from backend.tests.fakes.binance_server import API_KEY, API_SECRET  # noqa: PLC0415
+    from backend.tests.integration.helpers import journal_position  # noqa: PLC0415
+
+    fapi = BinanceFuturesServer({"BTCUSDT": generated(1000, 20_000.0)}, timeframe="1s", wallet=100_000.0)
+    try:
+        engine_config.write_text(LIVE_CONFIG + "  market: perpetual\n  leverage: 3\n  liquidation_buffer_atr: 0\n"
+                                 "  protective_stop_pct: 50\n"
+                                 "  strategy: {name: sma_crossover, fast: 2, slow: 5, allow_short: true}\n")
+        # ccxt paces the futures endpoints by their weights (the income and forced-order reads weigh 20): a
+        # candle can wait on it for a second or two, longer than the fast tests' 2 s heartbeat timeout
+        m = start_manager(["BTCUSDT"], "--source", "live:binance", "--live", exchange_base_url=fapi.url,
+                          live_poll_delay_s=0.05, exchange_timeout_s=1, exchange_api_key=API_KEY,
+                          exchange_secret=API_SECRET, heartbeat_timeout_s=20)
+        wait_running(r, ns, ["BTCUSDT"])
+        wait_for(lambda: fapi.position.get("BTCUSDT", (0.0, 0.0))[0] < 0, 60, what="a short on the exchange")
+        wait_for(lambda: any(o["reduceOnly"] for o in fapi.orders.values()), 60, what="a reduce-only turn")
+        assert fapi.margin_type["BTCUSDT"] == "ISOLATED" and fapi.leverage["BTCUSDT"] == 3
+        assert any(a["closePosition"] for a in fapi.algos.values()), "a stop rests on the exchange"
+        assert state(r, ns, "BTCUSDT")["market"] == "perpetual" and state(r, ns, "BTCUSDT")["restarts"] == "0"
+        assert m.stop() == 0
+        held = fapi.position.get("BTCUSDT", (0.0, 0.0))[0]
+        assert journal_position(data_dir, "BTCUSDT") == pytest.approx(held, abs=1e-9)
+    finally:
+        fapi.close()
