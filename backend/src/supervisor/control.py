@@ -26,7 +26,8 @@ from backend.src.core.config import SourceSpec, SymbolConfig, load_active
 from backend.src.core.errors import UsageError
 from backend.src.core.keys import Keys
 from backend.src.core.settings import Settings, max_engines_rule
-from backend.src.market.perpetual import funding_beside
+from backend.src.market.candles import load_candles
+from backend.src.market.perpetual import funding_beside, funding_rates
 from backend.src.market.resolve import resolve_sources
 from backend.src.trading.factory import prepare_symbol
 
@@ -70,6 +71,13 @@ class ConfigSource:
             configs = {s: funding_beside(c, sources[s].path, s) for s, c in configs.items()}
         except ValueError as exc:
             raise UsageError(f"{self.path or '--config'}: {exc}") from exc
+        for sym, c in configs.items():  # a replay whose funding series stops short would stop mid-way: say so now
+            path = sources[sym].path
+            if c.perpetual and c.funding_file and sources[sym].kind == "replay" and path is not None:
+                candles, _ = load_candles(path)
+                gap = funding_rates(c).covers(candles[0].ts, candles[-1].ts) if candles else None
+                if gap:
+                    raise UsageError(f"{self.path or '--config'}: symbols.{sym}.{gap}")
         return configs, sources
 
     @property

@@ -7,9 +7,11 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
-from backend.src.core.config import read_settled
+from backend.src.core.config import parse_source, read_settled
+from backend.src.core.errors import UsageError
 from backend.src.core.settings import REPO_ROOT
 from backend.tests.conftest import ManagerProc, fast_env, wait_for
 from backend.tests.integration.helpers import events, state, wait_running
@@ -160,3 +162,22 @@ def test_any_failure_loading_a_candidate_config_is_a_rejection(r: redis.Redis, n
         raise AssertionError("not rejected")
     (ev,) = events(r, ns, "config_rejected")
     assert "RecursionError" in ev["reason"]
+
+
+def test_a_replayed_perpetual_whose_funding_stops_short_is_refused_at_load(tmp_path: Path) -> None:
+    from backend.src.supervisor.control import ConfigSource  # noqa: PLC0415
+
+    t0 = 1_699_977_600_000  # a funding time
+    (tmp_path / "BTC_USDT-1h.csv").write_text("timestamp,open,high,low,close,volume\n" + "".join(
+        f"{t0 + i * 3_600_000},100,101,99,100,5\n" for i in range(30)))
+    (tmp_path / "BTC_USDT-funding.csv").write_text(f"timestamp,rate\n{t0},0.0001\n{t0 + 28_800_000},0.0001\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("defaults: {market: perpetual}\n")
+    source = ConfigSource(cfg, ["BTCUSDT"], parse_source(f"replay:{tmp_path}"))
+    with pytest.raises(UsageError, match=r"c.yaml: symbols.BTCUSDT.funding_file BTC_USDT-funding.csv: covers "
+                                         r"2023-11-14 16:00 .. 2023-11-15 00:00, the candles 2023-11-14 16:00 .. "):
+        source.load()
+    (tmp_path / "BTC_USDT-funding.csv").write_text("timestamp,rate\n" + "".join(
+        f"{t0 + i * 28_800_000},0.0001\n" for i in range(5)))
+    configs, _ = source.load()  # covered: found beside the candles, taken
+    assert configs["BTCUSDT"].funding_file == str((tmp_path / "BTC_USDT-funding.csv").resolve())
