@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from backend.src.core.config import StrategyConfig, SymbolConfig
 from backend.src.market.perpetual import funding_rates
 from backend.src.models.backends import ONNX, Backends
-from backend.src.trading.levilang import compile_file
+from backend.src.trading.levilang import Compiled, compile_file
 from backend.src.trading.levilang.errors import LeviError
 from backend.src.trading.levilang.strategy import LeviStrategy
 from backend.src.trading.strategies.base import Strategy
@@ -43,25 +43,31 @@ def params_of(cfg: StrategyConfig) -> BaseModel:
 
 def prepare(cfg: StrategyConfig, base_dir: Path) -> StrategyConfig:
     """A loaded config's strategy, checked; a LeviLang path made absolute and its hash recorded."""
+    return _prepared(cfg, base_dir)[0]
+
+
+def _prepared(cfg: StrategyConfig, base_dir: Path) -> tuple[StrategyConfig, Compiled | None]:
+    """``prepare``, and the compiled LeviLang file when the strategy is one (compiled once)."""
     if cfg.levilang is None:
         params_of(cfg)
-        return cfg
+        return cfg, None
     path = Path(cfg.levilang).expanduser()
     path = path if path.is_absolute() else (base_dir / path)
     try:
         compiled = compile_file(path)
     except LeviError as exc:
         raise ValueError(f"strategy.levilang: {exc}") from exc
-    return cfg.model_copy(update={"levilang": str(path.resolve()), "source_hash": compiled.source_hash})
+    return cfg.model_copy(update={"levilang": str(path.resolve()), "source_hash": compiled.source_hash}), compiled
 
 
 def prepare_symbol(cfg: SymbolConfig, base_dir: Path) -> SymbolConfig:
     """A loaded symbol config, checked beyond its fields: the strategy (``prepare``), shorts only where the
     market can be sold short, a funding file read whole (gaps, NaN) — ValueError naming the field."""
-    cfg = cfg.model_copy(update={"strategy": prepare(cfg.strategy, base_dir)})
+    strategy, compiled = _prepared(cfg.strategy, base_dir)
+    cfg = cfg.model_copy(update={"strategy": strategy})
     if not cfg.perpetual:
-        if cfg.strategy.levilang is not None and compile_file(Path(cfg.strategy.levilang)).entry_short is not None:
-            raise ValueError(f"strategy.levilang: {Path(cfg.strategy.levilang).name}: entry_short: shorts need "
+        if compiled is not None and compiled.entry_short is not None:
+            raise ValueError(f"strategy.levilang: {Path(compiled.path).name}: entry_short: shorts need "
                              "market: perpetual (this symbol trades spot)")
         if cfg.strategy.params.get("allow_short"):
             raise ValueError("strategy.params.allow_short: shorts need market: perpetual (this symbol trades spot)")

@@ -20,7 +20,6 @@ from typing import Any
 
 from backend.src.core.errors import UsageError
 from backend.src.market.exchange import call
-from backend.src.market.exchange_rules import OrderRejected
 from backend.src.market.perpetual import Brackets
 from backend.src.venue.live_orders import client_id
 
@@ -150,6 +149,3 @@ class PerpStop:
         self.exchange_id = None
         return True
 
-
-def reject_reason(exc: Exception) -> OrderRejected:
-    return OrderRejected(f"{type(exc).__name__}: {str(exc)[:200]}")

@@ -168,9 +168,6 @@ class BinanceFuturesServer(BinanceServer):
                         "bidNotional": "0", "askNotional": "0", "updateTime": self.now()})
         return out
 
-    def order_view(self, o: dict[str, Any]) -> dict[str, Any]:
-        return o
-
     def place_perp(self, p: dict[str, str]) -> tuple[int, Any]:
         sym, side, kind = p.get("symbol", ""), p.get("side", ""), p.get("type", "")
         if sym not in self.candles:
@@ -228,15 +225,15 @@ class BinanceFuturesServer(BinanceServer):
         algo["algoStatus"] = "CANCELED"
         return 200, {"algoId": algo["algoId"], "clientAlgoId": algo["clientAlgoId"], "code": "200", "msg": "success"}
 
-    def record_order(self, p: dict[str, str], sym: str, side: str, kind: str, qty: float, price: float,
-                     stop: float = 0.0) -> dict[str, Any]:
+    def record_order(self, p: dict[str, str], sym: str, side: str, kind: str, qty: float,
+                     price: float) -> dict[str, Any]:
         self.next_id += 1
         now = self.now()
         order = {"orderId": self.next_id, "symbol": sym, "status": "NEW", "clientOrderId": p.get("newClientOrderId",
                  f"x-{self.next_id}"), "price": f"{float(p.get('price', price)):.2f}", "avgPrice": "0.00",
                  "origQty": f"{qty:.3f}", "executedQty": "0.000", "cumQuote": "0.00", "timeInForce": "GTC",
                  "type": kind, "reduceOnly": p.get("reduceOnly") == "true", "closePosition":
-                 p.get("closePosition") == "true", "side": side, "positionSide": "BOTH", "stopPrice": f"{stop:.2f}",
+                 p.get("closePosition") == "true", "side": side, "positionSide": "BOTH", "stopPrice": "0.00",
                  "workingType": "CONTRACT_PRICE", "priceProtect": False, "origType": kind, "updateTime": now,
                  "time": now}
         self.orders[self.next_id] = order
