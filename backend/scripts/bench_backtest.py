@@ -26,7 +26,7 @@ from backend.src.trading.levilang.strategy import LeviStrategy
 from backend.src.trading.simulator import simulate
 from backend.src.trading.strategies.base import Strategy
 from backend.src.trading.strategies.baselines import SmaCrossover
-from backend.src.trading.strategies.decision import DecisionParams
+from backend.src.trading.strategies.decision import DecisionParams, Forecast
 from backend.src.trading.strategies.ensemble import PrecomputedEnsemble
 
 SHARED = REPO_ROOT.parent / "shared" / "data" / "ohlcv" / "ETH_BTC-5m.csv"
@@ -46,11 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     cfg = SymbolConfig(size_quote=1.0)
     perp = SymbolConfig(size_quote=1.0, market="perpetual", leverage=3, funding_rate=0.0001, liquidation_buffer_atr=0)
     policy = load_policy()
-    probs = {c.ts: (0.5 + 0.2 * math.sin(i / 40), 0.4, 0.004 * math.sin(i / 40)) for i, c in enumerate(candles)}
+    probs = {c.ts: (Forecast(0.5 + 0.2 * math.sin(i / 40), 0.004 * math.sin(i / 40), 0.01, 0.6), 0.4)
+             for i, c in enumerate(candles)}
     makers: dict[str, tuple[Callable[[], Strategy], SymbolConfig]] = {
         "sma_crossover 10/30": (lambda: SmaCrossover(10, 30), cfg),
         "ensemble decision rule (precomputed)": (lambda: PrecomputedEnsemble(probs, DecisionParams(
             0.6, min_hold=6, edge=1.0)), cfg),
+        "ensemble decision rule, vol-targeted and Kelly-capped": (lambda: PrecomputedEnsemble(probs, DecisionParams(
+            0.6, min_hold=6, edge=1.0, vol_target=0.3, kelly_cap=0.25)), cfg),
     }
     tf = f"timeframe: {loaded.timeframe_ms // 60_000}m"
     for f in sorted((REPO_ROOT / "backend" / "strategies").glob("*.levi.yaml")):

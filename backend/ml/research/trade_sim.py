@@ -18,10 +18,11 @@ from backend.src.core.config import SymbolConfig
 from backend.src.core.types import Candle
 from backend.src.trading.simulator import SimResult, simulate
 from backend.src.trading.strategies.base import Strategy
-from backend.src.trading.strategies.decision import DecisionParams
+from backend.src.trading.strategies.decision import DecisionParams, Forecast
 from backend.src.trading.strategies.ensemble import PrecomputedEnsemble, opinion
 
 RESEARCH_EQUITY = 10_000.0
+FORECAST_COLUMNS = ("prob_up", "weight_share", "confidence", "exp_return", "sigma", "vol")
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,10 @@ def trade_predictions(df: pd.DataFrame, pred: pd.DataFrame, decision: DecisionPa
                       policy: RiskPolicy) -> tuple[pd.Series, np.ndarray, SimResult]:
     """A model's predictions per bar (``EnsemblePredictor.predict``'s frame, aligned with ``df``)
     traded by the ensemble's decision rule through the engine's trader, read as an engine reads them."""
-    cols = [pred[c].to_numpy(dtype=float) for c in ("prob_up", "weight_share", "confidence", "exp_return")]
-    table = {int(ts): (opinion(p, w), float(c), float(e))
-             for ts, p, w, c, e in zip(df.index.to_numpy(), *cols, strict=True)}
+    pred = pred.reindex(columns=[*FORECAST_COLUMNS], fill_value=np.nan)
+    cols = [pred[c].to_numpy(dtype=float) for c in FORECAST_COLUMNS]
+    table = {int(ts): (Forecast(opinion(p, w), e, s, v), float(c))
+             for ts, p, w, c, e, s, v in zip(df.index.to_numpy(), *cols, strict=True)}
     return trade(df, PrecomputedEnsemble(table, decision), symbol, costs, policy)
 
 

@@ -13,6 +13,8 @@ Config (YAML, the sprint plan's shape)::
     exit_threshold: 0.5  # ... hold while P(up) >= this
     min_hold: 6          # ... and for at least this many candles
     edge: 1.0            # ... enter only when the expected return exceeds edge x the round-trip cost
+    vol_target: 0.3      # ... size a position to 30 % annualised volatility (0: the whole target)
+    kelly_cap: 0.25      # ... and never above a quarter of the Kelly bet (needs the returns model)
 
 A model with no opinion on a row (missing input, not trained, not built) is left out and the
 remaining weights renormalised; confidence shrinks by the share of weight that answered.
@@ -38,11 +40,21 @@ from backend.src.models import lgbm, quantiles, sentiment_model, tft  # noqa: F4
 from backend.src.models.backends import ONNX, Backends
 from backend.src.models.base import Model
 from backend.src.models.feature_pipeline import FEATURES
-from backend.src.models.multi_tf import MARKET_FEATURES, NORMALISED, htf_feature_names
+from backend.src.models.multi_tf import MARKET_FEATURES, NORMALISED, htf_feature_names, timeframes_for
 
-MULTI_TF = [*FEATURES, *htf_feature_names(), *NORMALISED]
-FEATURE_SETS = {"technical": FEATURES, "multi_tf": MULTI_TF, "market": [*MULTI_TF, *MARKET_FEATURES],
-                "price_history": ["ret_1", "vol_12", "vol_48"]}
+FIVE_MINUTES_MS = 300_000
+
+
+def feature_sets(base_ms: int = FIVE_MINUTES_MS) -> dict[str, list[str]]:
+    """The named feature sets over candles of ``base_ms``: ``multi_tf`` reads the three timeframes above the
+    base (15m/1h/4h over 5m candles, 4h/1d/1w over hourly ones)."""
+    multi = [*FEATURES, *htf_feature_names(timeframes_for(base_ms)), *NORMALISED]
+    return {"technical": FEATURES, "multi_tf": multi, "market": [*multi, *MARKET_FEATURES],
+            "price_history": ["ret_1", "vol_12", "vol_48"]}
+
+
+FEATURE_SETS = feature_sets()
+MULTI_TF = FEATURE_SETS["multi_tf"]
 ABS_MOVE = math.sqrt(2 / math.pi) / 1.349  # mean |x| of a normal per unit of its inter-quartile range
 
 
@@ -59,8 +71,10 @@ class ModelSpec(BaseModel):
             raise ValueError(f"unknown feature set {v!r} (known: {', '.join(FEATURE_SETS)})")
         return v
 
-    def feature_list(self) -> list[str]:
-        return list(FEATURE_SETS[self.features]) if isinstance(self.features, str) else list(self.features)
+    def feature_list(self, base_ms: int = FIVE_MINUTES_MS) -> list[str]:
+        if isinstance(self.features, str):
+            return list(feature_sets(base_ms)[self.features])
+        return list(self.features)
 
 
 class EnsembleConfig(BaseModel):
@@ -72,6 +86,8 @@ class EnsembleConfig(BaseModel):
     exit_threshold: float = Field(default=0.5, ge=0.5, lt=1.0)
     min_hold: int = Field(default=0, ge=0)
     edge: float = Field(default=0.0, ge=0)
+    vol_target: float = Field(default=0.0, ge=0, le=10)  # annualised; 0: every position is the whole target
+    kelly_cap: float = Field(default=0.0, ge=0, le=1)  # fraction of the Kelly bet a position never exceeds
 
     @model_validator(mode="after")
     def _consistent(self) -> EnsembleConfig:
@@ -79,6 +95,8 @@ class EnsembleConfig(BaseModel):
             raise ValueError(f"exit_threshold: {self.exit_threshold} is above threshold {self.threshold}")
         if self.edge > 0 and self.returns is None:
             raise ValueError("edge: needs a returns model (returns: {name: lgbm_quantiles})")
+        if self.kelly_cap > 0 and self.returns is None:
+            raise ValueError("kelly_cap: needs a returns model (returns: {name: lgbm_quantiles})")
         return self
 
     def without(self, name: str) -> EnsembleConfig:
@@ -121,13 +139,26 @@ def platt(p: np.ndarray, y: np.ndarray, iters: int = 200) -> tuple[float, float]
     return float(a), float(b)
 
 
+def annual_vol(X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+    """The market's current volatility, annualised, per row: of the daily returns over 12 days where the
+    features have them (hourly candles), else of the base candles' returns over 48 bars; NaN without either."""
+    if "tf1d_vol_12" in X:
+        return np.asarray(X["tf1d_vol_12"].to_numpy(dtype=float) * math.sqrt(365))
+    if "vol_48" in X and len(X) > 1:
+        bar_ms = float(np.median(np.diff(X.index.to_numpy(dtype=float))))
+        if bar_ms > 0:
+            return np.asarray(X["vol_48"].to_numpy(dtype=float) * math.sqrt(365 * 86_400_000 / bar_ms))
+    return np.full(len(X), np.nan)
+
+
 class EnsemblePredictor:
     def __init__(self, config: EnsembleConfig, models: dict[str, Model] | None = None,
-                 calibration: tuple[float, float] = (1.0, 0.0)) -> None:
+                 calibration: tuple[float, float] = (1.0, 0.0), timeframe_ms: int = FIVE_MINUTES_MS) -> None:
         self.config = config
         specs = [*config.models, *([config.returns] if config.returns else [])]
         self.models = models if models is not None else {
-            s.name: Model.registry[s.name](s.feature_list(), **s.params) for s in specs if s.name in Model.registry}
+            s.name: Model.registry[s.name](s.feature_list(timeframe_ms), **s.params)
+            for s in specs if s.name in Model.registry}
         self.calibration = calibration
 
     @property
@@ -177,6 +208,8 @@ class EnsemblePredictor:
             q = ret_model.predict_quantiles(X)
         out["ret_q25"], out["ret_q50"], out["ret_q75"] = q[:, 0], q[:, 1], q[:, 2]
         out["exp_return"] = np.where(np.isnan(fused), np.nan, (2 * cal - 1) * (q[:, 2] - q[:, 0]) * ABS_MOVE)
+        out["sigma"] = (q[:, 2] - q[:, 0]) / 1.349  # the forward return's standard deviation, were it normal
+        out["vol"] = annual_vol(X)
         return out
 
     def save(self, directory: Path) -> list[Path]:

@@ -23,7 +23,7 @@ from backend.src.market.candles import is_candle_file, load_candles
 from backend.src.models.multi_tf import higher_timeframe_features, normalised_returns
 
 log = logging.getLogger(__name__)
-WARMUP = 1500  # bars recomputed before new data: EWM weights older than 600 are < 1e-15; 4h windows need 1000
+WARMUP = 3000  # bars recomputed before new data: EWM weights older than 600 are < 1e-15; 1w windows need 2700 1h bars
 RET_HORIZONS = (1, 3, 6, 12, 48)
 FEATURES = [
     *(f"ret_{h}" for h in RET_HORIZONS),
@@ -118,9 +118,9 @@ def join_asof(features: pd.DataFrame, series: pd.DataFrame, timeframe_ms: int, p
 
 def build(df: pd.DataFrame, extra: dict[str, pd.DataFrame] | None = None,
           context: pd.DataFrame | None = None, multi_timeframe: bool = True) -> pd.DataFrame:
-    """Technical features, the higher timeframes' (15m, 1h, 4h) and volatility-normalised returns
-    (``multi_timeframe=False``: the base timeframe's only, for models that read nothing else);
-    ``context``: cross-pair features on the same bars (``multi_tf.market_context``); ``extra``:
+    """Technical features, the higher timeframes' (15m, 1h, 4h over 5m; 4h, 1d, 1w over 1h) and
+    volatility-normalised returns (``multi_timeframe=False``: the base timeframe's only, for models that read
+    nothing else); ``context``: cross-pair features on the same bars (``multi_tf.market_context``); ``extra``:
     outside series joined as of each bar's close."""
     tf = infer_timeframe_ms(df) if len(df) > 1 else 0
     feats = technical_features(df)

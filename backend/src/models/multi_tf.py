@@ -22,7 +22,9 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-HIGHER_TIMEFRAMES: dict[str, int] = {"15m": 15 * 60_000, "1h": 3600_000, "4h": 4 * 3600_000}
+HIGHER_TIMEFRAMES: dict[str, int] = {"15m": 15 * 60_000, "1h": 3600_000, "4h": 4 * 3600_000, "1d": 86_400_000,
+                                     "1w": 7 * 86_400_000}
+WEEK_OFFSET_MS = 4 * 86_400_000  # the epoch was a Thursday: weekly bars open on Mondays, as the exchanges' do
 HTF_NAMES = ("ret_1", "ret_3", "ret_6", "vol_12", "rsi_14", "sma_gap_12", "range_pos_12")
 MARKET_FEATURES = ["mkt_ret_12", "mkt_ret_48", "rel_ret_12", "rel_ret_48"]
 NORMALISED = ["zret_12", "zret_48", "zret_144"]  # horizon return over the volatility expected for it
@@ -33,8 +35,20 @@ def prefix(tf: str) -> str:
     return f"tf{tf}_"
 
 
-def htf_feature_names(timeframes: tuple[str, ...] = tuple(HIGHER_TIMEFRAMES)) -> list[str]:
+def timeframes_for(base_ms: int) -> tuple[str, ...]:
+    """The three higher timeframes a base timeframe's features read: 15m, 1h, 4h above 5m candles; 4h, 1d,
+    1w above hourly ones (each at least three base bars)."""
+    return tuple(tf for tf, ms in HIGHER_TIMEFRAMES.items() if ms >= 3 * base_ms)[:3]
+
+
+def htf_feature_names(timeframes: tuple[str, ...] = timeframes_for(300_000)) -> list[str]:
     return [prefix(tf) + n for tf in timeframes for n in HTF_NAMES]
+
+
+def htf_span_bars(base_ms: int) -> int:
+    """Base candles the slowest higher timeframe's features need (15 closed bars for its RSI, plus the bar
+    in progress), so an engine keeps enough history."""
+    return 16 * HIGHER_TIMEFRAMES[timeframes_for(base_ms)[-1]] // max(base_ms, 1)
 
 
 def resample(df: pd.DataFrame, period_ms: int) -> pd.DataFrame:
@@ -47,7 +61,8 @@ def resample(df: pd.DataFrame, period_ms: int) -> pd.DataFrame:
 def _resample(ts: np.ndarray, o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
               period_ms: int) -> tuple[np.ndarray, ...]:
     """Numpy aggregation of sorted base candles into ``period_ms`` bars (an engine does this per candle)."""
-    keys = ts // period_ms * period_ms
+    offset = WEEK_OFFSET_MS if period_ms == HIGHER_TIMEFRAMES["1w"] else 0
+    keys = (ts - offset) // period_ms * period_ms + offset
     if not len(ts):
         return keys, o, h, lo, c, v, keys
     starts = np.concatenate([[0], np.flatnonzero(np.diff(keys)) + 1])
@@ -90,8 +105,10 @@ def bar_features(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.nda
 
 
 def higher_timeframe_features(df: pd.DataFrame, timeframe_ms: int,
-                              timeframes: tuple[str, ...] = tuple(HIGHER_TIMEFRAMES)) -> pd.DataFrame:
-    """For each base row (open time ``ts``), the features of the last higher bar closed by ``ts + timeframe``."""
+                              timeframes: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """For each base row (open time ``ts``), the features of the last higher bar closed by ``ts + timeframe``
+    (``timeframes``: by default the three above the base, ``timeframes_for``)."""
+    timeframes = timeframes_for(timeframe_ms) if timeframes is None else timeframes
     ts = df.index.to_numpy(dtype=np.int64)
     o, hi, low, cl, v = (df[col].to_numpy(dtype=float) for col in OHLCV)
     close_ts = ts + timeframe_ms
@@ -112,7 +129,8 @@ def higher_timeframe_features(df: pd.DataFrame, timeframe_ms: int,
 
 
 def normalised_returns(df: pd.DataFrame) -> pd.DataFrame:
-    """Returns over 1, 4 and 12 hours of 5m bars in units of their expected volatility (comparable across pairs)."""
+    """Returns over 12, 48 and 144 bars (1, 4, 12 hours of 5m bars; 12 hours, 2 and 6 days of hourly ones) in
+    units of the volatility expected for them (comparable across pairs)."""
     logc = np.log(df["close"])
     vol = logc.diff().rolling(288, min_periods=96).std()
     out = pd.DataFrame(index=df.index)

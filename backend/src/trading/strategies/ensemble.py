@@ -20,7 +20,7 @@ from backend.src.core.types import Candle, Signal
 from backend.src.models.backends import ONNX, Backends
 from backend.src.trading.strategies.base import Strategy, fingerprint
 from backend.src.trading.strategies.baselines import SmaCrossover, SmaParams
-from backend.src.trading.strategies.decision import DecisionParams, DecisionRule
+from backend.src.trading.strategies.decision import DecisionParams, DecisionRule, Forecast
 
 log = logging.getLogger(__name__)
 # What an engine needs to run a production model: the TFT and the LightGBM boosters run through ONNX Runtime
@@ -37,6 +37,7 @@ def ml_preload(backends: Backends) -> list[str]:
 
 ENCODER = 48
 WINDOW = 1000  # candles kept: 15 closed 4h bars (the 4h RSI, 720 5m candles) plus the TFT encoder, with margin
+HOURLY_WINDOW = 2800  # over hourly candles: 16 weekly bars (the 1w RSI, 2688 candles) with margin
 BASE_WINDOW = 200  # enough for a model on the base timeframe's features only (longest window 48 + encoder 48)
 LONG_PREFIXES = ("tf", "zret_", "mkt_", "rel_")  # higher-timeframe, normalised and cross-pair features
 
@@ -44,6 +45,8 @@ LONG_PREFIXES = ("tf", "zret_", "mkt_", "rel_")  # higher-timeframe, normalised 
 def window_for(model: Any) -> int:
     """Candles a model's features need: the full window only when it reads the higher timeframes."""
     names = {f for m in getattr(model, "models", {}).values() for f in getattr(m, "features", [])}
+    if any(n.startswith("tf1w_") for n in names):
+        return HOURLY_WINDOW
     return WINDOW if any(n.startswith(LONG_PREFIXES) for n in names) else BASE_WINDOW
 
 
@@ -63,19 +66,24 @@ def production_model(models_root: Path, backends: Backends = ONNX) -> tuple[str,
 
 
 Extras = Callable[[], dict[str, float]]
+NO_OPINION = Forecast(math.nan)
 
 
 def decision_of(config: Any) -> DecisionParams:
     """The decision parameters an ensemble config carries (older models: the threshold alone)."""
     return DecisionParams(threshold=float(config.threshold), exit_threshold=float(config.exit_threshold),
-                          min_hold=int(config.min_hold), edge=float(config.edge))
+                          min_hold=int(config.min_hold), edge=float(config.edge),
+                          vol_target=float(getattr(config, "vol_target", 0.0)),
+                          kelly_cap=float(getattr(config, "kelly_cap", 0.0)))
 
 
 def decision_fingerprint(version: str, params: DecisionParams) -> str:
     # the keys stay as they were hashed before the rename: a fingerprint changes only with the strategy
-    return fingerprint("ensemble", {"model": version, "threshold": float(params.threshold),
-                                    "exit": float(params.exit_threshold), "min_hold": params.min_hold,
-                                    "edge": float(params.edge)})
+    keys = {"model": version, "threshold": float(params.threshold), "exit": float(params.exit_threshold),
+            "min_hold": params.min_hold, "edge": float(params.edge)}
+    if params.sized:
+        keys |= {"vol_target": params.vol_target, "kelly_cap": params.kelly_cap, "size_step": params.size_step}
+    return fingerprint("ensemble", keys)
 
 
 def opinion(prob_up: float, weight_share: float) -> float:
@@ -84,31 +92,37 @@ def opinion(prob_up: float, weight_share: float) -> float:
     return prob_up if weight_share > 0 else math.nan
 
 
-def decide(strategy: Strategy, rule: DecisionRule, version: str, prob: float, conf: float,
-           exp_return: float, horizon: int = 1) -> Signal:
+def decide(strategy: Strategy, rule: DecisionRule, version: str, f: Forecast, conf: float,
+           horizon: int = 1) -> Signal:
     shorts = strategy.shorts and strategy.allow_short
-    target = rule(prob, exp_return, strategy.position, strategy.round_trip_cost, shorts=shorts,
+    target = rule(f, f.exp_return, strategy.position, strategy.round_trip_cost, shorts=shorts,
                   carry=strategy.funding_per_bar * horizon)
-    return Signal(target, prob if math.isfinite(prob) else 0.5, conf,
-                  f"ensemble {version} p={prob:.3f} c={conf:.3f} e={exp_return:.4f}")
+    return Signal(target, f.prob if math.isfinite(f.prob) else 0.5, conf,
+                  f"ensemble {version} p={f.prob:.3f} c={conf:.3f} e={f.exp_return:.4f}")
+
+
+def forecast_of(row: Any) -> Forecast:
+    """A predictor's row (``EnsemblePredictor.predict``) as the decision layer reads it."""
+    return Forecast(opinion(float(row["prob_up"]), float(row["weight_share"])), float(row["exp_return"]),
+                    float(row.get("sigma", math.nan)), float(row.get("vol", math.nan)))
 
 
 class PrecomputedEnsemble(Strategy):
     """The decision rule over predictions computed beforehand (a walk-forward's per-fold models):
-    ``table`` maps a candle's ts to (prob_up, confidence, expected return). Research only: engines
-    trade ``ModelWatcher``, the strategy a config names ``ensemble``."""
+    ``table`` maps a candle's ts to (forecast, confidence). Research only: engines trade
+    ``ModelWatcher``, the strategy a config names ``ensemble``."""
 
     name = "ensemble_precomputed"
 
-    def __init__(self, table: dict[int, tuple[float, float, float]], decision: DecisionParams,
+    def __init__(self, table: dict[int, tuple[Forecast, float]], decision: DecisionParams,
                  version: str = "walk-forward") -> None:
         self.table, self.rule = table, DecisionRule(decision)
         self.model_version = version
         self.fingerprint = decision_fingerprint(version, decision)
 
     def on_candle(self, candle: Candle) -> Signal | None:
-        prob, conf, exp_return = self.table.get(candle.ts, (math.nan, 0.0, math.nan))
-        return decide(self, self.rule, self.model_version, prob, conf, exp_return)
+        f, conf = self.table.get(candle.ts, (NO_OPINION, 0.0))
+        return decide(self, self.rule, self.model_version, f, conf)
 
 
 class EnsembleStrategy(Strategy):
@@ -151,8 +165,8 @@ class EnsembleStrategy(Strategy):
         except Exception:  # a broken model must not stop trading: the SMA takes over  # noqa: BLE001
             log.exception("ensemble %s failed on a candle; using the SMA fallback", self.version)
             return fb
-        return decide(self, self.rule, self.version, opinion(float(row["prob_up"]), float(row["weight_share"])),
-                      float(row["confidence"]), float(row["exp_return"]), int(getattr(self.model.config, "horizon", 1)))
+        return decide(self, self.rule, self.version, forecast_of(row), float(row["confidence"]),
+                      int(getattr(self.model.config, "horizon", 1)))
 
 
 class ModelWatcher(Strategy):
@@ -175,7 +189,7 @@ class ModelWatcher(Strategy):
         self.extras = extras
         self.version: str | None = None
         self.skipped: str | None = None
-        self.history: deque[Candle] = deque(maxlen=WINDOW)
+        self.history: deque[Candle] = deque(maxlen=HOURLY_WINDOW)
         self.warmup_candles = BASE_WINDOW
         self.reload()
 
@@ -210,7 +224,7 @@ class ModelWatcher(Strategy):
         return f"{self.fallback.name} (ensemble fallback: no usable production model)"
 
     def warmup(self, candles: list[Candle]) -> None:
-        self.history.extend(candles[-WINDOW:])
+        self.history.extend(candles[-HOURLY_WINDOW:])
         self.fallback.warmup(candles)
         if isinstance(self.active, EnsembleStrategy):
             self.active.candles.extend(candles[-self.active.warmup_candles:])
