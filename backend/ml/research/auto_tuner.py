@@ -34,7 +34,15 @@ import pandas as pd
 from backend.ml.research.backtest import run_test
 from backend.ml.research.backtest_metrics import mean_over_pairs, trading_metrics
 from backend.ml.research.trade_sim import Costs, trade_predictions
-from backend.ml.research.walk_forward import DAY_MS, WalkForward, make_pairs, predict_pooled, tft_probs, use_tft
+from backend.ml.research.walk_forward import (
+    DAY_MS,
+    WalkForward,
+    make_pairs,
+    parse_date,
+    predict_pooled,
+    tft_probs,
+    use_tft,
+)
 from backend.risk.policy import RiskPolicy, load_policy
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.settings import cli_path, cli_settings
@@ -47,13 +55,6 @@ from backend.src.trading.strategies.ensemble import decision_of
 log = logging.getLogger(__name__)
 TFT_SIZES = (32, 64, 128)
 HORIZONS = (12, 24, 48)  # 1 h, 2 h, 4 h of 5m bars: moves that can pay a round trip
-
-
-def parse_date(value: str, name: str) -> int:
-    try:
-        return int(datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() * 1000)
-    except ValueError:
-        raise UsageError(f"{name}: expected YYYY-MM-DD, got {value!r}") from None
 
 
 def load_range(path: Path, start_ms: int, end_ms: int) -> pd.DataFrame:

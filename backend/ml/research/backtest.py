@@ -31,15 +31,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backend.ml.research.backtest_metrics import cost_report, mean_over_pairs, plot, prediction_metrics, trading_metrics
-from backend.ml.research.trade_sim import Costs, candles_of, cost_paid, trade, trade_predictions
+from backend.ml.research.backtest_metrics import (
+    calendar_report,
+    cost_report,
+    mean_over_pairs,
+    plot,
+    prediction_metrics,
+    trading_metrics,
+)
+from backend.ml.research.trade_sim import (
+    Costs,
+    candles_of,
+    cost_paid,
+    exposure_of,
+    trade,
+    trade_predictions,
+    turnover_of,
+)
 from backend.ml.research.walk_forward import (
     DAY_MS,
+    HOUR_MS,
     Candidate,
     Grid,
     Pair,
     WalkForward,
     make_pairs,
+    parse_date,
     predict_pooled,
     select,
     tft_probs,
@@ -52,7 +69,8 @@ from backend.src.market.candles import is_candle_file, symbol_of_file
 from backend.src.models.ensemble_predictor import EnsembleConfig
 from backend.src.models.feature_pipeline import infer_timeframe_ms, label_up, load_ohlcv
 from backend.src.trading.simulator import SimResult
-from backend.src.trading.strategies.baselines import BuyAndHold, SmaCrossover
+from backend.src.trading.strategies.base import Strategy
+from backend.src.trading.strategies.baselines import BuyAndHold, SmaCrossover, TsMomentum
 from backend.src.trading.strategies.decision import DecisionParams
 from backend.src.trading.strategies.ensemble import decision_of
 
@@ -63,14 +81,21 @@ DEFAULT_CONFIG = REPO_ROOT / "backend" / "ml" / "ensemble.yaml"
 def trade_report(p: Pair, ret: pd.Series, held: np.ndarray, sim: SimResult | None, costs: Costs,
                  n_trials: int) -> dict[str, Any]:
     per_day = DAY_MS / infer_timeframe_ms(p.df)
-    entry = trading_metrics(ret, held, 365 * per_day, n_trials)
+    entry: dict[str, Any] = dict(trading_metrics(ret, held, 365 * per_day, n_trials))
     entry.update(cost_report(entry, ret, cost_paid(sim, costs) if sim is not None else 0.0, per_day))
+    if sim is not None:  # the share of the equity at work (a vol-targeted position is a fraction of it)
+        entry["exposure"] = float(np.mean(np.abs(exposure_of(sim, p.df))))
+        entry["turnover_per_year"] = turnover_of(sim) / max(len(ret) / per_day / 365, 1e-9)
+    else:
+        entry["turnover_per_year"] = 0.0
+    entry["calendar"] = calendar_report(ret, 365 * per_day)
     return entry
 
 
 def run_test(p: Pair, preds: dict[str, pd.DataFrame], decisions: dict[str, DecisionParams], horizon: int,
              costs: Costs, policy: RiskPolicy, n_trials: int, abstain: bool = False) -> dict[str, Any]:
-    """Every strategy on one pair's test region, each traded by the engine's execution model
+    """Every strategy on one pair's test region, each traded by the engine's execution model at full
+    exposure (a target of 1 = the whole equity); the ensemble also as the risk policy sizes it
     (``abstain``: nothing earned its costs on validation, so the models' strategies stay flat)."""
     sl = p.region("test")
     test_df = p.df.iloc[sl]
@@ -79,37 +104,58 @@ def run_test(p: Pair, preds: dict[str, pd.DataFrame], decisions: dict[str, Decis
                               "test_to_ms": int(test_df.index[-1]), "strategies": {}}
     curves = {}
     flat = (pd.Series(np.zeros(len(test_df)), index=test_df.index), np.zeros(len(test_df)), None)
-    for name, pred in preds.items():
-        ret, held, sim = flat if abstain else trade_predictions(test_df, pred, decisions[name], p.symbol, costs,
-                                                                policy)
-        entry = trade_report(p, ret, held, sim, costs, n_trials if name == "ensemble" else 1)
-        entry.update(prediction_metrics(pred["prob_up"].to_numpy(), y, decisions[name].threshold))
+    runs = [(name, pred, True) for name, pred in preds.items()] + [("ensemble_policy_sized", preds["ensemble"], False)]
+    for name, pred, full in runs:
+        decision = decisions[name if full else "ensemble"]
+        ret, held, sim = flat if abstain else trade_predictions(test_df, pred, decision, p.symbol, costs, policy,
+                                                                full=full)
+        entry = trade_report(p, ret, held, sim, costs, n_trials if name.startswith("ensemble") else 1)
+        entry.update(prediction_metrics(pred["prob_up"].to_numpy(), y, decision.threshold))
         report["strategies"][name], curves[name] = entry, ret
-    baselines = {"buy_and_hold": trade(test_df, BuyAndHold(), p.symbol, costs, policy),
-                 "sma_crossover": sma_baseline(p.df, sl.start, p.symbol, costs, policy), "flat": flat}
+    tf_ms = infer_timeframe_ms(p.df)
+    baselines = {"buy_and_hold": trade(test_df, BuyAndHold(), p.symbol, costs, policy, full=True),
+                 "sma_crossover": warm_baseline(p.df, sl.start, SmaCrossover(*sma_lengths(tf_ms)), p.symbol, costs,
+                                                policy),
+                 "ts_momentum": warm_baseline(p.df, sl.start, ts_momentum(tf_ms), p.symbol, costs, policy),
+                 "flat": flat}
     for name, (ret, held, sim) in baselines.items():
         report["strategies"][name], curves[name] = trade_report(p, ret, held, sim, costs, 1), ret
     report["curves"] = curves
     return report
 
 
-def sma_baseline(df: pd.DataFrame, start: int, symbol: str, costs: Costs,
-                 policy: RiskPolicy) -> tuple[pd.Series, np.ndarray, SimResult]:
-    sma = SmaCrossover(12, 48)
-    sma.warmup(candles_of(df.iloc[max(0, start - sma.warmup_candles):start]))
-    return trade(df.iloc[start:], sma, symbol, costs, policy)
+def sma_lengths(tf_ms: int) -> tuple[int, int]:
+    """The SMA crossover baseline's lengths: 1 h / 4 h over 5m candles, 1 day / 5 days over hourly ones."""
+    return (24, 120) if tf_ms >= HOUR_MS else (12, 48)
+
+
+def ts_momentum(tf_ms: int) -> TsMomentum:
+    """30 days' trend, 30 days' volatility, 30 % annualised target (a day of each over 5m candles)."""
+    days = 30 if tf_ms >= HOUR_MS else 1
+    n = int(days * DAY_MS // tf_ms)
+    return TsMomentum(lookback=n, vol_window=n, vol_target=0.3)
+
+
+def warm_baseline(df: pd.DataFrame, start: int, strategy: Strategy, symbol: str, costs: Costs,
+                  policy: RiskPolicy) -> tuple[pd.Series, np.ndarray, SimResult]:
+    """A rule baseline warmed on the candles before the test region, traded on it at full exposure."""
+    strategy.warmup(candles_of(df.iloc[max(0, start - strategy.warmup_candles):start]))
+    return trade(df.iloc[start:], strategy, symbol, costs, policy, full=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="backtest", description=__doc__.splitlines()[0])
     ap.add_argument("--ohlcv-dir", type=cli_path, required=True)
-    ap.add_argument("--pattern", default="*-5m.csv")
-    ap.add_argument("--holdout", type=float, default=0.25)
+    ap.add_argument("--pattern", default="*", help="candle files to read (one timeframe; default: all)")
+    ap.add_argument("--holdout", type=float, default=0.25, help="the test region's share (without --test-start)")
+    ap.add_argument("--test-start", default=None, metavar="YYYY-MM-DD",
+                    help="the test region starts here (UTC); nothing before it sees it")
     ap.add_argument("--config", type=cli_path, default=DEFAULT_CONFIG, help="ensemble config (walk-forward)")
     ap.add_argument("--out", type=cli_path, default=None, help="report dir (default <data dir>/backtests)")
     ap.add_argument("--no-tft", action="store_true", help="leave the TFT out (it trains for a minute or two)")
-    ap.add_argument("--val-days", type=float, default=5.0,
-                    help="days before the test region whose folds choose the horizon and decision parameters")
+    ap.add_argument("--val-days", type=float, default=None,
+                    help="days before the test region whose folds choose the horizon and decision parameters "
+                         "(default: 5 over 5m candles, 365 over hourly ones)")
     ap.add_argument("--strategy", default=None,
                     help="a built-in strategy name or a *.levi.yaml file: backtest it instead of the walk-forward")
     ap.add_argument("--full", action="store_true",
@@ -150,16 +196,35 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def load_pairs(args: argparse.Namespace, files: list[Path]) -> tuple[dict[str, Pair], int, float]:
+    """The pairs with their features and regions, their candle length, the validation span (days)."""
+    frames = {f.stem: (symbol_of_file(f), load_ohlcv(f)) for f in files}
+    timeframes = {k: infer_timeframe_ms(df) for k, (_s, df) in frames.items()}
+    if len(set(timeframes.values())) > 1:
+        raise UsageError(f"--pattern: the files mix timeframes ({', '.join(sorted(frames))}); choose one")
+    tf_ms = next(iter(timeframes.values()))
+    val_days = args.val_days if args.val_days is not None else (365.0 if tf_ms >= HOUR_MS else 5.0)
+    test_start = parse_date(args.test_start, "--test-start") if args.test_start else None
+    pairs = make_pairs(frames, args.holdout, val_days, int(DAY_MS // tf_ms), test_start)
+    for k, p in pairs.items():
+        if not 0 < p.val_start < p.test_start < len(p.df):
+            raise UsageError(f"--test-start: {k} has no validation or test candles around {args.test_start}")
+    return pairs, tf_ms, val_days
+
+
 def walk_forward(args: argparse.Namespace, settings: Settings, files: list[Path], out: Path) -> dict[str, Any]:
     config = EnsembleConfig.load(args.config)
     policy, costs = load_policy(settings.risk_policy), Costs()
-    frames = {f.stem: (symbol_of_file(f), load_ohlcv(f)) for f in files}
-    bars_per_day = int(DAY_MS // infer_timeframe_ms(next(iter(frames.values()))[1]))
-    pairs = make_pairs(frames, args.holdout, args.val_days, bars_per_day)
-    wf = WalkForward(train_bars=10 * bars_per_day, test_bars=bars_per_day)
-    grid = Grid() if config.returns is not None else Grid(edges=(0.0,))
+    pairs, tf_ms, val_days = load_pairs(args, files)
+    bars_per_day = int(DAY_MS // tf_ms)
+    wf = WalkForward.for_timeframe(tf_ms, config.horizon)
+    grid = Grid.for_timeframe(tf_ms, with_returns=config.returns is not None)
     use_tft_model = not args.no_tft and any(s.name == "tft" and s.weight > 0 for s in config.models)
-    summary: dict[str, Any] = {"tft_train_seconds": 0.0}
+    summary: dict[str, Any] = {"tft_train_seconds": 0.0, "timeframe_ms": tf_ms, "val_days": val_days,
+                               "schedule": {"retrain": wf.period or f"every {wf.test_bars} bars",
+                                            "train_window": "expanding" if wf.train_bars is None else wf.train_bars,
+                                            "purge_bars": "horizon + 1", "embargo_bars": wf.embargo}}
+    t_start = time.monotonic()
 
     def predictions(which: str, h: int, cfg: EnsembleConfig) -> dict[str, pd.DataFrame]:
         return predict_pooled(pairs, cfg, replace(wf, horizon=h), which)
@@ -182,8 +247,9 @@ def walk_forward(args: argparse.Namespace, settings: Settings, files: list[Path]
     if use_tft_model:
         train_tft("test")
     ens_cfg = chosen.config(config)
-    variants = {"ensemble": ens_cfg, "lgbm_only": replace(chosen, tft=False).config(config)}
+    variants = {"ensemble": ens_cfg}
     if use_tft_model:
+        variants["lgbm_only"] = replace(chosen, tft=False).config(config)
         variants["tft_only"] = ens_cfg.only("tft")
     decisions = {k: decision_of(v) for k, v in variants.items()}
     test_preds = {k: predictions("test", chosen.horizon, v) for k, v in variants.items()}
@@ -199,12 +265,20 @@ def walk_forward(args: argparse.Namespace, settings: Settings, files: list[Path]
             all_curves.setdefault(name, []).append(ret)
         summary[k] = rep
         log.info("%s: %s", k, " | ".join(f"{n} ret {v['total_return']:+.4f} sharpe {v['sharpe']:.2f} "
-                                          f"changes {v['position_changes']:.0f}" for n, v in rep["strategies"].items()))
+                                          f"dd {v['max_drawdown']:.3f}" for n, v in rep["strategies"].items()))
     summary["mean_over_pairs"] = mean_over_pairs({k: v for k, v in summary.items() if k in pairs})
-    mean_curves = {name: pd.concat(rs, axis=1).sort_index().mean(axis=1).fillna(0.0) for name, rs in all_curves.items()}
-    plot(mean_curves, f"mean of {len(pairs)} pairs (equal weight), test region", out / "mean.png")
+    mean_curves = {name: pd.concat(rs, axis=1).sort_index().fillna(0.0).mean(axis=1) for name, rs in all_curves.items()}
+    plot(mean_curves, f"equal-weight portfolio of {len(pairs)} pairs, test region", out / "mean.png")
+    per_year = 365 * bars_per_day
+    summary["equal_weight_portfolio"] = {name: {**trading_metrics(r, np.ones(len(r)), per_year),
+                                                "calendar": calendar_report(r, per_year)}
+                                         for name, r in mean_curves.items()}
     for name, m in summary["mean_over_pairs"].items():
-        log.info("MEAN %-14s %s", name, " ".join(f"{k} {v:.4f}" for k, v in m.items()))
+        log.info("MEAN %-22s %s", name, " ".join(f"{k} {v:.4f}" for k, v in m.items()))
+    for name, m in summary["equal_weight_portfolio"].items():
+        log.info("PORTFOLIO %-17s ret %+.4f sharpe %.2f max_dd %.3f", name, m["total_return"], m["sharpe"],
+                 m["max_drawdown"])
+    summary["seconds"] = time.monotonic() - t_start
     (out / "report.json").write_text(json.dumps(summary, indent=1, default=float))
     return summary
 

@@ -57,8 +57,12 @@ def trading_metrics(ret: pd.Series, signal: np.ndarray, per_year: float, n_trial
         trades.append(cur)
     wins = [t for t in trades if t > 0]
     losses = [t for t in trades if t <= 0]
+    years = len(r) / per_year
+    total = float(equity[-1] - 1) if len(equity) else 0.0
     return {
-        "total_return": float(equity[-1] - 1) if len(equity) else 0.0,
+        "total_return": total,
+        "cagr": float((1 + total) ** (1 / years) - 1) if years > 0 and total > -1 else -1.0 if years > 0 else 0.0,
+        "max_drawdown_days": drawdown_days(equity, per_year / 365),
         "sharpe": sharpe(r, per_year),
         "deflated_sharpe_prob": deflated_sharpe_prob(r, n_trials),
         "sortino": float(r.mean() / downside.std(ddof=1) * math.sqrt(per_year)) if len(downside) > 1 else 0.0,
@@ -69,6 +73,30 @@ def trading_metrics(ret: pd.Series, signal: np.ndarray, per_year: float, n_trial
         "position_changes": position_changes(signal),
         "exposure": float(np.mean(signal)) if len(signal) else 0.0,
     }
+
+
+def drawdown_days(equity: np.ndarray, bars_per_day: float) -> float:
+    """The longest time spent below a previous peak (days, the last one counted even if still open)."""
+    below = equity < np.maximum.accumulate(equity) if len(equity) else np.zeros(0, dtype=bool)
+    longest = run = 0
+    for b in below:
+        run = run + 1 if b else 0
+        longest = max(longest, run)
+    return float(longest / bars_per_day) if bars_per_day else 0.0
+
+
+def calendar_report(ret: pd.Series, per_year: float) -> dict[str, Any]:
+    """Per calendar year (net return, Sharpe, max drawdown) and the net return of every month."""
+    when = pd.to_datetime(ret.index, unit="ms", utc=True)
+    out: dict[str, Any] = {"years": {}, "months": {}}
+    for year, part in ret.groupby(when.year):
+        r = part.to_numpy()
+        eq = np.cumprod(1 + r)
+        out["years"][str(year)] = {"total_return": float(eq[-1] - 1), "sharpe": sharpe(r, per_year),
+                                   "max_drawdown": float(-(eq / np.maximum.accumulate(eq) - 1).min())}
+    for month, part in ret.groupby(when.strftime("%Y-%m")):
+        out["months"][str(month)] = float(np.prod(1 + part.to_numpy()) - 1)
+    return out
 
 
 def cost_report(metrics: dict[str, float], ret: pd.Series, paid: float, bars_per_day: float) -> dict[str, Any]:
@@ -110,8 +138,9 @@ def prediction_metrics(prob: np.ndarray, y: np.ndarray, threshold: float) -> dic
 
 def mean_over_pairs(reports: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
     keys = ("accuracy", "majority_rate", "selective_accuracy", "coverage", "selective_accuracy_top20",
-            "coverage_top20", "auc", "brier", "sharpe", "deflated_sharpe_prob", "max_drawdown", "total_return",
-            "gross_return", "cost_paid", "exposure", "position_changes", "turnover_per_day", "win_rate")
+            "coverage_top20", "auc", "brier", "sharpe", "deflated_sharpe_prob", "sortino", "max_drawdown",
+            "max_drawdown_days", "total_return", "cagr", "gross_return", "cost_paid", "exposure",
+            "position_changes", "turnover_per_day", "turnover_per_year", "win_rate")
     out: dict[str, dict[str, float]] = {}
     for rep in reports.values():
         for name, m in rep["strategies"].items():

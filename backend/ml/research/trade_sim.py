@@ -17,6 +17,7 @@ from backend.risk.policy import RiskPolicy
 from backend.src.core.config import SymbolConfig
 from backend.src.core.types import Candle
 from backend.src.trading.simulator import SimResult, simulate
+from backend.src.trading.sizing import FullExposure
 from backend.src.trading.strategies.base import Strategy
 from backend.src.trading.strategies.decision import DecisionParams, Forecast
 from backend.src.trading.strategies.ensemble import PrecomputedEnsemble, opinion
@@ -51,22 +52,37 @@ def returns_of(sim: SimResult, start_equity: float) -> tuple[pd.Series, np.ndarr
 
 
 def trade(df: pd.DataFrame, strategy: Strategy, symbol: str, costs: Costs, policy: RiskPolicy,
-          cfg: SymbolConfig | None = None) -> tuple[pd.Series, np.ndarray, SimResult]:
+          cfg: SymbolConfig | None = None, *, full: bool = False) -> tuple[pd.Series, np.ndarray, SimResult]:
+    """``full``: a target of 1 is the whole equity (``FullExposure``), else the risk policy sizes."""
     cfg = cfg or research_config(costs)
-    sim = simulate(symbol, cfg, strategy, candles_of(df), policy)
+    sim = simulate(symbol, cfg, strategy, candles_of(df), policy,
+                   sizer=FullExposure(symbol, policy) if full else None)
     ret, held = returns_of(sim, cfg.initial_equity)
     return ret, held, sim
 
 
 def trade_predictions(df: pd.DataFrame, pred: pd.DataFrame, decision: DecisionParams, symbol: str, costs: Costs,
-                      policy: RiskPolicy) -> tuple[pd.Series, np.ndarray, SimResult]:
+                      policy: RiskPolicy, *, full: bool = False) -> tuple[pd.Series, np.ndarray, SimResult]:
     """A model's predictions per bar (``EnsemblePredictor.predict``'s frame, aligned with ``df``)
     traded by the ensemble's decision rule through the engine's trader, read as an engine reads them."""
     pred = pred.reindex(columns=[*FORECAST_COLUMNS], fill_value=np.nan)
     cols = [pred[c].to_numpy(dtype=float) for c in FORECAST_COLUMNS]
     table = {int(ts): (Forecast(opinion(p, w), e, s, v), float(c))
              for ts, p, w, c, e, s, v in zip(df.index.to_numpy(), *cols, strict=True)}
-    return trade(df, PrecomputedEnsemble(table, decision), symbol, costs, policy)
+    return trade(df, PrecomputedEnsemble(table, decision), symbol, costs, policy, full=full)
+
+
+def exposure_of(sim: SimResult, df: pd.DataFrame) -> np.ndarray:
+    """Per bar, the position's notional at the close as a share of the equity (signed: negative short)."""
+    close = df["close"].reindex(pd.Index(sim.ts)).to_numpy(dtype=float)
+    eq = np.asarray(sim.equity, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(eq > 0, np.asarray(sim.position, dtype=float) * close / eq, 0.0)
+
+
+def turnover_of(sim: SimResult, start_equity: float = RESEARCH_EQUITY) -> float:
+    """Everything traded (buys and sells), in multiples of the starting equity."""
+    return sum(f.qty * f.price for f in sim.fills) / start_equity
 
 
 def cost_paid(sim: SimResult, costs: Costs, start_equity: float = RESEARCH_EQUITY) -> float:

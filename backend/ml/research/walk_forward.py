@@ -1,28 +1,38 @@
-"""The pooled walk-forward: one model for every pair, retrained before each day-long fold on the
-past only, with the decision parameters chosen on validation folds that precede the test region.
+"""The pooled walk-forward: one model for every pair, retrained on the past only before each fold, with
+the decision parameters chosen on validation folds that precede the test region.
 
 Regions per pair: ``[.. val_start)`` history only, ``[val_start, test_start)`` validation folds,
-``[test_start, ..)`` the test region (the final ``holdout`` share) that nothing is chosen on. Before
-each fold the models are trained on the previous ``train_bars`` of every pair (pooled, features
-normalised where scales differ), the last ``horizon + 1`` bars purged (their labels reach into the
-fold). Every candidate of the selection grid is traded on the validation folds through the engine's
-decision rule, sizer and trader; the best mean net return among those within the turnover budget
-wins, and none (the ensemble stays flat) when no candidate earns its costs there.
+``[test_start, ..)`` the test region that nothing is chosen on. Two schedules (``WalkForward.for_timeframe``):
+
+- 5-minute candles (days of data): day-long folds, a rolling 10-day training window;
+- hourly candles (years of data): one fold per calendar month, retrained before each on everything before it
+  (an expanding window), the last ``horizon + 1`` bars purged (their labels reach into the fold) and
+  ``embargo`` more dropped (the serial correlation of the features).
+
+Each fold's model is trained on every pair's rows (pooled, ordered by time; the features are returns,
+ratios and volatility-normalised values, comparable across pairs — per-pair normalisation by construction).
+Every candidate of the selection grid is traded on the validation folds through the engine's decision rule,
+sizer and trader; the best mean Sharpe among those within the turnover budget that earn their costs wins,
+and none (the ensemble stays flat) when no candidate earns its costs there.
 """
 
 from __future__ import annotations
 
 import itertools
-import sys
+import logging
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from backend.ml.research.backtest_metrics import position_changes
+from backend.ml.research.backtest_metrics import position_changes, sharpe
 from backend.ml.research.trade_sim import Costs, trade_predictions
 from backend.risk.policy import RiskPolicy
+from backend.src.core.errors import UsageError
+from backend.src.core.progress import Progress
 from backend.src.models.base import TFT_COLUMN, Model, Precomputed
 from backend.src.models.ensemble_predictor import FEATURE_SETS, EnsembleConfig, EnsemblePredictor
 from backend.src.models.feature_pipeline import build, forward_return, infer_timeframe_ms
@@ -30,22 +40,51 @@ from backend.src.models.multi_tf import market_context
 from backend.src.models.tft import TFTModel
 from backend.src.trading.strategies.ensemble import decision_of
 
+log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+MIN_TRAIN_ROWS = 1000  # a fold whose past is shorter has no model: its pairs stay without an opinion
 
 
 @dataclass(frozen=True)
 class WalkForward:
-    train_bars: int = 2880  # 10 days of 5m
-    test_bars: int = 288  # one day
+    train_bars: int | None = 2880  # rolling window: 10 days of 5m (None: expanding, everything before the fold)
+    test_bars: int = 288  # fold length when ``period`` is None: one day of 5m
     horizon: int = 12
+    period: str | None = None  # "month": one fold per calendar month
+    embargo: int = 0  # bars dropped between the purged training window and the fold
+    stride: int = 1  # every stride-th training row (neighbouring labels of a long horizon overlap)
 
-    def folds(self, start: int, end: int) -> list[tuple[slice, slice]]:
+    @classmethod
+    def for_timeframe(cls, timeframe_ms: int, horizon: int) -> WalkForward:
+        if timeframe_ms >= HOUR_MS:
+            bars_per_day = DAY_MS // timeframe_ms
+            return cls(train_bars=None, test_bars=30 * bars_per_day, horizon=horizon, period="month",
+                       embargo=bars_per_day)
+        bars_per_day = DAY_MS // timeframe_ms
+        return cls(train_bars=10 * bars_per_day, test_bars=bars_per_day, horizon=horizon)
+
+    def folds(self, start: int, end: int, index: np.ndarray | None = None) -> list[tuple[slice, slice]]:
+        return [(tr, te) for _key, tr, te in self.keyed_folds(start, end, index)]
+
+    def keyed_folds(self, start: int, end: int, index: np.ndarray | None = None) -> list[tuple[int, slice, slice]]:
+        """(key, training rows, test rows) per fold; ``key`` lines the pairs' folds up (a month's start, ms)."""
+        if self.period == "month":
+            if index is None:
+                raise ValueError("monthly folds need the bars' timestamps")
+            months = np.asarray(index[start:end], dtype="datetime64[ms]").astype("datetime64[M]")
+            cuts = [start + int(i) for i in np.flatnonzero(np.diff(months.astype(np.int64)))+ 1]
+            starts = [start, *cuts] if end > start else []
+            keys = [int(months[t - start].astype("datetime64[ms]").astype(np.int64)) for t in starts]
+        else:
+            starts = list(range(start, end, self.test_bars))
+            keys = list(range(len(starts)))
         out = []
-        t = start
-        while t < end:
-            train_end = t - self.horizon - 1  # purge: these labels look into the test fold
-            out.append((slice(max(0, train_end - self.train_bars), train_end), slice(t, min(end, t + self.test_bars))))
-            t += self.test_bars
+        for i, (key, t) in enumerate(zip(keys, starts, strict=True)):
+            stop = starts[i + 1] if i + 1 < len(starts) else end
+            train_end = max(0, t - self.horizon - 1 - self.embargo)  # purge: these labels look into the fold
+            lo = 0 if self.train_bars is None else max(0, train_end - self.train_bars)
+            out.append((key, slice(lo, train_end, self.stride if self.stride > 1 else None), slice(t, stop)))
         return out
 
 
@@ -62,13 +101,18 @@ class Pair:
 
 
 def make_pairs(frames: dict[str, tuple[str, pd.DataFrame]], holdout: float, val_days: float,
-               bars_per_day: int) -> dict[str, Pair]:
-    """Features (with cross-pair context when there are several pairs) and regions per pair."""
+               bars_per_day: int, test_start_ms: int | None = None) -> dict[str, Pair]:
+    """Features (with cross-pair context when there are several pairs) and regions per pair: the test region
+    from ``test_start_ms`` (else the final ``holdout`` share), the ``val_days`` before it for validation."""
     context = market_context({k: df for k, (_s, df) in frames.items()}) if len(frames) > 1 else {}
     pairs = {}
     for name, (symbol, df) in frames.items():
-        test_start = int(len(df) * (1 - holdout))
-        val_start = max(bars_per_day, test_start - int(val_days * bars_per_day))
+        if test_start_ms is not None:
+            test_start = int(df.index.searchsorted(test_start_ms))
+            val_start = max(bars_per_day, int(df.index.searchsorted(test_start_ms - int(val_days * DAY_MS))))
+        else:
+            test_start = int(len(df) * (1 - holdout))
+            val_start = max(bars_per_day, test_start - int(val_days * bars_per_day))
         pairs[name] = Pair(symbol, df, build(df, context=context.get(name)), val_start, test_start)
     return pairs
 
@@ -93,12 +137,15 @@ class Candidate:
     threshold: float
     edge: float
     tft: bool
+    vol_target: float = 0.0  # 0: every position the whole target (the sizing's other choice: volatility targeting)
 
     def config(self, base: EnsembleConfig) -> EnsembleConfig:
         cfg = base if self.tft else base.without("tft")
+        sized = self.vol_target > 0
         return cfg.model_copy(update={"horizon": self.horizon, "threshold": self.threshold,
                                       "exit_threshold": min(base.exit_threshold, self.threshold),
-                                      "min_hold": self.horizon // 2, "edge": self.edge})
+                                      "min_hold": self.horizon // 2, "edge": self.edge, "vol_target": self.vol_target,
+                                      "kelly_cap": base.kelly_cap if sized and base.returns is not None else 0.0})
 
 
 @dataclass(frozen=True)
@@ -106,16 +153,27 @@ class Grid:
     horizons: tuple[int, ...] = (12, 24)
     thresholds: tuple[float, ...] = (0.5, 0.55, 0.6)
     edges: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
+    vol_targets: tuple[float, ...] = (0.0,)
     max_changes_per_5_days: float = 10.0
 
+    @classmethod
+    def for_timeframe(cls, timeframe_ms: int, with_returns: bool) -> Grid:
+        """Hourly: horizons of half a day to two days, volatility targeting or whole positions."""
+        edges = (0.0, 0.5, 1.0) if with_returns else (0.0,)
+        if timeframe_ms >= HOUR_MS:
+            return cls(horizons=(12, 24, 48), thresholds=(0.5, 0.55), edges=edges if with_returns else (0.0,),
+                       vol_targets=(0.0, 0.3))
+        return cls() if with_returns else cls(edges=(0.0,))
+
     def candidates(self, with_tft: bool) -> list[Candidate]:
-        return [Candidate(h, t, e, tft) for h, t, e, tft in
-                itertools.product(self.horizons, self.thresholds, self.edges, (False, True) if with_tft else (False,))]
+        return [Candidate(h, t, e, tft, v) for h, t, e, tft, v in
+                itertools.product(self.horizons, self.thresholds, self.edges, (False, True) if with_tft else (False,),
+                                  self.vol_targets)]
 
 
-def fold_models(config: EnsembleConfig) -> dict[str, Model]:
+def fold_models(config: EnsembleConfig, timeframe_ms: int) -> dict[str, Model]:
     """Fresh models for one fold; the TFT (trained once, before the region) is read from its column."""
-    models = EnsemblePredictor(config).models
+    models = EnsemblePredictor(config, timeframe_ms=timeframe_ms).models
     if "tft" in models:
         models["tft"] = Precomputed()
     return models
@@ -125,21 +183,34 @@ def predict_pooled(pairs: dict[str, Pair], config: EnsembleConfig, wf: WalkForwa
                    which: str) -> dict[str, pd.DataFrame]:
     """Walk-forward predictions of one config over a region of every pair: before each fold, one
     model trained on every pair's past (ordered by time: calibration uses the latest rows)."""
-    folds = {k: wf.folds(p.region(which).start, p.region(which).stop) for k, p in pairs.items()}
+    folds = {k: {key: (tr, te) for key, tr, te in wf.keyed_folds(p.region(which).start, p.region(which).stop,
+                                                                  p.df.index.to_numpy())}
+             for k, p in pairs.items()}
     parts: dict[str, list[pd.DataFrame]] = {k: [] for k in pairs}
     targets = {k: forward_return(p.df, wf.horizon) for k, p in pairs.items()}
-    from tqdm import tqdm  # noqa: PLC0415 - research only (the trainer install)
-
-    n_folds = max(len(f) for f in folds.values())
-    for i in tqdm(range(n_folds), desc=f"{which} folds", leave=False, disable=not sys.stderr.isatty()):
-        live = [k for k in pairs if i < len(folds[k])]
-        x = pd.concat([pairs[k].feats.iloc[folds[k][i][0]] for k in live])
-        y = pd.concat([targets[k].iloc[folds[k][i][0]] for k in live])
+    tf_ms = infer_timeframe_ms(next(iter(pairs.values())).df)
+    keys = sorted(set().union(*(f.keys() for f in folds.values())))
+    progress = Progress(len(keys), f"{which} folds, horizon {wf.horizon}", unit="fold")
+    for key in keys:
+        t0 = time.monotonic()
+        live = [k for k in pairs if key in folds[k]]
+        x = pd.concat([pairs[k].feats.iloc[folds[k][key][0]] for k in live])
+        y = pd.concat([targets[k].iloc[folds[k][key][0]] for k in live])
         order = np.argsort(x.index.to_numpy(), kind="stable")
-        model = EnsemblePredictor(config, fold_models(config)).fit(x.iloc[order], y.iloc[order])
+        model = EnsemblePredictor(config, fold_models(config, tf_ms), timeframe_ms=tf_ms)
+        if len(x) >= MIN_TRAIN_ROWS:
+            model.fit(x.iloc[order], y.iloc[order])
         for k in live:
-            parts[k].append(model.predict(pairs[k].feats.iloc[folds[k][i][1]]))
+            parts[k].append(model.predict(pairs[k].feats.iloc[folds[k][key][1]]))
+        progress.update(note=f"{fold_name(key, wf)}: {len(x):,} rows, {time.monotonic() - t0:.1f}s")
+    progress.close()
     return {k: pd.concat(v) for k, v in parts.items()}
+
+
+def fold_name(key: int, wf: WalkForward) -> str:
+    if wf.period == "month":
+        return str(np.datetime64(key, "ms").astype("datetime64[M]"))
+    return f"fold {key + 1}"
 
 
 @dataclass
@@ -153,29 +224,40 @@ class Selection:
 
 
 def score_candidate(pairs: dict[str, Pair], preds: dict[str, pd.DataFrame], cfg: EnsembleConfig, costs: Costs,
-                    policy: RiskPolicy) -> tuple[float, float]:
-    """(mean net return, mean position changes per pair per 5 days) on the validation region."""
-    rets, changes = [], []
+                    policy: RiskPolicy) -> tuple[float, float, float]:
+    """(mean Sharpe, mean net return, mean position changes per pair per 5 days) on the validation region."""
+    sharpes, rets, changes = [], [], []
     for k, p in pairs.items():
         sl = p.region("val")
         ret, held, _ = trade_predictions(p.df.iloc[sl], preds[k], decision_of(cfg), p.symbol, costs, policy)
+        bar_ms = infer_timeframe_ms(p.df)
+        sharpes.append(sharpe(ret.to_numpy(), 365 * DAY_MS / bar_ms))
         rets.append(float(np.prod(1 + ret.to_numpy()) - 1))
-        days = len(ret) * infer_timeframe_ms(p.df) / DAY_MS
+        days = len(ret) * bar_ms / DAY_MS
         changes.append(position_changes(held) * 5 / max(days, 1e-9))
-    return float(np.mean(rets)), float(np.mean(changes))
+    return float(np.mean(sharpes)), float(np.mean(rets)), float(np.mean(changes))
 
 
 def select(pairs: dict[str, Pair], base: EnsembleConfig, grid: Grid, costs: Costs, policy: RiskPolicy,
            val_preds: dict[tuple[int, bool], dict[str, pd.DataFrame]]) -> Selection:
-    """Every candidate traded on the validation folds; the best within the turnover budget that
-    earns more than its costs (net return > 0), else none."""
+    """Every candidate traded on the validation folds; the best mean Sharpe within the turnover budget among
+    those that earn more than their costs (net return > 0), else none."""
     sel = Selection(None)
     best: tuple[float, float] | None = None
     for cand in grid.candidates(with_tft=any(tft for _h, tft in val_preds)):
-        net, changes = score_candidate(pairs, val_preds[(cand.horizon, cand.tft)], cand.config(base), costs, policy)
-        sel.scores.append({**cand.__dict__, "val_net_return": net, "val_changes_per_5_days": changes})
+        sr, net, changes = score_candidate(pairs, val_preds[(cand.horizon, cand.tft)], cand.config(base), costs,
+                                           policy)
+        sel.scores.append({**cand.__dict__, "val_sharpe": sr, "val_net_return": net,
+                           "val_changes_per_5_days": changes})
         if changes > grid.max_changes_per_5_days or net <= 0:
             continue
-        if best is None or (net, -changes) > best:
-            best, sel.chosen = (net, -changes), cand
+        if best is None or (sr, -changes) > best:
+            best, sel.chosen = (sr, -changes), cand
     return sel
+
+
+def parse_date(value: str, name: str) -> int:
+    try:
+        return int(datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() * 1000)
+    except ValueError:
+        raise UsageError(f"{name}: expected YYYY-MM-DD, got {value!r}") from None

@@ -19,10 +19,11 @@ from backend.src.trading.levilang import Compiled, compile_file
 from backend.src.trading.levilang.errors import LeviError
 from backend.src.trading.levilang.strategy import LeviStrategy
 from backend.src.trading.strategies.base import Strategy
-from backend.src.trading.strategies.baselines import BuyAndHold, Momentum, SmaCrossover
+from backend.src.trading.strategies.baselines import BuyAndHold, Momentum, SmaCrossover, TsMomentum
 from backend.src.trading.strategies.ensemble import ModelWatcher, build_ml_strategy
 
-REGISTRY: dict[str, type[Strategy]] = {c.name: c for c in (ModelWatcher, SmaCrossover, Momentum, BuyAndHold)}
+REGISTRY: dict[str, type[Strategy]] = {c.name: c for c in (ModelWatcher, SmaCrossover, Momentum, TsMomentum,
+                                                            BuyAndHold)}
 
 
 def params_of(cfg: StrategyConfig) -> BaseModel:

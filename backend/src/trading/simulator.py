@@ -98,14 +98,16 @@ class SimResult:
 
 def simulate(symbol: str, cfg: SymbolConfig, strategy: Strategy, candles: list[Candle], policy: RiskPolicy, *,
              source_id: str = "backtest", warmup: list[Candle] | None = None,
-             progress: Callable[[int], None] | None = None, journal: MemoryJournal | None = None) -> SimResult:
+             progress: Callable[[int], None] | None = None, journal: MemoryJournal | None = None,
+             sizer: Sizer | None = None) -> SimResult:
     """Every candle, from a flat start (warm-up included: an engine replaying a file from its first
     candle has no history either), unless ``warmup`` gives it the history an engine warmed on and
     ``journal`` the journal an engine restarted from. ``progress(n)`` is told every
-    ``PROGRESS_EVERY`` candles how many are done; ``fills`` are the ones made here."""
+    ``PROGRESS_EVERY`` candles how many are done; ``fills`` are the ones made here; ``sizer``: the policy's
+    (default) or research's ``FullExposure``."""
     out = SimResult(journal=journal or MemoryJournal())
     session = TradingSession(symbol, cfg, out.journal, strategy, PaperVenue(cfg), source_id=source_id,
-                             sizer=Sizer(symbol, policy), gate=OpenGate())
+                             sizer=sizer or Sizer(symbol, policy), gate=OpenGate())
     if warmup:
         session.warmup(warmup)
     book = session.book

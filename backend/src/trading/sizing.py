@@ -59,6 +59,15 @@ class Sizer:
         return min(size, cap) * min(1.0, abs(sig.target))
 
 
+class FullExposure(Sizer):
+    """A target of 1 is the whole equity, whatever the policy says: how research reports headline figures
+    (like buy-and-hold's raw curve, so a drawdown cannot look small because positions were small)."""
+
+    def target(self, sig: Signal, equity: float, cap: float, stop_loss_pct: float,
+               usd_per_quote: float | None = 1.0) -> float:
+        return equity * min(1.0, abs(sig.target))
+
+
 class Gate(Protocol):
     """The portfolio's say over one symbol's entries."""
 

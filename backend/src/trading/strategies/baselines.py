@@ -1,7 +1,9 @@
-"""The baseline strategies every model must beat: SMA crossover, momentum, buy-and-hold."""
+"""The baseline strategies every model must beat: SMA crossover, momentum, time-series momentum with
+volatility targeting, buy-and-hold."""
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -82,6 +84,60 @@ class Momentum(Strategy):
         prob_up = min(1.0, max(0.0, 0.5 + ret * 10))
         target = 1.0 if ret > self.threshold else -1.0 if self.allow_short and ret < -self.threshold else 0.0
         return Signal(target, prob_up, abs(prob_up - 0.5) * 2, f"momentum{self.lookback} ret={ret:.5f}")
+
+
+class TsMomentumParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lookback: int = Field(default=720, ge=1, le=100_000)  # candles: the trend is the return's sign over this
+    vol_window: int = Field(default=720, ge=2, le=100_000)  # candles: the volatility of their returns
+    vol_target: float = Field(default=0.3, gt=0, le=10)  # annualised volatility the position is sized to
+    size_step: float = Field(default=0.25, gt=0, le=1)  # sizes in whole steps; re-sized only by a step or more
+    allow_short: bool = False  # short a falling trend (perpetual symbols only)
+
+
+class TsMomentum(Strategy):
+    """Time-series momentum, volatility-targeted (Moskowitz, Ooi & Pedersen 2012): the side of the return
+    over ``lookback`` candles (720: 30 days of hourly ones), sized ``vol_target`` / the annualised volatility
+    of the returns over ``vol_window`` candles (at most 1), in whole steps. The candle length, which
+    annualises, is read from the candles."""
+
+    name = "ts_momentum"
+    Params = TsMomentumParams
+
+    def __init__(self, lookback: int = 720, vol_window: int = 720, vol_target: float = 0.3,
+                 size_step: float = 0.25, allow_short: bool = False) -> None:
+        self.p = TsMomentumParams(lookback=lookback, vol_window=vol_window, vol_target=vol_target,
+                                  size_step=size_step, allow_short=allow_short)
+        self.allow_short = allow_short
+        self.fingerprint = fingerprint(self.name, self.p.model_dump())
+        self.warmup_candles = max(lookback, vol_window) + 1
+        self.closes: deque[float] = deque(maxlen=self.warmup_candles)
+        self.last_ts, self.bar_ms = 0, 0
+
+    def on_candle(self, candle: Candle) -> Signal | None:
+        if self.last_ts and candle.ts > self.last_ts:
+            gap = candle.ts - self.last_ts
+            self.bar_ms = gap if not self.bar_ms else min(self.bar_ms, gap)  # a missing candle is not the length
+        self.last_ts = candle.ts
+        self.closes.append(candle.close)
+        if len(self.closes) < self.warmup_candles or not self.bar_ms or min(self.closes) <= 0:
+            return None
+        closes = list(self.closes)
+        trend = closes[-1] / closes[-1 - self.p.lookback] - 1
+        n = self.p.vol_window
+        rets = [math.log(b / a) for a, b in zip(closes[-1 - n:-1], closes[-n:], strict=True)]
+        mean = sum(rets) / n
+        vol = math.sqrt(sum((r - mean) ** 2 for r in rets) / (n - 1) * 365 * 86_400_000 / self.bar_ms)
+        step = self.p.size_step
+        size = math.floor(min(1.0, self.p.vol_target / vol) / step + 1e-9) * step if vol > 0 else 0.0
+        held = abs(self.position.target) if self.position.qty else 0.0
+        if held and abs(size - held) < step:
+            size = held  # within a step of what is held: no fee-paying resize
+        side = 1.0 if trend > 0 else -1.0 if self.allow_short and trend < 0 else 0.0
+        prob_up = min(1.0, max(0.0, 0.5 + trend))
+        return Signal(side * size, prob_up, abs(prob_up - 0.5) * 2,
+                      f"ts_momentum{self.p.lookback} ret={trend:.4f} vol={vol:.3f} size={size:.2f}")
 
 
 class BuyAndHold(Strategy):

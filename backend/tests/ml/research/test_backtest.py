@@ -11,9 +11,10 @@ import pytest
 
 from backend.ml.research.backtest import main
 from backend.ml.research.backtest_metrics import deflated_sharpe_prob
-from backend.ml.research.trade_sim import Costs, cost_paid, trade_predictions
+from backend.ml.research.trade_sim import Costs, cost_paid, trade, trade_predictions
 from backend.ml.research.walk_forward import WalkForward
 from backend.risk.policy import load_policy
+from backend.src.trading.strategies.baselines import BuyAndHold
 from backend.src.trading.strategies.decision import DecisionParams
 from backend.tests.conftest import OHLCV_DIR, REAL_OHLCV
 
@@ -59,6 +60,36 @@ def test_folds_purge_the_label_horizon() -> None:
     assert all((tr.stop - 1) + 1 + wf.horizon < te.start for tr, te in folds)
 
 
+def test_monthly_folds_retrain_on_everything_before_each_month_purged_and_embargoed() -> None:
+    """Hourly candles over 2022 with a missing day: one fold per calendar month; each trains on every bar before
+    it except the label horizon (+1) and the embargo; the pairs' folds line up by the month's start."""
+    start = int(pd.Timestamp("2022-01-01", tz="UTC").value // 10**6)
+    ts = start + np.arange(365 * 24) * 3_600_000
+    ts = np.delete(ts, np.arange(24 * 59, 24 * 60))  # 1 March missing
+    wf = WalkForward.for_timeframe(3_600_000, horizon=24)
+    assert wf.period == "month" and wf.train_bars is None and wf.embargo == 24
+    folds = wf.keyed_folds(24 * 31, len(ts), ts)  # from 1 February
+    months = [str(np.datetime64(k, "ms").astype("datetime64[M]")) for k, _tr, _te in folds]
+    assert months == [f"2022-{m:02d}" for m in range(2, 13)]
+    for key, tr, te in folds:
+        assert tr.start == 0 and tr.stop == te.start - 24 - 1 - 24, "expanding, horizon + 1 purged, a day's embargo"
+        assert np.datetime64(int(ts[te.start]), "ms").astype("datetime64[M]") == np.datetime64(key, "ms").astype(
+            "datetime64[M]")
+        assert np.datetime64(int(ts[te.stop - 1]), "ms").astype("datetime64[M]") == np.datetime64(
+            int(ts[te.start]), "ms").astype("datetime64[M]"), "a fold never spans two months"
+    assert ts[folds[1][2].start] == int(pd.Timestamp("2022-03-02", tz="UTC").value // 10**6), "a missing day moves on"
+    assert [te.stop for _k, _tr, te in folds][-1] == len(ts)
+
+
+def test_full_exposure_trades_the_whole_equity() -> None:
+    """Research headlines: a target of 1 is 100 % of the equity (the policy's sizing would be 20 %)."""
+    df = frame([100, 100, 110, 121, 121])
+    ret, _held, _ = trade(df, BuyAndHold(), "TESTUSDT", Costs(0, 0), load_policy(), full=True)
+    assert (1 + ret).prod() - 1 == pytest.approx(0.21, rel=1e-9), "bought at bar 1's open, marked at 121"
+    ret, _held, _ = trade(df, BuyAndHold(), "TESTUSDT", Costs(0, 0), load_policy())
+    assert (1 + ret).prod() - 1 == pytest.approx(0.2 * 0.21, rel=1e-9)
+
+
 def test_deflated_sharpe_penalises_many_trials() -> None:
     r = np.random.default_rng(1).normal(0.0005, 0.01, 2000)
     assert deflated_sharpe_prob(r, 1) > deflated_sharpe_prob(r, 100) > 0
@@ -92,7 +123,7 @@ def test_walk_forward_report_is_honest(tmp_path: Path) -> None:
     for k in pairs:
         r = rep[k]
         s = r["strategies"]
-        assert set(s) == {"ensemble", "lgbm_only", "buy_and_hold", "sma_crossover", "flat"}
+        assert set(s) == {"ensemble", "ensemble_policy_sized", "buy_and_hold", "sma_crossover", "ts_momentum", "flat"}
         assert s["flat"]["total_return"] == 0 and s["buy_and_hold"]["position_changes"] == 1
         for name, m in s.items():
             assert m["gross_return"] == pytest.approx(m["total_return"] + m["cost_paid"]), name

@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 
 from backend.src.models.feature_pipeline import build, load_ohlcv
-from backend.src.models.multi_tf import higher_timeframe_features, market_context, resample
+from backend.src.models.multi_tf import (
+    higher_timeframe_features,
+    htf_span_bars,
+    market_context,
+    resample,
+    timeframes_for,
+)
 from backend.tests.conftest import OHLCV_DIR
 
 TF = 300_000
@@ -55,3 +61,28 @@ def test_market_context_is_causal_and_relative(frames: dict[str, pd.DataFrame]) 
         own = np.log(frames[k]["close"]).diff(12)
         np.testing.assert_allclose((full[k]["rel_ret_12"] + full[k]["mkt_ret_12"]).dropna(),
                                    own.loc[full[k]["rel_ret_12"].dropna().index])
+
+
+def hourly(n: int, start_ms: int = 1_577_836_800_000) -> pd.DataFrame:
+    """A random walk of ``n`` hourly candles from 2020-01-01 (a Wednesday), with an exchange gap."""
+    rng = np.random.default_rng(5)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    df = pd.DataFrame({"open": np.concatenate([[100.0], close[:-1]]), "high": close * 1.004, "low": close * 0.996,
+                       "close": close, "volume": rng.uniform(1, 5, n)},
+                      index=pd.Index(start_ms + np.arange(n) * 3_600_000, name="ts"))
+    return df.drop(df.index[1500:1503])  # maintenance hours are missing, not filled
+
+
+def test_hourly_candles_read_4h_daily_and_weekly_bars_causally() -> None:
+    df = hourly(3400)
+    assert timeframes_for(3_600_000) == ("4h", "1d", "1w") and timeframes_for(300_000) == ("15m", "1h", "4h")
+    full = build(df)
+    assert {"tf4h_ret_1", "tf1d_vol_12", "tf1w_rsi_14"} <= set(full.columns) and "tf15m_ret_1" not in full
+    assert full.iloc[-1].filter(like="tf1w_").notna().all(), "weekly features after 16 weeks"
+    for n in (2900, 2905, 3000, 3100, 3396):
+        part = build(df.iloc[:n])
+        pd.testing.assert_series_equal(part.iloc[-1], full.iloc[n - 1], check_names=False)
+    weeks = resample(df, 7 * 86_400_000)
+    opens = pd.to_datetime(weeks.index, unit="ms", utc=True)
+    assert (opens[1:].dayofweek == 0).all() and (opens[1:].hour == 0).all(), "weekly bars open on Mondays, 00:00 UTC"
+    assert htf_span_bars(3_600_000) == 16 * 168

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from backend.src.trading.strategies.base import PositionState
-from backend.src.trading.strategies.decision import DecisionParams, DecisionRule
+from backend.src.trading.strategies.decision import DecisionParams, DecisionRule, Forecast
 
 FLAT = PositionState()
 COST = 0.003  # 10 bps fee + 5 bps slippage, both ways
@@ -70,3 +70,21 @@ def test_funding_carry_is_paid_by_the_side_that_pays_it() -> None:
     assert rule(0.7, 0.0035, FLAT, COST, shorts=True, carry=carry) == 0.0, "the long's move pays fees, not funding"
     assert rule(0.7, 0.0045, FLAT, COST, shorts=True, carry=carry) == 1.0
     assert rule(0.3, -0.0025, FLAT, COST, shorts=True, carry=carry) == -1.0, "the short is paid to wait"
+
+
+def test_size_follows_volatility_and_the_kelly_bet_in_whole_steps() -> None:
+    rule = DecisionRule(DecisionParams(threshold=0.55, vol_target=0.3, kelly_cap=0.25))
+    calm, wild = Forecast(0.6, 0.02, 0.05, 0.25), Forecast(0.6, 0.02, 0.05, 0.9)
+    assert rule(calm, math.nan, FLAT, COST) == 1.0, "calm: 0.3 / 0.25 caps at 1, Kelly 0.25 x 0.02 / 0.05^2 = 2"
+    assert rule(wild, math.nan, FLAT, COST) == 0.25, "0.3 / 0.9 = 0.33: one step"
+    weak = Forecast(0.6, 0.004, 0.05, 0.25)  # Kelly: 0.25 x 0.004 / 0.0025 = 0.4
+    assert rule(weak, math.nan, FLAT, COST) == 0.25
+    assert rule(Forecast(0.6, 0.001, 0.05, 0.25), math.nan, FLAT, COST) == 0.0, "below one step: no trade"
+    assert rule(Forecast(0.6, 0.02, 0.05, math.nan), math.nan, FLAT, COST) == 0.0, "no volatility: no size"
+    long_half = PositionState(qty=1.0, avg_price=100.0, bars_held=3, target=0.5)
+    assert rule(Forecast(0.6, 0.02, 0.05, 0.45), math.nan, long_half, COST) == 0.5, "0.67: within a step of 0.5"
+    assert rule(Forecast(0.6, 0.02, 0.05, 0.25), math.nan, long_half, COST) == 1.0, "a whole step more"
+    shorts = DecisionRule(DecisionParams(threshold=0.55, vol_target=0.3))
+    assert shorts(Forecast(0.3, -0.02, 0.05, 0.6), math.nan, FLAT, COST, shorts=True) == -0.5
+    with pytest.raises(ValueError, match="size_step"):
+        DecisionParams(size_step=0)
