@@ -36,6 +36,7 @@ from backend.ml.research.backtest_metrics import mean_over_pairs, trading_metric
 from backend.ml.research.trade_sim import Costs, trade_predictions
 from backend.ml.research.walk_forward import (
     DAY_MS,
+    HOUR_MS,
     WalkForward,
     make_pairs,
     parse_date,
@@ -46,6 +47,7 @@ from backend.ml.research.walk_forward import (
 from backend.risk.policy import RiskPolicy, load_policy
 from backend.src.core.errors import EXIT_USAGE, UsageError
 from backend.src.core.settings import cli_path, cli_settings
+from backend.src.market.candles import is_candle_file
 from backend.src.models.base import TFT_COLUMN
 from backend.src.models.ensemble_predictor import EnsembleConfig, EnsemblePredictor, ModelSpec
 from backend.src.models.feature_pipeline import find_file, forward_return, infer_timeframe_ms, load_ohlcv
@@ -54,11 +56,26 @@ from backend.src.trading.strategies.ensemble import decision_of
 
 log = logging.getLogger(__name__)
 TFT_SIZES = (32, 64, 128)
-HORIZONS = (12, 24, 48)  # 1 h, 2 h, 4 h of 5m bars: moves that can pay a round trip
+HORIZONS = (12, 24, 48)  # bars: 1 h, 2 h, 4 h of 5m candles; 12 h, 1 and 2 days of hourly ones
+VOL_TARGETS = (0.0, 0.2, 0.3, 0.5)  # annualised; 0: every position the whole target
+
+
+def only_timeframe(ohlcv_dir: Path, symbol: str) -> str:
+    """The timeframe of the symbol's candle files when there is one (``--timeframe`` otherwise)."""
+    norm = symbol.replace("/", "").replace("_", "").upper()
+    files = [p for p in (ohlcv_dir.iterdir() if ohlcv_dir.is_dir() else []) if is_candle_file(p) and "-" in p.stem]
+    found = sorted({tf for name, tf in (p.stem.rsplit("-", 1) for p in files) if name.replace("_", "").upper() == norm})
+    if len(found) != 1:
+        raise UsageError(f"--timeframe: {symbol} has {', '.join(found) or 'no'} candle files in {ohlcv_dir}; "
+                         "say which")
+    return found[0]
 
 
 def load_range(path: Path, start_ms: int, end_ms: int) -> pd.DataFrame:
     df = load_ohlcv(path)
+    if df.index[-1] < end_ms - infer_timeframe_ms(df):
+        last = datetime.fromtimestamp(df.index[-1] / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+        log.warning("--end-date: %s ends %s UTC; using the candles that exist up to then", path.name, last)
     sel = df.loc[(df.index >= start_ms) & (df.index < end_ms)]
     if len(sel) < 2000:
         first, last = (datetime.fromtimestamp(t / 1000, UTC).strftime("%Y-%m-%d %H:%M") for t in
@@ -74,19 +91,22 @@ class Tuner:
     after-cost Sharpe over the symbols minus ``turnover_penalty`` × position changes per day."""
 
     def __init__(self, frames: dict[str, pd.DataFrame], *, test_share: float, costs: Costs, policy: RiskPolicy,
-                 max_dd: float, objective: str, tft_epochs: int, tft_samples: int = 20000, val_days: int = 4,
-                 holdout_bars: int = 0, turnover_penalty: float = 0.5,
+                 max_dd: float, objective: str, tft_epochs: int, tft_samples: int = 20000,
+                 val_days: float | None = None, holdout_bars: int = 0, turnover_penalty: float = 0.5,
                  tft_sizes: tuple[int, ...] = TFT_SIZES) -> None:
         first = next(iter(frames.values()))
-        tf_ms = infer_timeframe_ms(first)
+        self.tf_ms = tf_ms = infer_timeframe_ms(first)
         self.bars_per_day = int(DAY_MS // tf_ms)
-        self.wf = WalkForward(train_bars=10 * self.bars_per_day, test_bars=self.bars_per_day)
+        self.wf = WalkForward.for_timeframe(tf_ms, 12)  # hourly: monthly folds on an expanding window
+        if val_days is None:  # four validation folds: days of 5m candles, months of hourly ones
+            val_days = 120 if tf_ms >= HOUR_MS else 4
         self.costs, self.policy, self.max_dd, self.objective = costs, policy, max_dd, objective
         self.tft_epochs, self.tft_samples, self.holdout_bars = tft_epochs, tft_samples, holdout_bars
         self.turnover_penalty, self.tft_sizes = turnover_penalty, tft_sizes
         self.tft_cache: dict[int, dict[str, np.ndarray]] = {}
         self.pairs = make_pairs({k: (k, df) for k, df in frames.items()}, test_share, val_days, self.bars_per_day)
         self.per_year = 365 * DAY_MS / tf_ms
+        self.kelly_cap = policy.position_sizing.kelly_fraction  # the sprint plan's Kelly fraction, as a cap
 
     def use_tft(self, hidden: int) -> None:
         """One TFT of this size, trained once on every symbol's bars before validation (cached per
@@ -109,7 +129,8 @@ class Tuner:
                       params=self.tft_params(p["tft_hidden_size"])),
             ModelSpec(name="sentiment", weight=p["w_sentiment"], features=["news_score", "social_score"]),
         ], returns=ModelSpec(name="lgbm_quantiles", features="multi_tf", params=lgbm),
-            horizon=p["horizon"], threshold=p["threshold"], exit_threshold=0.5, min_hold=p["min_hold"], edge=p["edge"])
+            horizon=p["horizon"], threshold=p["threshold"], exit_threshold=0.5, min_hold=p["min_hold"], edge=p["edge"],
+            vol_target=p.get("vol_target", 0.0), kelly_cap=self.kelly_cap if p.get("vol_target") else 0.0)
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         return {"horizon": trial.suggest_categorical("horizon", list(HORIZONS)),
@@ -121,7 +142,8 @@ class Tuner:
                 "w_sentiment": trial.suggest_float("w_sentiment", 0.0, 1.0),
                 "threshold": trial.suggest_float("threshold", 0.5, 0.7),
                 "edge": trial.suggest_float("edge", 0.0, 3.0),
-                "min_hold": trial.suggest_int("min_hold", 0, 48)}
+                "min_hold": trial.suggest_int("min_hold", 0, 48),
+                "vol_target": trial.suggest_categorical("vol_target", list(VOL_TARGETS))}
 
     def score(self, cfg: EnsembleConfig, preds: dict[str, pd.DataFrame]) -> tuple[float, float, float]:
         """(objective value, worst drawdown, mean position changes per day) on the validation folds."""
@@ -169,11 +191,11 @@ class Tuner:
         """One model for every symbol, refit on the most recent data (minus the held-out bars
         the validation gate will judge it on), for production."""
         cfg = self.config(p)
-        model = EnsemblePredictor(cfg if p["w_tft"] > 0 else cfg.without("tft"))
+        model = EnsemblePredictor(cfg if p["w_tft"] > 0 else cfg.without("tft"), timeframe_ms=self.tf_ms)
         xs, ys = [], []
         for sym, pair in self.pairs.items():
             end = len(pair.df) - self.holdout_bars - p["horizon"] - 1
-            tail = slice(max(0, end - self.wf.train_bars), end)
+            tail = slice(0 if self.wf.train_bars is None else max(0, end - self.wf.train_bars), end)
             xs.append(pair.feats.drop(columns=[TFT_COLUMN], errors="ignore").iloc[tail].assign(symbol=sym))
             ys.append(forward_return(pair.df, p["horizon"]).iloc[tail])
         x, y = pd.concat(xs), pd.concat(ys)
@@ -202,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--end-date", required=True)
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--objective", choices=["sharpe", "sortino"], default="sharpe")
-    ap.add_argument("--timeframe", default="5m")
+    ap.add_argument("--timeframe", default=None, help="the candles' (default: the only one the directory has)")
     ap.add_argument("--data-dir", type=cli_path, default=None)
     ap.add_argument("--ohlcv-dir", type=cli_path, default=None, help="default <data dir>/ohlcv")
     ap.add_argument("--storage", default=None, help="redis:// URL: share the study through Optuna's journal")
@@ -241,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         if not symbols:
             raise UsageError("--symbol: empty")
         ohlcv = args.ohlcv_dir or settings.data_dir / "ohlcv"
-        paths = {sym: find_file(ohlcv, sym, args.timeframe) for sym in symbols}
+        timeframe = args.timeframe or only_timeframe(ohlcv, symbols[0])
+        paths = {sym: find_file(ohlcv, sym, timeframe) for sym in symbols}
         frames = {sym: load_range(p, start, end) for sym, p in paths.items()}
         policy = load_policy(settings.risk_policy)
         holdout_bars = int(args.holdout_days * 86400_000 / infer_timeframe_ms(next(iter(frames.values()))))
@@ -273,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                  ens.get("selective_accuracy_top20", nan), bh["sharpe"], sma["sharpe"])
         if not args.no_save:
             model = tuner.final_model(best.params)
-            meta = {"symbols": symbols, "timeframe": args.timeframe, "sources": [p.name for p in paths.values()],
+            meta = {"symbols": symbols, "timeframe": timeframe, "sources": [p.name for p in paths.values()],
                     "data_range": [args.start_date, args.end_date], "holdout_bars": holdout_bars,
                     "objective": args.objective, "validation_value": best.value, "n_trials": len(done),
                     "tuning_seconds": wall, "hyperparams": best.params, "backtest_sharpe": ens["sharpe"],

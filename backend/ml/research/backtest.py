@@ -137,10 +137,11 @@ def ts_momentum(tf_ms: int) -> TsMomentum:
 
 
 def warm_baseline(df: pd.DataFrame, start: int, strategy: Strategy, symbol: str, costs: Costs,
-                  policy: RiskPolicy) -> tuple[pd.Series, np.ndarray, SimResult]:
-    """A rule baseline warmed on the candles before the test region, traded on it at full exposure."""
+                  policy: RiskPolicy, *, full: bool = True) -> tuple[pd.Series, np.ndarray, SimResult]:
+    """A rule baseline warmed on the candles before ``start``, traded from there (at full exposure, or as the
+    risk policy sizes it)."""
     strategy.warmup(candles_of(df.iloc[max(0, start - strategy.warmup_candles):start]))
-    return trade(df.iloc[start:], strategy, symbol, costs, policy, full=True)
+    return trade(df.iloc[start:], strategy, symbol, costs, policy, full=full)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

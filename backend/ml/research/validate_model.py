@@ -4,8 +4,12 @@ The candidate (``latest``, ``current`` or a version) must verify against its che
 (nothing is loaded otherwise) and must not be worse than the production model on the same
 recent window — the bars the candidate was not trained on (its ``holdout_bars``) — beyond a
 tolerance: Sharpe down by at most ``LEVIBOT_RETRAIN_SHARPE_TOLERANCE``, max drawdown up by
-at most ``LEVIBOT_RETRAIN_DRAWDOWN_TOLERANCE``. Both are traded as engines trade them (the
-ensemble's decision rule, the risk sizer and the trader: next-open fills, slippage, fees).
+at most ``LEVIBOT_RETRAIN_DRAWDOWN_TOLERANCE``. It must also beat the best baseline (buy-and-hold,
+the SMA crossover, time-series momentum, flat) on that window by ``LEVIBOT_RETRAIN_BASELINE_MARGIN``
+Sharpe units, with a deflated Sharpe (every configuration the tuner tried counted) of at least
+``LEVIBOT_RETRAIN_MIN_DEFLATED_SHARPE`` (``LEVIBOT_RETRAIN_BEAT_BASELINES=false`` turns this off).
+All are traded as engines trade them (the decision rule or strategy, the risk sizer and the trader:
+next-open fills, slippage, fees).
 Prints one JSON verdict; exit 0 when it passes (and is promoted with ``--promote``), 1 when it is kept as a candidate.
 """
 
@@ -14,10 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from backend.ml.research.backtest import sma_lengths, ts_momentum, warm_baseline
 from backend.ml.research.backtest_metrics import trading_metrics
 from backend.ml.research.trade_sim import Costs, trade_predictions
 from backend.risk.policy import RiskPolicy, load_policy
@@ -27,14 +34,24 @@ from backend.src.models.backends import Backends
 from backend.src.models.ensemble_predictor import EnsemblePredictor
 from backend.src.models.feature_pipeline import build, find_file, infer_timeframe_ms, load_ohlcv
 from backend.src.models.registry import ChecksumError, Registry
+from backend.src.trading.strategies.base import Strategy
+from backend.src.trading.strategies.baselines import BuyAndHold, SmaCrossover
 from backend.src.trading.strategies.ensemble import decision_of
 
-WARMUP = 1000  # bars of history before the window, for the features (4h windows) and the TFT encoder
+WARMUP = 3000  # bars of history before the window, for the features (1w windows of 1h bars) and the TFT encoder
 
 
-def evaluate(model: EnsemblePredictor, frames: dict[str, Any], bars: int, policy: RiskPolicy) -> dict[str, float]:
+def summarise(runs: list[tuple[pd.Series, np.ndarray]], per_year: float, n_trials: int = 1) -> dict[str, float]:
+    ms = [trading_metrics(ret, held, per_year, n_trials) for ret, held in runs]
+    return {"sharpe": float(np.mean([m["sharpe"] for m in ms])), "max_drawdown": float(np.max([m["max_drawdown"]
+            for m in ms])), "total_return": float(np.mean([m["total_return"] for m in ms])),
+            "deflated_sharpe_prob": float(np.mean([m["deflated_sharpe_prob"] for m in ms]))}
+
+
+def evaluate(model: EnsemblePredictor, frames: dict[str, Any], bars: int, policy: RiskPolicy,
+             n_trials: int = 1) -> dict[str, float]:
     """The model traded on each symbol's last ``bars`` by the engine's decision rule, sizer and trader."""
-    sharpes, dds, rets = [], [], []
+    runs = []
     for sym, df in frames.items():
         feats = build(df.iloc[-(bars + WARMUP):]).iloc[-bars:]
         window = df.iloc[-bars:]
@@ -43,12 +60,39 @@ def evaluate(model: EnsemblePredictor, frames: dict[str, Any], bars: int, policy
         if not np.isfinite(prob).all() or ((prob < 0) | (prob > 1)).any():
             raise ValueError("the model produced probabilities outside [0, 1]")
         ret, held, _ = trade_predictions(window, pred, decision_of(model.config), str(sym), Costs(), policy)
-        m = trading_metrics(ret, held, 365 * 86400_000 / infer_timeframe_ms(df))
-        sharpes.append(m["sharpe"])
-        dds.append(m["max_drawdown"])
-        rets.append(m["total_return"])
-    return {"sharpe": float(np.mean(sharpes)), "max_drawdown": float(np.max(dds)),
-            "total_return": float(np.mean(rets))}
+        runs.append((ret, held))
+    return summarise(runs, 365 * 86400_000 / infer_timeframe_ms(next(iter(frames.values()))), n_trials)
+
+
+def baselines(frames: dict[str, Any], bars: int, policy: RiskPolicy) -> dict[str, dict[str, float]]:
+    """Each baseline traded on the same window as the candidate, warmed on the bars before it."""
+    tf_ms = infer_timeframe_ms(next(iter(frames.values())))
+    makers: dict[str, Callable[[], Strategy]] = {
+        "buy_and_hold": BuyAndHold, "sma_crossover": lambda: SmaCrossover(*sma_lengths(tf_ms)),
+        "ts_momentum": lambda: ts_momentum(tf_ms)}
+    out = {}
+    for name, make in makers.items():
+        runs = []
+        for sym, df in frames.items():
+            start = max(0, len(df) - bars)
+            ret, held, _ = warm_baseline(df, start, make(), str(sym), Costs(), policy, full=False)
+            runs.append((ret, held))
+        out[name] = summarise(runs, 365 * 86400_000 / tf_ms)
+    out["flat"] = {"sharpe": 0.0, "max_drawdown": 0.0, "total_return": 0.0, "deflated_sharpe_prob": 0.0}
+    return out
+
+
+def beats_baselines(settings: Settings, cand: dict[str, float], base: dict[str, dict[str, float]]) -> str | None:
+    """Why the candidate does not beat the best baseline by the margin (None: it does)."""
+    best = max(base, key=lambda k: base[k]["sharpe"])
+    need = base[best]["sharpe"] + settings.retrain_baseline_margin
+    if cand["sharpe"] < need:
+        return (f"does not beat the best baseline ({best}, sharpe {base[best]['sharpe']:.2f}) by "
+                f"{settings.retrain_baseline_margin:g}: sharpe {cand['sharpe']:.2f}")
+    if cand["deflated_sharpe_prob"] < settings.retrain_min_deflated_sharpe:
+        return (f"deflated sharpe {cand['deflated_sharpe_prob']:.2f} below "
+                f"{settings.retrain_min_deflated_sharpe:g}: its sharpe is within what that many tries find by luck")
+    return None
 
 
 def resolve(reg: Registry, name: str) -> str:
@@ -81,11 +125,17 @@ def gate(settings: Settings, reg: Registry, candidate: str, bars: int | None = N
     frames = {s: load_ohlcv(find_file(ohlcv, s, meta.get("timeframe", "5m"))) for s in syms}
     risk = load_policy(settings.risk_policy)
     try:
-        verdict["candidate_figures"] = cand = evaluate(cand_model, frames, bars, risk)
+        verdict["candidate_figures"] = cand = evaluate(cand_model, frames, bars, risk, int(meta.get("n_trials") or 1))
     except ValueError as exc:
         verdict["reason"] = f"candidate unusable: {exc}"
         return verdict
     verdict["window_bars"] = bars
+    if settings.retrain_beat_baselines:
+        verdict["baseline_figures"] = base = baselines(frames, bars, risk)
+        why = beats_baselines(settings, cand, base)
+        if why is not None:
+            verdict["reason"] = why
+            return verdict
     prod = verdict["production"]
     if prod is None or prod == candidate:
         verdict.update(passed=True, reason="no production model to beat" if prod is None else "already production")

@@ -273,6 +273,13 @@ class RetrainSettings(BaseModel):
     retrain_days: int = Field(default=30, ge=2)
     retrain_sharpe_tolerance: float = Field(default=0.5, ge=0)
     retrain_drawdown_tolerance: float = Field(default=0.02, ge=0)
+    retrain_timeframe: Literal["5m", "15m", "1h", "4h"] = "5m"  # the candles collected and trained on
+    # The candidate must beat the best baseline (buy-and-hold, SMA crossover, time-series momentum, flat) on its
+    # window by this many Sharpe units, and its deflated Sharpe (every configuration the tuner tried counted)
+    # must be at least the second figure: the probability its Sharpe is above the best of as many unskilled tries.
+    retrain_beat_baselines: bool = True
+    retrain_baseline_margin: float = Field(default=0.1, ge=0)
+    retrain_min_deflated_sharpe: float = Field(default=0.5, ge=0, le=1)
 
     @field_validator("engine_config")
     @classmethod

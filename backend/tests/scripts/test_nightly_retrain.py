@@ -36,9 +36,10 @@ def night_env(tmp: Path, url: str, ns: str, data: Path) -> dict[str, str]:
         for name in ("ETH_BTC-5m.csv", "LTC_BTC-5m.csv"):
             (replay / name).symlink_to(OHLCV_DIR / name)
     # a small night (the script's mechanics are under test here, not the model: that is the held-out
-    # evaluation's job): 3 trials over the last 8 days, one small TFT on 600 windows
+    # evaluation's job, and the gate against the baselines has its own test): 3 trials over the last 8 days,
+    # one small TFT on 600 windows
     env = fast_env(url, ns, data, retrain_symbols='["ETHBTC","LTCBTC"]', retrain_source=f"replay:{replay}",
-                   retrain_trials=3, retrain_days=8,
+                   retrain_trials=3, retrain_days=8, retrain_beat_baselines="false",
                    retrain_tuner_args="--tft-samples 600 --tft-epochs 1 --tft-sizes 16")
     env["LEVIBOT_PYTHON"] = sys.executable
     return env
