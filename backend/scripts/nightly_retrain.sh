@@ -4,6 +4,7 @@
 # cron: 0 3 * * * cd "$LEVIBOT_HOME" && backend/scripts/nightly_retrain.sh >> backend/data/logs/nightly_retrain.log 2>&1
 # Settings come from the environment (LEVIBOT_*): LEVIBOT_ENGINE_CONFIG or LEVIBOT_RETRAIN_SYMBOLS,
 # LEVIBOT_RETRAIN_SOURCE (live:binance | replay:DIR), LEVIBOT_RETRAIN_TRIALS (50), LEVIBOT_RETRAIN_DAYS (30),
+# LEVIBOT_RETRAIN_TIMEFRAME (5m; 1h trains on hourly candles: give it LEVIBOT_RETRAIN_DAYS=365 or more),
 # LEVIBOT_RETRAIN_TUNER_ARGS (extra auto_tuner arguments, e.g. "--tft-epochs 2").
 set -euo pipefail
 
@@ -39,9 +40,14 @@ step="plan"
 symbols=$("$PY" -m backend.ml.research.nightly symbols)
 log "symbols: $symbols; source: ${LEVIBOT_RETRAIN_SOURCE:-live:binance}"
 
+tf="${LEVIBOT_RETRAIN_TIMEFRAME:-5m}"  # checked with every other setting by the step above
+holdout_days=1  # the window the gate judges the candidate on, which it is not trained on: 288 5m bars
+[ "$tf" = "5m" ] || holdout_days=14  # or two weeks of longer candles (a day of hourly ones says nothing)
+
 step="collect"
-log "collecting the last day"
-"$PY" -m backend.ml.research.data_collector --days 1 --symbols "$symbols" --source "${LEVIBOT_RETRAIN_SOURCE:-live:binance}"
+log "collecting the last day of $tf candles"
+"$PY" -m backend.ml.research.data_collector --days 1 --symbols "$symbols" --timeframe "$tf" \
+    --source "${LEVIBOT_RETRAIN_SOURCE:-live:binance}"
 
 step="features"
 log "updating features"
@@ -52,7 +58,8 @@ range=$("$PY" -m backend.ml.research.nightly range)
 read -r start end <<< "$range"
 log "tuning on $start .. $end"
 version=$("$PY" -m backend.ml.research.auto_tuner --symbol "$symbols" --start-date "$start" --end-date "$end" \
-    --trials "${LEVIBOT_RETRAIN_TRIALS:-50}" --objective sharpe --holdout-days 1 --ohlcv-dir "$DATA/ohlcv" \
+    --trials "${LEVIBOT_RETRAIN_TRIALS:-50}" --objective sharpe --holdout-days "$holdout_days" \
+    --ohlcv-dir "$DATA/ohlcv" --timeframe "$tf" \
     ${LEVIBOT_RETRAIN_TUNER_ARGS:-} | tail -n 1)
 log "candidate $version"
 

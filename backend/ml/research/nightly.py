@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "symbols":
             print(",".join(symbols(settings)))
         elif args.cmd == "range":
-            print(*data_range(settings, symbols(settings), args.days or settings.retrain_days))
+            print(*data_range(settings, symbols(settings), args.days or settings.retrain_days,
+                              settings.retrain_timeframe))
         else:
             sharpe = None
             if args.status == "success" and args.version:

@@ -53,16 +53,22 @@ class WalkForward:
     horizon: int = 12
     period: str | None = None  # "month": one fold per calendar month
     embargo: int = 0  # bars dropped between the purged training window and the fold
-    stride: int = 1  # every stride-th training row (neighbouring labels of a long horizon overlap)
+    stride: int = 1  # every stride-th training row (0: one per day of the label horizon; long labels overlap)
 
     @classmethod
     def for_timeframe(cls, timeframe_ms: int, horizon: int) -> WalkForward:
         if timeframe_ms >= HOUR_MS:
             bars_per_day = DAY_MS // timeframe_ms
             return cls(train_bars=None, test_bars=30 * bars_per_day, horizon=horizon, period="month",
-                       embargo=bars_per_day)
+                       embargo=bars_per_day, stride=0)
         bars_per_day = DAY_MS // timeframe_ms
         return cls(train_bars=10 * bars_per_day, test_bars=bars_per_day, horizon=horizon)
+
+    @property
+    def step(self) -> int:
+        """Training rows kept: every ``stride``-th, or (0) one per 24 bars of the horizon, so a week-long label's
+        168 near-copies cost one fit of 7 (each row still sees every bar through its features)."""
+        return self.stride or max(1, self.horizon // 24)
 
     def folds(self, start: int, end: int, index: np.ndarray | None = None) -> list[tuple[slice, slice]]:
         return [(tr, te) for _key, tr, te in self.keyed_folds(start, end, index)]
@@ -84,7 +90,7 @@ class WalkForward:
             stop = starts[i + 1] if i + 1 < len(starts) else end
             train_end = max(0, t - self.horizon - 1 - self.embargo)  # purge: these labels look into the fold
             lo = 0 if self.train_bars is None else max(0, train_end - self.train_bars)
-            out.append((key, slice(lo, train_end, self.stride if self.stride > 1 else None), slice(t, stop)))
+            out.append((key, slice(lo, train_end, self.step if self.step > 1 else None), slice(t, stop)))
         return out
 
 
@@ -158,11 +164,10 @@ class Grid:
 
     @classmethod
     def for_timeframe(cls, timeframe_ms: int, with_returns: bool) -> Grid:
-        """Hourly: horizons of half a day to two days, volatility targeting or whole positions."""
+        """Hourly: horizons of a day to a week, volatility targeting or whole positions."""
         edges = (0.0, 0.5, 1.0) if with_returns else (0.0,)
         if timeframe_ms >= HOUR_MS:
-            return cls(horizons=(12, 24, 48), thresholds=(0.5, 0.55), edges=edges if with_returns else (0.0,),
-                       vol_targets=(0.0, 0.3))
+            return cls(horizons=(24, 72, 168), thresholds=(0.5, 0.55), edges=edges, vol_targets=(0.0, 0.3))
         return cls() if with_returns else cls(edges=(0.0,))
 
     def candidates(self, with_tft: bool) -> list[Candidate]:

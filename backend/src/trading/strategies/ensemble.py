@@ -50,6 +50,12 @@ def window_for(model: Any) -> int:
     return WINDOW if any(n.startswith(LONG_PREFIXES) for n in names) else BASE_WINDOW
 
 
+def encoder_of(model: Any) -> int:
+    """Feature rows a forecast reads: the TFT's encoder where the model has one (else the last row is enough)."""
+    params = [getattr(m, "params", {}) for m in getattr(model, "models", {}).values()]
+    return max([ENCODER, *(int(p["encoder"]) for p in params if isinstance(p, dict) and "encoder" in p)])
+
+
 def production_model(models_root: Path, backends: Backends = ONNX) -> tuple[str, Any] | None:
     """(version, EnsemblePredictor) of the verified production model, or None."""
     if not (models_root / "current").is_symlink():
@@ -137,6 +143,7 @@ class EnsembleStrategy(Strategy):
         self.fingerprint = decision_fingerprint(version, decision)
         self.fallback = fallback
         self.warmup_candles = window_for(model)
+        self.encoder = encoder_of(model)
         self.candles: deque[Candle] = deque(maxlen=self.warmup_candles)
 
     def warmup(self, candles: list[Candle]) -> None:
@@ -156,7 +163,7 @@ class EnsembleStrategy(Strategy):
         df = pd.DataFrame([(c.ts, c.open, c.high, c.low, c.close, c.volume) for c in self.candles],
                           columns=["ts", "open", "high", "low", "close", "volume"]).set_index("ts")
         # the TFT's encoder; the others use the last row
-        feats = build(df, multi_timeframe=self.warmup_candles > BASE_WINDOW).iloc[-ENCODER:].copy()
+        feats = build(df, multi_timeframe=self.warmup_candles > BASE_WINDOW).iloc[-self.encoder:].copy()
         for name, value in (self.extras() if self.extras is not None else {}).items():
             feats[name] = float("nan")
             feats.loc[feats.index[-1], name] = value
