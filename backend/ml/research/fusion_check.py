@@ -17,15 +17,16 @@ from backend.src.core.settings import cli_path, cli_settings
 from backend.src.market.candles import load_candles
 from backend.src.models.backends import Backends
 from backend.src.models.feature_pipeline import find_file
+from backend.src.models.registry import Registry
 from backend.src.trading.strategies.baselines import SmaCrossover
-from backend.src.trading.strategies.ensemble import WINDOW, EnsembleStrategy, production_model
+from backend.src.trading.strategies.ensemble import EnsembleStrategy, production_model
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="run_fusion_test", description=__doc__.splitlines()[0])
     ap.add_argument("--symbol", required=True)
     ap.add_argument("--lookback", type=int, default=500)
-    ap.add_argument("--timeframe", default="5m")
+    ap.add_argument("--timeframe", default=None, help="the candles' (default: what the model was trained on)")
     ap.add_argument("--data-dir", type=cli_path, default=None)
     ap.add_argument("--ohlcv-dir", type=cli_path, default=None, help="default <data dir>/ohlcv")
     args = ap.parse_args(argv)
@@ -42,12 +43,13 @@ def main(argv: list[str] | None = None) -> int:
                              "`python -m backend.ml.research.validate_model --model latest --promote`")
         load_s = time.perf_counter() - t0
         version, model = loaded
-        candles, _ = load_candles(find_file(args.ohlcv_dir or settings.data_dir / "ohlcv", args.symbol,
-                                            args.timeframe))
-        if len(candles) < args.lookback + WINDOW:
-            raise UsageError(f"--lookback: {len(candles)} candles, need lookback + {WINDOW} of warm-up")
+        timeframe = args.timeframe or str(Registry(settings.models_dir).metadata(version).get("timeframe", "5m"))
+        candles, _ = load_candles(find_file(args.ohlcv_dir or settings.data_dir / "ohlcv", args.symbol, timeframe))
         strategy = EnsembleStrategy(model, version, SmaCrossover(10, 30))
-        strategy.warmup(candles[-args.lookback - WINDOW:-args.lookback])
+        warm = strategy.warmup_candles
+        if len(candles) < args.lookback + warm:
+            raise UsageError(f"--lookback: {len(candles)} candles, need lookback + {warm} of warm-up")
+        strategy.warmup(candles[-args.lookback - warm:-args.lookback])
         lat, signal = [], None
         for c in candles[-args.lookback:]:
             t = time.perf_counter()
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     assert signal is not None  # noqa: S101 - warmed up above
     print(f"model {version} (loaded and verified in {load_s * 1000:.0f} ms)")
     print(f"{args.symbol} last candle: prob_up {signal.prob_up:.4f}  confidence {signal.confidence:.4f}  "
-          f"target {signal.target:.0f}")
+          f"target {signal.target:+.2f}")
     print(f"latency per candle (features + ensemble), n={len(lat)}: min {lat[0]:.2f} / median "
           f"{statistics.median(lat):.2f} / p95 {lat[int(0.95 * (len(lat) - 1))]:.2f} / max {lat[-1]:.2f} ms")
     return 0

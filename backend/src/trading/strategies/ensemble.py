@@ -144,7 +144,9 @@ class EnsembleStrategy(Strategy):
         self.fallback = fallback
         self.warmup_candles = window_for(model)
         self.encoder = encoder_of(model)
-        self.candles: deque[Candle] = deque(maxlen=self.warmup_candles)
+        from backend.src.models.tail_features import Window  # noqa: PLC0415 - a model is loaded: numpy is too
+
+        self.candles = Window(self.warmup_candles)
 
     def warmup(self, candles: list[Candle]) -> None:
         for c in candles[-self.warmup_candles:]:
@@ -152,18 +154,14 @@ class EnsembleStrategy(Strategy):
         self.fallback.warmup(candles)
 
     def on_candle(self, candle: Candle) -> Signal | None:
-        import pandas as pd  # noqa: PLC0415
-
-        from backend.src.models.feature_pipeline import build  # noqa: PLC0415
+        from backend.src.models.tail_features import build_tail  # noqa: PLC0415
 
         self.candles.append(candle)
         fb = self.fallback.on_candle(candle)  # kept warm, in case the model has to be dropped
         if len(self.candles) < 100:
             return None
-        df = pd.DataFrame([(c.ts, c.open, c.high, c.low, c.close, c.volume) for c in self.candles],
-                          columns=["ts", "open", "high", "low", "close", "volume"]).set_index("ts")
         # the TFT's encoder; the others use the last row
-        feats = build(df, multi_timeframe=self.warmup_candles > BASE_WINDOW).iloc[-self.encoder:].copy()
+        feats = build_tail(self.candles.frame(), self.encoder, multi_timeframe=self.warmup_candles > BASE_WINDOW)
         for name, value in (self.extras() if self.extras is not None else {}).items():
             feats[name] = float("nan")
             feats.loc[feats.index[-1], name] = value

@@ -87,3 +87,4 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     shutil.copy(ETH, tmp_path / "ohlcv")
     assert main(["--ohlcv-dir", str(tmp_path / "ohlcv"), "--data-dir", str(tmp_path), "--update"]) == 0
     assert (tmp_path / "features" / "ETH_BTC-5m.parquet").exists()
+
