@@ -222,14 +222,16 @@ def walk_forward(args: argparse.Namespace, settings: Settings, files: list[Path]
     wf = WalkForward.for_timeframe(tf_ms, config.horizon)
     grid = Grid.for_timeframe(tf_ms, with_returns=config.returns is not None)
     use_tft_model = not args.no_tft and any(s.name == "tft" and s.weight > 0 for s in config.models)
+    fold_seconds: list[float] = []
     summary: dict[str, Any] = {"tft_train_seconds": 0.0, "timeframe_ms": tf_ms, "val_days": val_days,
+                               "fold_seconds": fold_seconds,
                                "schedule": {"retrain": wf.period or f"every {wf.test_bars} bars",
                                             "train_window": "expanding" if wf.train_bars is None else wf.train_bars,
                                             "purge_bars": "horizon + 1", "embargo_bars": wf.embargo}}
     t_start = time.monotonic()
 
     def predictions(which: str, h: int, cfg: EnsembleConfig) -> dict[str, pd.DataFrame]:
-        return predict_pooled(pairs, cfg, replace(wf, horizon=h), which)
+        return predict_pooled(pairs, cfg, replace(wf, horizon=h), which, fold_seconds)
 
     tft_params = next((s.params for s in config.models if s.name == "tft"), {})
 

@@ -185,9 +185,10 @@ def fold_models(config: EnsembleConfig, timeframe_ms: int) -> dict[str, Model]:
 
 
 def predict_pooled(pairs: dict[str, Pair], config: EnsembleConfig, wf: WalkForward,
-                   which: str) -> dict[str, pd.DataFrame]:
+                   which: str, timings: list[float] | None = None) -> dict[str, pd.DataFrame]:
     """Walk-forward predictions of one config over a region of every pair: before each fold, one
-    model trained on every pair's past (ordered by time: calibration uses the latest rows)."""
+    model trained on every pair's past (ordered by time: calibration uses the latest rows);
+    ``timings`` gets each fold's seconds (training and predicting)."""
     folds = {k: {key: (tr, te) for key, tr, te in wf.keyed_folds(p.region(which).start, p.region(which).stop,
                                                                   p.df.index.to_numpy())}
              for k, p in pairs.items()}
@@ -207,7 +208,10 @@ def predict_pooled(pairs: dict[str, Pair], config: EnsembleConfig, wf: WalkForwa
             model.fit(x.iloc[order], y.iloc[order])
         for k in live:
             parts[k].append(model.predict(pairs[k].feats.iloc[folds[k][key][1]]))
-        progress.update(note=f"{fold_name(key, wf)}: {len(x):,} rows, {time.monotonic() - t0:.1f}s")
+        spent = time.monotonic() - t0
+        if timings is not None:
+            timings.append(spent)
+        progress.update(note=f"{fold_name(key, wf)}: {len(x):,} rows, {spent:.1f}s")
     progress.close()
     return {k: pd.concat(v) for k, v in parts.items()}
 
