@@ -230,8 +230,9 @@ def walk_forward(args: argparse.Namespace, settings: Settings, files: list[Path]
                                             "purge_bars": "horizon + 1", "embargo_bars": wf.embargo}}
     t_start = time.monotonic()
 
-    def predictions(which: str, h: int, cfg: EnsembleConfig) -> dict[str, pd.DataFrame]:
-        return predict_pooled(pairs, cfg, replace(wf, horizon=h), which, fold_seconds)
+    def predictions(which: str, cand: Candidate, cfg: EnsembleConfig) -> dict[str, pd.DataFrame]:
+        schedule = cand.schedule(wf, bars_per_day) if tf_ms >= HOUR_MS else replace(wf, horizon=cand.horizon)
+        return predict_pooled(pairs, cfg, schedule, which, fold_seconds)
 
     tft_params = next((s.params for s in config.models if s.name == "tft"), {})
 
@@ -242,8 +243,10 @@ def walk_forward(args: argparse.Namespace, settings: Settings, files: list[Path]
 
     if use_tft_model:
         train_tft("val")
-    val_preds = {(h, tft): predictions("val", h, Candidate(h, config.threshold, config.edge, tft).config(config))
-                 for h in grid.horizons for tft in ((False, True) if use_tft_model else (False,))}
+    val_preds = {}
+    for h, tft, days in grid.model_keys(use_tft_model):
+        cand = Candidate(h, config.threshold, config.edge, tft, train_days=days)
+        val_preds[(h, tft, days)] = predictions("val", cand, cand.config(config))
     sel = select(pairs, config, grid, costs, policy, val_preds)
     chosen = sel.chosen or Candidate(config.horizon, config.threshold, config.edge, use_tft_model)
     log.info("validation: %d configurations tried; %s", sel.tried,
@@ -256,7 +259,7 @@ def walk_forward(args: argparse.Namespace, settings: Settings, files: list[Path]
         variants["lgbm_only"] = replace(chosen, tft=False).config(config)
         variants["tft_only"] = ens_cfg.only("tft")
     decisions = {k: decision_of(v) for k, v in variants.items()}
-    test_preds = {k: predictions("test", chosen.horizon, v) for k, v in variants.items()}
+    test_preds = {k: predictions("test", chosen, v) for k, v in variants.items()}
     summary["selection"] = {"chosen": sel.chosen.__dict__ if sel.chosen else None, "tried": sel.tried,
                             "max_changes_per_5_days": grid.max_changes_per_5_days, "scores": sel.scores}
     all_curves: dict[str, list[pd.Series]] = {}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -144,6 +144,16 @@ class Candidate:
     edge: float
     tft: bool
     vol_target: float = 0.0  # 0: every position the whole target (the sizing's other choice: volatility targeting)
+    train_days: int | None = None  # the training window: None expanding (everything before the fold), else rolling
+
+    @property
+    def models_key(self) -> tuple[int, bool, int | None]:
+        """What the fold models depend on (the rest is the decision layer's, traded on their predictions)."""
+        return self.horizon, self.tft, self.train_days
+
+    def schedule(self, wf: WalkForward, bars_per_day: int) -> WalkForward:
+        return replace(wf, horizon=self.horizon,
+                       train_bars=None if self.train_days is None else self.train_days * bars_per_day)
 
     def config(self, base: EnsembleConfig) -> EnsembleConfig:
         cfg = base if self.tft else base.without("tft")
@@ -160,6 +170,7 @@ class Grid:
     thresholds: tuple[float, ...] = (0.5, 0.55, 0.6)
     edges: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
     vol_targets: tuple[float, ...] = (0.0,)
+    train_windows: tuple[int | None, ...] = (None,)  # days (None: expanding); 5m keeps the schedule's own
     max_changes_per_5_days: float = 10.0
 
     @classmethod
@@ -167,13 +178,18 @@ class Grid:
         """Hourly: horizons of a day to a week, volatility targeting or whole positions."""
         edges = (0.0, 0.5, 1.0) if with_returns else (0.0,)
         if timeframe_ms >= HOUR_MS:
-            return cls(horizons=(24, 72, 168), thresholds=(0.5, 0.55), edges=edges, vol_targets=(0.0, 0.3))
+            return cls(horizons=(24, 72, 168), thresholds=(0.5, 0.55), edges=edges, vol_targets=(0.0, 0.3),
+                       train_windows=(None, 365))
         return cls() if with_returns else cls(edges=(0.0,))
 
     def candidates(self, with_tft: bool) -> list[Candidate]:
-        return [Candidate(h, t, e, tft, v) for h, t, e, tft, v in
+        return [Candidate(h, t, e, tft, v, w) for h, t, e, tft, v, w in
                 itertools.product(self.horizons, self.thresholds, self.edges, (False, True) if with_tft else (False,),
-                                  self.vol_targets)]
+                                  self.vol_targets, self.train_windows)]
+
+    def model_keys(self, with_tft: bool) -> list[tuple[int, bool, int | None]]:
+        """The distinct fold models the candidates need (each is trained over the validation folds once)."""
+        return list(dict.fromkeys(c.models_key for c in self.candidates(with_tft)))
 
 
 def fold_models(config: EnsembleConfig, timeframe_ms: int) -> dict[str, Model]:
@@ -196,7 +212,8 @@ def predict_pooled(pairs: dict[str, Pair], config: EnsembleConfig, wf: WalkForwa
     targets = {k: forward_return(p.df, wf.horizon) for k, p in pairs.items()}
     tf_ms = infer_timeframe_ms(next(iter(pairs.values())).df)
     keys = sorted(set().union(*(f.keys() for f in folds.values())))
-    progress = Progress(len(keys), f"{which} folds, horizon {wf.horizon}", unit="fold")
+    window = "expanding" if wf.train_bars is None else f"rolling {wf.train_bars} bars"
+    progress = Progress(len(keys), f"{which} folds, horizon {wf.horizon}, {window}", unit="fold")
     for key in keys:
         t0 = time.monotonic()
         live = [k for k in pairs if key in folds[k]]
@@ -248,14 +265,13 @@ def score_candidate(pairs: dict[str, Pair], preds: dict[str, pd.DataFrame], cfg:
 
 
 def select(pairs: dict[str, Pair], base: EnsembleConfig, grid: Grid, costs: Costs, policy: RiskPolicy,
-           val_preds: dict[tuple[int, bool], dict[str, pd.DataFrame]]) -> Selection:
+           val_preds: dict[tuple[int, bool, int | None], dict[str, pd.DataFrame]]) -> Selection:
     """Every candidate traded on the validation folds; the best mean Sharpe within the turnover budget among
     those that earn more than their costs (net return > 0), else none."""
     sel = Selection(None)
     best: tuple[float, float] | None = None
-    for cand in grid.candidates(with_tft=any(tft for _h, tft in val_preds)):
-        sr, net, changes = score_candidate(pairs, val_preds[(cand.horizon, cand.tft)], cand.config(base), costs,
-                                           policy)
+    for cand in grid.candidates(with_tft=any(key[1] for key in val_preds)):
+        sr, net, changes = score_candidate(pairs, val_preds[cand.models_key], cand.config(base), costs, policy)
         sel.scores.append({**cand.__dict__, "val_sharpe": sr, "val_net_return": net,
                            "val_changes_per_5_days": changes})
         if changes > grid.max_changes_per_5_days or net <= 0:

@@ -198,7 +198,7 @@ class EnsemblePredictor:
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
         fused, share = self.fuse(X)
         a, b = self.calibration
-        cal = 1 / (1 + np.exp(-(a * logit(np.nan_to_num(fused, nan=0.5)) + b)))
+        cal = 0.5 * (1 + np.tanh(0.5 * (a * logit(np.nan_to_num(fused, nan=0.5)) + b)))  # the logistic, no overflow
         cal = np.where(np.isnan(fused), 0.5, cal)
         confidence = np.abs(2 * cal - 1) * share
         out = pd.DataFrame({"prob_up": cal, "confidence": confidence, "weight_share": share}, index=X.index)
