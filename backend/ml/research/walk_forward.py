@@ -176,10 +176,9 @@ class Grid:
     @classmethod
     def for_timeframe(cls, timeframe_ms: int, with_returns: bool) -> Grid:
         """Hourly: horizons of a day to a week, volatility targeting or whole positions."""
-        edges = (0.0, 0.5, 1.0) if with_returns else (0.0,)
         if timeframe_ms >= HOUR_MS:
-            return cls(horizons=(24, 72, 168), thresholds=(0.5, 0.55), edges=edges, vol_targets=(0.0, 0.3),
-                       train_windows=(None, 365))
+            return cls(horizons=(24, 72, 168), thresholds=(0.5, 0.55), edges=(0.0, 1.0) if with_returns else (0.0,),
+                       vol_targets=(0.0, 0.3), train_windows=(None, 365))
         return cls() if with_returns else cls(edges=(0.0,))
 
     def candidates(self, with_tft: bool) -> list[Candidate]:
