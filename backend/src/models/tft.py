@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from backend.src.core.progress import Progress
 from backend.src.models.backends import Backends
 from backend.src.models.base import Model, training_threads
 
@@ -114,13 +115,21 @@ class TFTModel(Model):
                 dropout=float(p["dropout"]), hidden_continuous_size=max(8, int(p["hidden_size"]) // 2),
                 learning_rate=float(p["learning_rate"]), loss=QuantileLoss(QUANTILES), log_interval=-1,
                 reduce_on_plateau_patience=1000)
+        progress = Progress(int(p["epochs"]), f"tft training ({len(sampler_idx):,} windows)", unit="epoch")
+
+        class EpochProgress(pl.Callback):  # a line (or a bar's step) per epoch: a long fit is never silent
+            def on_train_epoch_end(self, trainer: pl.Trainer, module: Any) -> None:
+                loss = trainer.callback_metrics.get("train_loss_epoch", trainer.callback_metrics.get("train_loss"))
+                progress.update(note=f"loss {float(loss):.4f}" if loss is not None else "")
+
         with quiet_lightning():  # "GPU available: False", "💡 Tip: ... litlogger", each twice (its handler and ours)
             trainer = pl.Trainer(max_epochs=int(p["epochs"]), accelerator="cpu", devices=1, logger=False,
                                  enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                                 gradient_clip_val=0.1)
+                                 gradient_clip_val=0.1, callbacks=[EpochProgress()])
         with warnings.catch_warnings(), quiet_lightning():
             warnings.simplefilter("ignore")
             trainer.fit(self.net, train_dataloaders=loader)
+        progress.close()
         self.net.eval()
         self.runtime = runtime_of(params, list(self.net.hparams["x_reals"]))
         self.dataset_parameters = params
