@@ -146,3 +146,47 @@ def test_no_model_answering_is_no_opinion_not_a_coin_flip() -> None:
     pred = probs(np.full(5, 0.5), share=[0.0, 0.0, 1.0, 1.0, 1.0])
     _ret, held, _ = trade_predictions(df, pred, DecisionParams(0.5, 0.5), "TESTUSDT", Costs(), load_policy())
     assert held.tolist() == [0, 0, 0, 0, 1], "only the bars some model answered on can trade"
+
+
+def write_hourly(directory: Path, names: tuple[str, ...], days: int = 520) -> None:
+    """Hourly random walks with a weak weekly trend, as candle files (the repo can generate them: no shared data)."""
+    rng = np.random.default_rng(11)
+    start = int(pd.Timestamp("2022-01-01", tz="UTC").value // 10**6)
+    n = days * 24
+    for i, name in enumerate(names):
+        drift = 0.0004 * np.sign(np.sin(np.arange(n) / (24 * 20) + i))
+        close = 100 * np.exp(np.cumsum(drift + rng.normal(0, 0.008, n)))
+        opens = np.concatenate([[100.0], close[:-1]])
+        pd.DataFrame({"timestamp": start + np.arange(n) * 3_600_000, "open": opens,
+                      "high": np.maximum(opens, close) * 1.002, "low": np.minimum(opens, close) * 0.998,
+                      "close": close, "volume": rng.uniform(10, 20, n)}).to_csv(directory / name, index=False)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_hourly_walk_forward_retrains_monthly_and_chooses_on_validation_only(tmp_path: Path) -> None:
+    """Three hourly pairs: monthly folds on validation (April) and test (from 2023-05-01), the training window and
+    horizons chosen there, headlines at full exposure beside the policy's sizing, per-year figures, every baseline."""
+    data = tmp_path / "data"
+    data.mkdir()
+    write_hourly(data, ("AAA_USDT-1h.csv", "BBB_USDT-1h.csv", "CCC_USDT-1h.csv"))
+    out = tmp_path / "out"
+    assert main(["--ohlcv-dir", str(data), "--test-start", "2023-05-01", "--val-days", "30", "--out", str(out),
+                 "--no-tft"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["schedule"]["retrain"] == "month" and rep["schedule"]["train_window"] == "expanding"
+    sel = rep["selection"]
+    assert sel["tried"] == len(sel["scores"]) == 3 * 2 * 2 * 2 * 2  # horizons x entries x edges x sizes x windows
+    assert {s["train_days"] for s in sel["scores"]} == {None, 365}
+    pair = rep["AAA_USDT-1h"]
+    assert pair["test_from_ms"] == int(pd.Timestamp("2023-05-01", tz="UTC").value // 10**6)
+    s = pair["strategies"]
+    assert set(s) == {"ensemble", "ensemble_policy_sized", "buy_and_hold", "sma_crossover", "ts_momentum", "flat"}
+    assert s["buy_and_hold"]["exposure"] > 0.95, "headlines at full exposure"
+    assert set(s["buy_and_hold"]["calendar"]["years"]) == {"2023"}
+    assert set(s["flat"]["calendar"]["months"]) == {"2023-05", "2023-06"}
+    if sel["chosen"] is not None and s["ensemble"]["position_changes"]:
+        assert s["ensemble_policy_sized"]["exposure"] < s["ensemble"]["exposure"]
+    assert set(rep["equal_weight_portfolio"]) == set(s) and (out / "mean.png").exists()
+    assert len(rep["fold_seconds"]) == 1 * 3 * 2 + 2  # (val months x horizons x windows) + test months
+    assert main(["--ohlcv-dir", str(data), "--test-start", "2031-01-01", "--out", str(out)]) == 2
