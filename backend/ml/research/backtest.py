@@ -114,10 +114,11 @@ def run_test(p: Pair, preds: dict[str, pd.DataFrame], decisions: dict[str, Decis
         entry.update(prediction_metrics(pred["prob_up"].to_numpy(), y, decision.threshold))
         report["strategies"][name], curves[name] = entry, ret
     tf_ms = infer_timeframe_ms(p.df)
+    shorts = costs.perpetual
     baselines = {"buy_and_hold": trade(test_df, BuyAndHold(), p.symbol, costs, policy, full=True),
-                 "sma_crossover": warm_baseline(p.df, sl.start, SmaCrossover(*sma_lengths(tf_ms)), p.symbol, costs,
-                                                policy),
-                 "ts_momentum": warm_baseline(p.df, sl.start, ts_momentum(tf_ms), p.symbol, costs, policy),
+                 "sma_crossover": warm_baseline(p.df, sl.start, SmaCrossover(*sma_lengths(tf_ms), shorts), p.symbol,
+                                                costs, policy),
+                 "ts_momentum": warm_baseline(p.df, sl.start, ts_momentum(tf_ms, shorts), p.symbol, costs, policy),
                  "flat": flat}
     for name, (ret, held, sim) in baselines.items():
         report["strategies"][name], curves[name] = trade_report(p, ret, held, sim, costs, 1), ret
@@ -130,11 +131,11 @@ def sma_lengths(tf_ms: int) -> tuple[int, int]:
     return (24, 120) if tf_ms >= HOUR_MS else (12, 48)
 
 
-def ts_momentum(tf_ms: int) -> TsMomentum:
+def ts_momentum(tf_ms: int, shorts: bool = False) -> TsMomentum:
     """30 days' trend, 30 days' volatility, 30 % annualised target (a day of each over 5m candles)."""
     days = 30 if tf_ms >= HOUR_MS else 1
     n = int(days * DAY_MS // tf_ms)
-    return TsMomentum(lookback=n, vol_window=n, vol_target=0.3)
+    return TsMomentum(lookback=n, vol_window=n, vol_target=0.3, allow_short=shorts)
 
 
 def warm_baseline(df: pd.DataFrame, start: int, strategy: Strategy, symbol: str, costs: Costs,
@@ -150,6 +151,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--ohlcv-dir", type=cli_path, required=True)
     ap.add_argument("--pattern", default="*", help="candle files to read (one timeframe; default: all)")
     ap.add_argument("--holdout", type=float, default=0.25, help="the test region's share (without --test-start)")
+    ap.add_argument("--market", choices=["spot", "perpetual"], default="spot",
+                    help="perpetual: trade the candles as USDT-M perpetuals (long/short, funding at 0.01 %% per 8 h)")
     ap.add_argument("--test-start", default=None, metavar="YYYY-MM-DD",
                     help="the test region starts here (UTC); nothing before it sees it")
     ap.add_argument("--config", type=cli_path, default=DEFAULT_CONFIG, help="ensemble config (walk-forward)")
@@ -216,7 +219,7 @@ def load_pairs(args: argparse.Namespace, files: list[Path]) -> tuple[dict[str, P
 
 def walk_forward(args: argparse.Namespace, settings: Settings, files: list[Path], out: Path) -> dict[str, Any]:
     config = EnsembleConfig.load(args.config)
-    policy, costs = load_policy(settings.risk_policy), Costs()
+    policy, costs = load_policy(settings.risk_policy), Costs(perpetual=args.market == "perpetual")
     pairs, tf_ms, val_days = load_pairs(args, files)
     bars_per_day = int(DAY_MS // tf_ms)
     wf = WalkForward.for_timeframe(tf_ms, config.horizon)

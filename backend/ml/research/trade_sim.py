@@ -16,6 +16,7 @@ import pandas as pd
 from backend.risk.policy import RiskPolicy
 from backend.src.core.config import SymbolConfig
 from backend.src.core.types import Candle
+from backend.src.market.perpetual import BASELINE_FUNDING
 from backend.src.trading.simulator import SimResult, simulate
 from backend.src.trading.sizing import FullExposure
 from backend.src.trading.strategies.base import Strategy
@@ -30,12 +31,19 @@ FORECAST_COLUMNS = ("prob_up", "weight_share", "confidence", "exp_return", "sigm
 class Costs:
     fee_bps: float = 10.0  # the paper venue's default taker fee
     slippage_bps: float = 5.0
+    perpetual: bool = False  # traded as a USDT-M perpetual: shorts, funding (the baseline rate), isolated 2x
 
 
 def research_config(costs: Costs) -> SymbolConfig:
-    """A symbol config whose caps do not bind: the risk policy alone sizes, in any quote currency."""
-    return SymbolConfig(initial_equity=RESEARCH_EQUITY, size_quote=RESEARCH_EQUITY, max_position_usd=RESEARCH_EQUITY,
-                        fee_bps=costs.fee_bps, maker_fee_bps=costs.fee_bps, slippage_bps=costs.slippage_bps)
+    """A symbol config whose caps do not bind: the risk policy alone sizes, in any quote currency. A perpetual
+    pays the baseline funding (0.01 % per 8 h) and posts half the notional (2x), so a whole-equity position fits
+    its margin; its stop rules are the strategy's."""
+    cfg = SymbolConfig(initial_equity=RESEARCH_EQUITY, size_quote=RESEARCH_EQUITY, max_position_usd=RESEARCH_EQUITY,
+                       fee_bps=costs.fee_bps, maker_fee_bps=costs.fee_bps, slippage_bps=costs.slippage_bps)
+    if not costs.perpetual:
+        return cfg
+    return SymbolConfig.model_validate({**cfg.model_dump(), "market": "perpetual", "leverage": 2,
+                                        "funding_rate": BASELINE_FUNDING, "liquidation_buffer_atr": 0.0})
 
 
 def candles_of(df: pd.DataFrame) -> list[Candle]:
@@ -69,7 +77,9 @@ def trade_predictions(df: pd.DataFrame, pred: pd.DataFrame, decision: DecisionPa
     cols = [pred[c].to_numpy(dtype=float) for c in FORECAST_COLUMNS]
     table = {int(ts): (Forecast(opinion(p, w), e, s, v), float(c))
              for ts, p, w, c, e, s, v in zip(df.index.to_numpy(), *cols, strict=True)}
-    return trade(df, PrecomputedEnsemble(table, decision), symbol, costs, policy, full=full)
+    strategy = PrecomputedEnsemble(table, decision)
+    strategy.allow_short = costs.perpetual  # long/short where the market allows it, long/flat on spot
+    return trade(df, strategy, symbol, costs, policy, full=full)
 
 
 def exposure_of(sim: SimResult, df: pd.DataFrame) -> np.ndarray:

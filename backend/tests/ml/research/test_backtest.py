@@ -90,6 +90,17 @@ def test_full_exposure_trades_the_whole_equity() -> None:
     assert (1 + ret).prod() - 1 == pytest.approx(0.2 * 0.21, rel=1e-9)
 
 
+def test_a_perpetual_research_run_sells_short_at_full_exposure() -> None:
+    """``--market perpetual``: a P(up) below 1 - threshold is a short of the whole equity; on spot it stays flat."""
+    df = frame([100, 100, 90, 81, 81])
+    prob = probs(np.array([0.1, 0.1, 0.1, 0.1, 0.1]))
+    ret, held, _ = trade_predictions(df, prob, DecisionParams(0.6), "TESTUSDT", Costs(0, 0, perpetual=True),
+                                     load_policy(), full=True)
+    assert held.tolist() == [0, 0, 1, 1, 1] and (1 + ret).prod() - 1 == pytest.approx(0.19, rel=1e-6)
+    _ret, held, _ = trade_predictions(df, prob, DecisionParams(0.6), "TESTUSDT", Costs(0, 0), load_policy(), full=True)
+    assert not held.any()
+
+
 def test_deflated_sharpe_penalises_many_trials() -> None:
     r = np.random.default_rng(1).normal(0.0005, 0.01, 2000)
     assert deflated_sharpe_prob(r, 1) > deflated_sharpe_prob(r, 100) > 0
