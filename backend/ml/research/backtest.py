@@ -57,7 +57,7 @@ from backend.ml.research.walk_forward import (
     WalkForward,
     make_pairs,
     parse_date,
-    predict_pooled,
+    predict_variants,
     select,
     tft_probs,
     use_tft,
@@ -233,9 +233,11 @@ def walk_forward(args: argparse.Namespace, settings: Settings, files: list[Path]
                                             "purge_bars": "horizon + 1", "embargo_bars": wf.embargo}}
     t_start = time.monotonic()
 
-    def predictions(which: str, cand: Candidate, cfg: EnsembleConfig) -> dict[str, pd.DataFrame]:
+    def predictions(which: str, cand: Candidate,
+                    cfgs: dict[str, EnsembleConfig]) -> dict[str, dict[str, pd.DataFrame]]:
+        """Per config, the predictions of the models one schedule trains (the first config fits them)."""
         schedule = cand.schedule(wf, bars_per_day) if tf_ms >= HOUR_MS else replace(wf, horizon=cand.horizon)
-        return predict_pooled(pairs, cfg, schedule, which, fold_seconds)
+        return predict_variants(pairs, cfgs, schedule, which, fold_seconds)
 
     tft_params = next((s.params for s in config.models if s.name == "tft"), {})
 
@@ -246,10 +248,12 @@ def walk_forward(args: argparse.Namespace, settings: Settings, files: list[Path]
 
     if use_tft_model:
         train_tft("val")
-    val_preds = {}
-    for h, tft, days in grid.model_keys(use_tft_model):
-        cand = Candidate(h, config.threshold, config.edge, tft, train_days=days)
-        val_preds[(h, tft, days)] = predictions("val", cand, cand.config(config))
+    val_preds: dict[tuple[int, bool, int | None], dict[str, pd.DataFrame]] = {}
+    for h, days in dict.fromkeys((h, days) for h, _tft, days in grid.model_keys(use_tft_model)):
+        cands = {str(tft): Candidate(h, config.threshold, config.edge, tft, train_days=days)
+                 for tft in ((True, False) if use_tft_model else (False,))}  # the TFT's config holds every model
+        preds = predictions("val", cands[str(use_tft_model)], {k: c.config(config) for k, c in cands.items()})
+        val_preds |= {(h, cand.tft, days): preds[k] for k, cand in cands.items()}
     sel = select(pairs, config, grid, costs, policy, val_preds)
     chosen = sel.chosen or Candidate(config.horizon, config.threshold, config.edge, use_tft_model)
     log.info("validation: %d configurations tried; %s", sel.tried,
@@ -260,9 +264,10 @@ def walk_forward(args: argparse.Namespace, settings: Settings, files: list[Path]
     variants = {"ensemble": ens_cfg}
     if use_tft_model:
         variants["lgbm_only"] = replace(chosen, tft=False).config(config)
-        variants["tft_only"] = ens_cfg.only("tft")
+        variants["tft_only"] = replace(chosen, tft=True).config(config).only("tft")
     decisions = {k: decision_of(v) for k, v in variants.items()}
-    test_preds = {k: predictions("test", chosen, v) for k, v in variants.items()}
+    full = replace(chosen, tft=True).config(config) if use_tft_model else ens_cfg  # every model, fitted once
+    test_preds = predictions("test", chosen, {"all": full, **variants})
     summary["selection"] = {"chosen": sel.chosen.__dict__ if sel.chosen else None, "tried": sel.tried,
                             "max_changes_per_5_days": grid.max_changes_per_5_days, "scores": sel.scores}
     all_curves: dict[str, list[pd.Series]] = {}

@@ -204,10 +204,19 @@ def predict_pooled(pairs: dict[str, Pair], config: EnsembleConfig, wf: WalkForwa
     """Walk-forward predictions of one config over a region of every pair: before each fold, one
     model trained on every pair's past (ordered by time: calibration uses the latest rows);
     ``timings`` gets each fold's seconds (training and predicting)."""
+    return predict_variants(pairs, {"": config}, wf, which, timings)[""]
+
+
+def predict_variants(pairs: dict[str, Pair], configs: dict[str, EnsembleConfig], wf: WalkForward, which: str,
+                     timings: list[float] | None = None) -> dict[str, dict[str, pd.DataFrame]]:
+    """``predict_pooled`` for several configs over the same models (e.g. with and without the TFT's vote): each
+    fold's models are fitted once, for the first config, which must hold every model the others use; the
+    others fuse them by their own weights and are calibrated on the same rows."""
+    first = next(iter(configs.values()))
     folds = {k: {key: (tr, te) for key, tr, te in wf.keyed_folds(p.region(which).start, p.region(which).stop,
                                                                   p.df.index.to_numpy())}
              for k, p in pairs.items()}
-    parts: dict[str, list[pd.DataFrame]] = {k: [] for k in pairs}
+    parts: dict[str, dict[str, list[pd.DataFrame]]] = {v: {k: [] for k in pairs} for v in configs}
     targets = {k: forward_return(p.df, wf.horizon) for k, p in pairs.items()}
     tf_ms = infer_timeframe_ms(next(iter(pairs.values())).df)
     keys = sorted(set().union(*(f.keys() for f in folds.values())))
@@ -219,17 +228,20 @@ def predict_pooled(pairs: dict[str, Pair], config: EnsembleConfig, wf: WalkForwa
         x = pd.concat([pairs[k].feats.iloc[folds[k][key][0]] for k in live])
         y = pd.concat([targets[k].iloc[folds[k][key][0]] for k in live])
         order = np.argsort(x.index.to_numpy(), kind="stable")
-        model = EnsemblePredictor(config, fold_models(config, tf_ms), timeframe_ms=tf_ms)
+        x, y = x.iloc[order], y.iloc[order]
+        model = EnsemblePredictor(first, fold_models(first, tf_ms), timeframe_ms=tf_ms)
         if len(x) >= MIN_TRAIN_ROWS:
-            model.fit(x.iloc[order], y.iloc[order])
-        for k in live:
-            parts[k].append(model.predict(pairs[k].feats.iloc[folds[k][key][1]]))
+            model.fit(x, y)
+        for name, cfg in configs.items():
+            m = model if cfg is first or len(x) < MIN_TRAIN_ROWS else model.variant(cfg, x, y)
+            for k in live:
+                parts[name][k].append(m.predict(pairs[k].feats.iloc[folds[k][key][1]]))
         spent = time.monotonic() - t0
         if timings is not None:
             timings.append(spent)
         progress.update(note=f"{fold_name(key, wf)}: {len(x):,} rows, {spent:.1f}s")
     progress.close()
-    return {k: pd.concat(v) for k, v in parts.items()}
+    return {name: {k: pd.concat(v) for k, v in per.items()} for name, per in parts.items()}
 
 
 def fold_name(key: int, wf: WalkForward) -> str:

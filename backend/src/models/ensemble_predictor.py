@@ -172,12 +172,24 @@ class EnsemblePredictor:
             if m.frozen or not set(m.features) <= set(X.columns):
                 continue  # trained elsewhere, or its inputs are absent: it stays without an opinion
             m.fit(X.iloc[:cut], y.iloc[:cut])
-        raw = self.fuse(X.iloc[cut:])[0]
-        tail = y.iloc[cut:]
-        ok = ~np.isnan(raw) & tail.notna().to_numpy()
-        if ok.sum() >= 50:
-            self.calibration = platt(raw[ok], (tail.to_numpy()[ok] > 0).astype(float))
+        self.calibrate(X.iloc[cut:], y.iloc[cut:])
         return self
+
+    def calibrate(self, X: pd.DataFrame, y: pd.Series) -> None:  # noqa: N803
+        """Platt scaling of the fused probability on rows the models were not fitted on."""
+        raw = self.fuse(X)[0]
+        ok = ~np.isnan(raw) & y.notna().to_numpy()
+        if ok.sum() >= 50:
+            self.calibration = platt(raw[ok], (y.to_numpy()[ok] > 0).astype(float))
+
+    def variant(self, config: EnsembleConfig, X: pd.DataFrame, y: pd.Series,  # noqa: N803
+                calib_frac: float = 0.2) -> EnsemblePredictor:
+        """The same fitted models fused by another config (a subset, other weights), calibrated on the same
+        rows ``fit`` calibrated on: research compares the ensemble with its parts without refitting them."""
+        other = EnsemblePredictor(config, dict(self.models))
+        cut = int(len(X) * (1 - calib_frac))
+        other.calibrate(X.iloc[cut:], y.iloc[cut:])
+        return other
 
     def fuse(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
         """(uncalibrated fused P(up), share of the total weight that answered) per row."""
