@@ -30,13 +30,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test-start", default="2023-01-01")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--no-tft", action="store_true")
+    ap.add_argument("--market", choices=["spot", "perpetual"], default="spot")
+    ap.add_argument("--out", type=cli_path, default=None, help="keep the last run's report and charts here")
     args = ap.parse_args(argv)
     walls: list[float] = []
     folds: list[float] = []
     for _ in range(args.repeats):
-        with tempfile.TemporaryDirectory(prefix="levibot-bench-wf-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="levibot-bench-wf-") as scratch:
+            tmp = str(args.out or scratch)
             t0 = time.perf_counter()
-            argv_run = ["--ohlcv-dir", str(args.ohlcv_dir), "--test-start", args.test_start, "--out", tmp]
+            argv_run = ["--ohlcv-dir", str(args.ohlcv_dir), "--test-start", args.test_start, "--out", tmp,
+                        "--market", args.market]
             if backtest(argv_run + (["--no-tft"] if args.no_tft else [])) != 0:
                 return 1
             walls.append(time.perf_counter() - t0)
