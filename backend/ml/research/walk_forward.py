@@ -281,14 +281,19 @@ def select(pairs: dict[str, Pair], base: EnsembleConfig, grid: Grid, costs: Cost
     those that earn more than their costs (net return > 0), else none."""
     sel = Selection(None)
     best: tuple[float, float] | None = None
-    for cand in grid.candidates(with_tft=any(key[1] for key in val_preds)):
+    cands = grid.candidates(with_tft=any(key[1] for key in val_preds))
+    progress = Progress(len(cands), "validation: candidates traded", unit="candidate")
+    for cand in cands:
         sr, net, changes = score_candidate(pairs, val_preds[cand.models_key], cand.config(base), costs, policy)
         sel.scores.append({**cand.__dict__, "val_sharpe": sr, "val_net_return": net,
                            "val_changes_per_5_days": changes})
+        progress.update(note=f"h {cand.horizon} p {cand.threshold} edge {cand.edge} tft {int(cand.tft)} "
+                             f"vol {cand.vol_target} window {cand.train_days or 'all'}: sharpe {sr:.2f}")
         if changes > grid.max_changes_per_5_days or net <= 0:
             continue
         if best is None or (sr, -changes) > best:
             best, sel.chosen = (sr, -changes), cand
+    progress.close()
     return sel
 
 
