@@ -109,23 +109,34 @@ def higher_timeframe_features(df: pd.DataFrame, timeframe_ms: int,
     """For each base row (open time ``ts``), the features of the last higher bar closed by ``ts + timeframe``
     (``timeframes``: by default the three above the base, ``timeframes_for``)."""
     timeframes = timeframes_for(timeframe_ms) if timeframes is None else timeframes
+    names = [prefix(tf) + n for tf in timeframes for n in HTF_NAMES]
+    return pd.DataFrame(htf_values(df, timeframe_ms, timeframes, len(df)), index=df.index, columns=names)
+
+
+BAR_HISTORY = 16  # higher bars a feature row reads: the RSI's 14 changes need 15 closes, with one to spare
+
+
+def htf_values(df: pd.DataFrame, timeframe_ms: int, timeframes: tuple[str, ...], rows: int) -> np.ndarray:
+    """``higher_timeframe_features``' values for the last ``rows`` base rows only: the higher bars are
+    resampled from the whole window, but their features computed only for the bars those rows read (and the
+    ``BAR_HISTORY`` before them), which is what an engine needs per candle."""
     ts = df.index.to_numpy(dtype=np.int64)
     o, hi, low, cl, v = (df[col].to_numpy(dtype=float) for col in OHLCV)
-    close_ts = ts + timeframe_ms
-    names, blocks = [], []
+    close_ts = ts[len(ts) - rows:] + timeframe_ms
+    blocks = []
     for tf in timeframes:
         period = HIGHER_TIMEFRAMES[tf]
-        names += [prefix(tf) + n for n in HTF_NAMES]
-        block = np.full((len(df), len(HTF_NAMES)), np.nan)
+        block = np.full((rows, len(HTF_NAMES)), np.nan)
         if period > timeframe_ms:  # else: not higher than the base, no information to add
             _keys, _o, h, lo, c, _v, ends = _resample(ts, o, hi, low, cl, v, period)
-            feats = bar_features(h, lo, c)
             pos = np.searchsorted(ends, close_ts, side="right") - 1  # last higher bar closed by this close
             ok = pos >= 0
-            block[ok] = feats[pos[ok]]
+            if ok.any():
+                first = max(0, int(pos[ok].min()) - BAR_HISTORY)
+                feats = bar_features(h[first:], lo[first:], c[first:])
+                block[ok] = feats[pos[ok] - first]
         blocks.append(block)
-    values = np.hstack(blocks) if blocks else np.zeros((len(df), 0))
-    return pd.DataFrame(values, index=df.index, columns=names)
+    return np.hstack(blocks) if blocks else np.zeros((rows, 0))
 
 
 def normalised_returns(df: pd.DataFrame) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from backend.src.core.types import Candle
 from backend.src.models.feature_pipeline import FEATURES, RET_HORIZONS
-from backend.src.models.multi_tf import NORMALISED, higher_timeframe_features
+from backend.src.models.multi_tf import NORMALISED, htf_feature_names, htf_values, timeframes_for
 
 EWM_SPAN = 700  # candles an EWM is run over: the slowest (span 26) weighs older ones below (25/27)^700 < 1e-23
 
@@ -116,12 +116,13 @@ def normalised_tail(df: pd.DataFrame, n: int) -> np.ndarray:
 def build_tail(df: pd.DataFrame, n: int, multi_timeframe: bool = True) -> pd.DataFrame:
     """``feature_pipeline.build(df)``'s last ``n`` rows (no cross-pair context, no outside series)."""
     n = min(n, len(df))
-    blocks = [pd.DataFrame(technical_tail(df, n), index=df.index[-n:], columns=FEATURES)]
+    blocks, names = [technical_tail(df, n)], list(FEATURES)
     if multi_timeframe:
         tf = int(np.median(np.diff(df.index.to_numpy()))) if len(df) > 1 else 0
-        blocks.append(higher_timeframe_features(df, tf).iloc[-n:])
-        blocks.append(pd.DataFrame(normalised_tail(df, n), index=df.index[-n:], columns=NORMALISED))
-    return pd.concat(blocks, axis=1)
+        timeframes = timeframes_for(tf)
+        blocks += [htf_values(df, tf, timeframes, n), normalised_tail(df, n)]
+        names += [*htf_feature_names(timeframes), *NORMALISED]
+    return pd.DataFrame(np.hstack(blocks), index=df.index[-n:], columns=names)
 
 
 class Window:
