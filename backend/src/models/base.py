@@ -72,12 +72,18 @@ class Model(ABC):
         return None
 
     frozen: bool = False  # trained elsewhere; an ensemble's fit() leaves it as it is
+    sequence: ClassVar[bool] = False  # its forecast for a row reads the rows before it (the TFT's encoder)
 
     def usable_rows(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
-        cols = [c for c in self.features if c in X.columns]
-        if len(cols) < len(self.features):
-            return np.zeros(len(X), dtype=bool)
-        return np.asarray(X[cols].notna().all(axis=1).to_numpy(), dtype=bool)
+        return self.inputs(X)[1]
+
+    def inputs(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+        """(the model's feature values, rows where every one is present); all rows unusable when a column is
+        missing. One selection in numpy: an engine pays this per model per candle."""
+        if not set(self.features) <= set(X.columns):
+            return np.zeros((len(X), len(self.features))), np.zeros(len(X), dtype=bool)
+        vals = X[self.features].to_numpy(dtype=float)
+        return vals, ~np.isnan(vals).any(axis=1)
 
 
 TFT_COLUMN = "tft_prob"

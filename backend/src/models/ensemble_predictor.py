@@ -191,15 +191,17 @@ class EnsemblePredictor:
         other.calibrate(X.iloc[cut:], y.iloc[cut:])
         return other
 
-    def fuse(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
-        """(uncalibrated fused P(up), share of the total weight that answered) per row."""
+    def fuse(self, X: pd.DataFrame, last: bool = False) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+        """(uncalibrated fused P(up), share of the total weight that answered) per row (``last``: the last row
+        only — a sequence model still reads every row before it, the others only that one)."""
         total = sum(s.weight for s in self.config.models) or 1.0
-        num, den = np.zeros(len(X)), np.zeros(len(X))
+        n = 1 if last else len(X)
+        num, den = np.zeros(n), np.zeros(n)
         for spec in self.config.models:
             model = self.models.get(spec.name)
             if model is None or not model.fitted or spec.weight == 0:
                 continue
-            p = model.predict_proba(X)
+            p = model.predict_proba(X)[-1:] if last and model.sequence else model.predict_proba(X.iloc[-n:])
             ok = ~np.isnan(p)
             num[ok] += spec.weight * p[ok]
             den[ok] += spec.weight
@@ -207,22 +209,25 @@ class EnsemblePredictor:
             fused = np.where(den > 0, num / den, np.nan)
         return fused, den / total
 
-    def predict(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
-        fused, share = self.fuse(X)
+    def predict(self, X: pd.DataFrame, last: bool = False) -> pd.DataFrame:  # noqa: N803
+        """The forecast per row of ``X`` (``last``: of its last row only, what an engine needs per candle; the
+        rows before it are the sequence models' history)."""
+        fused, share = self.fuse(X, last)
+        vol = annual_vol(X)
+        X = X.iloc[-1:] if last else X  # noqa: N806
         a, b = self.calibration
         cal = 0.5 * (1 + np.tanh(0.5 * (a * logit(np.nan_to_num(fused, nan=0.5)) + b)))  # the logistic, no overflow
         cal = np.where(np.isnan(fused), 0.5, cal)
-        confidence = np.abs(2 * cal - 1) * share
-        out = pd.DataFrame({"prob_up": cal, "confidence": confidence, "weight_share": share}, index=X.index)
         q = np.full((len(X), 3), np.nan)
         ret_model = self.models.get(self.config.returns.name) if self.config.returns else None
         if isinstance(ret_model, quantiles.ReturnQuantiles) and ret_model.fitted:
             q = ret_model.predict_quantiles(X)
-        out["ret_q25"], out["ret_q50"], out["ret_q75"] = q[:, 0], q[:, 1], q[:, 2]
-        out["exp_return"] = np.where(np.isnan(fused), np.nan, (2 * cal - 1) * (q[:, 2] - q[:, 0]) * ABS_MOVE)
-        out["sigma"] = (q[:, 2] - q[:, 0]) / 1.349  # the forward return's standard deviation, were it normal
-        out["vol"] = annual_vol(X)
-        return out
+        cols = {"prob_up": cal, "confidence": np.abs(2 * cal - 1) * share, "weight_share": share,
+                "ret_q25": q[:, 0], "ret_q50": q[:, 1], "ret_q75": q[:, 2],
+                "exp_return": np.where(np.isnan(fused), np.nan, (2 * cal - 1) * (q[:, 2] - q[:, 0]) * ABS_MOVE),
+                "sigma": (q[:, 2] - q[:, 0]) / 1.349,  # the forward return's standard deviation, were it normal
+                "vol": vol[-len(X):]}
+        return pd.DataFrame(cols, index=X.index)  # one frame built once: an engine pays this per candle
 
     def save(self, directory: Path) -> list[Path]:
         directory.mkdir(parents=True, exist_ok=True)

@@ -44,9 +44,9 @@ class LightGBMModel(Model):
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         out = np.full(len(X), np.nan)
-        ok = self.usable_rows(X)
+        vals, ok = self.inputs(X)
         if self.booster is not None and ok.any():
-            out[ok] = self.booster.predict(X.loc[ok, self.features].to_numpy())
+            out[ok] = self.booster.predict(vals[ok])
         return out
 
     def _save_state(self, directory: Path) -> list[Path]:

@@ -49,9 +49,9 @@ class ReturnQuantiles(Model):
     def predict_quantiles(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
         """(rows, 3) quartiles of the forward log return; NaN rows where an input is missing."""
         out = np.full((len(X), len(QUANTILES)), np.nan)
-        ok = self.usable_rows(X)
+        vals, ok = self.inputs(X)
         if len(self.boosters) == len(QUANTILES) and ok.any():
-            x = X.loc[ok, self.features].to_numpy()
+            x = vals[ok]
             out[ok] = np.sort(np.column_stack([b.predict(x) for b in self.boosters]), axis=1)
         return out
 

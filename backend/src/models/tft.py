@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {"hidden_size": 16, "attention_head_size": 1, "dropou
 
 class TFTModel(Model):
     name = "tft"
+    sequence = True
 
     def __init__(self, features: list[str], **params: Any) -> None:
         super().__init__(features, **{**DEFAULTS, **params})
@@ -143,6 +144,9 @@ class TFTModel(Model):
         out = np.full(len(X), np.nan)
         if self.runtime is None or self.backend == "none" or not set(self.features) <= set(X.columns):
             return out
+        if "symbol" not in X.columns:  # one series (an engine's window): no grouping, no frame built per candle
+            vals = X[self.features].to_numpy(dtype=np.float32)
+            return self._predict_values(np.where(np.isnan(vals), np.float32(0), vals))
         df = self._frame(X)
         symbols = df["symbol"].to_numpy()
         for sym in pd.unique(symbols):
@@ -194,12 +198,15 @@ class TFTModel(Model):
 
     def _predict_fast(self, df: pd.DataFrame, chunk: int = 2048) -> np.ndarray:
         """Every full-encoder window at once (no TimeSeriesDataSet per call)."""
+        return self._predict_values(df[self.features].to_numpy(dtype=np.float32), chunk)
+
+    def _predict_values(self, vals: np.ndarray, chunk: int = 2048) -> np.ndarray:
+        """``_predict_fast`` over one series' feature values (float32, NaN already 0)."""
         enc = int(self.params["encoder"])
-        res = np.full(len(df), np.nan)
-        if len(df) < enc:
+        res = np.full(len(vals), np.nan)
+        if len(vals) < enc:
             return res
-        vals = df[self.features].to_numpy(dtype=np.float32)
-        ends = np.arange(enc - 1, len(df))
+        ends = np.arange(enc - 1, len(vals))
         for start in range(0, len(ends), chunk):
             e = ends[start:start + chunk]
             res[e] = self._quantiles_to_prob(self.quantiles(self.windows(vals, e)))

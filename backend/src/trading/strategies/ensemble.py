@@ -166,7 +166,7 @@ class EnsembleStrategy(Strategy):
             feats[name] = float("nan")
             feats.loc[feats.index[-1], name] = value
         try:
-            row = self.model.predict(feats).iloc[-1]
+            row = self.model.predict(feats, last=True).iloc[-1]
         except Exception:  # a broken model must not stop trading: the SMA takes over  # noqa: BLE001
             log.exception("ensemble %s failed on a candle; using the SMA fallback", self.version)
             return fb

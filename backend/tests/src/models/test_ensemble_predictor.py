@@ -120,3 +120,11 @@ def test_a_variant_fuses_the_fitted_models_as_a_fresh_fit_would() -> None:
     fresh = EnsemblePredictor(only).fit(X.iloc[:5000], y.iloc[:5000]).predict(X.iloc[5000:])
     pd.testing.assert_frame_equal(via_variant, fresh)
     assert not np.allclose(full.predict(X.iloc[5000:])["prob_up"], fresh["prob_up"]), "the full fusion differs"
+
+
+def test_the_last_row_alone_is_the_last_row_of_all() -> None:
+    """An engine asks for its window's last row only (the trees read that row, the TFT the rows before it)."""
+    X, y = synthetic()  # noqa: N806
+    model = EnsemblePredictor(config()).fit(X.iloc[:5000], y.iloc[:5000])
+    window = X.iloc[5000:5048]
+    pd.testing.assert_frame_equal(model.predict(window, last=True), model.predict(window).iloc[-1:])
