@@ -268,6 +268,8 @@ def walk_forward(args: argparse.Namespace, settings: Settings, files: list[Path]
     decisions = {k: decision_of(v) for k, v in variants.items()}
     full = replace(chosen, tft=True).config(config) if use_tft_model else ens_cfg  # every model, fitted once
     test_preds = predictions("test", chosen, {"all": full, **variants})
+    if tf_ms >= HOUR_MS:  # the window the validation folds chose
+        summary["schedule"]["train_window"] = "expanding" if chosen.train_days is None else f"{chosen.train_days} days"
     summary["selection"] = {"chosen": sel.chosen.__dict__ if sel.chosen else None, "tried": sel.tried,
                             "max_changes_per_5_days": grid.max_changes_per_5_days, "scores": sel.scores}
     all_curves: dict[str, list[pd.Series]] = {}

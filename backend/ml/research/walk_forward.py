@@ -6,8 +6,9 @@ Regions per pair: ``[.. val_start)`` history only, ``[val_start, test_start)`` v
 
 - 5-minute candles (days of data): day-long folds, a rolling 10-day training window;
 - hourly candles (years of data): one fold per calendar month, retrained before each on everything before it
-  (an expanding window), the last ``horizon + 1`` bars purged (their labels reach into the fold) and
-  ``embargo`` more dropped (the serial correlation of the features).
+  (an expanding window) or on the last year (the validation folds choose), the last ``horizon + 1`` bars
+  purged (their labels reach into the fold) and ``embargo`` more dropped (the serial correlation of the
+  features).
 
 Each fold's model is trained on every pair's rows (pooled, ordered by time; the features are returns,
 ratios and volatility-normalised values, comparable across pairs — per-pair normalisation by construction).
@@ -19,7 +20,6 @@ and none (the ensemble stays flat) when no candidate earns its costs there.
 from __future__ import annotations
 
 import itertools
-import logging
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -40,7 +40,6 @@ from backend.src.models.multi_tf import market_context
 from backend.src.models.tft import TFTModel
 from backend.src.trading.strategies.ensemble import decision_of
 
-log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 MIN_TRAIN_ROWS = 1000  # a fold whose past is shorter has no model: its pairs stay without an opinion
@@ -79,7 +78,7 @@ class WalkForward:
             if index is None:
                 raise ValueError("monthly folds need the bars' timestamps")
             months = np.asarray(index[start:end], dtype="datetime64[ms]").astype("datetime64[M]")
-            cuts = [start + int(i) for i in np.flatnonzero(np.diff(months.astype(np.int64)))+ 1]
+            cuts = [start + int(i) for i in np.flatnonzero(np.diff(months.astype(np.int64))) + 1]
             starts = [start, *cuts] if end > start else []
             keys = [int(months[t - start].astype("datetime64[ms]").astype(np.int64)) for t in starts]
         else:
