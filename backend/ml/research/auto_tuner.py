@@ -65,9 +65,10 @@ def only_timeframe(ohlcv_dir: Path, symbol: str) -> str:
     norm = symbol.replace("/", "").replace("_", "").upper()
     files = [p for p in (ohlcv_dir.iterdir() if ohlcv_dir.is_dir() else []) if is_candle_file(p) and "-" in p.stem]
     found = sorted({tf for name, tf in (p.stem.rsplit("-", 1) for p in files) if name.replace("_", "").upper() == norm})
-    if len(found) != 1:
-        raise UsageError(f"--timeframe: {symbol} has {', '.join(found) or 'no'} candle files in {ohlcv_dir}; "
-                         "say which")
+    if not found:
+        raise UsageError(f"--symbol: no candles for {symbol} in {ohlcv_dir}")
+    if len(found) > 1:
+        raise UsageError(f"--timeframe: {symbol} has {', '.join(found)} candle files in {ohlcv_dir}; say which")
     return found[0]
 
 

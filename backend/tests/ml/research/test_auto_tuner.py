@@ -96,6 +96,9 @@ def test_bad_ranges_and_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "--start-date: expected YYYY-MM-DD" in capsys.readouterr().err
     assert main(["--symbol", "DOGEUSDT", "--ohlcv-dir", str(OHLCV_DIR), "--start-date", "2018-01-10",
                  "--end-date", "2018-01-31"]) == 2
+    assert "--symbol: no candles for DOGEUSDT" in capsys.readouterr().err
+    assert main(["--symbol", "DOGEUSDT", "--ohlcv-dir", str(OHLCV_DIR), "--start-date", "2018-01-10",
+                 "--end-date", "2018-01-31", "--timeframe", "5m"]) == 2
     assert "no 5m candles for DOGEUSDT" in capsys.readouterr().err
     assert main([*base, "--start-date", "2018-01-10", "--end-date", "2018-01-31", "--tft-sizes", "32,x"]) == 2
     assert "--tft-sizes: expected hidden sizes 4..512" in capsys.readouterr().err
