@@ -42,10 +42,10 @@ WARMUP = 3000  # bars of history before the window, for the features (1w windows
 
 
 def summarise(runs: list[tuple[pd.Series, np.ndarray]], per_year: float, n_trials: int = 1) -> dict[str, float]:
+    """Mean Sharpe, return and deflated Sharpe over the symbols; the worst drawdown."""
     ms = [trading_metrics(ret, held, per_year, n_trials) for ret, held in runs]
-    return {"sharpe": float(np.mean([m["sharpe"] for m in ms])), "max_drawdown": float(np.max([m["max_drawdown"]
-            for m in ms])), "total_return": float(np.mean([m["total_return"] for m in ms])),
-            "deflated_sharpe_prob": float(np.mean([m["deflated_sharpe_prob"] for m in ms]))}
+    out = {k: float(np.mean([m[k] for m in ms])) for k in ("sharpe", "total_return", "deflated_sharpe_prob")}
+    return {**out, "max_drawdown": float(max(m["max_drawdown"] for m in ms))}
 
 
 def evaluate(model: EnsemblePredictor, frames: dict[str, Any], bars: int, policy: RiskPolicy,
