@@ -24,6 +24,7 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -149,7 +150,8 @@ def warm_baseline(df: pd.DataFrame, start: int, strategy: Strategy, symbol: str,
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="backtest", description=__doc__.splitlines()[0])
     ap.add_argument("--ohlcv-dir", type=cli_path, required=True)
-    ap.add_argument("--pattern", default="*", help="candle files to read (one timeframe; default: all)")
+    ap.add_argument("--pattern", default=None,
+                    help="candle files to read, one timeframe (default: those of the timeframe most files have)")
     ap.add_argument("--holdout", type=float, default=0.25, help="the test region's share (without --test-start)")
     ap.add_argument("--market", choices=["spot", "perpetual"], default="spot",
                     help="perpetual: trade the candles as USDT-M perpetuals (long/short, funding at 0.01 %% per 8 h)")
@@ -183,10 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.full and args.strategy is None and args.engine_config is None:
             raise UsageError("--full: needs --strategy or --engine-config (the strategy to replay)")
         settings = Settings()
-        files = sorted(p for p in args.ohlcv_dir.glob(args.pattern) if is_candle_file(p)) \
-            if args.ohlcv_dir.is_dir() else []
-        if not files:
-            raise UsageError(f"--ohlcv-dir: no files matching {args.pattern} in {args.ohlcv_dir}")
+        files = candle_files(args.ohlcv_dir, args.pattern)
         out = args.out or settings.data_dir / "backtests"
         out.mkdir(parents=True, exist_ok=True)
         if args.strategy is not None or args.full:
@@ -199,6 +198,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"backtest: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return 0
+
+
+def candle_files(directory: Path, pattern: str | None) -> list[Path]:
+    """The candle files to backtest: those matching ``pattern``, else those of the timeframe most files in the
+    directory have (a 5m directory with one 1m file backtests its 5m files; one line names what is left out)."""
+    files = sorted(p for p in directory.glob(pattern or "*") if is_candle_file(p)) if directory.is_dir() else []
+    if not files:
+        raise UsageError(f"--ohlcv-dir: no files matching {pattern or '*'} in {directory}")
+    if pattern is not None:
+        return files
+    tf_of = {p: p.stem.rsplit("-", 1)[-1] for p in files}
+    counts = Counter(tf_of.values())
+    chosen = max(counts, key=lambda tf: (counts[tf], tf))
+    left = [p.name for p in files if tf_of[p] != chosen]
+    if left:
+        log.info("backtesting the %s files; left out (another timeframe, --pattern to choose): %s", chosen,
+                 ", ".join(left))
+    return [p for p in files if tf_of[p] == chosen]
 
 
 def load_pairs(args: argparse.Namespace, files: list[Path]) -> tuple[dict[str, Pair], int, float]:

@@ -45,12 +45,6 @@ def htf_feature_names(timeframes: tuple[str, ...] = timeframes_for(300_000)) -> 
     return [prefix(tf) + n for tf in timeframes for n in HTF_NAMES]
 
 
-def htf_span_bars(base_ms: int) -> int:
-    """Base candles the slowest higher timeframe's features need (15 closed bars for its RSI, plus the bar
-    in progress), so an engine keeps enough history."""
-    return 16 * HIGHER_TIMEFRAMES[timeframes_for(base_ms)[-1]] // max(base_ms, 1)
-
-
 def resample(df: pd.DataFrame, period_ms: int) -> pd.DataFrame:
     """Higher bars indexed by their open time (ms), with ``close_ts`` = open + period."""
     o, h, lo, c, v = (df[col].to_numpy(dtype=float) for col in OHLCV)

@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend.ml.research.backtest import main
+from backend.ml.research.backtest import candle_files, main
 from backend.ml.research.backtest_metrics import deflated_sharpe_prob
 from backend.ml.research.trade_sim import Costs, cost_paid, trade, trade_predictions
 from backend.ml.research.walk_forward import WalkForward
 from backend.risk.policy import load_policy
+from backend.src.core.errors import UsageError
 from backend.src.trading.strategies.baselines import BuyAndHold
 from backend.src.trading.strategies.decision import DecisionParams
 from backend.tests.conftest import OHLCV_DIR, REAL_OHLCV
@@ -99,6 +100,16 @@ def test_a_perpetual_research_run_sells_short_at_full_exposure() -> None:
     assert held.tolist() == [0, 0, 1, 1, 1] and (1 + ret).prod() - 1 == pytest.approx(0.19, rel=1e-6)
     _ret, held, _ = trade_predictions(df, prob, DecisionParams(0.6), "TESTUSDT", Costs(0, 0), load_policy(), full=True)
     assert not held.any()
+
+
+def test_without_a_pattern_the_most_common_timeframe_is_backtested(tmp_path: Path) -> None:
+    """The shared 5m directory also holds a 1m and a 30m file: its documented commands backtest the 5m files."""
+    for name in ("AAA_BTC-5m.csv", "BBB_BTC-5m.csv", "CCC_BTC-1m.csv", "DDD_BTC-30m.csv", "AAA_BTC-funding.csv"):
+        (tmp_path / name).write_text("timestamp,open,high,low,close,volume\n")
+    assert [p.name for p in candle_files(tmp_path, None)] == ["AAA_BTC-5m.csv", "BBB_BTC-5m.csv"]
+    assert [p.name for p in candle_files(tmp_path, "*-1m.csv")] == ["CCC_BTC-1m.csv"]
+    with pytest.raises(UsageError, match="--ohlcv-dir: no files matching x"):
+        candle_files(tmp_path, "x")
 
 
 def test_deflated_sharpe_penalises_many_trials() -> None:

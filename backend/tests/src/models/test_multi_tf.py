@@ -10,11 +10,11 @@ import pytest
 from backend.src.models.feature_pipeline import build, load_ohlcv
 from backend.src.models.multi_tf import (
     higher_timeframe_features,
-    htf_span_bars,
     market_context,
     resample,
     timeframes_for,
 )
+from backend.src.trading.strategies.ensemble import HOURLY_WINDOW
 from backend.tests.conftest import OHLCV_DIR
 
 TF = 300_000
@@ -85,4 +85,4 @@ def test_hourly_candles_read_4h_daily_and_weekly_bars_causally() -> None:
     weeks = resample(df, 7 * 86_400_000)
     opens = pd.to_datetime(weeks.index, unit="ms", utc=True)
     assert (opens[1:].dayofweek == 0).all() and (opens[1:].hour == 0).all(), "weekly bars open on Mondays, 00:00 UTC"
-    assert htf_span_bars(3_600_000) == 16 * 168
+    assert HOURLY_WINDOW >= 16 * 168 + 48, "an engine keeps 16 weekly bars and the TFT's encoder"
