@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import IO, TypeVar
-
-T = TypeVar("T")
+from collections.abc import Callable
+from typing import IO
 
 
 def fmt_seconds(s: float) -> str:
@@ -52,13 +50,3 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
 
-
-def steps(items: Iterable[T], desc: str, total: int, *, unit: str = "step", out: IO[str] | None = None) -> Iterator[T]:
-    """Iterate ``items`` with progress after each (``total``: how many there are)."""
-    p = Progress(total, desc, unit=unit, out=out)
-    try:
-        for item in items:
-            yield item
-            p.update()
-    finally:
-        p.close()

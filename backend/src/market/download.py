@@ -24,6 +24,7 @@ from typing import Any
 from backend.src.core.cli import OneLineParser
 from backend.src.core.config import parse_symbols
 from backend.src.core.errors import EXIT_OK, EXIT_USAGE, TransientError, UsageError
+from backend.src.core.progress import Progress
 from backend.src.core.settings import Settings, cli_path
 from backend.src.market.candles import load_candles
 from backend.src.market.live_source import timeframe_ms
@@ -79,9 +80,7 @@ def download(ex: Any, market: str, symbol: str, timeframe: str, start: int, end:
         if last + tf < end:
             ranges.append((last + tf, end))
     todo = sum((b - a) // tf for a, b in ranges)
-    from tqdm import tqdm  # noqa: PLC0415 - the trainer install (the downloader's Parquet needs it too)
-
-    progress = tqdm(total=todo, desc=f"{symbol} {timeframe}", unit="candles", disable=not sys.stderr.isatty())
+    progress = Progress(todo, f"{symbol} {timeframe}", unit="candle")  # a bar on a terminal, a line per page in a pipe
     fetched = pages = 0
     for a, b in ranges:
         since = a
@@ -94,7 +93,8 @@ def download(ex: Any, market: str, symbol: str, timeframe: str, start: int, end:
             rows.extend(new)
             fetched += len(new)
             pages += 1
-            progress.update(len(page))
+            upto = dt.datetime.fromtimestamp(int(page[-1][0]) / 1000, dt.UTC)
+            progress.update(len(page), note=f"up to {upto:%Y-%m-%d %H:%M}")
             since = int(page[-1][0]) + tf
             if pages % SAVE_EVERY_PAGES == 0:
                 write_rows(out, rows)  # a crash from here on resumes after this point

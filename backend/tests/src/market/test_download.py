@@ -82,7 +82,11 @@ def test_download_resume_and_incremental(binance: BinanceServer, real_rows: list
     got, _ = load_candles(path)
     want = [r for r in real_rows if day_ms(start.strftime(fmt)) <= r[0] < day_ms(mid.strftime(fmt))]
     assert [[c.ts, c.open, c.high, c.low, c.close, c.volume] for c in got] == want
-    assert res.stderr == "" and "ETHBTC:" in res.stdout  # no progress bar: stderr is not a terminal
+    assert "ETHBTC:" in res.stdout and "\r" not in res.stderr, "in a pipe: no bar, one line per page"
+    lines = res.stderr.splitlines()
+    assert lines and all(line.startswith("ETHBTC 5m: ") and " candles, " in line for line in lines)
+    last = dt.datetime.fromtimestamp(day_ms(mid.strftime(fmt)) / 1000 - 300, dt.UTC)  # the range's last candle
+    assert lines[-1].endswith(f"up to {last:%Y-%m-%d %H:%M}")
 
     calls_before = sum(1 for _, p in binance.requests if p == "/api/v3/klines")
     res = run(binance, tmp_path, start.strftime(fmt), end.strftime(fmt))  # extends: only the new days
