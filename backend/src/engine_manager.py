@@ -43,6 +43,7 @@ from backend.src.supervisor.procs import PRELOAD, SystemRuntime
 from backend.src.supervisor.reconcile import refuse_foreign_leases
 from backend.src.supervisor.watchdog import Watchdog
 from backend.src.supervisor.workers import WorkerPool
+from backend.src.trading.plugins import PRELOAD_ENV, module_of
 from backend.src.trading.strategies.ensemble import ml_preload
 from backend.src.venue.factory import check_venue
 
@@ -207,7 +208,7 @@ def supervise(settings: Settings, config_source: ConfigSource,
         signal.signal(signal.SIGTERM, stopper)
         signal.signal(signal.SIGINT, stopper)
         configs, sources = loaded
-        runtime = SystemRuntime(settings.data_dir, forkserver_preload(settings, sources))
+        runtime = SystemRuntime(settings.data_dir, forkserver_preload(settings, sources, configs))
         manager, pool = build_watchdog(settings, r, loaded, runtime, policy)
         control = ControlPlane(pool.supervised, r, manager.keys, manager.owner, config_source,
                                policy=PolicyWatcher(r, manager.keys, settings.risk_policy))
@@ -294,9 +295,15 @@ def stop_all(children: list[ChildProcess], workers: WorkerPool, manager: Watchdo
             child.stop(timeout=30.0)
 
 
-def forkserver_preload(settings: Settings, sources: dict[str, SourceSpec]) -> list[str]:
-    """Modules every engine needs, imported once in the forkserver rather than in every engine start."""
+def forkserver_preload(settings: Settings, sources: dict[str, SourceSpec],
+                       configs: dict[str, SymbolConfig] | None = None) -> list[str]:
+    """Modules every engine needs, imported once in the forkserver rather than in every engine start
+    (strategy plugins too: named for ``engine/plugin_preload.py`` in the environment the forkserver inherits)."""
     preload = list(PRELOAD)
+    specs = sorted({c.strategy.python for c in (configs or {}).values() if c.strategy.python})
+    if specs:
+        os.environ[PRELOAD_ENV] = ",".join(sorted({module_of(s) for s in specs}))
+        preload.append("backend.src.engine.plugin_preload")
     if any(s.kind == "live" for s in sources.values()):
         preload += ["ccxt", "backend.src.market.live_source", "backend.src.venue.live"]
     if (settings.models_dir / "current").is_symlink():  # a production model: ONNX Runtime and the features

@@ -164,7 +164,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="days before the test region whose folds choose the horizon and decision parameters "
                          "(default: 5 over 5m candles; 548, a year and a half, over hourly ones)")
     ap.add_argument("--strategy", default=None,
-                    help="a built-in strategy name or a *.levi.yaml file: backtest it instead of the walk-forward")
+                    help="a built-in or installed strategy name, a *.levi.yaml file or a plugin package.module:Class: "
+                         "backtest it instead of the walk-forward")
     ap.add_argument("--full", action="store_true",
                     help="with --strategy: the whole file from a flat start, as an engine replaying it (fills.csv)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,

@@ -1,6 +1,6 @@
-"""``python -m backend.ml.research.backtest --strategy NAME|FILE --ohlcv-dir DIR [--full --engine-config C]``.
+"""``python -m backend.ml.research.backtest --strategy NAME|FILE|MODULE:CLASS --ohlcv-dir DIR [--full --engine-config C]``.
 
-A rule strategy (built in, or LeviLang) through the engine's own trading code:
+A rule strategy (built in, LeviLang, or a Python plugin) through the engine's own trading code:
 - held-out (default): the final ``--holdout`` share of each file is traded from a flat start (the
   strategy warmed on the candles before it; nothing is fitted, so nothing is chosen on the test
   window), beside buy-and-hold through the same execution model and always-flat;
@@ -43,13 +43,15 @@ log = logging.getLogger(__name__)
 
 
 def strategy_config(arg: str, base: StrategyConfig) -> StrategyConfig:
-    """``--strategy``: a LeviLang file, or a registered name (its params from the engine config when it
-    names the same strategy)."""
-    if arg.endswith((".yaml", ".yml")) or Path(arg).is_file():
-        cfg = StrategyConfig(levilang=arg)
-    else:
-        cfg = StrategyConfig(name=arg, params=base.params if base.name == arg else {})
+    """``--strategy``: a LeviLang file, a plugin class (``package.module:ClassName``) or a registered or
+    installed name (its params from the engine config when it names the same strategy)."""
     try:
+        if arg.endswith((".yaml", ".yml")) or Path(arg).is_file():
+            cfg = StrategyConfig(levilang=arg)
+        elif ":" in arg:
+            cfg = StrategyConfig(python=arg, params=base.params if base.python == arg else {}, check=base.check)
+        else:
+            cfg = StrategyConfig(name=arg, params=base.params if base.name == arg else {})
         return prepare(cfg, Path.cwd())
     except ValueError as exc:
         raise UsageError(f"--strategy: {exc}") from exc
@@ -98,17 +100,13 @@ def run_file(path: Path, args: Any, settings: Settings, out: Path) -> dict[str, 
     policy = load_policy(settings.risk_policy)
     py = 365 * 86400_000 / max(loaded.timeframe_ms, 1)
     strategy = build_strategy(cfg.strategy, settings.models_dir, backends=Backends.of(settings))
-    if args.full:
-        start = 0
-    else:
-        start = int(len(candles) * (1 - args.holdout))
-        strategy.warmup(candles[max(0, start - strategy.warmup_candles):start])
-    test = candles[start:]
+    start = 0 if args.full else int(len(candles) * (1 - args.holdout))
+    test, warm = candles[start:], candles[max(0, start - strategy.warmup_candles):start]
     if cfg.perpetual:  # nothing trades on a guessed funding rate
         gap = funding_rates(cfg).covers(test[0].ts, test[-1].ts)
         if gap:
             raise UsageError(f"funding_file: {gap}")
-    sim = simulate(symbol, cfg, strategy, test, policy, source_id=f"replay:{path.name}")
+    sim = simulate(symbol, cfg, strategy, test, policy, source_id=f"replay:{path.name}", warmup=warm)
     report: dict[str, Any] = {"symbol": symbol, "candles": len(test), "from_ms": test[0].ts, "to_ms": test[-1].ts,
                               "market": cfg.market, "leverage": cfg.leverage,
                               "funding_source": funding_rates(cfg).source if cfg.perpetual else "",

@@ -167,10 +167,9 @@ def run_symbol(spec: BacktestSpec, symbol: str, settings: Settings, tick: Any) -
     test = candles[warm:]
     if len(test) < 2:
         raise ValueError(f"symbols: {symbol} has {len(candles)} candles in the range; too few to trade")
-    strategy.warmup(candles[:warm])
     policy = load_policy(settings.risk_policy)
     py = 365 * 86400_000 / max(test[1].ts - test[0].ts, 1)
-    sim = simulate(symbol, cfg, strategy, test, policy, progress=lambda n: tick(n / len(test)))
+    sim = simulate(symbol, cfg, strategy, test, policy, progress=lambda n: tick(n / len(test)), warmup=candles[:warm])
     hold = simulate(symbol, cfg.model_copy(update={"stop_loss_pct": 0.0, "take_profit_pct": 0.0}), BuyAndHold(),
                     test, policy)
     metrics: dict[str, Any] = {}

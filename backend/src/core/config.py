@@ -26,14 +26,16 @@ MAX_MONEY = 1e12
 MAX_PRICE = 1e9
 
 
-STRATEGY_KEYS = ("name", "params", "levilang", "source_hash")
+STRATEGY_KEYS = ("name", "params", "levilang", "python", "check", "source_hash")
+PLUGIN_SPEC = r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$"  # package.module:ClassName
 USD_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "USDP", "DAI", "USD")
 OTHER_QUOTES = ("BTC", "ETH", "BNB", "EUR", "TRY", "BRL", "GBP", "JPY")
 
 
 class StrategyConfig(BaseModel):
     """Which strategy a symbol trades: a registered name with its parameters (checked against that
-    strategy's own model when the config is loaded), or a LeviLang file."""
+    strategy's own model when the config is loaded), a LeviLang file, or a Python plugin class
+    (``python: package.module:ClassName``, or a name from the ``levibot.strategies`` entry points)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -41,7 +43,9 @@ class StrategyConfig(BaseModel):
     name: str = Field(default="ensemble", pattern=r"^[a-z][a-z0-9_]{0,40}$")
     params: dict[str, Any] = Field(default_factory=dict)
     levilang: str | None = None  # a *.levi.yaml file (relative paths: to the config file's folder)
-    source_hash: str = ""  # levilang: the compiled file's content hash (a changed file reloads engines)
+    python: str | None = Field(default=None, pattern=PLUGIN_SPEC)  # a plugin class, package.module:ClassName
+    check: bool = True  # plugins: the look-ahead and warm-up check runs before the strategy trades
+    source_hash: str = ""  # levilang/python: the file's content hash (a changed file reloads engines)
 
     @model_validator(mode="before")
     @classmethod
@@ -58,15 +62,23 @@ class StrategyConfig(BaseModel):
         return {**{k: x for k, x in v.items() if k in STRATEGY_KEYS}, "params": {**params, **flat}}
 
     @model_validator(mode="after")
-    def _levilang_stands_alone(self) -> StrategyConfig:
+    def _one_source(self) -> StrategyConfig:
+        if self.levilang is not None and self.python is not None:
+            raise ValueError("give either levilang or python, not both")
         if self.levilang is not None:
             if "name" in self.model_fields_set and self.name != "levilang":
                 raise ValueError("give either name or levilang, not both")
             if self.params:
                 raise ValueError("params: a LeviLang file holds its own parameters")
             object.__setattr__(self, "name", "levilang")
+        elif self.python is not None:
+            if "name" in self.model_fields_set and self.name != "python":
+                raise ValueError("give either name or python, not both")
+            object.__setattr__(self, "name", "python")
         elif self.name == "levilang":
             raise ValueError("levilang: the file is missing (strategy: {levilang: path/to/file.levi.yaml})")
+        elif self.name == "python":
+            raise ValueError("python: the class is missing (strategy: {python: package.module:ClassName})")
         return self
 
 

@@ -214,6 +214,7 @@ class Engine:
             "volatility": round(self.gate.sizer.ewma_abs_ret, 10), "policy_version": self.gate.policy_version,
             "strategy_hash": self.session.strategy.fingerprint, "model_version": self.session.strategy.model_version,
             "strategy": self.session.strategy.trading_as,
+            "strategy_failures": self.session.failures, "strategy_error": self.session.failing,
             "quote": quote_of(self.symbol) or "", "usd_per_quote": self.config.usd_per_quote(self.symbol) or "",
             **self.session.trader.exposure(),
         }

@@ -30,6 +30,7 @@ from backend.src.market.candles import load_candles
 from backend.src.market.perpetual import funding_beside, funding_rates
 from backend.src.market.resolve import resolve_sources
 from backend.src.trading.factory import prepare_symbol
+from backend.src.trading.plugins import source_file
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,13 @@ class ConfigSource:
     cli_symbols: list[str] | None
     source: SourceSpec
     settings: Settings | None = None
-    strategy_files: list[Path] = field(default_factory=list)  # LeviLang files of the last load
+    strategy_files: list[Path] = field(default_factory=list)  # LeviLang and plugin files of the last load
 
     def load(self) -> tuple[dict[str, SymbolConfig], dict[str, SourceSpec]]:
         configs = load_active(self.path, self.cli_symbols, prepare_symbol)
-        self.strategy_files[:] = sorted({Path(c.strategy.levilang) for c in configs.values() if c.strategy.levilang})
+        self.strategy_files[:] = sorted({Path(c.strategy.levilang) for c in configs.values() if c.strategy.levilang}
+                                        | {f for c in configs.values() if c.strategy.python
+                                           for f in [source_file(c.strategy.python)] if f is not None})
         if self.settings is not None and self.settings.pool is None and len(configs) > self.settings.max_engines:
             raise UsageError(
                 f"LEVIBOT_MAX_ENGINES: {len(configs)} symbols exceed this machine's limit of "
@@ -86,7 +89,7 @@ class ConfigSource:
         return self.settings.data_dir / "rebalance.yaml" if self.settings is not None else None
 
     def fingerprint(self) -> tuple[int, ...] | None:
-        """Sizes and mtimes of the config, the overlay and the LeviLang files the config names."""
+        """Sizes and mtimes of the config, the overlay and the LeviLang and plugin files the config names."""
         out: list[int] = []
         for path in (self.path, self.overlay, *self.strategy_files):
             try:

@@ -1,8 +1,10 @@
 """Strategy name → class: the one place that knows every implementation.
 
 ``prepare`` checks a config's strategy when the config is loaded (an unknown name or parameter is
-one error naming it; a LeviLang file is compiled and its content hash recorded); ``build_strategy``
-makes the object an engine or the backtester trades.
+one error naming it; a LeviLang file is compiled and its content hash recorded; a Python plugin —
+``python: module:Class`` or a ``levibot.strategies`` entry point's name — is imported, its parameters
+validated by its own ``Params`` and its file's hash recorded); ``build_strategy`` makes the object an
+engine or the backtester trades.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from pydantic import BaseModel, ValidationError
 from backend.src.core.config import StrategyConfig, SymbolConfig
 from backend.src.market.perpetual import funding_rates
 from backend.src.models.backends import ONNX, Backends
+from backend.src.trading import plugins
 from backend.src.trading.levilang import Compiled, compile_file
 from backend.src.trading.levilang.errors import LeviError
 from backend.src.trading.levilang.strategy import LeviStrategy
-from backend.src.trading.strategies.base import Strategy
+from backend.src.trading.strategies.base import Strategy, fingerprint
 from backend.src.trading.strategies.baselines import BuyAndHold, Momentum, SmaCrossover, TsMomentum
 from backend.src.trading.strategies.ensemble import ModelWatcher, build_ml_strategy
 
@@ -28,16 +31,23 @@ REGISTRY: dict[str, type[Strategy]] = {c.name: c for c in (ModelWatcher, SmaCros
 
 def params_of(cfg: StrategyConfig) -> BaseModel:
     """The strategy's parameters, validated by its own model (ValueError naming the field)."""
+    if cfg.python is not None:
+        return validate_params(plugins.load(cfg.python), cfg.params, cfg.python)
     cls = REGISTRY.get(cfg.name)
     if cls is None:
         raise ValueError(f"strategy.name: unknown strategy {cfg.name!r} (known: {', '.join(sorted(REGISTRY))}, "
-                         "or levilang: FILE)")
+                         f"{', '.join(sorted(plugins.entry_points())) + ', ' if plugins.entry_points() else ''}"
+                         "levilang: FILE or python: module:Class)")
+    return validate_params(cls, cfg.params, cfg.name)
+
+
+def validate_params(cls: type[Strategy], params: dict[str, object], label: str) -> BaseModel:
     try:
-        return cls.Params.model_validate(cfg.params)
+        return cls.Params.model_validate(params)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        msg = "unknown parameter of " + cfg.name if first["type"] == "extra_forbidden" else first["msg"]
+        msg = "unknown parameter of " + label if first["type"] == "extra_forbidden" else first["msg"]
         known = ", ".join(cls.Params.model_fields) or "none"
         raise ValueError(f"strategy.params{'.' + loc if loc else ''}: {msg} (parameters: {known})") from exc
 
@@ -50,7 +60,11 @@ def prepare(cfg: StrategyConfig, base_dir: Path) -> StrategyConfig:
 def _prepared(cfg: StrategyConfig, base_dir: Path) -> tuple[StrategyConfig, Compiled | None]:
     """``prepare``, and the compiled LeviLang file when the strategy is one (compiled once)."""
     if cfg.levilang is None:
+        if cfg.python is None and cfg.name not in REGISTRY and cfg.name in plugins.entry_points():
+            cfg = cfg.model_copy(update={"python": plugins.entry_points()[cfg.name], "name": "python"})
         params_of(cfg)
+        if cfg.python is not None:
+            cfg = cfg.model_copy(update={"source_hash": plugins.source_hash(cfg.python)})
         return cfg, None
     path = Path(cfg.levilang).expanduser()
     path = path if path.is_absolute() else (base_dir / path)
@@ -89,6 +103,20 @@ def build_strategy(cfg: StrategyConfig, models_root: Path | None = None,
         return LeviStrategy(compile_file(Path(cfg.levilang)), models_root=models_root, extras=extras,
                             backends=backends)
     params = params_of(cfg).model_dump()
+    if cfg.python is not None:
+        return build_plugin(cfg.python, params)
     if cfg.name == "ensemble":
         return build_ml_strategy(params["fast"], params["slow"], models_root, extras, backends, params["allow_short"])
     return REGISTRY[cfg.name](**params)
+
+
+def build_plugin(spec: str, params: dict[str, object]) -> Strategy:
+    """A plugin class made with its validated parameters (whatever its constructor raises: ValueError)."""
+    cls = plugins.load(spec)
+    try:
+        strategy = cls(**params)
+    except Exception as exc:  # noqa: BLE001 - a plugin's constructor can raise anything; the config is refused
+        raise ValueError(f"strategy.python: {spec}: {cls.__name__}(...) raised {type(exc).__name__}: "
+                         f"{str(exc)[:300]}") from None
+    strategy.fingerprint = fingerprint(f"{spec}@{plugins.source_hash(spec)}", params)
+    return strategy

@@ -6,11 +6,17 @@ candle hit; the position is marked at the close; the sizer sees the close; the s
 journal's position as it stands at the close, gives its signal; the trader turns it into orders.
 An engine wraps this with its lease fence, heartbeats and logging; the backtester feeds a file
 through it with an in-memory journal. Same inputs, same fills.
+
+A strategy that raises (a plugin's bug, a model that cannot run) does not stop the symbol: the error
+is logged once per streak (and counted in ``failures``), and the position is handled by the config's
+``on_failed`` policy — ``flatten`` closes it (a target of 0), ``hold`` keeps it with no new decision —
+until a candle decides again. Engines keep heartbeating, honouring stops and the global stop meanwhile.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 
 from backend.src.core.config import SymbolConfig
@@ -22,6 +28,8 @@ from backend.src.trading.strategies.base import PositionState, Strategy
 from backend.src.trading.trader import Trader, no_fence
 from backend.src.venue.base import Venue
 from backend.src.venue.orders import Fill
+
+log = logging.getLogger(__name__)
 
 
 class TradingSession:
@@ -38,20 +46,52 @@ class TradingSession:
         self.round_trip = 2 * (cfg.fee_bps + cfg.slippage_bps) / 10_000
         self.funding: FundingRates | None = funding_rates(cfg) if cfg.perpetual else None
         self.shorts = cfg.perpetual  # a spot symbol is long-only
+        self.on_failed = cfg.on_failed
+        self.failures = 0  # candles on which the strategy raised
+        self.failing = ""  # the current streak's error ("" once a candle decides again)
         self.use_strategy(strategy, [])
 
     def warmup(self, history: list[Candle]) -> None:
-        self.strategy.warmup(history)
+        self._warm(self.strategy, history)
         if history:
             self.prev_ts = history[-1].ts
 
+    def _warm(self, strategy: Strategy, history: list[Candle]) -> None:
+        try:
+            strategy.warmup(history)
+        except Exception as exc:  # noqa: BLE001 - a strategy's bug is the symbol's incident, not a crash
+            self._failed(exc, "warm-up")
+
+    def _failed(self, exc: Exception, where: str) -> None:
+        self.failures += 1
+        text = f"{type(exc).__name__}: {exc}"[:500]
+        if not self.failing:  # once per streak, with the traceback
+            log.error("strategy %s raised on %s (%s); on_failed: %s until it decides again",
+                      self.strategy.trading_as, where, text, self.on_failed, exc_info=exc,
+                      extra={"strategy_error": text, "on_failed": self.on_failed, "alert": True})
+        self.failing = text
+
+    def _decide(self, candle: Candle) -> Signal | None:
+        try:
+            sig = self.strategy.on_candle(candle)
+        except Exception as exc:  # noqa: BLE001 - see the module's docstring
+            self._failed(exc, f"candle {candle.ts}")
+            held = self.strategy.position.target
+            return Signal(0.0 if self.on_failed == "flatten" else held, 0.5, 0.0,
+                          f"strategy error: on_failed {self.on_failed}")
+        if self.failing:
+            log.info("strategy %s decides again after %s", self.strategy.trading_as, self.failing)
+            self.failing = ""
+        return sig
+
     def use_strategy(self, strategy: Strategy, history: list[Candle]) -> None:
         self.strategy = strategy
+        self.failing = ""
         self.trader.exit_pcts = (strategy.stop_loss_pct, strategy.take_profit_pct)
         strategy.round_trip_cost = self.round_trip
         strategy.shorts = self.shorts
         if history:
-            strategy.warmup(history)
+            self._warm(strategy, history)
 
     def on_candle(self, candle: Candle, *, gen: int, now: float,
                   fence: Callable[[], None] = no_fence) -> list[Fill]:
@@ -64,7 +104,7 @@ class TradingSession:
         if self.funding is not None and self.prev_ts is not None:  # what holding is expected to cost per candle
             self.strategy.funding_per_bar = self.funding.near(candle.ts) * (candle.ts - self.prev_ts) \
                 / FUNDING_INTERVAL_MS
-        sig = self.strategy.on_candle(candle)
+        sig = self._decide(candle)
         self.signal = sig  # what the strategy said on this candle (recorded by engines for analytics)
         self.prev_ts = candle.ts
         self.trader.stamp = {"strategy": self.strategy.fingerprint, "model": self.strategy.model_version}

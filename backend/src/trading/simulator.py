@@ -103,9 +103,11 @@ def simulate(symbol: str, cfg: SymbolConfig, strategy: Strategy, candles: list[C
     """Every candle, from a flat start (warm-up included: an engine replaying a file from its first
     candle has no history either), unless ``warmup`` gives it the history an engine warmed on and
     ``journal`` the journal an engine restarted from. ``progress(n)`` is told every
-    ``PROGRESS_EVERY`` candles how many are done; ``fills`` are the ones made here; ``sizer``: the policy's
+    ``PROGRESS_EVERY`` candles how many are done (a strategy warmed outside is handed ``warmup`` instead, so
+that a vectorized one computes the run with its history); ``fills`` are the ones made here; ``sizer``: the policy's
     (default) or research's ``FullExposure``."""
     out = SimResult(journal=journal or MemoryJournal())
+    strategy.precompute([*(warmup or []), *candles])  # a vectorized strategy's whole run at once
     session = TradingSession(symbol, cfg, out.journal, strategy, PaperVenue(cfg), source_id=source_id,
                              sizer=sizer or Sizer(symbol, policy), gate=OpenGate())
     if warmup:

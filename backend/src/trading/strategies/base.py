@@ -15,7 +15,11 @@ symbol's maximum position, negative for a short, with ``prob_up`` and ``confiden
 - ``shorts`` / ``funding_per_bar``: whether the symbol can be sold short (perpetuals) and the funding
   rate a position is expected to pay per candle (positive: longs pay), set by the trading session;
 - ``fingerprint`` / ``model_version``: written on every order, so a trade traces back to the exact
-  rules and model that made it.
+  rules and model that made it;
+- ``indicators()``: the values the strategy exposes after a candle (the warm-up check compares them);
+  ``precompute(candles)``: the backtester's whole run at once (vectorized strategies; a no-op here).
+
+This is the public Strategy API (version ``API_VERSION``, docs/strategies.md): plugins subclass it.
 
 A leaf: implementations import it, it imports none of them (the factory maps names to classes).
 """
@@ -32,7 +36,9 @@ from pydantic import BaseModel, ConfigDict
 
 from backend.src.core.types import Candle, Signal
 
-__all__ = ["NoParams", "PositionState", "Signal", "Strategy", "fingerprint"]
+__all__ = ["API_VERSION", "NoParams", "PositionState", "Signal", "Strategy", "fingerprint"]
+
+API_VERSION = 1  # docs/strategies.md: what a plugin may rely on; raised on a breaking change
 
 
 class NoParams(BaseModel):
@@ -78,6 +84,16 @@ class Strategy(ABC):
     def warmup(self, candles: list[Candle]) -> None:
         for c in candles:
             self.on_candle(c)
+
+    def precompute(self, candles: list[Candle]) -> None:
+        """The backtester hands the whole run before its first candle (a vectorized strategy computes
+        every target at once here; the look-ahead check proves that equals deciding candle by candle).
+        Engines never call it."""
+        return None
+
+    def indicators(self) -> dict[str, float]:
+        """Values the strategy exposes after its last candle (shown, and compared by the warm-up check)."""
+        return {}
 
     @abstractmethod
     def on_candle(self, candle: Candle) -> Signal | None:

@@ -1,0 +1,1 @@
+"""Example LeviBot strategy plugins (Strategy API version 1)."""
