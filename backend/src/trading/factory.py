@@ -35,9 +35,9 @@ def params_of(cfg: StrategyConfig) -> BaseModel:
         return validate_params(plugins.load(cfg.python), cfg.params, cfg.python)
     cls = REGISTRY.get(cfg.name)
     if cls is None:
-        raise ValueError(f"strategy.name: unknown strategy {cfg.name!r} (known: {', '.join(sorted(REGISTRY))}, "
-                         f"{', '.join(sorted(plugins.entry_points())) + ', ' if plugins.entry_points() else ''}"
-                         "levilang: FILE or python: module:Class)")
+        installed = ", ".join(sorted(plugins.entry_points())) or "none"
+        raise ValueError(f"strategy.name: unknown strategy {cfg.name!r} (built in: {', '.join(sorted(REGISTRY))}; "
+                         f"installed: {installed}; or levilang: FILE, or python: package.module:Class)")
     return validate_params(cls, cfg.params, cfg.name)
 
 

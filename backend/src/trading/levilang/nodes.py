@@ -22,6 +22,26 @@ from talipp.ohlcv import OHLCV
 
 NAN = float("nan")
 PURGE_EVERY = 512
+SETTLE = 1e-6  # an infinite-memory indicator's warm-up: its seed's weight has decayed below this
+
+
+def settle_bars(alpha: float) -> int:
+    """Bars after which a recursive average with weight ``alpha`` has forgotten its seed to ``SETTLE``:
+    an engine restarted with that much history computes what an uninterrupted run does (the look-ahead
+    and warm-up check compares them)."""
+    return math.ceil(math.log(SETTLE) / math.log(1 - alpha))
+
+
+def memory_bars(kind: str, args: tuple[float, ...]) -> int:
+    """Extra warm-up of the recursive indicators (EMA; Wilder's RSI and ATR; MACD's EMAs); 0 for windows."""
+    n = int(args[0])
+    if kind == "ema":
+        return settle_bars(2 / (n + 1))
+    if kind in ("rsi", "atr"):
+        return settle_bars(1 / n) if n > 1 else 0
+    if kind.startswith("macd"):
+        return settle_bars(2 / (int(args[1]) + 1)) + settle_bars(2 / (int(args[2]) + 1))
+    return 0
 
 
 class Node:
@@ -180,6 +200,7 @@ class Indicator(Node):
                  "zscore": n - 1}.get(kind)
         if kind in ("macd", "macd_signal", "macd_hist"):
             extra = int(args[1]) + int(args[2]) - 2
+        extra = max(int(extra or 0), memory_bars(kind, args))
         super().__init__(tf_ms, (x,) if x is not None else (), (x.warmup if x is not None else 0) + int(extra or 0))
         self.impl: Any = None
         self.window: deque[float] = deque(maxlen=n + 1)

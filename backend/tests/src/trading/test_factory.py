@@ -44,8 +44,8 @@ def test_a_symbol_naming_another_strategy_does_not_inherit_the_default_params(tm
 
 @pytest.mark.parametrize(("body", "message"), [
     ("defaults:\n  strategy: {name: sma_crosover}\n",
-     "c.yaml: defaults.strategy.name: unknown strategy 'sma_crosover' (known: buy_and_hold, ensemble, momentum, "
-     "sma_crossover, ts_momentum, or levilang: FILE)"),
+     "c.yaml: defaults.strategy.name: unknown strategy 'sma_crosover' (built in: buy_and_hold, ensemble, momentum, "
+     "sma_crossover, ts_momentum; installed: "),
     ("symbols:\n  ETHUSDT:\n    strategy: {name: momentum, params: {lookbak: 5}}\n",
      "c.yaml: symbols.ETHUSDT.strategy.params.lookbak: unknown parameter of momentum (parameters: lookback, threshold, "
      "allow_short)"),

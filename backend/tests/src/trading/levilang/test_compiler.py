@@ -67,10 +67,11 @@ def test_tree_and_warmup_follow_the_graph() -> None:
     c = compile_text(GOOD)
     tree = c.tree()
     assert "crosses_above(ema(close, 3), sma(close, 5))" in tree and "close@15m" in tree
-    # sma(5) needs 5 candles, the cross one more; close @ 15m needs one closed 15m bar (3) plus alignment (3)
-    assert c.warmup_candles == 6
-    longer = compile_text(GOOD.replace("sma(close, 5) and", "sma(close, 50) and"))
-    assert longer.warmup_candles == 51
+    # ema(3) has infinite memory: 20 bars until its seed weighs under 1e-6 (0.5 ** 20), the cross one
+    # more; sma(5) needs 5 candles; close @ 15m needs one closed 15m bar (3) plus alignment (3)
+    assert c.warmup_candles == 22
+    longer = compile_text(GOOD.replace("sma(close, 5) and", "sma(close, 60) and"))
+    assert longer.warmup_candles == 61
 
 
 def test_the_hash_ignores_comments_but_not_rules() -> None:
