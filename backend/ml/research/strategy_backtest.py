@@ -1,4 +1,4 @@
-"""``python -m backend.ml.research.backtest --strategy NAME|FILE|MODULE:CLASS --ohlcv-dir DIR [--full --engine-config C]``.
+"""``python -m backend.ml.research.backtest --strategy NAME|FILE|MODULE:CLASS --ohlcv-dir DIR [--full ...]``.
 
 A rule strategy (built in, LeviLang, or a Python plugin) through the engine's own trading code:
 - held-out (default): the final ``--holdout`` share of each file is traded from a flat start (the
@@ -35,6 +35,7 @@ from backend.src.core.settings import Settings
 from backend.src.market.candles import load_candles, symbol_of_file
 from backend.src.market.perpetual import funding_beside, funding_rates
 from backend.src.models.backends import Backends
+from backend.src.trading.check import CHECK_WINDOW, check_strategy
 from backend.src.trading.factory import build_strategy, prepare, prepare_symbol
 from backend.src.trading.simulator import SimResult, round_trips, simulate
 from backend.src.trading.strategies.baselines import BuyAndHold
@@ -102,6 +103,10 @@ def run_file(path: Path, args: Any, settings: Settings, out: Path) -> dict[str, 
     strategy = build_strategy(cfg.strategy, settings.models_dir, backends=Backends.of(settings))
     start = 0 if args.full else int(len(candles) * (1 - args.holdout))
     test, warm = candles[start:], candles[max(0, start - strategy.warmup_candles):start]
+    if cfg.strategy.python is not None and cfg.strategy.check:  # a plugin is checked before it is traded
+        rep = check_strategy(lambda: build_strategy(cfg.strategy, settings.models_dir), candles[-CHECK_WINDOW:])
+        if not rep.ok:
+            raise UsageError(f"--strategy: {rep.refusal(cfg.strategy.python)}")
     if cfg.perpetual:  # nothing trades on a guessed funding rate
         gap = funding_rates(cfg).covers(test[0].ts, test[-1].ts)
         if gap:

@@ -16,7 +16,7 @@ from multiprocessing.connection import Connection
 import redis
 from pydantic import ValidationError
 
-from backend.src.core.config import SymbolConfig, quote_of
+from backend.src.core.config import StrategyConfig, SymbolConfig, quote_of
 from backend.src.core.errors import (
     EXIT_OK,
     EXIT_ORPHANED,
@@ -31,7 +31,7 @@ from backend.src.core.logging_setup import SymbolLogger
 from backend.src.core.runtime import Clock, SystemClock
 from backend.src.core.states import EngineState
 from backend.src.core.types import Candle
-from backend.src.engine import journal_stream
+from backend.src.engine import journal_stream, strategy_check
 from backend.src.engine.history import History
 from backend.src.engine.journal import FileJournal
 from backend.src.engine.risk_gate import RiskGate
@@ -145,6 +145,9 @@ class Engine:
             self.log.warning("carried position exceeds a portfolio limit after restart; closing it on the next candle",
                              extra={"position": self.book.qty})
         self.source = self.build_source()
+        refused = self.check_plugin(self.config.strategy)
+        if refused:
+            raise FatalError(refused)
         history = self.source.warmup(self.session.strategy.warmup_candles)
         self.session.warmup(history)
         self.history.session(self.journal.seq, history, fresh=True)
@@ -157,6 +160,14 @@ class Engine:
             extra={"generation": self.lease.generation, "venue": self.venue.name, "position": self.book.qty,
                    "equity": round(self.book.equity, 2), "journal_entries": len(self.journal.entries)},
         )
+
+    def check_plugin(self, cfg: StrategyConfig) -> str:
+        """A plugin's look-ahead and warm-up check on the symbol's history: why it may not trade, or ""."""
+        if not strategy_check.wanted(cfg) or self.source is None:
+            return ""
+        return strategy_check.verdict(cfg, lambda: build_strategy(cfg, self.settings.models_dir,
+                                                                  backends=Backends.of(self.settings)),
+                                      self.source, self.log)
 
     # ------------------------------------------------------------------ trading
 
@@ -298,6 +309,12 @@ class Engine:
                 self.log.error("config version %s not applied: its strategy does not build (%s); the running "
                                "config stays", version, exc)
                 return
+            refused = self.check_plugin(new.strategy)
+            if refused:
+                self.log.error("config version %s not applied: %s; the running strategy stays", version, refused,
+                               extra={"alert": True})
+                self.reject(refused)
+                return
         old, self.config = self.config, new
         self.trader.apply_config(new)
         warm = None
@@ -308,6 +325,14 @@ class Engine:
             self.session.strategy.warmup_candles))  # the parity panel compares from here
         changed = sorted(k for k in type(new).model_fields if getattr(new, k) != getattr(old, k))
         self.log.info("config version %s applied: %s", version, ", ".join(changed), extra={"changed": changed})
+
+    def reject(self, reason: str) -> None:
+        """A config this engine will not apply, announced like the manager's rejections (alerts, dashboard)."""
+        try:
+            self.r.xadd(self.keys.events, {"type": "config_rejected", "symbol": self.symbol, "reason": reason[:1000],
+                                           "ts": f"{self.clock.time():.3f}"}, maxlen=10_000, approximate=True)
+        except redis.RedisError:
+            pass
 
     # ------------------------------------------------------------------ loop
 

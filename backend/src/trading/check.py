@@ -36,6 +36,7 @@ from backend.src.core.types import Candle
 from backend.src.market.candles import load_candles
 from backend.src.trading.strategies.base import Strategy
 
+CHECK_WINDOW = 2000  # the candles a backtest checks a plugin on (its file's last ones)
 Reading = tuple[float | None, dict[str, float]]  # the decision's target (None: no signal) and the indicators
 MAX_SHOWN = 10
 
@@ -77,6 +78,11 @@ class Report:
         if any(f.kind == "warm-up" for f in self.findings):
             out.append(f"warm-up: warmup_candles is {self.warmup}; a value above needs more history than that")
         return out
+
+    def refusal(self, spec: str) -> str:
+        """One line: why a plugin is not traded (engines and the backtester)."""
+        return (f"strategy.python: {spec}: {self.summary()}; first: {self.lines()[0]} (python -m "
+                "backend.src.trading.check shows them all; check: false in the config trades it unchecked)")
 
     def summary(self) -> str:
         if self.ok:

@@ -22,7 +22,7 @@ from talipp.ohlcv import OHLCV
 
 NAN = float("nan")
 PURGE_EVERY = 512
-SETTLE = 1e-6  # an infinite-memory indicator's warm-up: its seed's weight has decayed below this
+SETTLE = 1e-9  # an infinite-memory indicator's warm-up: its seed's weight has decayed below this
 
 
 def settle_bars(alpha: float) -> int:

@@ -53,6 +53,10 @@ class LeviStrategy(Strategy):
     def trading_as(self) -> str:
         return Path(self.c.path).name
 
+    def indicators(self) -> dict[str, float]:
+        """The file's named indicators after the last candle (NaN while warming up)."""
+        return {k: float(n.value) for k, n in self.c.indicators.items()}
+
     def warmup(self, candles: list[Candle]) -> None:
         if self.model is not None:
             self.model.warmup(candles)

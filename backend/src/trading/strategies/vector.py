@@ -62,7 +62,11 @@ class VectorStrategy(Strategy):
         return out.select_dtypes("number")
 
     def precompute(self, candles: list[Candle]) -> None:
-        out = self._populated(frame_of(candles)) if candles else pd.DataFrame()
+        self._rows = {}
+        try:
+            out = self._populated(frame_of(candles)) if candles else pd.DataFrame()
+        except Exception:  # noqa: BLE001 - decided candle by candle then, where an error meets on_failed
+            return
         self._columns = [str(c) for c in out.columns]
         self._values = out.to_numpy(dtype=float)
         self._rows = {c.ts: i for i, c in enumerate(candles)}

@@ -67,9 +67,9 @@ def test_tree_and_warmup_follow_the_graph() -> None:
     c = compile_text(GOOD)
     tree = c.tree()
     assert "crosses_above(ema(close, 3), sma(close, 5))" in tree and "close@15m" in tree
-    # ema(3) has infinite memory: 20 bars until its seed weighs under 1e-6 (0.5 ** 20), the cross one
-    # more; sma(5) needs 5 candles; close @ 15m needs one closed 15m bar (3) plus alignment (3)
-    assert c.warmup_candles == 22
+    # ema(3) has infinite memory: 30 bars until its seed weighs under 1e-9 (0.5 ** 30), the cross one
+    # more and the first value; sma(5) needs 5 candles; close @ 15m one closed 15m bar (3) plus alignment (3)
+    assert c.warmup_candles == 32
     longer = compile_text(GOOD.replace("sma(close, 5) and", "sma(close, 60) and"))
     assert longer.warmup_candles == 61
 
