@@ -119,4 +119,5 @@ def build_plugin(spec: str, params: dict[str, object]) -> Strategy:
         raise ValueError(f"strategy.python: {spec}: {cls.__name__}(...) raised {type(exc).__name__}: "
                          f"{str(exc)[:300]}") from None
     strategy.fingerprint = fingerprint(f"{spec}@{plugins.source_hash(spec)}", params)
+    strategy.label = spec
     return strategy

@@ -76,10 +76,12 @@ class Strategy(ABC):
     stop_loss_pct: float | None = None  # set: replaces the config's protective exits while it trades
     take_profit_pct: float | None = None
 
+    label: str = ""  # set by the factory: a plugin's module:Class
+
     @property
     def trading_as(self) -> str:
         """What actually trades, for status and the dashboard (a wrapper names what it delegates to)."""
-        return self.name
+        return self.label or self.name
 
     def warmup(self, candles: list[Candle]) -> None:
         for c in candles:
