@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-from backend.src.app import analytics_api, control, history, models_view, runs_api, snapshot
+from backend.src.app import analytics_api, control, history, models_view, runs_api, signals_api, snapshot
 from backend.src.app.live import FleetFeed
 from backend.src.app.metrics import render
 from backend.src.app.security import BodyGuard, SecurityHeaders, require_reader
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(redis.RedisError, redis_down)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
     for r in (router, runs_api.router, control.router, history.router, models_view.router,  # parity before {action}
-              analytics_api.router):
+              analytics_api.router, signals_api.router):
         app.include_router(r)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

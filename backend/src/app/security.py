@@ -1,6 +1,8 @@
 """Who may read and who may act, and the headers every answer carries.
 
 - Control (every POST) needs ``Authorization: Bearer $LEVIBOT_API_TOKEN``; with no token set it is off (403).
+  ``POST /signals/{symbol}`` is the exception: each signal is authenticated by its source's own secret
+  (``core/signals.py``), and its body is capped at 16 KiB.
 - Reading is open while the API listens on loopback only; bound beyond it (``LEVIBOT_API_HOST=0.0.0.0``),
   reading needs the token too. The dashboard keeps the token in the tab's sessionStorage and sends it
   as this header (its live feed is read with ``fetch``, not ``EventSource``, so the token never goes
@@ -23,6 +25,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any
 
 from fastapi import Header, HTTPException, Request
+
+from backend.src.core.signals import MAX_BODY
 
 Message = MutableMapping[str, Any]
 Scope = MutableMapping[str, Any]
@@ -107,10 +111,12 @@ class BodyGuard:
             return
         settings = scope["app"].state.settings
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if scope["method"] == "POST" and (refused := token_refusal(settings, headers.get("authorization"))):
+        signal = scope["path"].startswith("/signals/")  # signed by its source instead (app/signals_api.py)
+        if scope["method"] == "POST" and not signal and (refused := token_refusal(settings,
+                                                                                  headers.get("authorization"))):
             await reply(send, refused[0], refused[1], {"www-authenticate": "Bearer"} if refused[0] == 401 else {})
             return
-        limit = settings.api_max_body_bytes
+        limit = min(settings.api_max_body_bytes, MAX_BODY) if signal else settings.api_max_body_bytes
         try:
             declared = int(headers.get("content-length", "0"))
         except ValueError:

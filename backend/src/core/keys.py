@@ -25,6 +25,19 @@ class Keys:
         """Capped stream: one entry per traded candle (ts, o, h, l, c, v, pos, eq, at) for the dashboard."""
         return f"{self.ns}hist:{symbol}"
 
+    def signals(self, symbol: str) -> str:
+        """Capped stream: every signal from outside the API accepted for the symbol (source, id, target,
+        ts, expires_at, received_at, reason); the webhook strategy's feed and the dashboard's list."""
+        return f"{self.ns}signals:{symbol}"
+
+    def signal_seen(self, source: str, signal_id: str) -> str:
+        """String with a TTL: a signal id already accepted from that source (replays: 409)."""
+        return f"{self.ns}signal_seen:{source}:{signal_id}"
+
+    def signal_rate(self, source: str, minute: int) -> str:
+        """Counter with a TTL: signals a source sent in one minute (over the limit: 429)."""
+        return f"{self.ns}signal_rate:{source}:{minute}"
+
     def fills(self, symbol: str) -> str:
         """Capped stream: one entry per fill (ts = candle, side, qty, price, fee, order_id, pos, at)."""
         return f"{self.ns}fills:{symbol}"

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from backend.src.core.settings_redis import RedisSettings
+from backend.src.core.signals import parse_sources
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_DATA_DIR = REPO_ROOT / "backend" / "data"
@@ -108,6 +109,17 @@ class ApiSettings(BaseModel):
     api_body_timeout_s: float = Field(default=10.0, gt=0, le=600)  # a body sent slower than this: 408
     command_max_age_s: float = Field(default=300.0, gt=0)
     api_cache_s: float = Field(default=0.1, ge=0)  # /engines/status body shared for this long
+    # POST /signals/{symbol} (core/signals.py): name=kind:secret,... (kinds hmac, tradingview); unset: off
+    signal_secrets: SecretStr | None = None
+    signal_max_age_s: float = Field(default=60.0, gt=0, le=3600)  # a signal's ts this far from now: 409
+    signal_rate_per_min: int = Field(default=600, ge=1, le=1_000_000)  # per source; over it: 429
+
+    @field_validator("signal_secrets")
+    @classmethod
+    def _signal_secrets(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            parse_sources(v.get_secret_value())
+        return v
 
 
 class AlertSettings(BaseModel):

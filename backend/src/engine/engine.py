@@ -41,8 +41,9 @@ from backend.src.market import candle_log
 from backend.src.market.candles import CandleSource
 from backend.src.models.backends import Backends
 from backend.src.trading.factory import build_strategy
-from backend.src.trading.feeds import FeedReader, OnchainReader, SentimentReader
+from backend.src.trading.feeds import FeedReader, OnchainReader, SentimentReader, SignalFeed
 from backend.src.trading.session import TradingSession
+from backend.src.trading.strategies.base import Strategy
 from backend.src.venue.factory import exchange_for, open_venue
 
 CARRIED_OVER_LIMIT = "risk:carried_over_limit"
@@ -82,9 +83,9 @@ class Engine:
         self.feeds = FeedReader(  # what the strategy sees besides candles: news sentiment, on-chain, funding
             SentimentReader(r, self.keys, spec.symbol, max_age_s=3 * self.settings.news_interval_s),
             OnchainReader(r, self.keys, spec.symbol, max_age_s=3 * self.settings.onchain_interval_s))
-        self.session = TradingSession(spec.symbol, cfg, self.journal,
-                                      build_strategy(cfg.strategy, self.settings.models_dir, self.feeds,
-                                                     Backends.of(self.settings)), self.venue,
+        self.signals = SignalFeed(r, self.keys, spec.symbol, self.clock.time)  # a webhook engine's signals
+        self.signals.resume(self.journal.of_type("webhook_signal"))
+        self.session = TradingSession(spec.symbol, cfg, self.journal, self.build(cfg.strategy), self.venue,
                                       source_id=spec.source.identity, sizer=self.gate.sizer, gate=self.gate)
         self.trader = self.session.trader
         self.book = self.trader.book
@@ -97,6 +98,9 @@ class Engine:
         self.last_candle_at = self.clock.time()
         self.candle_period_s = 0.0
         self.close_carried = False  # a position carried over a restart that no portfolio slot admits
+
+    def build(self, cfg: StrategyConfig) -> Strategy:
+        return build_strategy(cfg, self.settings.models_dir, self.feeds, Backends.of(self.settings), self.signals)
 
     def _check_journal_source(self) -> None:
         """A journal holds positions priced by one feed: never mix a synthetic and a replay book."""
@@ -181,6 +185,9 @@ class Engine:
                                          reason=CARRIED_OVER_LIMIT)
             self.log.warning("carried position over a portfolio limit closed", extra={"fills": len(closed)})
             self.history.fills(closed, self.book.qty)
+        if self.config.strategy.name == "webhook":  # every signal taken since the last candle, journaled first
+            for sig in self.signals.poll():
+                self.journal.append(sig.entry(), gen=self.gen)
         fills = self.session.on_candle(candle, gen=self.gen, now=self.clock.time(), fence=self.check_fence)
         self.history.candle(candle, self.book.qty, self.book.equity, self.clock.time(), self.session.signal,
                             self.session.strategy.model_version or "")
@@ -303,8 +310,7 @@ class Engine:
         strategy = None
         if new.strategy != self.config.strategy and self.source is not None:
             try:
-                strategy = build_strategy(new.strategy, self.settings.models_dir, self.feeds,
-                                          Backends.of(self.settings))
+                strategy = self.build(new.strategy)
             except (ValueError, OSError) as exc:  # checked by the manager; a LeviLang file may have changed since
                 self.log.error("config version %s not applied: its strategy does not build (%s); the running "
                                "config stays", version, exc)

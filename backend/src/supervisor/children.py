@@ -103,7 +103,7 @@ class ChildProcess:
 
 class ApiProcess(ChildProcess):
     # control endpoints, and the analytics server's read-only user (history pages); no exchange, LLM or chat keys
-    secrets = frozenset({"api_token", "clickhouse_read_url"})
+    secrets = frozenset({"api_token", "clickhouse_read_url", "signal_secrets"})
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, f"api on http://{settings.api_host}:{settings.api_port}")
 

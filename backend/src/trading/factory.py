@@ -18,15 +18,17 @@ from backend.src.core.config import StrategyConfig, SymbolConfig
 from backend.src.market.perpetual import funding_rates
 from backend.src.models.backends import ONNX, Backends
 from backend.src.trading import plugins
+from backend.src.trading.feeds import SignalFeed
 from backend.src.trading.levilang import Compiled, compile_file
 from backend.src.trading.levilang.errors import LeviError
 from backend.src.trading.levilang.strategy import LeviStrategy
 from backend.src.trading.strategies.base import Strategy, fingerprint
 from backend.src.trading.strategies.baselines import BuyAndHold, Momentum, SmaCrossover, TsMomentum
 from backend.src.trading.strategies.ensemble import ModelWatcher, build_ml_strategy
+from backend.src.trading.strategies.webhook import WebhookStrategy
 
 REGISTRY: dict[str, type[Strategy]] = {c.name: c for c in (ModelWatcher, SmaCrossover, Momentum, TsMomentum,
-                                                            BuyAndHold)}
+                                                            BuyAndHold, WebhookStrategy)}
 
 
 def params_of(cfg: StrategyConfig) -> BaseModel:
@@ -95,16 +97,19 @@ def prepare_symbol(cfg: SymbolConfig, base_dir: Path) -> SymbolConfig:
 
 
 def build_strategy(cfg: StrategyConfig, models_root: Path | None = None,
-                   extras: Callable[[], dict[str, float]] | None = None, backends: Backends = ONNX) -> Strategy:
+                   extras: Callable[[], dict[str, float]] | None = None, backends: Backends = ONNX,
+                   signals: SignalFeed | None = None) -> Strategy:
     """``ensemble``: the production model under ``models_root`` when there is one, else the SMA;
     ``extras`` supplies outside features (news score, on-chain, funding) for the latest candle;
-    ``backends``: what runs the model (the settings' choice)."""
+    ``backends``: what runs the model (the settings' choice); ``signals``: a ``webhook`` engine's signal feed."""
     if cfg.levilang is not None:
         return LeviStrategy(compile_file(Path(cfg.levilang)), models_root=models_root, extras=extras,
                             backends=backends)
     params = params_of(cfg).model_dump()
     if cfg.python is not None:
         return build_plugin(cfg.python, params)
+    if cfg.name == "webhook":
+        return WebhookStrategy(**params, feed=signals)
     if cfg.name == "ensemble":
         return build_ml_strategy(params["fast"], params["slow"], models_root, extras, backends, params["allow_short"])
     return REGISTRY[cfg.name](**params)

@@ -6,6 +6,8 @@
 
 Each is given only while fresh (older than its ``max_age_s``: left out) and never when Redis does
 not answer: a strategy sees a missing feed as unknown, never as zero.
+
+And the signals from outside a ``webhook`` engine trades (``SignalFeed``: the API's signal stream).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import redis
 
@@ -86,3 +90,63 @@ class FeedReader:
         for read in self.readers:
             out.update(read())
         return out
+
+
+@dataclass(frozen=True)
+class OutsideSignal:
+    """One signal the API took for the symbol (``app/signals_api.py``), as its stream holds it."""
+
+    stream_id: str
+    sender: str  # the signal source's name (the stream's ``source``; "source" in a journal names the candle feed)
+    id: str
+    target: float
+    ts: float
+    expires_at: float | None
+    received_at: float
+    reason: str = ""
+
+    @classmethod
+    def of(cls, stream_id: str, f: dict[str, Any]) -> OutsideSignal:
+        return cls(str(stream_id), str(f["source"]), str(f["id"]), float(f["target"]), float(f["ts"]),
+                   float(f["expires_at"]) if f.get("expires_at") not in (None, "") else None,
+                   float(f["received_at"]), str(f.get("reason", "")))
+
+    def entry(self) -> dict[str, Any]:
+        """The journal entry (``webhook_signal``)."""
+        return {"type": "webhook_signal", **asdict(self)}
+
+
+class SignalFeed:
+    """A ``webhook`` engine's signals: the symbol's stream read from the last one journaled, so a restart
+    resumes where the journal ends (nothing taken twice, nothing skipped while the stream holds it)."""
+
+    def __init__(self, r: redis.Redis, keys: Keys, symbol: str, clock: Callable[[], float] = time.time) -> None:
+        self.r, self.key, self.clock = r, keys.signals(symbol), clock
+        self.last_id = "0-0"
+        self.latest: OutsideSignal | None = None
+
+    def resume(self, journaled: list[dict[str, Any]]) -> None:
+        if journaled:
+            e = journaled[-1]
+            self.latest = OutsideSignal(**{k: e[k] for k in OutsideSignal.__dataclass_fields__})
+            self.last_id = self.latest.stream_id
+
+    def poll(self) -> list[OutsideSignal]:
+        """Signals taken since the last poll, oldest first ([] while Redis does not answer)."""
+        try:
+            rows = self.r.xrange(self.key, min=f"({self.last_id}", count=100_000)
+        except redis.RedisError:
+            return []
+        out = []
+        for sid, fields in rows:  # type: ignore[union-attr]
+            try:
+                out.append(OutsideSignal.of(str(sid), {str(k): v for k, v in fields.items()}))  # type: ignore[union-attr]
+            except (KeyError, ValueError):
+                continue  # the API writes every field; anything else in the stream is not ours
+            self.last_id = str(sid)
+        if out:
+            self.latest = out[-1]
+        return out
+
+    def now(self) -> float:
+        return self.clock()
