@@ -259,3 +259,29 @@ def test_parity_panel_says_when_engine_and_backtester_agree(dashboard: Callable[
     assert d.page.inner_text("#parity-verdict").startswith("No differences")
     d.shot("parity")
     assert d.csp_violations() == []
+
+
+def test_a_webhook_engine_shows_the_signals_it_was_sent(dashboard: Callable[..., Dashboard], tmp_path: Path,
+                                                        data_dir: Path) -> None:
+    from backend.src.core.signals import sign  # noqa: PLC0415
+    from backend.tests.conftest import FAST_CONFIG  # noqa: PLC0415
+    from backend.tests.integration.helpers import journal_entries  # noqa: PLC0415
+
+    secret = "hook-" + os.urandom(8).hex()
+    config = tmp_path / "hook.yaml"
+    config.write_text(FAST_CONFIG.replace("{name: sma_crossover, fast: 2, slow: 5}", "{name: webhook}"))
+    d = dashboard(["WHKUSDT"], "--config", str(config), signal_secrets=f"bot=hmac:{secret}")
+    for i, target in enumerate((1.0, 0.5)):
+        raw = json.dumps({"target": target, "ts": time.time(), "id": f"s{i}", "reason": XSS}).encode()
+        res = httpx.post(f"{d.url}/signals/WHKUSDT", content=raw,
+                         headers={"X-LeviBot-Source": "bot", "X-LeviBot-Signature": sign(secret, raw)})
+        assert res.status_code == 202, res.text
+    wait_for(lambda: len([e for e in journal_entries(data_dir, "WHKUSDT") if e["type"] == "webhook_signal"]) == 2,
+             20, what="both signals journaled")
+    d.open("/symbol/WHKUSDT")
+    d.page.wait_for_selector("#signals table")
+    rows = d.page.locator("#signals tbody tr")
+    assert rows.count() == 2 and rows.nth(0).inner_text().split("\t")[1:4] == ["bot", "s1", "0.50"]
+    assert XSS in d.page.inner_text("#signals") and d.page.evaluate("window.__xss") is None
+    d.shot("symbol_signals")
+    assert d.csp_violations() == []

@@ -21,7 +21,8 @@ export async function render(main, live, symbol) {
     el("h2", { text: "Candles and fills" }), candleBox,
     el("div", { class: "grid2" }, el("div", {}, el("h2", { text: "Position" }), posBox), el("div", {}, el("h2", { text: "Equity" }), eqBox)),
     el("div", { class: "grid2" }, el("div", {}, el("h2", { text: "Log (newest last)" }), logBox), el("div", {}, el("h2", { text: "Events" }), eventsBox)),
-    el("h2", { text: "Fills (newest first)" }), el("div", { id: "fills", class: "scroll tall" }));
+    el("h2", { text: "Fills (newest first)" }), el("div", { id: "fills", class: "scroll tall" }),
+    el("div", { id: "signals" }));
   const off = live.on((d) => {
     const e = d.engines.find((x) => x.symbol === symbol);
     if (!e) return;
@@ -38,8 +39,15 @@ export async function render(main, live, symbol) {
   });
   const charts = [];
   try {
-    const [c, f, l, ev] = await Promise.all([get(`/engines/${symbol}/candles?limit=1000`), get(`/engines/${symbol}/fills?limit=1000`),
-      get(`/engines/${symbol}/logs?lines=200`), get(`/engines/${symbol}/events?limit=200`)]);
+    const [c, f, l, ev, sg] = await Promise.all([get(`/engines/${symbol}/candles?limit=1000`), get(`/engines/${symbol}/fills?limit=1000`),
+      get(`/engines/${symbol}/logs?lines=200`), get(`/engines/${symbol}/events?limit=200`), get(`/signals/${symbol}?limit=200`)]);
+    if (sg.signals.length) {  // a webhook engine: the signals from outside it was sent, newest first
+      main.querySelector("#signals").append(el("h2", { text: "Signals from outside (newest first)" }), el("div", { class: "scroll" },
+        table([{ label: "received", value: (r) => fmt.time(parseFloat(r.received_at) * 1000) }, { label: "source", value: (r) => r.source },
+          { label: "id", value: (r) => r.id }, { label: "target", num: true, value: (r) => fmt.num(parseFloat(r.target)) },
+          { label: "expires", value: (r) => (r.expires_at ? fmt.time(parseFloat(r.expires_at) * 1000) : "never") },
+          { label: "reason", value: (r) => r.reason || "" }], sg.signals)));
+    }
     if (c.candles.length) {
       charts.push(candleChart(candleBox, c.candles, f.fills));
       const t = c.candles.map((x) => x.ts / 1000);
