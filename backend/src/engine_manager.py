@@ -38,6 +38,7 @@ from backend.src.supervisor.alerts import AlertDispatcher, build_sinks
 from backend.src.supervisor.children import AnalyticsProcess, ApiProcess, BotProcess, ChildProcess
 from backend.src.supervisor.control import ConfigSource, ControlPlane
 from backend.src.supervisor.engine_record import default_owner
+from backend.src.supervisor.notify import build_notifiers
 from backend.src.supervisor.pool import Pool, Solo
 from backend.src.supervisor.procs import PRELOAD, SystemRuntime
 from backend.src.supervisor.reconcile import refuse_foreign_leases
@@ -335,14 +336,19 @@ def start_bot(settings: Settings) -> list[ChildProcess]:
 
 
 def start_alerts(settings: Settings, url: str, keys: Keys) -> AlertDispatcher | None:
-    sinks = build_sinks(settings, httpx.Client(timeout=settings.alert_timeout_s))
-    if not sinks:
-        log.info("alerts: no Telegram or Slack configured; events stay in the Redis stream only")
+    client = httpx.Client(timeout=settings.alert_timeout_s)
+    sinks = build_sinks(settings, client)
+    r = connect(url, timeout=2.0)
+    hooks = settings.notify_webhooks.get_secret_value() if settings.notify_webhooks else ""
+    events = frozenset(e.strip() for e in settings.notify_events.split(",") if e.strip())
+    notifiers = build_notifiers(hooks, events, client, r, keys)
+    if not sinks and not notifiers:
+        log.info("alerts: no Telegram, Slack or notification webhook configured; events stay in the Redis stream only")
         return None
-    dispatcher = AlertDispatcher(connect(url, timeout=2.0), keys, sinks, window_s=settings.alert_window_s,
-                                 consumer=f"{socket.gethostname()}-{os.getpid()}")
+    dispatcher = AlertDispatcher(r, keys, sinks, window_s=settings.alert_window_s,
+                                 consumer=f"{socket.gethostname()}-{os.getpid()}", notifiers=notifiers)
     dispatcher.start()
-    log.info("alerts: sending to %s", ", ".join(s.name for s in sinks))
+    log.info("alerts: sending to %s", ", ".join([s.name for s in sinks] + [n.sink.name for n in notifiers]))
     return dispatcher
 
 

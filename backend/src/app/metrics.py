@@ -73,6 +73,7 @@ class SnapshotCollector(Collector):
             queues.add_metric([q], float(n))
         yield queues
         yield from retrain_metrics(s.retrain)
+        yield from notify_metrics(s.notify)
 
 
 def exposure_metrics(s: Snapshot) -> Iterator[Metric]:
@@ -105,6 +106,20 @@ def retrain_metrics(rt: dict[str, str]) -> Iterator[Metric]:
     if rt.get("production_version"):
         sharpe.add_metric([rt["production_version"]], float(rt.get("model_sharpe") or 0.0))
     yield sharpe
+
+
+def notify_metrics(stats: dict[str, str]) -> Iterator[Metric]:
+    """The notification webhooks: delivered and dead letters (every retry spent, or the queue full), per sink."""
+    delivered = CounterMetricFamily("levibot_notifications_delivered", "Notifications a webhook accepted",
+                                    labels=["sink"])
+    dead = CounterMetricFamily("levibot_notifications_dead_letter",
+                               "Notifications not delivered after every retry (or dropped on a full queue)",
+                               labels=["sink"])
+    for field_, n in sorted(stats.items()):
+        what, _, sink = field_.partition(":")
+        (delivered if what == "delivered" else dead).add_metric([sink], float(n))
+    yield delivered
+    yield dead
 
 
 def render(snap: Snapshot) -> bytes:

@@ -29,6 +29,7 @@ class Snapshot:
     managers: list[dict[str, str]] = field(default_factory=list)
     retrain: dict[str, str] = field(default_factory=dict)
     queues: dict[str, int] = field(default_factory=dict)  # RQ jobs waiting, per queue
+    notify: dict[str, str] = field(default_factory=dict)  # notification webhooks: delivered:<sink>, dead:<sink>
 
     def totals(self) -> dict[str, Any]:
         """Fleet totals in one display currency (USD): each engine's figures times its quote's USD rate;
@@ -126,6 +127,7 @@ async def take(r: aioredis.Redis, keys: Keys, hb_timeout: float, *, with_extras:
         pipe.hgetall(keys.retrain)
         for q in RQ_QUEUES:
             pipe.llen(keys.rq_queue_key(q))
+        pipe.hgetall(keys.notify_stats)
     res = await pipe.execute()
     now = time.time()
     states, beats, stop = res[: len(symbols)], res[len(symbols)], res[len(symbols) + 1]
@@ -134,7 +136,8 @@ async def take(r: aioredis.Redis, keys: Keys, hb_timeout: float, *, with_extras:
     if with_extras:
         snap.recovery = res[len(symbols) + 2]
         snap.retrain = res[len(symbols) + 3]
-        snap.queues = {q: int(n) for q, n in zip(RQ_QUEUES, res[len(symbols) + 4:], strict=True)}
+        snap.queues = {q: int(n) for q, n in zip(RQ_QUEUES, res[len(symbols) + 4:-1], strict=True)}
+        snap.notify = res[-1]
         snap.managers = await live_managers(r, keys)
     return snap
 

@@ -38,6 +38,22 @@ class Keys:
         """Counter with a TTL: signals a source sent in one minute (over the limit: 429)."""
         return f"{self.ns}signal_rate:{source}:{minute}"
 
+    @property
+    def notifications(self) -> str:
+        """Capped stream: every fill of every engine (symbol, side, qty, price, fee, reason, position), for the
+        notification webhooks (``supervisor/notify.py``)."""
+        return f"{self.ns}notifications"
+
+    @property
+    def notify_stats(self) -> str:
+        """Hash: ``delivered:<sink>`` / ``dead:<sink>`` counters of the notification webhooks (``/metrics``)."""
+        return f"{self.ns}notify_stats"
+
+    @property
+    def dead_letters(self) -> str:
+        """Capped stream: notifications no retry delivered (sink, why, event, symbol, text, at)."""
+        return f"{self.ns}dead_letters"
+
     def fills(self, symbol: str) -> str:
         """Capped stream: one entry per fill (ts = candle, side, qty, price, fee, order_id, pos, at)."""
         return f"{self.ns}fills:{symbol}"

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from backend.src.core.settings_redis import RedisSettings
 from backend.src.core.signals import parse_sources
+from backend.src.core.webhooks import parse_webhooks
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_DATA_DIR = REPO_ROOT / "backend" / "data"
@@ -140,8 +141,19 @@ class AlertSettings(BaseModel):
     telegram_webhook_listen: str = "127.0.0.1"
     telegram_webhook_port: int = Field(default=8443, ge=1, le=65535)
     slack_webhook_url: SecretStr | None = None
+    # Notification webhooks (supervisor/notify.py): kind:url,... with kinds json and discord (a secret)
+    notify_webhooks: SecretStr | None = None
+    notify_events: str = ("fill,stop,crashed,failed,recovered,restarted,stalled,global_stop,config_rejected,"
+                          "retrain_failed,model_rejected,model_promoted")
     alert_window_s: float = Field(default=60.0, gt=0)
     alert_timeout_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("notify_webhooks")
+    @classmethod
+    def _notify_webhooks(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            parse_webhooks(v.get_secret_value())
+        return v
 
     @field_validator("telegram_chat_id", "telegram_admins")
     @classmethod

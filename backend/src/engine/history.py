@@ -70,12 +70,17 @@ class History:
         self.records.append((self.keys.history(self.symbol), record))
 
     def fills(self, fills: list[Fill], position: float) -> None:
-        """The candle's fills; ``position`` is the one after them."""
+        """The candle's fills; ``position`` is the one after them. Each also goes to the fleet's notification
+        stream (the notification webhooks' fills and stops)."""
         for f in fills:
             self.records.append((self.keys.fills(self.symbol), {
                 "ts": str(f.candle_ts), "side": f.side, "qty": repr(f.qty), "price": repr(f.price),
                 "fee": repr(f.fee), "order_id": f.order_id, "pos": repr(position), "at": f"{f.ts:.3f}",
                 "reason": f.reason}))
+            self.records.append((self.keys.notifications, {
+                "type": "fill", "symbol": self.symbol, "side": f.side, "qty": f"{f.qty:.10g}",
+                "price": f"{f.price:.10g}", "fee": f"{f.fee:.6g}", "reason": f.reason, "position": f"{position:.10g}",
+                "candle_ts": str(f.candle_ts), "order_id": f.order_id, "at": f"{f.ts:.3f}"}))
 
     def flush(self, journal_seq: int, warmup_candles: int) -> None:
         """Write what is buffered; ``journal_seq`` and ``warmup_candles`` begin the next session if

@@ -26,6 +26,9 @@ from backend.src.core.commands import StreamReply
 from backend.src.core.keys import Keys
 from backend.src.core.retry import retry_after_s, retrying, telegram_retry_after_s
 from backend.src.core.settings import Settings
+from backend.src.supervisor.notify import Notifier, SendError
+
+__all__ = ["AlertDispatcher", "Deduplicator", "SendError", "SlackSink", "TelegramSink", "build_sinks", "deliver"]
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +46,6 @@ ALERTED = {
 }
 GROUP = "alerts"
 MAX_RETRY_AFTER_S = 30.0
-
-
-class SendError(Exception):
-    def __init__(self, message: str, *, retry_after: float | None = None, retryable: bool = True) -> None:
-        super().__init__(message)
-        self.retry_after, self.retryable = retry_after, retryable
 
 
 class Sink(Protocol):
@@ -171,14 +168,18 @@ class Deduplicator:
         return _fmt(template, event)
 
     def due(self, now: float) -> list[str]:
+        return [text for text, _ in self.due_events(now)]
+
+    def due_events(self, now: float) -> list[tuple[str, dict[str, str]]]:
+        """The summaries of closed windows, each with the latest event it folds in."""
         out = []
         for key, win in list(self.windows.items()):
             if now - win.opened_at >= self.window_s:
                 if win.suppressed:
                     kind, symbol = key
                     latest = _fmt(ALERTED[kind], win.last)
-                    out.append(f"{latest}\n(+{win.suppressed} more '{kind}' alerts for {symbol or 'the fleet'} "
-                               f"in the last {self.window_s:.0f}s)")
+                    out.append((f"{latest}\n(+{win.suppressed} more '{kind}' alerts for {symbol or 'the fleet'} "
+                                f"in the last {self.window_s:.0f}s)", {**win.last, "suppressed": str(win.suppressed)}))
                 del self.windows[key]
         return out
 
@@ -192,10 +193,14 @@ def _fmt(template: str, event: dict[str, str]) -> str:
 
 
 class AlertDispatcher(threading.Thread):
+    """Alerts to the sinks (de-duplicated texts); alerts and every fill to the notifiers (``notify.py``)."""
+
     def __init__(self, r: redis.Redis, keys: Keys, sinks: list[Sink], *, window_s: float, consumer: str,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, notifiers: list[Notifier] | None = None) -> None:
         super().__init__(name="alerts", daemon=True)
         self.r, self.keys, self.sinks, self.consumer, self.clock = r, keys, sinks, consumer, clock
+        self.notifiers = notifiers or []
+        self.streams = [keys.events] + ([keys.notifications] if self.notifiers else [])
         self.dedup = Deduplicator(window_s)
         self.stopping = threading.Event()
         self.sent = 0
@@ -216,32 +221,46 @@ class AlertDispatcher(threading.Thread):
                 self.stopping.wait(1.0)
 
     def _create_group(self) -> None:
-        try:
-            self.r.xgroup_create(self.keys.events, GROUP, id="$", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        for stream in self.streams:
+            try:
+                self.r.xgroup_create(stream, GROUP, id="$", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
 
     def step(self, block_ms: int = 500) -> None:
-        reply = cast(StreamReply, self.r.xreadgroup(GROUP, self.consumer, {self.keys.events: ">"}, count=100,
-                                                    block=block_ms))
-        for _, messages in reply or []:
+        reply = cast(StreamReply, self.r.xreadgroup(GROUP, self.consumer, dict.fromkeys(self.streams, ">"),
+                                                    count=100, block=block_ms))
+        for stream, messages in reply or []:
             for msg_id, event in messages:
-                text = self.dedup.offer(event, self.clock())
-                if text:
-                    self.broadcast(text)
-                self.r.xack(self.keys.events, GROUP, msg_id)
-        for text in self.dedup.due(self.clock()):
-            self.broadcast(text)
+                if stream == self.keys.events:
+                    text = self.dedup.offer(event, self.clock())
+                    if text:
+                        self.broadcast(text, event)
+                else:  # a fill, for the notifiers only
+                    for n in self.notifiers:
+                        n.offer(event)
+                self.r.xack(stream, GROUP, msg_id)
+        for text, event in self.dedup.due_events(self.clock()):
+            self.broadcast(text, event)
 
-    def broadcast(self, text: str) -> None:
+    def broadcast(self, text: str, event: dict[str, str] | None = None) -> None:
         for sink in self.sinks:
             if deliver(sink, text, sleep=self.stopping.wait):  # a stop interrupts a retry wait
                 self.sent += 1
+        for n in self.notifiers:
+            n.offer({**(event or {}), "text": text})
+
+    def start(self) -> None:
+        for n in self.notifiers:
+            n.start()
+        super().start()
 
     def stop(self, timeout: float = 5.0) -> None:
         self.stopping.set()
         self.join(timeout)
+        for n in self.notifiers:
+            n.stop(timeout)
         if not self.is_alive():
             for sink in self.sinks:
                 sink.close()

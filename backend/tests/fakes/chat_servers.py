@@ -81,6 +81,8 @@ class ChatServer:
             self.requests.append({"path": h.path, "body": body, "mode": mode, "at": time.monotonic()})
         if h.path.startswith("/bot"):
             self.telegram(h, mode)
+        elif h.path.startswith("/api/webhooks/"):
+            self.discord(h, mode)
         else:
             self.slack(h, mode)
 
@@ -123,9 +125,26 @@ class ChatServer:
         else:
             self._reply(h, 200, b"ok")
 
+    def discord(self, h: BaseHTTPRequestHandler, mode: str) -> None:
+        """Discord's execute-webhook: 204 without a body; 429 says its wait in the JSON body (seconds, a float)."""
+        if mode == "slow":
+            time.sleep(3)
+        if mode == "429":
+            self._reply(h, 429, json.dumps({"message": "You are being rate limited.", "retry_after": 0.25,
+                                            "global": False}).encode(), {"Content-Type": "application/json"})
+        elif mode == "500":
+            self._reply(h, 502, b"<html>Bad Gateway</html>")
+        elif mode == "malformed":  # a proxy answering 200 with garbage: Discord never does; a 2xx is taken
+            self._reply(h, 200, b"\x00garbage")
+        elif mode == "404":
+            self._reply(h, 404, json.dumps({"message": "Unknown Webhook", "code": 10015}).encode())
+        else:
+            h.send_response(204)
+            h.end_headers()
+
     def texts(self) -> list[str]:
         with self.lock:
-            return [r["body"].get("text", "") for r in self.requests if r["mode"] == "ok"]
+            return [r["body"].get("text") or r["body"].get("content", "") for r in self.requests if r["mode"] == "ok"]
 
     def close(self) -> None:
         self.httpd.shutdown()
