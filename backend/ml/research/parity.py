@@ -90,8 +90,10 @@ def compare(engine: list[Fill], backtest: list[Fill], candles: list[Candle]) -> 
     return {"rows": rows, "fills_engine": len(engine), "fills_backtest": len(backtest), "differences": differ}
 
 
-def replay(symbol: str, settings: Settings, config_json: str, strategy_hash: str) -> dict[str, Any]:
-    """The comparison for one engine, from the files in the data dir and its published config."""
+def replay(symbol: str, settings: Settings, config_json: str, strategy_hash: str,
+           market: list[Candle] | None = None) -> dict[str, Any]:
+    """The comparison for one engine, from the files in the data dir and its published config; with its
+    attribution across every recorded session (``span``; ``market``: the market's candles, if known)."""
     from backend.risk.policy import load_policy  # noqa: PLC0415
     from backend.src.core.config import SymbolConfig  # noqa: PLC0415
     from backend.src.market import candle_log  # noqa: PLC0415
@@ -122,6 +124,45 @@ def replay(symbol: str, settings: Settings, config_json: str, strategy_hash: str
                strategy_hash=strategy.fingerprint, engine_strategy_hash=strategy_hash,
                same_strategy=strategy.fingerprint == strategy_hash, sessions=len(sessions),
                position_at_start=round(held, 12))
+    out["attribution"] = span(symbol, settings, cfg, sessions, entries, market)
+    return out
+
+
+def span(symbol: str, settings: Settings, cfg: Any, sessions: list[Any], entries: list[dict[str, Any]],
+         market: list[Candle] | None = None) -> dict[str, Any]:
+    """Every session in the candle record as one uninterrupted backtest from the first one's journal state,
+    against what the engine did across its restarts and config changes: the gap and its causes. With the
+    market's candles (``market``: a downloaded or replayed file) the backtest trades every candle of the
+    span, so a candle the engine never got shows as the cause of what it decided after it."""
+    from backend.ml.research.attribution import Context, attribute  # noqa: PLC0415
+    from backend.risk.policy import load_policy  # noqa: PLC0415
+    from backend.src.trading.factory import build_strategy  # noqa: PLC0415
+    from backend.src.trading.journal import MemoryJournal  # noqa: PLC0415
+    from backend.src.trading.simulator import simulate  # noqa: PLC0415
+
+    first = next(s for s in sessions if s.traded)
+    by_ts = {c.ts: c for s in sessions for c in s.traded}
+    seen = [by_ts[t] for t in sorted(by_ts) if t >= first.traded[0].ts]  # what the engine traded
+    last = seen[-1].ts
+    within = [c for c in market or [] if seen[0].ts <= c.ts <= last]
+    candles = within if {c.ts for c in seen} <= {c.ts for c in within} else seen  # another timeframe: not used
+    journal = MemoryJournal()
+    journal.entries = [e for e in entries if int(e.get("seq", 0)) <= first.seq]
+    journal.seq = first.seq
+    strategy = build_strategy(cfg.strategy, settings.models_dir, backends=Backends.of(settings))
+    sim = simulate(symbol, cfg, strategy, candles, load_policy(settings.risk_policy), warmup=first.warmup,
+                   journal=journal)
+    after = [e for e in entries if int(e.get("seq", 0)) > first.seq and int(e.get("candle_ts", 0)) <= last]
+    engine = [Fill.from_entry(e) for e in after if e["type"] == "fill"]
+    paid = sum(float(e["amount"]) for e in after if e["type"] == "funding")
+    paid_bt = sum(float(e["amount"]) for e in sim.journal.entries if e["type"] == "funding" and e["seq"] > first.seq)
+    ctx = Context(sessions, seen, strategy.warmup_candles, strategy.fingerprint, strategy.model_version or "",
+                  after, cfg.step_size)
+    out = attribute(engine, sim.fills, candles[-1].close, paid, paid_bt, ctx)
+    out.update(sessions=len(sessions), candles=len(candles), missing=len(candles) - len(seen), from_ms=seen[0].ts,
+               to_ms=last,
+               restarts=sum(1 for s in sessions[1:] if s.why == "start"),
+               config_changes=sum(1 for s in sessions if s.why == "config"))
     return out
 
 

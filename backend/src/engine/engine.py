@@ -154,7 +154,7 @@ class Engine:
             raise FatalError(refused)
         history = self.source.warmup(self.session.strategy.warmup_candles)
         self.session.warmup(history)
-        self.history.session(self.journal.seq, history, fresh=True)
+        self.history.session(self.journal.seq, history, why="start")
         self.trader.connect(history[-1].close if history else self.book.last_price, gen=self.gen,
                             now=self.clock.time())
         self.status = EngineState.RUNNING

@@ -5,9 +5,10 @@ to capped Redis streams (``Keys.history`` / ``Keys.fills``, ``history_len`` entr
 memory and written in one pipeline per heartbeat, so a fast replay costs one round trip per beat, not
 per candle. The candles are also appended to ``<data dir>/candles/<SYMBOL>.csv``, in sessions (a
 marker and the warm-up history at each start or config change), which is what the parity panel
-replays through the backtester (format: ``market/candle_log.py``). Only the latest session is ever
-compared, so the file starts afresh at each start, and once it passes ``MAX_FILE_BYTES`` it rolls over
-to a new session warmed on the recent candles (bounded disk, about 80 bytes a candle).
+replays through the backtester (format: ``market/candle_log.py``). Sessions accumulate across restarts
+(the attribution of a difference to a restart's warm-up needs them); once the file passes
+``MAX_FILE_BYTES`` it rolls over to a new session warmed on the recent candles (bounded disk, about 80
+bytes a candle).
 None of this is a money path: the journal is the record of truth; a Redis outage drops the oldest buffered
 records beyond ``MAX_BUFFER``, never blocks trading.
 """
@@ -42,14 +43,16 @@ class History:
         self.written = 0
         path.parent.mkdir(parents=True, exist_ok=True)
 
-    def session(self, journal_seq: int, warmup: list[Candle], *, fresh: bool = False) -> None:
-        """A start (``fresh``: the file starts over) or an applied config: the journal's last entry
-        then, and the strategy's warm-up."""
-        if fresh:
+    def session(self, journal_seq: int, warmup: list[Candle], *, why: str = "config", fresh: bool = False) -> None:
+        """A start (``why="start"``) or an applied config: the journal's last entry then, and the strategy's
+        warm-up. The file starts over when ``fresh`` (its size bound) or when it is missing."""
+        if fresh or not self.path.exists() or self.path.stat().st_size == 0:
             self.lines.clear()
             self.path.write_text(candle_log.HEADER)
             self.written = len(candle_log.HEADER)
-        self.lines.append(candle_log.marker(journal_seq))
+        elif not self.written:
+            self.written = self.path.stat().st_size
+        self.lines.append(candle_log.marker(journal_seq, why))
         self.lines += [candle_log.row(c, warm=True) for c in warmup]
         if not self.recent:
             self.recent.extend(warmup)
@@ -95,7 +98,7 @@ class History:
             self.lines.clear()
             self.written += len(data)
             if self.written > self.max_file_bytes:
-                self.session(journal_seq, self.last(warmup_candles), fresh=True)
+                self.session(journal_seq, self.last(warmup_candles), why="config", fresh=True)
         if not self.records:
             return
         pipe = self.r.pipeline(transaction=False)

@@ -1,11 +1,13 @@
 """The candles an engine traded, as it saw them: ``<data dir>/candles/<SYMBOL>.csv``.
 
 Columns ``ts,open,high,low,close,volume,warmup``, in sessions: each time the engine starts (or
-applies a new config) it writes a marker ``#session seq=<N>`` (the last journal entry it had then),
-the warm-up history its strategy got (``warmup`` = 1), then every candle it trades. The parity panel
-replays the latest session through the backtester from the journal as it stood at the marker; it
-is analysis data, not a money path (the journal is the record of truth), so it is appended without fsync and
-a line that does not parse (a torn tail) is skipped when read.
+applies a new config) it writes a marker ``#session seq=<N> why=start|config`` (the last journal entry it
+had then, and why the session began), the warm-up history its strategy got (``warmup`` = 1), then every
+candle it trades. Sessions accumulate across restarts (the file starts over only past its size bound).
+The parity panel replays the latest session through the backtester from the journal as it stood at the
+marker, and attributes the difference across every session in the file (a restart's warm-up, a config
+change); it is analysis data, not a money path (the journal is the record of truth), so it is appended
+without fsync and a line that does not parse (a torn tail) is skipped when read.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ def path_of(data_dir: Path, symbol: str) -> Path:
 @dataclass
 class Session:
     seq: int  # the journal's last entry when the session began
+    why: str = "start"  # start (the engine started: a restart's warm-up) | config (a new config applied)
     warmup: list[Candle] = field(default_factory=list)
     traded: list[Candle] = field(default_factory=list)
 
 
-def marker(seq: int) -> str:
-    return f"#session seq={seq}\n"
+def marker(seq: int, why: str = "start") -> str:
+    return f"#session seq={seq} why={why}\n"
 
 
 def row(c: Candle, *, warm: bool) -> str:
@@ -45,8 +48,9 @@ def read(path: Path) -> list[Session]:
         return sessions
     for line in path.read_text().splitlines():
         if line.startswith("#session seq="):
+            seq, _, why = line.removeprefix("#session seq=").partition(" why=")
             try:
-                sessions.append(Session(int(line.removeprefix("#session seq="))))
+                sessions.append(Session(int(seq), why.strip() or "start"))
             except ValueError:
                 continue
             continue

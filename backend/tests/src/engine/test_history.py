@@ -56,6 +56,8 @@ def test_the_candle_record_rolls_over_and_stays_bounded(r: redis.Redis, ns: str,
     assert sessions[0].traded[-1].ts == 499 * 60_000
     assert sessions[0].warmup[-1].ts < sessions[0].traded[0].ts
     restarted = History(r, Keys(ns), "BTCUSDT", path, maxlen=50)
-    restarted.session(600, candles(2), fresh=True)  # a restart starts the record over
+    restarted.session(600, candles(2), why="start")  # a restart appends a session (the attribution reads them all)
     restarted.flush(600, 20)
-    assert [(s.seq, len(s.warmup), len(s.traded)) for s in candle_log.read(path)] == [(600, 2, 0)]
+    after = candle_log.read(path)
+    assert [(s.seq, s.why, len(s.warmup), len(s.traded)) for s in after][-1] == (600, "start", 2, 0)
+    assert len(after) == 2 and after[0].traded[-1].ts == 499 * 60_000
