@@ -171,3 +171,21 @@ def attribute(engine: Sequence[Fill], backtest: Sequence[Fill], mark: float, fun
     unexplained = sum(r["amount"] for r in rows if r["why"].endswith(UNEXPLAINED))
     return {"engine_pnl": e_pnl, "backtest_pnl": b_pnl, "gap": gap, "mark": mark, "causes": causes,
             "unexplained": unexplained, "explained": gap - unexplained, "rows": rows[:500]}
+
+
+def summary(out: dict[str, Any], limit: int = 8) -> list[str]:
+    """A parity result in lines of text (the CLI and the Telegram bot)."""
+    a = out["attribution"]
+    lines = [f"{out['symbol']}: latest session {out['fills_engine']} engine / {out['fills_backtest']} backtest fills, "
+             f"{out['differences']} differ; strategy {'same' if out['same_strategy'] else 'DIFFERENT'}",
+             f"over {a['sessions']} session(s) ({a['restarts']} restart(s), {a['config_changes']} config change(s), "
+             f"{a['candles']} candles{', ' + str(a['missing']) + ' missing from its record' if a['missing'] else ''}):",
+             f"engine PnL {a['engine_pnl']:+.2f}, backtest {a['backtest_pnl']:+.2f}, gap {a['gap']:+.2f} "
+             f"(explained {a['explained']:+.2f}, unexplained {a['unexplained']:+.2f})"]
+    for c in a["causes"][:limit]:
+        share = f"{c['share']:.0%}" if c["share"] is not None else "-"
+        label = c["cause"] + (" (unexplained)" if c["unexplained"] else "")
+        lines.append(f"  {label:<24} {c['amount']:+12.2f}  {share:>6} of the gap  {c['fills']} fill(s)")
+    if not a["causes"]:
+        lines.append("  no difference")
+    return lines

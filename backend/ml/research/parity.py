@@ -14,6 +14,7 @@ session's warm-up is the recent candles: indicators with infinite memory (EMA, R
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -166,8 +167,43 @@ def span(symbol: str, settings: Settings, cfg: Any, sessions: list[Any], entries
     return out
 
 
+def report(symbol: str, settings: Settings, r: Any, market: list[Candle] | None = None) -> dict[str, Any]:
+    """The comparison of a running (or stopped) engine: its config and strategy from Redis, its files, the
+    market's candles from the data dir's OHLCV folder when it has the symbol (unless ``market`` is given).
+    An unexplained drift of at least ``LEVIBOT_PARITY_DRIFT_PCT`` of the symbol's equity raises a
+    ``parity_drift`` event (alerted)."""
+    from backend.src.core.keys import Keys  # noqa: PLC0415
+
+    keys = Keys(settings.namespace)
+    config_json = r.hget(keys.config(symbol), "json")
+    state: dict[Any, Any] = r.hgetall(keys.state(symbol))
+    if not config_json:
+        raise ValueError(f"symbol: no published config for {symbol} (is it managed here?)")
+    if market is None:
+        market = market_candles(settings, symbol)
+    out = replay(symbol, settings, str(config_json), str(state.get("strategy_hash", "")), market)
+    a = out["attribution"]
+    equity = float(state.get("equity") or 0) or 10_000.0
+    a["drift_threshold"] = settings.parity_drift_pct / 100 * equity
+    if settings.parity_drift_pct > 0 and abs(a["unexplained"]) >= a["drift_threshold"]:
+        r.xadd(keys.events, {"type": "parity_drift", "symbol": symbol, "amount": f"{a['unexplained']:+.2f}",
+                             "share": f"{a['unexplained'] / a['gap']:.0%}" if a["gap"] else "-",
+                             "threshold": f"{a['drift_threshold']:.2f}", "ts": f"{time.time():.3f}"},
+               maxlen=10_000, approximate=True)
+    return out
+
+
+def market_candles(settings: Settings, symbol: str) -> list[Candle] | None:
+    """The symbol's file in the data dir's OHLCV folder, if there is one (what the backtest trades)."""
+    from backend.ml.research.ui_backtest import data_files  # noqa: PLC0415
+    from backend.src.market.candles import load_candles  # noqa: PLC0415
+
+    path = data_files(settings).get(symbol)
+    return load_candles(path)[0] if path is not None else None
+
+
 def run_parity(run_id: str, symbol: str) -> None:
-    """The RQ job: reads the engine's published config and status from Redis, then ``replay``."""
+    """The RQ job: ``report`` into the run record."""
     from backend.src.core.keys import Keys  # noqa: PLC0415
     from backend.src.core.runs import RunStore, job_redis  # noqa: PLC0415
 
@@ -176,11 +212,6 @@ def run_parity(run_id: str, symbol: str) -> None:
     store = RunStore(r, keys)
     try:
         store.progress(run_id, 0.1, f"{symbol}: replaying")
-        config_json = r.hget(keys.config(symbol), "json")
-        state: dict[Any, Any] = r.hgetall(keys.state(symbol))  # type: ignore[assignment]
-        if not config_json:
-            raise ValueError(f"symbol: no published config for {symbol}")
-        result = replay(symbol, settings, str(config_json), str(state.get("strategy_hash", "")))
-        store.finish(run_id, result)
+        store.finish(run_id, report(symbol, settings, r))
     except Exception as exc:  # noqa: BLE001 - the run's record shows what went wrong
         store.fail(run_id, f"{type(exc).__name__}: {exc}")

@@ -16,31 +16,16 @@ from backend.src.app.control import answer, send
 from backend.src.app.security import require_reader, require_token
 from backend.src.app.snapshot import SymbolPath
 from backend.src.core import fleet
-from backend.src.core.keys import BACKTEST_QUEUE
 from backend.src.core.redis_launcher import discover_url
-from backend.src.core.redis_url import connect
-from backend.src.core.runs import Kind, RunStore, view
+from backend.src.core.runs import Kind, enqueue, view
 
 router = APIRouter()
 RunId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]
 
 
 def _enqueue(request: Request, kind: Kind, spec: dict[str, Any], func: str, *args: str) -> str:
-    """Create the run record, then queue its job (sync: RQ's client is synchronous)."""
-    from rq import Queue  # noqa: PLC0415
-
     settings = request.app.state.settings
-    r = connect(discover_url(settings))
-    rq_conn = connect(discover_url(settings), timeout=5.0, decode=False)  # RQ stores bytes: no decoding
-    try:
-        run_id = RunStore(r, request.app.state.keys).create(kind, spec)
-        Queue(request.app.state.keys.queue(BACKTEST_QUEUE), connection=rq_conn).enqueue(
-            func, run_id, *args, job_id=request.app.state.keys.job_id("run", run_id),
-            job_timeout=settings.job_timeout_s, result_ttl=3600, failure_ttl=86_400)  # every RQ job: the one limit
-        return run_id
-    finally:
-        r.close()
-        rq_conn.close()
+    return enqueue(settings, discover_url(settings), request.app.state.keys, kind, spec, func, *args)
 
 
 @router.get("/backtests/options", dependencies=[Depends(require_reader)])

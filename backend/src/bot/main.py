@@ -50,7 +50,8 @@ EXIT_TOKEN = 3  # the Bot API refused the token
 
 HANDLERS = {
     "status": reads.status, "engines": reads.engines, "pnl": reads.pnl_command, "positions": reads.positions,
-    "risk": reads.risk, "strategy": reads.strategy, "model": reads.model, "help": reads.help_command,
+    "risk": reads.risk, "strategy": reads.strategy, "model": reads.model, "parity": reads.parity,
+    "help": reads.help_command,
     "start": control.start, "restart": control.restart, "stop": control.stop, "globalstop": control.globalstop,
     "clearstop": control.clearstop, "promote": control.promote, "rollback": control.rollback,
 }

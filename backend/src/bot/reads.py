@@ -1,4 +1,4 @@
-"""The read-only commands: /status /engines /pnl /positions /risk /strategy /model /help, and the
+"""The read-only commands: /status /engines /pnl /positions /risk /strategy /model /parity /help, and the
 one-line answer to an unknown command. Everything is read from Redis (and, for the model registry
 and the journals' day openings, the data dir of the manager the bot runs beside)."""
 
@@ -62,6 +62,25 @@ async def strategy(update: Update, ctx: ContextTypes.DEFAULT_TYPE) -> None:
         raw = await d.r.hget(d.keys.config(e["symbol"]), "json")  # type: ignore[misc]
         texts.append(views.strategy_text(e, json.loads(raw) if raw else None))
     await reply(update, "\n".join(texts))
+
+
+async def parity(update: Update, ctx: ContextTypes.DEFAULT_TYPE) -> None:
+    """Why a symbol's live PnL differs from its backtest: the parity replay and its attribution by cause, run
+    here in a thread over the data dir the bot shares with the manager (as ``python -m backend.ml.parity``)."""
+    d = deps(ctx)
+    sym = symbol_arg(ctx.args or [])
+    if not sym or not await d.r.sismember(d.keys.engines, sym):  # type: ignore[misc]
+        await reply(update, "usage: /parity SYMBOL (a symbol this fleet trades)")
+        return
+    from backend.ml.research.attribution import summary  # noqa: PLC0415 - the replay's stack, on first use only
+    from backend.ml.research.parity import report  # noqa: PLC0415
+
+    try:
+        out = await asyncio.to_thread(report, sym, d.settings, d.sync)
+    except (ValueError, OSError) as exc:
+        await reply(update, f"/parity {sym}: {str(exc).splitlines()[0]}")
+        return
+    await reply(update, "\n".join(summary(out)))
 
 
 def registry_summary(d: Deps) -> tuple[str | None, dict[str, Any], dict[str, Any] | None]:

@@ -21,6 +21,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("risk", "risk policy, open slots, global stop"),
     ("strategy [SYMBOL]", "strategy, parameters and model of a symbol (or all)"),
     ("model", "production model, its metrics, the last retrain"),
+    ("parity SYMBOL", "why live differs from the backtest: the PnL gap by cause"),
     ("restart SYMBOL", "restart an engine (admins)"),
     ("start SYMBOL", "start a stopped engine (admins)"),
     ("stop SYMBOL", "stop an engine (admins, confirmed)"),

@@ -22,6 +22,27 @@ RUNS_KEPT = 50
 Kind = Literal["backtest", "parity"]
 
 
+def enqueue(settings: Settings, url: str, keys: Keys, kind: Kind, spec: dict[str, Any], func: str,
+            *args: str) -> str:
+    """Create a run's record, then queue its job on the ``backtest`` queue (the API's runs and the manager's
+    periodic parity checks). RQ's client is synchronous and stores bytes: a connection of its own."""
+    from rq import Queue  # noqa: PLC0415 - only where runs are queued
+
+    from backend.src.core.keys import BACKTEST_QUEUE  # noqa: PLC0415
+
+    r = connect(url)
+    rq_conn = connect(url, timeout=5.0, decode=False)
+    try:
+        run_id = RunStore(r, keys).create(kind, spec)
+        Queue(keys.queue(BACKTEST_QUEUE), connection=rq_conn).enqueue(
+            func, run_id, *args, job_id=keys.job_id("run", run_id), job_timeout=settings.job_timeout_s,
+            result_ttl=3600, failure_ttl=86_400)  # every RQ job: the one limit
+        return run_id
+    finally:
+        r.close()
+        rq_conn.close()
+
+
 def job_redis(settings: Settings) -> redis.Redis:
     """The Redis a dashboard job reports to: the one its worker was started with."""
     if settings.redis_url is None:

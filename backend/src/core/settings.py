@@ -144,8 +144,12 @@ class AlertSettings(BaseModel):
     # Notification webhooks (supervisor/notify.py): kind:url,... with kinds json and discord (a secret)
     notify_webhooks: SecretStr | None = None
     notify_events: str = ("fill,stop,crashed,failed,recovered,restarted,stalled,global_stop,config_rejected,"
-                          "retrain_failed,model_rejected,model_promoted")
+                          "parity_drift,retrain_failed,model_rejected,model_promoted")
     alert_window_s: float = Field(default=60.0, gt=0)
+    # The parity job (backend/ml/research/parity.py): an unexplained live-vs-backtest drift of at least this
+    # share of the symbol's equity (%) is alerted (0: never); the manager has every engine checked this often
+    parity_drift_pct: float = Field(default=0.5, ge=0, le=100)
+    parity_every_s: float = Field(default=3600.0, ge=0)  # 0: only on request
     alert_timeout_s: float = Field(default=5.0, gt=0)
 
     @field_validator("notify_webhooks")

@@ -43,6 +43,8 @@ ALERTED = {
     "retrain_failed": "❌ nightly retrain failed, production model untouched: {reason}",
     "model_rejected": "⚠️ new model {version} kept as a candidate: {reason}",
     "model_promoted": "🧠 model {version} promoted: {reason}",
+    "parity_drift": "🔍 {symbol}: live differs from its backtest by {amount} that no cause explains ({share} of the "
+                    "gap; alert at {threshold}) — /parity {symbol}",
 }
 GROUP = "alerts"
 MAX_RETRY_AFTER_S = 30.0

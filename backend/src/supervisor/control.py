@@ -123,7 +123,7 @@ class ControlPlane:
         # A file change is applied once the file has stopped changing for one check (1 s), and
         # only if two reads of it agree (config.read_settled): a writer mid-save is never applied.
         self.pending_fp = self.fingerprint
-        self._last = {"commands": 0.0, "file": 0.0}
+        self._last = {"commands": 0.0, "file": 0.0, "parity": time.monotonic()}
         self.replays: set[str] = set()  # engines started by ``replay``, not from the config
 
     def open(self) -> None:
@@ -157,8 +157,26 @@ class ControlPlane:
                     log.info("risk policy file changed; reloading")
                     with contextlib.suppress(UsageError):
                         self.policy.reload()
+            self.check_parity(now)
         except redis.RedisError as exc:
             log.debug("control plane waiting for redis: %s", exc)
+
+    def check_parity(self, now: float) -> None:
+        """Every ``LEVIBOT_PARITY_EVERY_S``: a parity run per engine on the workers (an unexplained drift is
+        alerted by the job); not without workers to run it."""
+        s = self.config_source.settings
+        if s is None or s.parity_every_s <= 0 or s.workers <= 0 or not s.redis_url \
+                or now - self._last["parity"] < s.parity_every_s:
+            return
+        self._last["parity"] = now
+        from backend.src.core.runs import enqueue  # noqa: PLC0415 - RQ's client, only when it is time
+
+        try:
+            for sym in sorted(set(self.m.configs()) - self.replays):
+                enqueue(s, s.redis_url, self.keys, "parity", {"symbol": sym, "scheduled": True},
+                        "backend.ml.research.parity.run_parity", sym)
+        except Exception:  # noqa: BLE001 - a check that cannot be queued is retried next time, never fatal
+            log.exception("parity checks not queued")
 
     def handle(self, cmd: Command) -> None:
         now = self.clock()

@@ -285,3 +285,31 @@ def test_a_webhook_engine_shows_the_signals_it_was_sent(dashboard: Callable[...,
     assert XSS in d.page.inner_text("#signals") and d.page.evaluate("window.__xss") is None
     d.shot("symbol_signals")
     assert d.csp_violations() == []
+
+
+def test_parity_page_attributes_a_planted_fee_change(dashboard: Callable[..., Dashboard], api_token: str,
+                                                     data_dir: Path, engine_config: Path, r: redis.Redis,
+                                                     ns: str) -> None:
+    """A fee change mid-run (hot-reloaded): the backtester replays every session with today's fees, so the
+    fills made before the change differ by their fees — the page names the cause and its share."""
+    from backend.tests.integration.helpers import fills, state
+
+    d = dashboard(["BTCUSDT"], workers=1)
+    wait_for(lambda: len(fills(data_dir, "BTCUSDT")) >= 2, 40, what="two fills")
+    before = state(r, ns, "BTCUSDT").get("config_version")
+    time.sleep(1.1)  # mtime granularity
+    engine_config.write_text(engine_config.read_text() + "  fee_bps: 30\n")
+    wait_for(lambda: state(r, ns, "BTCUSDT").get("config_version") != before, 20, what="the new fees applied")
+    n = len(fills(data_dir, "BTCUSDT"))
+    wait_for(lambda: len(fills(data_dir, "BTCUSDT")) >= n + 2, 40, what="fills under the new fees")
+    d.open("/parity/BTCUSDT")
+    d.set_token(api_token)
+    d.page.click("#run-parity")
+    d.page.wait_for_selector("#parity-attribution", timeout=90_000)
+    text = d.page.inner_text("#parity-attribution")
+    assert "config change(s)" in d.page.inner_text("#parity-gap") and "1 config change" in text, text
+    rows = d.page.locator("#parity-attribution table").first.locator("tbody tr")
+    causes = [rows.nth(i).inner_text().split("\t")[0] for i in range(rows.count())]
+    assert "fees" in causes, text
+    d.shot("parity_attribution")
+    assert d.csp_violations() == []

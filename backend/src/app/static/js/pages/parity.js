@@ -1,10 +1,27 @@
-// Parity: the engine's session replayed through the backtester (an RQ job), trade by trade.
+// Parity: the engine's session replayed through the backtester (an RQ job), trade by trade, and the PnL gap
+// across its recorded sessions attributed to causes (decision and why, timing, price, fees, size, funding).
 import { get, post } from "../api.js";
-import { el, clear, fmt, table } from "../dom.js";
+import { el, clear, fmt, cls, table } from "../dom.js";
 import { toast } from "../ui.js";
 
 function side(s) {
   return s ? `${s.side} ${fmt.qty(s.qty)} @ ${fmt.qty(s.price)} (slip ${s.slippage_bps === null ? "–" : fmt.num(s.slippage_bps, 2)} bps)` : "—";
+}
+
+function attribution(a) {
+  const share = (c) => (c.share === null ? "–" : fmt.pct(c.share, 0));
+  const out = el("div", { id: "parity-attribution" },
+    el("h2", { text: "Why the PnL differs" }),
+    el("p", { id: "parity-gap", text: `Over ${a.sessions} session(s) — ${a.restarts} restart(s), ${a.config_changes} config change(s), ${a.candles} candles${a.missing ? `, ${a.missing} missing from the engine's record` : ""} — the engine made ${fmt.signed(a.engine_pnl)}, the backtester ${fmt.signed(a.backtest_pnl)}: a gap of ${fmt.signed(a.gap)} (explained ${fmt.signed(a.explained)}, unexplained ${fmt.signed(a.unexplained)}).` }));
+  if (!a.causes.length) { out.append(el("p", { class: "ok", text: "No difference to explain." })); return out; }
+  out.append(table([{ label: "cause", value: (c) => c.cause + (c.unexplained ? " (unexplained)" : "") },
+    { label: "amount", num: true, value: (c) => fmt.signed(c.amount), cls: (c) => cls(c.amount) },
+    { label: "share of the gap", num: true, value: share }, { label: "fills", num: true, value: (c) => String(c.fills) }],
+  a.causes, (c) => ({ class: c.unexplained ? "diff" : "" })),
+  el("h2", { text: "Per fill" }),
+  el("div", { class: "scroll" }, table([{ label: "candle", value: (x) => fmt.time(x.candle_ts) }, { label: "cause", value: (x) => x.cause },
+    { label: "why", value: (x) => x.why }, { label: "amount", num: true, value: (x) => fmt.signed(x.amount), cls: (x) => cls(x.amount) }], a.rows)));
+  return out;
 }
 
 function show(box, r) {
@@ -18,6 +35,7 @@ function show(box, r) {
     table([{ label: "candle", value: (x) => fmt.time(x.candle_ts) }, { label: "engine", value: (x) => side(x.engine) },
       { label: "backtest", value: (x) => side(x.backtest) }, { label: "differs in", value: (x) => x.differs.join(", ") || "—" }],
     res.rows, (x) => ({ class: x.differs.length ? "diff" : "" })));
+  if (res.attribution) box.append(attribution(res.attribution));
 }
 
 export async function render(main, live, symbol) {
