@@ -67,7 +67,7 @@ def ask(api: BotApi, text: str, chat: int = DESK, user: int = ADMIN, n: int = 1,
 
 def replies(api: BotApi, chat: int) -> list[dict[str, Any]]:
     """What the bot said in a chat: messages and photos (not edits, not the manager's alerts)."""
-    alert = re.compile(r"^(💥|🛑|✅ \S+ recovered|⏸|🚨 GLOBAL STOP:|⚠️|❌ nightly|🧠)")
+    alert = re.compile(r"^(💥|🛑|✅ \S+ recovered|⏸|🚨 GLOBAL STOP:|⚠️|❌ nightly|🧠|🔍)")
     return [m for m in api.to(chat) if m["method"] != "editMessageText" and not alert.match(m["text"])]
 
 
@@ -94,6 +94,9 @@ def test_reads_answer_the_allowed_chats(fleet: ManagerProc, api: BotApi, data_di
     assert strat["text"].startswith("BTCUSDT: sma_crossover") and "fast=2" in strat["text"]
     assert ask(api, "/strategy")[0]["text"].count("sma_crossover") == 2
     assert "Production model: none" in ask(api, "/model")[0]["text"]
+    (par,) = ask(api, "/parity btcusdt", timeout=60)  # the replay and its attribution, in the bot's thread
+    assert par["text"].startswith("BTCUSDT: latest session") and "gap" in par["text"], par["text"]
+    assert ask(api, "/parity NOPE")[0]["text"].startswith("usage: /parity SYMBOL")
     time.sleep(1.5)  # a few candles traded, so the day has opened and equity has moved
     text, photo = ask(api, "/pnl 7d", n=2)
     assert text["text"].startswith("PnL 7d (USD total") and "BTCUSDT:" in text["text"]
