@@ -215,3 +215,36 @@ def run_parity(run_id: str, symbol: str) -> None:
         store.finish(run_id, report(symbol, settings, r))
     except Exception as exc:  # noqa: BLE001 - the run's record shows what went wrong
         store.fail(run_id, f"{type(exc).__name__}: {exc}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m backend.ml.parity SYMBOL [--ohlcv FILE] [--json]``: the replay and its attribution, as the
+    Parity page shows them, from the data dir and Redis (``--ohlcv``: the market's candles for the span);
+    exit 2 and one line on bad input."""
+    import argparse  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    import redis  # noqa: PLC0415
+
+    from backend.ml.research.attribution import summary  # noqa: PLC0415
+    from backend.src.core.errors import EXIT_USAGE  # noqa: PLC0415
+    from backend.src.core.redis_launcher import discover_url  # noqa: PLC0415
+    from backend.src.core.redis_url import connect  # noqa: PLC0415
+    from backend.src.core.settings import cli_path  # noqa: PLC0415
+    from backend.src.market.candles import load_candles  # noqa: PLC0415
+
+    ap = argparse.ArgumentParser(prog="python -m backend.ml.parity",
+                                 description="Why an engine's PnL differs from its backtest, cause by cause.")
+    ap.add_argument("symbol", help="e.g. BTCUSDT")
+    ap.add_argument("--ohlcv", type=cli_path, default=None, help="the market's candle file for the span")
+    ap.add_argument("--json", action="store_true", help="the whole result as JSON")
+    args = ap.parse_args(argv)
+    try:
+        settings = Settings()
+        market = load_candles(args.ohlcv)[0] if args.ohlcv is not None else None
+        out = report(args.symbol.upper(), settings, connect(discover_url(settings), timeout=5.0), market)
+    except (ValueError, OSError, redis.RedisError) as exc:
+        print(f"parity: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(out, indent=1, default=float) if args.json else "\n".join(summary(out)))
+    return 0

@@ -11,9 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from backend.src.core.settings_outside import OutsideSettings
 from backend.src.core.settings_redis import RedisSettings
-from backend.src.core.signals import parse_sources
-from backend.src.core.webhooks import parse_webhooks
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_DATA_DIR = REPO_ROOT / "backend" / "data"
@@ -110,17 +109,6 @@ class ApiSettings(BaseModel):
     api_body_timeout_s: float = Field(default=10.0, gt=0, le=600)  # a body sent slower than this: 408
     command_max_age_s: float = Field(default=300.0, gt=0)
     api_cache_s: float = Field(default=0.1, ge=0)  # /engines/status body shared for this long
-    # POST /signals/{symbol} (core/signals.py): name=kind:secret,... (kinds hmac, tradingview); unset: off
-    signal_secrets: SecretStr | None = None
-    signal_max_age_s: float = Field(default=60.0, gt=0, le=3600)  # a signal's ts this far from now: 409
-    signal_rate_per_min: int = Field(default=600, ge=1, le=1_000_000)  # per source; over it: 429
-
-    @field_validator("signal_secrets")
-    @classmethod
-    def _signal_secrets(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None:
-            parse_sources(v.get_secret_value())
-        return v
 
 
 class AlertSettings(BaseModel):
@@ -141,23 +129,8 @@ class AlertSettings(BaseModel):
     telegram_webhook_listen: str = "127.0.0.1"
     telegram_webhook_port: int = Field(default=8443, ge=1, le=65535)
     slack_webhook_url: SecretStr | None = None
-    # Notification webhooks (supervisor/notify.py): kind:url,... with kinds json and discord (a secret)
-    notify_webhooks: SecretStr | None = None
-    notify_events: str = ("fill,stop,crashed,failed,recovered,restarted,stalled,global_stop,config_rejected,"
-                          "parity_drift,retrain_failed,model_rejected,model_promoted")
     alert_window_s: float = Field(default=60.0, gt=0)
-    # The parity job (backend/ml/research/parity.py): an unexplained live-vs-backtest drift of at least this
-    # share of the symbol's equity (%) is alerted (0: never); the manager has every engine checked this often
-    parity_drift_pct: float = Field(default=0.5, ge=0, le=100)
-    parity_every_s: float = Field(default=3600.0, ge=0)  # 0: only on request
     alert_timeout_s: float = Field(default=5.0, gt=0)
-
-    @field_validator("notify_webhooks")
-    @classmethod
-    def _notify_webhooks(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None:
-            parse_webhooks(v.get_secret_value())
-        return v
 
     @field_validator("telegram_chat_id", "telegram_admins")
     @classmethod
@@ -319,7 +292,7 @@ Section = TypeVar("Section", bound=BaseModel)
 
 
 class Settings(BaseSettings, RedisSettings, StorageSettings, SupervisorSettings, EngineSettings, ApiSettings,
-               AlertSettings, AnalyticsSettings, ExchangeSettings, FeatureSettings, RetrainSettings):
+               AlertSettings, OutsideSettings, AnalyticsSettings, ExchangeSettings, FeatureSettings, RetrainSettings):
     """Every setting, one ``LEVIBOT_<FIELD>`` environment surface, built once per entry point and
     passed down. Each concern is its own model (the classes above: their fields, defaults,
     ranges and validators); ``settings.redis``, ``settings.supervisor`` and ``settings.retrain``

@@ -181,8 +181,10 @@ def test_backtest_and_parity_runs_through_rq_workers(manager_api: Callable[..., 
     par_id = httpx.post(url + "/engines/BTCUSDT/parity", headers=auth(api_token)).json()["id"]
     par = wait_for(lambda: (x := httpx.get(f"{url}/runs/{par_id}").json())["status"] in ("done", "error") and x, 90)
     out = par["result"]  # type: ignore[index]
-    assert out["sessions"] == 1 and out["fills_engine"] >= 2, out  # the file starts afresh at each start
-    assert out["differences"] == 0, out["rows"][:5]
+    assert out["sessions"] == 2 and out["fills_engine"] >= 2, out  # sessions are kept across restarts
+    assert out["differences"] == 0, out["rows"][:5]  # the latest session, from the journal the engine rebuilt from
+    a = out["attribution"]  # both sessions as one uninterrupted backtest: the restart counted, the gap explained
+    assert a["restarts"] == 1 and abs(sum(c["amount"] for c in a["causes"]) - a["gap"]) < 1e-6, a["causes"]
     assert httpx.get(url + "/runs/0123456789abcdef").status_code == 404
     assert httpx.get(url + "/runs/nothex").status_code == 422
 

@@ -14,8 +14,8 @@ def test_settings_sections_partition_one_flat_environment_surface(monkeypatch: p
     from backend.src.core import settings as mod
 
     sections = [mod.RedisSettings, mod.StorageSettings, mod.SupervisorSettings, mod.EngineSettings, mod.ApiSettings,
-                mod.AlertSettings, mod.AnalyticsSettings, mod.ExchangeSettings, mod.FeatureSettings,
-                mod.RetrainSettings]
+                mod.AlertSettings, mod.OutsideSettings, mod.AnalyticsSettings, mod.ExchangeSettings,
+                mod.FeatureSettings, mod.RetrainSettings]
     owners: dict[str, list[str]] = {}
     for cls in sections:
         for name in cls.model_fields:

@@ -21,7 +21,7 @@ def load(tmp_path: Path, body: str, symbol: str = "ETHUSDT") -> object:
 
 
 def test_every_registered_strategy_builds_from_its_defaults() -> None:
-    assert set(REGISTRY) == {"ensemble", "sma_crossover", "momentum", "ts_momentum", "buy_and_hold"}
+    assert set(REGISTRY) == {"ensemble", "sma_crossover", "momentum", "ts_momentum", "buy_and_hold", "webhook"}
     for name in REGISTRY:
         s = build_strategy(StrategyConfig(name=name))
         assert s.fingerprint, name
@@ -45,7 +45,7 @@ def test_a_symbol_naming_another_strategy_does_not_inherit_the_default_params(tm
 @pytest.mark.parametrize(("body", "message"), [
     ("defaults:\n  strategy: {name: sma_crosover}\n",
      "c.yaml: defaults.strategy.name: unknown strategy 'sma_crosover' (built in: buy_and_hold, ensemble, momentum, "
-     "sma_crossover, ts_momentum; installed: "),
+     "sma_crossover, ts_momentum, webhook; installed: "),
     ("symbols:\n  ETHUSDT:\n    strategy: {name: momentum, params: {lookbak: 5}}\n",
      "c.yaml: symbols.ETHUSDT.strategy.params.lookbak: unknown parameter of momentum (parameters: lookback, threshold, "
      "allow_short)"),
