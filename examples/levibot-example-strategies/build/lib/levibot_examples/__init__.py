@@ -1,1 +1,0 @@
-"""Example LeviBot strategy plugins (Strategy API version 1)."""
