@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,19 +13,6 @@ from backend.src.core.keys import Keys
 from backend.src.core.settings import Settings
 from backend.src.supervisor.alerts import AlertDispatcher, Deduplicator, SlackSink, TelegramSink, build_sinks, deliver
 from backend.tests.fakes.chat_servers import ChatServer
-
-
-@pytest.fixture
-def chat() -> Iterator[ChatServer]:
-    server = ChatServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=0.5) as c:
-        yield c
 
 
 def telegram(chat: ChatServer, client: httpx.Client) -> TelegramSink:

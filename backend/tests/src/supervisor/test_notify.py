@@ -6,7 +6,7 @@ timeouts are retried with back-off; what never gets through is a dead letter, co
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -25,19 +25,6 @@ from backend.tests.fakes.chat_servers import ChatServer
 EVENTS = frozenset({"fill", "stop", "crashed", "model_promoted"})
 FILL = {"type": "fill", "symbol": "BTCUSDT", "side": "buy", "qty": "0.01", "price": "65000", "fee": "0.65",
         "reason": "sma cross", "position": "0.01", "candle_ts": "1", "order_id": "o1", "at": "1"}
-
-
-@pytest.fixture
-def chat() -> Iterator[ChatServer]:
-    server = ChatServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=0.5) as c:
-        yield c
 
 
 def notifier(chat: ChatServer, client: httpx.Client, r: redis.Redis, ns: str, kind: str,
