@@ -29,6 +29,7 @@ from backend.src.trading.strategies.base import Strategy
 
 GROUP = "levibot.strategies"
 HASH_ATTR = "__levibot_hash__"
+PRELOAD_ENV = "LEVIBOT_PLUGIN_PRELOAD"  # the plugin modules the engines' forkserver imports (comma-separated)
 _SPEC = re.compile(PLUGIN_SPEC)
 
 
@@ -39,9 +40,6 @@ def entry_points() -> dict[str, str]:
 
 def file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
-PRELOAD_ENV = "LEVIBOT_PLUGIN_PRELOAD"  # the plugin modules the engines' forkserver imports (comma-separated)
 
 
 def module_of(spec: str) -> str:
