@@ -160,3 +160,24 @@ def test_the_real_command_names_the_candle(planted: str, tmp_path: Path) -> None
                          env={"PYTHONPATH": f"{REPO_ROOT}:{planted}", "PATH": "/usr/bin:/bin"})
     assert res.returncode == 1, res.stderr
     assert "look-ahead: candle" in res.stdout and "target = " in res.stdout
+
+
+def test_the_backtester_refuses_a_plugin_that_looks_ahead_unless_told_not_to_check(planted: str,
+                                                                                    tmp_path: Path) -> None:
+    d = tmp_path / "candles"
+    d.mkdir()
+    write_csv(d / "BTC_USDT-1h.csv", candles(500))
+    env = {"PYTHONPATH": f"{REPO_ROOT}:{planted}", "PATH": "/usr/bin:/bin", "LEVIBOT_DATA_DIR": str(tmp_path / "data")}
+
+    def backtest(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "backend.ml.research.backtest", "--ohlcv-dir", str(d),
+                               "--jobs", "1", "--out", str(tmp_path / "out"), *extra], capture_output=True, text=True,
+                              cwd=REPO_ROOT, timeout=120, check=False, env=env)
+
+    refused = backtest("--strategy", "plug_planted:Peek")
+    err = refused.stderr.strip().splitlines()
+    assert refused.returncode == 2 and len(err) == 1, refused.stderr
+    assert "strategy.python: plug_planted:Peek: FOUND" in err[0] and "look-ahead: candle" in err[0]
+    cfg = tmp_path / "unchecked.yaml"
+    cfg.write_text("defaults:\n  strategy: {python: 'plug_planted:Peek', check: false}\n")
+    assert backtest("--strategy", "plug_planted:Peek", "--engine-config", str(cfg)).returncode == 0
