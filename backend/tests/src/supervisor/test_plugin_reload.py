@@ -115,3 +115,29 @@ def test_a_plugin_is_refused_reloaded_and_contained(redis_server, ns: str, data_
         assert len(log_lines(data_dir, "raised on candle")) == 1, "logged once"
     finally:
         assert m.stop() == 0
+
+
+def test_a_plugin_is_imported_once_in_the_forkserver_not_per_engine_start(redis_server, ns: str, data_dir: Path,
+                                                                          r: redis.Redis, tmp_path: Path) -> None:
+    import os  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    from backend.tests.integration.helpers import running_pid  # noqa: PLC0415
+
+    log = tmp_path / "imports.log"
+    (tmp_path / "plug_once.py").write_text(f"import os\nopen({str(log)!r}, 'a').write(f'{{os.getpid()}}\\n')\n"
+                                           + PLUGIN)
+    cfg = tmp_path / "fleet.yaml"
+    cfg.write_text("defaults:\n  strategy: {python: 'plug_once:Flip'}\n  size_usd: 1000\n")
+    env = {**fast_env(redis_server.url, ns, data_dir), "PYTHONPATH": str(tmp_path)}
+    m = ManagerProc(["--symbols", "BTCUSDT,ETHUSDT", "--config", str(cfg)], env)
+    try:
+        pids = wait_running(r, ns, ["BTCUSDT", "ETHUSDT"])
+        os.kill(pids["BTCUSDT"], signal.SIGKILL)
+        wait_for(lambda: running_pid(r, ns, "BTCUSDT") not in (None, pids["BTCUSDT"]), 20, what="restarted")
+        engines = {*pids.values(), running_pid(r, ns, "BTCUSDT")}
+        importers = [int(x) for x in log.read_text().split()]
+        assert len(importers) == 2 and m.pid in importers, importers  # the manager (its check) and the forkserver
+        assert not engines & set(importers), "no engine start or restart imported it"
+    finally:
+        assert m.stop() == 0
