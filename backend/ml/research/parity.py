@@ -21,6 +21,7 @@ from typing import Any
 from backend.src.core.settings import Settings
 from backend.src.core.types import Candle
 from backend.src.models.backends import Backends
+from backend.src.trading.strategies.webhook import TargetLog
 from backend.src.venue.orders import Fill
 
 REL_TOL = 1e-9
@@ -107,8 +108,9 @@ def replay(symbol: str, settings: Settings, config_json: str, strategy_hash: str
         raise ValueError(f"symbol: {symbol} has traded no candles since it last started or changed config")
     cur = sessions[-1]
     cfg = SymbolConfig.model_validate_json(config_json)
-    strategy = build_strategy(cfg.strategy, settings.models_dir, backends=Backends.of(settings))
     entries = journal_entries(settings.journal_dir / f"{symbol}.jsonl")
+    strategy = build_strategy(cfg.strategy, settings.models_dir, backends=Backends.of(settings),
+                              signals=TargetLog(entries))
     journal = MemoryJournal()
     journal.entries = [e for e in entries if int(e.get("seq", 0)) <= cur.seq]
     journal.seq = cur.seq
@@ -150,7 +152,8 @@ def span(symbol: str, settings: Settings, cfg: Any, sessions: list[Any], entries
     journal = MemoryJournal()
     journal.entries = [e for e in entries if int(e.get("seq", 0)) <= first.seq]
     journal.seq = first.seq
-    strategy = build_strategy(cfg.strategy, settings.models_dir, backends=Backends.of(settings))
+    strategy = build_strategy(cfg.strategy, settings.models_dir, backends=Backends.of(settings),
+                              signals=TargetLog(entries))
     sim = simulate(symbol, cfg, strategy, candles, load_policy(settings.risk_policy), warmup=first.warmup,
                    journal=journal)
     after = [e for e in entries if int(e.get("seq", 0)) > first.seq and int(e.get("candle_ts", 0)) <= last]

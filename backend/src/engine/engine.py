@@ -37,6 +37,7 @@ from backend.src.engine.journal import FileJournal
 from backend.src.engine.risk_gate import RiskGate
 from backend.src.engine.sources import open_source
 from backend.src.engine.spec import EngineSpec
+from backend.src.engine.webhook_log import WebhookLog
 from backend.src.market import candle_log
 from backend.src.market.candles import CandleSource
 from backend.src.models.backends import Backends
@@ -84,7 +85,7 @@ class Engine:
             SentimentReader(r, self.keys, spec.symbol, max_age_s=3 * self.settings.news_interval_s),
             OnchainReader(r, self.keys, spec.symbol, max_age_s=3 * self.settings.onchain_interval_s))
         self.signals = SignalFeed(r, self.keys, spec.symbol, self.clock.time)  # a webhook engine's signals
-        self.signals.resume(self.journal.of_type("webhook_signal"))
+        self.webhook = WebhookLog(self.journal, self.signals)
         self.session = TradingSession(spec.symbol, cfg, self.journal, self.build(cfg.strategy), self.venue,
                                       source_id=spec.source.identity, sizer=self.gate.sizer, gate=self.gate)
         self.trader = self.session.trader
@@ -185,10 +186,11 @@ class Engine:
                                          reason=CARRIED_OVER_LIMIT)
             self.log.warning("carried position over a portfolio limit closed", extra={"fills": len(closed)})
             self.history.fills(closed, self.book.qty)
-        if self.config.strategy.name == "webhook":  # every signal taken since the last candle, journaled first
-            for sig in self.signals.poll():
-                self.journal.append(sig.entry(), gen=self.gen)
+        if self.config.strategy.name == "webhook":  # every signal taken since the last candle, before the decision
+            self.webhook.before(self.gen)
         fills = self.session.on_candle(candle, gen=self.gen, now=self.clock.time(), fence=self.check_fence)
+        if self.config.strategy.name == "webhook":
+            self.webhook.after(candle, self.session.signal, self.gen)
         self.history.candle(candle, self.book.qty, self.book.equity, self.clock.time(), self.session.signal,
                             self.session.strategy.model_version or "")
         self.history.fills(fills, self.book.qty)

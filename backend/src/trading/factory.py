@@ -25,7 +25,7 @@ from backend.src.trading.levilang.strategy import LeviStrategy
 from backend.src.trading.strategies.base import Strategy, fingerprint
 from backend.src.trading.strategies.baselines import BuyAndHold, Momentum, SmaCrossover, TsMomentum
 from backend.src.trading.strategies.ensemble import ModelWatcher, build_ml_strategy
-from backend.src.trading.strategies.webhook import WebhookStrategy
+from backend.src.trading.strategies.webhook import TargetLog, WebhookStrategy
 
 REGISTRY: dict[str, type[Strategy]] = {c.name: c for c in (ModelWatcher, SmaCrossover, Momentum, TsMomentum,
                                                             BuyAndHold, WebhookStrategy)}
@@ -98,10 +98,11 @@ def prepare_symbol(cfg: SymbolConfig, base_dir: Path) -> SymbolConfig:
 
 def build_strategy(cfg: StrategyConfig, models_root: Path | None = None,
                    extras: Callable[[], dict[str, float]] | None = None, backends: Backends = ONNX,
-                   signals: SignalFeed | None = None) -> Strategy:
+                   signals: SignalFeed | TargetLog | None = None) -> Strategy:
     """``ensemble``: the production model under ``models_root`` when there is one, else the SMA;
     ``extras`` supplies outside features (news score, on-chain, funding) for the latest candle;
-    ``backends``: what runs the model (the settings' choice); ``signals``: a ``webhook`` engine's signal feed."""
+    ``backends``: what runs the model (the settings' choice); ``signals``: a ``webhook`` engine's signal feed (or,
+    replaying one, its decisions from the journal)."""
     if cfg.levilang is not None:
         return LeviStrategy(compile_file(Path(cfg.levilang)), models_root=models_root, extras=extras,
                             backends=backends)
@@ -109,7 +110,8 @@ def build_strategy(cfg: StrategyConfig, models_root: Path | None = None,
     if cfg.python is not None:
         return build_plugin(cfg.python, params)
     if cfg.name == "webhook":
-        return WebhookStrategy(**params, feed=signals)
+        return WebhookStrategy(**params, feed=signals if isinstance(signals, SignalFeed) else None,
+                               replay=signals if isinstance(signals, TargetLog) else None)
     if cfg.name == "ensemble":
         return build_ml_strategy(params["fast"], params["slow"], models_root, extras, backends, params["allow_short"])
     return REGISTRY[cfg.name](**params)

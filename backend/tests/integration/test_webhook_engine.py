@@ -19,6 +19,7 @@ import httpx
 import pytest
 import redis
 
+from backend.src.core.settings import Settings
 from backend.src.core.signals import sign
 from backend.tests.conftest import ApiServer, ManagerProc, fast_env, wait_for
 from backend.tests.integration.helpers import journal_entries, running_pid, state, wait_running
@@ -89,6 +90,14 @@ def test_a_webhook_engine_trades_only_on_signed_fresh_unique_signals(
         changes = sum(1 for a, b in itertools.pairwise(seq) if a["target"] != b["target"])
         assert 2 <= n_orders <= changes + 1 and n_orders == len(orders(data_dir)), (n_orders, changes)
         assert float(state(r, ns, SYM)["position"]) > 0, "the last signal (1.0) holds"
+        # parity: the backtester trades the engine's journaled decisions again; execution alike, no difference
+        from backend.ml.research.parity import replay  # noqa: PLC0415
+
+        settings = Settings(data_dir=data_dir, risk_policy=env["LEVIBOT_RISK_POLICY"])  # type: ignore[arg-type]
+        wait_for(lambda: int(state(r, ns, SYM).get("candles", 0)) > 5, 10, what="the candle record flushed")
+        par = replay(SYM, settings, str(r.hget(f"{ns}config:{SYM}", "json")), "")
+        assert par["fills_engine"] >= 2 and par["differences"] == 0, par["rows"][:5]
+        assert par["attribution"]["causes"] == [] and par["attribution"]["unexplained"] == 0, par["attribution"]
 
         # kill -9: the restarted engine resumes from its journal, takes nothing twice
         os.kill(pid, signal.SIGKILL)
