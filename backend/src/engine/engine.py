@@ -172,7 +172,7 @@ class Engine:
             return ""
         return strategy_check.verdict(cfg, lambda: build_strategy(cfg, self.settings.models_dir,
                                                                   backends=Backends.of(self.settings)),
-                                      self.source, self.log)
+                                      self.source, self.log, self.settings.data_dir / "checks")
 
     # ------------------------------------------------------------------ trading
 

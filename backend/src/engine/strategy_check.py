@@ -5,13 +5,15 @@ At start, a finding is fatal (the engine fails with the finding as its reason: a
 position handled by ``on_failed``); on a hot reload it refuses the new version and the running one
 stays (``config_rejected``). A replay engine starting at its file's first candle has no history yet:
 it checks on the file's first candles (the strategy decides nothing from them; only it is compared with
-itself).
+itself). A version that passed is remembered by its fingerprint (``<data dir>/checks/``), so a restart — the
+watchdog's recovery — does not check the same code and parameters again.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from backend.src.core.config import StrategyConfig
 from backend.src.core.types import Candle
@@ -44,9 +46,13 @@ def run(make: Callable[[], Strategy], source: CandleSource) -> Report | None:
 
 
 def verdict(cfg: StrategyConfig, make: Callable[[], Strategy], source: CandleSource,
-            log: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> str:
+            log: logging.Logger | logging.LoggerAdapter[logging.Logger], checks_dir: Path) -> str:
     """Why the plugin may not trade ("" when it may), logged either way."""
     try:
+        passed = checks_dir / f"{make().fingerprint}.ok"
+        if passed.exists():
+            log.info("strategy checked before: this version passed (%s)", passed.name)
+            return ""
         rep = run(make, source)
     except Exception as exc:  # noqa: BLE001 - a plugin that raises is handled candle by candle (on_failed)
         log.warning("strategy check could not run (%s: %s); trading it unchecked", type(exc).__name__, exc)
@@ -56,5 +62,7 @@ def verdict(cfg: StrategyConfig, make: Callable[[], Strategy], source: CandleSou
         return ""
     if rep.ok:
         log.info("strategy checked: %s", rep.summary())
+        checks_dir.mkdir(parents=True, exist_ok=True)
+        passed.write_text(rep.summary() + "\n")
         return ""
     return rep.refusal(str(cfg.python))

@@ -139,5 +139,6 @@ def test_a_plugin_is_imported_once_in_the_forkserver_not_per_engine_start(redis_
         importers = [int(x) for x in log.read_text().split()]
         assert len(importers) == 2 and m.pid in importers, importers  # the manager (its check) and the forkserver
         assert not engines & set(importers), "no engine start or restart imported it"
+        wait_for(lambda: log_lines(data_dir, "strategy checked before"), 10, what="the restart's check remembered")
     finally:
         assert m.stop() == 0
