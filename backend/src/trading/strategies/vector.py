@@ -6,11 +6,11 @@ candle, in [-1, 1] (negative: short, perpetuals only; NaN: no opinion yet). Ever
 adds is an exposed indicator.
 
 An engine calls ``populate`` on its window after every candle and trades the last row's target. The
-backtester calls it once on the whole run (``precompute``) and reads each candle's row: a hundred
-times faster, and equal to the engine's way only when no row reads a later one (no ``shift(-1)``,
-no centred window, no whole-column normalisation) and ``warmup_candles`` rows are enough for every
-value. ``python -m backend.src.trading.check`` proves both on a candle file, and engines and the
-backtester run it on a plugin before trading it.
+backtester calls it once on the whole run (``precompute``) and reads each candle's row: some 270 times
+faster a candle (``python -m backend.scripts.bench_plugins``), and equal to the engine's way only when
+no row reads a later one (no ``shift(-1)``, no centred window, no whole-column normalisation) and
+``warmup_candles`` rows are enough for every value. ``python -m backend.src.trading.check`` proves both
+on a candle file, and engines and the backtester run it on a plugin before trading it.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def frame_of(candles: list[Candle]) -> pd.DataFrame:
 
 
 class VectorStrategy(Strategy):
-    """Subclass, set ``warmup_candles`` (the window ``populate`` sees) and write ``populate``."""
+    """Subclass, set ``warmup_candles`` (the window ``populate`` sees) and write ``populate``; the validated
+    parameters are ``self.params`` (an instance of the class's ``Params``)."""
 
     name = "vector"
     warmup_candles = 100
