@@ -5,9 +5,9 @@ STRATEGY: a built-in name, an installed plugin's name, a ``*.levi.yaml`` file or
 
 The strategy runs over the whole file the way the backtester runs it (``precompute`` on the whole run,
 then candle by candle): the reference. Then
-- **look-ahead**: the same over prefixes of the file (cut at ``cuts`` points): every decision up to a
-  cut must be what the whole file gave. A decision that changes when later candles are added read
-  them (a ``shift(-1)``, a centred window, a column normalised by its whole-file mean).
+- **look-ahead**: the same over prefixes of the file (cut at ``cuts`` points): every decision and every
+  exposed value up to a cut must be what the whole file gave. One that changes when later candles are
+  added read them (a ``shift(-1)``, a centred window, a column normalised by its whole-file mean).
 - **warm-up**: a fresh strategy restarted at ``restarts`` points the way an engine restarts (warmed on
   the ``warmup_candles`` before the point, then candle by candle, no ``precompute``): every decision and
   every exposed indicator value (``Strategy.indicators``) for ``span`` candles after the point must be
@@ -133,8 +133,12 @@ def check_strategy(make: Callable[[], Strategy], candles: Sequence[Candle], *, c
         part = run_whole(make, candles[:k])
         for i in range(k):
             rep.compared += 1
-            if not _same(ref[i][0], part[i][0], 1e-9):
-                rep.findings.append(Finding("look-ahead", i, candles[i].ts, "target", ref[i][0], part[i][0],
+            bad = [("target", ref[i][0], part[i][0])] if not _same(ref[i][0], part[i][0], 1e-9) else []
+            bad += [(name, v, part[i][1].get(name)) for name, v in ref[i][1].items()
+                    if not _same(v, part[i][1].get(name), tolerance)]
+            if bad:
+                name, a, b = bad[0]
+                rep.findings.append(Finding("look-ahead", i, candles[i].ts, name, a, b,
                                             f"with the file cut after candle #{k - 1}"))
                 break
     span = span or max(1, min(warm, 200))

@@ -166,3 +166,24 @@ def test_a_decision_nothing_explains_is_unexplained_drift(tmp_path: Path) -> Non
     out = attribution(tmp_path, without(entries, f))
     assert top(out)["cause"] == "decision" and top(out)["unexplained"] and top(out)["share"] == pytest.approx(1.0)
     assert out["unexplained"] == pytest.approx(out["gap"]) and out["explained"] == pytest.approx(0, abs=1e-9)
+
+
+def test_a_size_difference_within_the_exchange_step_is_rounding(tmp_path: Path) -> None:
+    stepped = CFG.model_copy(update={"step_size": 0.01})
+    sim = simulate(SYM, stepped, build_strategy(stepped.strategy), TRADED, load_policy(POLICY), warmup=WARM)
+    entries = sim.journal.entries
+    fills(entries)[5]["qty"] -= 0.005  # the engine's exchange rounded the other way
+    settings = write(tmp_path, entries, [("first", WARM, TRADED)])
+    out = replay(SYM, settings, stepped.model_dump_json(), "")["attribution"]
+    (row,) = out["rows"]
+    assert (row["cause"], row["why"]) == ("size", "rounding to the exchange's step")
+
+
+def test_a_fill_the_engine_refused_is_size_with_the_reason(tmp_path: Path) -> None:
+    entries = reference()
+    f = fills(entries)[9]
+    reject = {"seq": f["seq"], "gen": 1, "type": "reject", "id": "r1", "candle_ts": f["candle_ts"],
+              "reason": "min_notional: 4.2 USDT below the exchange's 5"}
+    out = attribution(tmp_path, [reject if e is f else e for e in entries])
+    assert top(out)["cause"] == "size" and top(out)["share"] == pytest.approx(1.0)
+    assert out["rows"][0]["why"] == "the engine refused it: min_notional: 4.2 USDT below the exchange's 5"

@@ -181,3 +181,18 @@ def test_a_replayed_perpetual_whose_funding_stops_short_is_refused_at_load(tmp_p
         f"{t0 + i * 28_800_000},0.0001\n" for i in range(5)))
     configs, _ = source.load()  # covered: found beside the candles, taken
     assert configs["BTCUSDT"].funding_file == str((tmp_path / "BTC_USDT-funding.csv").resolve())
+
+
+def test_the_manager_has_each_engine_checked_for_parity_on_its_workers(start_manager, r: redis.Redis,
+                                                                        ns: str) -> None:
+    start_manager(SYMS, workers=1, parity_every_s=2)
+    wait_running(r, ns, SYMS)
+
+    def checked() -> list[dict[str, str]]:
+        runs = [r.hgetall(f"{ns}run:{i}") for i in r.zrange(f"{ns}runs", 0, -1)]
+        return [x for x in runs if x.get("kind") == "parity" and x.get("status") == "done"]
+
+    wait_for(lambda: {json.loads(x["spec"])["symbol"] for x in checked()} >= set(SYMS), 90,
+             what="a scheduled parity run per engine, done on the worker")
+    result = json.loads(checked()[0]["result"])
+    assert json.loads(checked()[0]["spec"])["scheduled"] and "attribution" in result

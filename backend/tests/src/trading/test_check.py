@@ -53,6 +53,16 @@ class ShortEma(VectorStrategy):
         return frame
 
 
+class PeekIndicator(VectorStrategy):
+    """An honest target beside an exposed value normalised by the whole frame's mean: look-ahead in a value."""
+    warmup_candles = 30
+
+    def populate(self, frame):
+        frame["rel"] = frame["close"] / frame["close"].mean()
+        frame["target"] = (frame["close"] > frame["close"].rolling(20).mean()).astype(float)
+        return frame
+
+
 class CumVolume(Strategy):
     """An event-driven strategy whose exposed value depends on all history (a running sum)."""
     warmup_candles = 5
@@ -101,6 +111,8 @@ def test_a_planted_shift_minus_one_is_found_and_named(planted: str) -> None:
     assert f"(#{first.index}, ts {cs[first.index].ts})" in first.line() and "with the file cut after candle" in \
         first.line()
     assert check_strategy(maker("plug_planted:Honest", {}), cs).ok
+    value = [f for f in check_strategy(maker("plug_planted:PeekIndicator", {}), cs).findings if f.kind == "look-ahead"]
+    assert value and value[0].value == "rel", "an exposed value that reads later candles is look-ahead too"
 
 
 @pytest.mark.parametrize(("spec", "value"), [("plug_planted:ShortEma", "ema"),
