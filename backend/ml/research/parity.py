@@ -224,20 +224,19 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m backend.ml.parity SYMBOL [--ohlcv FILE] [--json]``: the replay and its attribution, as the
     Parity page shows them, from the data dir and Redis (``--ohlcv``: the market's candles for the span);
     exit 2 and one line on bad input."""
-    import argparse  # noqa: PLC0415
     import sys  # noqa: PLC0415
 
     import redis  # noqa: PLC0415
 
     from backend.ml.research.attribution import summary  # noqa: PLC0415
+    from backend.src.core.cli import OneLineParser  # noqa: PLC0415
     from backend.src.core.errors import EXIT_USAGE  # noqa: PLC0415
     from backend.src.core.redis_launcher import discover_url  # noqa: PLC0415
     from backend.src.core.redis_url import connect  # noqa: PLC0415
     from backend.src.core.settings import cli_path  # noqa: PLC0415
     from backend.src.market.candles import load_candles  # noqa: PLC0415
 
-    ap = argparse.ArgumentParser(prog="python -m backend.ml.parity",
-                                 description="Why an engine's PnL differs from its backtest, cause by cause.")
+    ap = OneLineParser(prog="parity", description="Why an engine's PnL differs from its backtest, cause by cause.")
     ap.add_argument("symbol", help="e.g. BTCUSDT")
     ap.add_argument("--ohlcv", type=cli_path, default=None, help="the market's candle file for the span")
     ap.add_argument("--json", action="store_true", help="the whole result as JSON")

@@ -20,7 +20,6 @@ it unless its config says ``check: false``.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import math
@@ -29,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backend.src.core.cli import OneLineParser
 from backend.src.core.config import StrategyConfig
 from backend.src.core.errors import EXIT_USAGE
 from backend.src.core.settings import cli_path
@@ -173,15 +173,21 @@ def maker(arg: str, params: dict[str, object], models_root: Path | None = None) 
     return lambda: build_strategy(cfg, models_root)
 
 
+def count(text: str) -> int:
+    n = int(text)
+    if n < 0:
+        raise ValueError(text)
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m backend.src.trading.check",
-                                 description="Look-ahead and warm-up checks of a strategy over a candle file.")
+    ap = OneLineParser(prog="check", description="Look-ahead and warm-up checks of a strategy over a candle file.")
     ap.add_argument("strategy", help="a built-in or installed name, a *.levi.yaml file or package.module:Class")
     ap.add_argument("--ohlcv", type=cli_path, required=True, help="a candle file (CSV or Parquet)")
     ap.add_argument("--params", default="{}", help="the strategy's parameters as JSON (built-ins and plugins)")
-    ap.add_argument("--last", type=int, default=3000, help="check the file's last N candles (default 3000; 0: all)")
-    ap.add_argument("--cuts", type=int, default=12, help="prefixes compared for look-ahead")
-    ap.add_argument("--restarts", type=int, default=8, help="restarts compared for the warm-up")
+    ap.add_argument("--last", type=count, default=3000, help="check the file's last N candles (default 3000; 0: all)")
+    ap.add_argument("--cuts", type=count, default=12, help="prefixes compared for look-ahead")
+    ap.add_argument("--restarts", type=count, default=8, help="restarts compared for the warm-up")
     ap.add_argument("--tolerance", type=float, default=1e-6, help="relative tolerance of indicator values")
     args = ap.parse_args(argv)
     try:
