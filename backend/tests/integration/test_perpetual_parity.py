@@ -70,6 +70,16 @@ def same(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1e-300)
 
 
+def assert_same_fills(sym: str, live: list[dict[str, object]], bt: list[dict[str, str]]) -> None:
+    """An engine's journaled fills and the backtester's ``fills.csv``, fill for fill."""
+    assert len(live) == len(bt), f"{sym}: engine {len(live)} fills, backtest {len(bt)}"
+    for a, b in zip(live, bt, strict=True):
+        assert (int(a["candle_ts"]), a["side"], a.get("reason", "")) == (  # type: ignore[call-overload]
+            int(b["candle_ts"]), b["side"], b["reason"]), (sym, a, b)
+        for k in ("qty", "price", "fee"):
+            assert same(float(a[k]), float(b[k])), (sym, k, a[k], b[k])  # type: ignore[arg-type]
+
+
 def test_perpetual_engines_and_the_backtester_agree_on_fills_funding_and_liquidations(
         redis_server, ns: str, data_dir: Path, r: redis.Redis, tmp_path: Path,
         start_manager: Callable[..., ManagerProc]) -> None:
@@ -98,12 +108,7 @@ def test_perpetual_engines_and_the_backtester_agree_on_fills_funding_and_liquida
         journal = journal_entries(data_dir, sym)
         live = [e for e in journal if e["type"] == "fill"]
         bt = read_csv(out / sym / "fills.csv")
-        assert len(live) == len(bt), f"{sym}: engine {len(live)} fills, backtest {len(bt)}"
-        for a, b in zip(live, bt, strict=True):
-            assert (int(a["candle_ts"]), a["side"], a.get("reason", "")) == (  # type: ignore[arg-type]
-                int(b["candle_ts"]), b["side"], b["reason"]), (sym, a, b)
-            for k in ("qty", "price", "fee"):
-                assert same(float(a[k]), float(b[k])), (sym, k, a[k], b[k])  # type: ignore[arg-type]
+        assert_same_fills(sym, live, bt)
         paid = [e for e in journal if e["type"] == "funding"]
         bt_paid = read_csv(out / sym / "funding.csv")
         assert len(paid) == len(bt_paid), f"{sym}: engine {len(paid)} funding payments, backtest {len(bt_paid)}"

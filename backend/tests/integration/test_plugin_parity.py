@@ -17,7 +17,7 @@ import redis
 from backend.src.core.settings import REPO_ROOT
 from backend.tests.conftest import ManagerProc, fast_env
 from backend.tests.integration.helpers import journal_entries, replay_all
-from backend.tests.integration.test_perpetual_parity import read_csv, same, write_candles
+from backend.tests.integration.test_perpetual_parity import assert_same_fills, read_csv, write_candles
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 PLUGINS = {  # symbol -> (its config, the --strategy the backtest is given)
@@ -60,12 +60,8 @@ def test_the_example_plugins_trade_alike_in_engines_and_the_backtester(
         assert res.returncode == 0, res.stderr[-2000:]
         live = [e for e in journal_entries(data_dir, sym) if e["type"] == "fill"]
         bt = read_csv(out / sym / "fills.csv")
-        assert len(live) > 5 and len(live) == len(bt), f"{sym}: engine {len(live)} fills, backtest {len(bt)}"
-        for a, b in zip(live, bt, strict=True):
-            assert (int(a["candle_ts"]), a["side"], a.get("reason", "")) == (  # type: ignore[arg-type]
-                int(b["candle_ts"]), b["side"], b["reason"]), (sym, a, b)
-            for k in ("qty", "price", "fee"):
-                assert same(float(a[k]), float(b[k])), (sym, k, a[k], b[k])  # type: ignore[arg-type]
+        assert len(live) > 5, f"{sym}: {len(live)} fills"
+        assert_same_fills(sym, live, bt)
         pos = 0.0
         for f in live:
             pos += float(f["qty"]) * (1 if f["side"] == "buy" else -1)  # type: ignore[arg-type]
