@@ -26,12 +26,11 @@ class ZScoreReversion(VectorStrategy):
     Params = ZScoreParams
 
     def __init__(self, **params: object) -> None:
-        super().__init__(**params)
-        self.p = ZScoreParams.model_validate(params)
-        self.warmup_candles = self.p.lookback
+        super().__init__(**params)  # validates into self.params (a ZScoreParams)
+        self.warmup_candles = self.params.lookback  # the window populate sees
 
     def populate(self, frame: pd.DataFrame) -> pd.DataFrame:
-        roll = frame["close"].rolling(self.p.lookback)
-        frame["z"] = (frame["close"] - roll.mean()) / roll.std()
-        frame["target"] = np.round(np.clip(-frame["z"] / self.p.full_at, 0.0, 1.0) * 4) / 4
+        roll = frame["close"].rolling(self.params.lookback)
+        frame["z"] = (frame["close"] - roll.mean()) / roll.std()  # an exposed indicator
+        frame["target"] = np.round(np.clip(-frame["z"] / self.params.full_at, 0.0, 1.0) * 4) / 4
         return frame
