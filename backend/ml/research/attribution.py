@@ -16,6 +16,9 @@ what is not is **unexplained** — the drift the running engines are watched for
 
 from __future__ import annotations
 
+import bisect
+import itertools
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,8 +53,10 @@ class Context:
     step_size: float = 0.0
 
     def __post_init__(self) -> None:
-        steps = sorted(b.ts - a.ts for a, b in zip(self.candles, self.candles[1:], strict=False))
+        ts = [c.ts for c in self.candles]
+        steps = sorted(b - a for a, b in itertools.pairwise(ts))
         self.step = steps[len(steps) // 2] if steps else 60_000
+        self.gaps = [b for a, b in itertools.pairwise(ts) if b - a > 1.5 * self.step]  # candles after a hole
         self.stamps = {str(e["id"]): (str(e.get("strategy", "")), str(e.get("model", "")))
                        for e in self.journal if e["type"] == "order"}
         self.rejects = {int(e.get("candle_ts", 0)): str(e.get("reason", "")) for e in self.journal
@@ -60,9 +65,8 @@ class Context:
     def gap_before(self, ts: int) -> bool:
         """A candle missing from the engine's record within the warm-up before ``ts`` (its indicators saw
         one candle fewer until it left their window)."""
-        span = max(3, self.warmup) * self.step
-        before = [c.ts for c in self.candles if ts - span <= c.ts <= ts]
-        return any(b - a > 1.5 * self.step for a, b in zip(before, before[1:], strict=False))
+        i = bisect.bisect_left(self.gaps, ts - max(3, self.warmup) * self.step)
+        return i < len(self.gaps) and self.gaps[i] <= ts
 
     def why(self, ts: int, order_id: str = "") -> str:
         """Why a decision on candle ``ts`` can differ (``UNEXPLAINED`` when nothing explains it)."""
@@ -81,6 +85,7 @@ class Context:
 
 def pairs(engine: Sequence[Fill], backtest: Sequence[Fill], step: int) -> list[tuple[Fill | None, Fill | None]]:
     out: list[tuple[Fill | None, Fill | None]] = []
+    n_e, n_b = Counter((f.candle_ts, f.side) for f in engine), Counter((f.candle_ts, f.side) for f in backtest)
     i = j = 0
     while i < len(engine) or j < len(backtest):
         e = engine[i] if i < len(engine) else None
@@ -88,10 +93,10 @@ def pairs(engine: Sequence[Fill], backtest: Sequence[Fill], step: int) -> list[t
         if e is not None and b is not None and e.side == b.side and abs(e.candle_ts - b.candle_ts) <= \
                 TIMING_WINDOW * step:
             # a turn is two fills on one candle: pair each with the one of nearest size, the other is unpaired
-            if _closer(backtest, j, e, engine):
+            if _closer(backtest, j, e, n_b, n_e):
                 out.append((None, b))
                 j += 1
-            elif _closer(engine, i, b, backtest):
+            elif _closer(engine, i, b, n_e, n_b):
                 out.append((e, None))
                 i += 1
             else:
@@ -106,18 +111,15 @@ def pairs(engine: Sequence[Fill], backtest: Sequence[Fill], step: int) -> list[t
     return out
 
 
-def _closer(fills: Sequence[Fill], k: int, other: Fill, others: Sequence[Fill]) -> bool:
+def _closer(fills: Sequence[Fill], k: int, other: Fill, mine: Counter[tuple[int, str]],
+            theirs: Counter[tuple[int, str]]) -> bool:
     """The next fill after ``fills[k]``, on the same candle and side, matches ``other``'s size better, and
     that candle has more such fills here than on the other side (one side turned, the other only closed)."""
     if k + 1 >= len(fills):
         return False
     a, b = fills[k], fills[k + 1]
-    if b.candle_ts != a.candle_ts or b.side != a.side:
-        return False
-    def count(fs: Sequence[Fill]) -> int:
-        return sum(1 for f in fs if f.candle_ts == a.candle_ts and f.side == a.side)
-
-    return count(fills) > count(others) and abs(b.qty - other.qty) < abs(a.qty - other.qty)
+    key = (a.candle_ts, a.side)
+    return (b.candle_ts, b.side) == key and mine[key] > theirs[key] and abs(b.qty - other.qty) < abs(a.qty - other.qty)
 
 
 def _row(ts: int, cause: str, why: str, amount: float) -> dict[str, Any]:

@@ -104,9 +104,14 @@ def run_file(path: Path, args: Any, settings: Settings, out: Path) -> dict[str, 
     start = 0 if args.full else int(len(candles) * (1 - args.holdout))
     test, warm = candles[start:], candles[max(0, start - strategy.warmup_candles):start]
     if cfg.strategy.python is not None and cfg.strategy.check:  # a plugin is checked before it is traded
-        rep = check_strategy(lambda: build_strategy(cfg.strategy, settings.models_dir), candles[-CHECK_WINDOW:])
-        if not rep.ok:
-            raise UsageError(f"--strategy: {rep.refusal(cfg.strategy.python)}")
+        try:
+            rep = check_strategy(lambda: build_strategy(cfg.strategy, settings.models_dir), candles[-CHECK_WINDOW:])
+        except Exception as exc:  # noqa: BLE001 - as an engine: its errors are then met candle by candle (on_failed)
+            log.warning("%s: the check could not run (%s: %s); backtesting it unchecked", symbol,
+                        type(exc).__name__, exc)
+        else:
+            if not rep.ok:
+                raise UsageError(f"--strategy: {rep.refusal(cfg.strategy.python)}")
     if cfg.perpetual:  # nothing trades on a guessed funding rate
         gap = funding_rates(cfg).covers(test[0].ts, test[-1].ts)
         if gap:

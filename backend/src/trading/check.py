@@ -203,9 +203,14 @@ def main(argv: list[str] | None = None) -> int:
         if len(candles) < 2 * warm + 10:
             raise ValueError(f"--ohlcv: {len(candles)} candles; the check needs at least {2 * warm + 10} "
                              f"(twice the warm-up of {warm}, and some)")
-        report = check_strategy(make, candles, cuts=args.cuts, restarts=args.restarts, tolerance=args.tolerance)
     except (ValueError, OSError) as exc:
         print(f"check: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report = check_strategy(make, candles, cuts=args.cuts, restarts=args.restarts, tolerance=args.tolerance)
+    except Exception as exc:  # noqa: BLE001 - the strategy's own bug: one line, not a traceback
+        print(f"check: error: {args.strategy} raised {type(exc).__name__}: {str(exc)[:300]} while being run",
+              file=sys.stderr)
         return EXIT_USAGE
     for line in report.lines():
         print(line)

@@ -63,6 +63,11 @@ class PeekIndicator(VectorStrategy):
         return frame
 
 
+class Boom(Strategy):
+    def on_candle(self, candle):
+        raise KeyError("a bug")
+
+
 class CumVolume(Strategy):
     """An event-driven strategy whose exposed value depends on all history (a running sum)."""
     warmup_candles = 5
@@ -159,7 +164,8 @@ def test_the_command_exits_0_1_and_2(planted: str, tmp_path: Path, capsys: pytes
                       (["sma_crossover", "--ohlcv", str(tmp_path / "none.csv")], "--ohlcv: "),
                       (["sma_crossover", "--ohlcv", str(f), "--params", "[1]"], "--params: a JSON object"),
                       (["sma_crossover", "--ohlcv", str(f), "--params", '{"slow": 400}'], "--ohlcv: 500 candles"),
-                      (["no_such", "--ohlcv", str(f)], "strategy.name: unknown strategy 'no_such'")):
+                      (["no_such", "--ohlcv", str(f)], "strategy.name: unknown strategy 'no_such'"),
+                      (["plug_planted:Boom", "--ohlcv", str(f)], "plug_planted:Boom raised KeyError: 'a bug'")):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and msg in err[0], err
