@@ -127,16 +127,17 @@ def replay(symbol: str, settings: Settings, config_json: str, strategy_hash: str
                strategy_hash=strategy.fingerprint, engine_strategy_hash=strategy_hash,
                same_strategy=strategy.fingerprint == strategy_hash, sessions=len(sessions),
                position_at_start=round(held, 12))
-    out["attribution"] = span(symbol, settings, cfg, sessions, entries, market)
+    out["attribution"] = span(symbol, settings, cfg, sessions, entries, market, reuse=(cur, sim))
     return out
 
 
 def span(symbol: str, settings: Settings, cfg: Any, sessions: list[Any], entries: list[dict[str, Any]],
-         market: list[Candle] | None = None) -> dict[str, Any]:
+         market: list[Candle] | None = None, reuse: tuple[Any, Any] | None = None) -> dict[str, Any]:
     """Every session in the candle record as one uninterrupted backtest from the first one's journal state,
     against what the engine did across its restarts and config changes: the gap and its causes. With the
     market's candles (``market``: a downloaded or replayed file) the backtest trades every candle of the
-    span, so a candle the engine never got shows as the cause of what it decided after it."""
+    span, so a candle the engine never got shows as the cause of what it decided after it. ``reuse``: the latest
+    session and its replay, which is this backtest when that session is the only one (not run twice)."""
     from backend.ml.research.attribution import Context, attribute  # noqa: PLC0415
     from backend.risk.policy import load_policy  # noqa: PLC0415
     from backend.src.trading.factory import build_strategy  # noqa: PLC0415
@@ -149,13 +150,16 @@ def span(symbol: str, settings: Settings, cfg: Any, sessions: list[Any], entries
     last = seen[-1].ts
     within = [c for c in market or [] if seen[0].ts <= c.ts <= last]
     candles = within if {c.ts for c in seen} <= {c.ts for c in within} else seen  # another timeframe: not used
-    journal = MemoryJournal()
-    journal.entries = [e for e in entries if int(e.get("seq", 0)) <= first.seq]
-    journal.seq = first.seq
     strategy = build_strategy(cfg.strategy, settings.models_dir, backends=Backends.of(settings),
                               signals=TargetLog(entries))
-    sim = simulate(symbol, cfg, strategy, candles, load_policy(settings.risk_policy), warmup=first.warmup,
-                   journal=journal)
+    if reuse is not None and reuse[0] is first and candles == first.traded:
+        sim = reuse[1]
+    else:
+        journal = MemoryJournal()
+        journal.entries = [e for e in entries if int(e.get("seq", 0)) <= first.seq]
+        journal.seq = first.seq
+        sim = simulate(symbol, cfg, strategy, candles, load_policy(settings.risk_policy), warmup=first.warmup,
+                       journal=journal)
     after = [e for e in entries if int(e.get("seq", 0)) > first.seq and int(e.get("candle_ts", 0)) <= last]
     engine = [Fill.from_entry(e) for e in after if e["type"] == "fill"]
     paid = sum(float(e["amount"]) for e in after if e["type"] == "funding")
@@ -175,6 +179,7 @@ def report(symbol: str, settings: Settings, r: Any, market: list[Candle] | None 
     market's candles from the data dir's OHLCV folder when it has the symbol (unless ``market`` is given).
     An unexplained drift of at least ``LEVIBOT_PARITY_DRIFT_PCT`` of the symbol's equity raises a
     ``parity_drift`` event (alerted)."""
+    from backend.src.core.config import SymbolConfig  # noqa: PLC0415
     from backend.src.core.keys import Keys  # noqa: PLC0415
 
     keys = Keys(settings.namespace)
@@ -186,7 +191,7 @@ def report(symbol: str, settings: Settings, r: Any, market: list[Candle] | None 
         market = market_candles(settings, symbol)
     out = replay(symbol, settings, str(config_json), str(state.get("strategy_hash", "")), market)
     a = out["attribution"]
-    equity = float(state.get("equity") or 0) or 10_000.0
+    equity = float(state.get("equity") or 0) or SymbolConfig.model_validate_json(str(config_json)).initial_equity
     a["drift_threshold"] = settings.parity_drift_pct / 100 * equity
     if settings.parity_drift_pct > 0 and abs(a["unexplained"]) >= a["drift_threshold"]:
         r.xadd(keys.events, {"type": "parity_drift", "symbol": symbol, "amount": f"{a['unexplained']:+.2f}",

@@ -36,7 +36,7 @@ from backend.src.market.candles import load_candles, symbol_of_file
 from backend.src.market.perpetual import funding_beside, funding_rates
 from backend.src.models.backends import Backends
 from backend.src.trading.check import CHECK_WINDOW, check_strategy
-from backend.src.trading.factory import build_strategy, prepare, prepare_symbol
+from backend.src.trading.factory import build_strategy, from_argument, prepare_symbol
 from backend.src.trading.simulator import SimResult, round_trips, simulate
 from backend.src.trading.strategies.baselines import BuyAndHold
 
@@ -46,14 +46,9 @@ log = logging.getLogger(__name__)
 def strategy_config(arg: str, base: StrategyConfig) -> StrategyConfig:
     """``--strategy``: a LeviLang file, a plugin class (``package.module:ClassName``) or a registered or
     installed name (its params from the engine config when it names the same strategy)."""
+    same = arg in (base.name, base.python)
     try:
-        if arg.endswith((".yaml", ".yml")) or Path(arg).is_file():
-            cfg = StrategyConfig(levilang=arg)
-        elif ":" in arg:
-            cfg = StrategyConfig(python=arg, params=base.params if base.python == arg else {}, check=base.check)
-        else:
-            cfg = StrategyConfig(name=arg, params=base.params if base.name == arg else {})
-        return prepare(cfg, Path.cwd())
+        return from_argument(arg, base.params if same else {}, base.check if same else True)
     except ValueError as exc:
         raise UsageError(f"--strategy: {exc}") from exc
 

@@ -169,10 +169,7 @@ class Deduplicator:
         self.windows[key] = Window(now)
         return _fmt(template, event)
 
-    def due(self, now: float) -> list[str]:
-        return [text for text, _ in self.due_events(now)]
-
-    def due_events(self, now: float) -> list[tuple[str, dict[str, str]]]:
+    def due(self, now: float) -> list[tuple[str, dict[str, str]]]:
         """The summaries of closed windows, each with the latest event it folds in."""
         out = []
         for key, win in list(self.windows.items()):
@@ -243,7 +240,7 @@ class AlertDispatcher(threading.Thread):
                     for n in self.notifiers:
                         n.offer(event)
                 self.r.xack(stream, GROUP, msg_id)
-        for text, event in self.dedup.due_events(self.clock()):
+        for text, event in self.dedup.due(self.clock()):
             self.broadcast(text, event)
 
     def broadcast(self, text: str, event: dict[str, str] | None = None) -> None:

@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backend.src.core.cli import OneLineParser
-from backend.src.core.config import StrategyConfig
 from backend.src.core.errors import EXIT_USAGE
 from backend.src.core.settings import cli_path
 from backend.src.core.types import Candle
 from backend.src.market.candles import load_candles
+from backend.src.trading.factory import build_strategy, from_argument
 from backend.src.trading.strategies.base import Strategy
 
 CHECK_WINDOW = 2000  # the candles a backtest checks a plugin on (its file's last ones)
@@ -160,15 +160,7 @@ def check_strategy(make: Callable[[], Strategy], candles: Sequence[Candle], *, c
 
 def maker(arg: str, params: dict[str, object], models_root: Path | None = None) -> Callable[[], Strategy]:
     """A fresh-strategy factory for a STRATEGY argument (ValueError naming what is wrong)."""
-    from backend.src.trading.factory import build_strategy, prepare  # noqa: PLC0415 - the factory imports this module
-
-    if arg.endswith((".yaml", ".yml")) or Path(arg).is_file():
-        cfg = StrategyConfig(levilang=arg)
-    elif ":" in arg:
-        cfg = StrategyConfig(python=arg, params=params)
-    else:
-        cfg = StrategyConfig(name=arg, params=params)
-    cfg = prepare(cfg, Path.cwd())
+    cfg = from_argument(arg, params)
     build_strategy(cfg, models_root)  # fails here, once, rather than in every run
     return lambda: build_strategy(cfg, models_root)
 

@@ -77,6 +77,16 @@ def _prepared(cfg: StrategyConfig, base_dir: Path) -> tuple[StrategyConfig, Comp
     return cfg.model_copy(update={"levilang": str(path.resolve()), "source_hash": compiled.source_hash}), compiled
 
 
+def from_argument(arg: str, params: dict[str, object] | None = None, check: bool = True) -> StrategyConfig:
+    """A command line's STRATEGY, prepared: a ``*.levi.yaml`` file, a plugin class (``package.module:Class``) or a
+    built-in or installed name (ValueError naming what is wrong)."""
+    if arg.endswith((".yaml", ".yml")) or Path(arg).is_file():
+        return prepare(StrategyConfig(levilang=arg), Path.cwd())
+    if ":" in arg:
+        return prepare(StrategyConfig(python=arg, params=params or {}, check=check), Path.cwd())
+    return prepare(StrategyConfig(name=arg, params=params or {}), Path.cwd())
+
+
 def prepare_symbol(cfg: SymbolConfig, base_dir: Path) -> SymbolConfig:
     """A loaded symbol config, checked beyond its fields: the strategy (``prepare``), shorts only where the
     market can be sold short, a funding file read whole (gaps, NaN) — ValueError naming the field."""

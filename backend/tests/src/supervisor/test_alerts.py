@@ -73,7 +73,7 @@ def test_crash_loop_is_one_alert_then_one_summary() -> None:
     assert d.offer({"type": "crashed", "symbol": "ETHUSDT", "reason": "x"}, now=10) is not None
     assert d.offer({"type": "hung", "symbol": "BTCUSDT"}, now=10) is None, "not an alerted event"
     assert d.due(now=59) == []
-    (summary,) = [s for s in d.due(now=61) if "BTCUSDT" in s]
+    (summary,) = [s for s, _ in d.due(now=61) if "BTCUSDT" in s]
     assert "killed #49" in summary and "+49 more 'crashed' alerts for BTCUSDT" in summary
     assert d.offer({"type": "crashed", "symbol": "BTCUSDT", "reason": "again"}, now=200) is not None
 
