@@ -139,11 +139,11 @@ class SignalFeed:
             return []
         out = []
         for sid, fields in rows:  # type: ignore[union-attr]
+            self.last_id = str(sid)  # past an entry that is not ours too: it is never read again
             try:
                 out.append(OutsideSignal.of(str(sid), {str(k): v for k, v in fields.items()}))  # type: ignore[union-attr]
             except (KeyError, ValueError):
                 continue  # the API writes every field; anything else in the stream is not ours
-            self.last_id = str(sid)
         if out:
             self.latest = out[-1]
         return out
